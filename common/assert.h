@@ -12,7 +12,6 @@
 
 _Noreturn void moor_assert_fail(const char *expr, const char *file, int line);
 
-#define MOOR_ASSERT(expr)                                                                      \
-	((expr) ? (void)0 : moor_assert_fail(#expr, __FILE__, __LINE__))
+#define MOOR_ASSERT(expr) ((expr) ? (void)0 : moor_assert_fail(#expr, __FILE__, __LINE__))
 
 #endif

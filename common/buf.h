@@ -31,9 +31,11 @@ int moor_buf_append_be32(struct moor_buf *b, uint32_t v);
 int moor_buf_append_be64(struct moor_buf *b, uint64_t v);
 int moor_buf_append_le32(struct moor_buf *b, uint32_t v);
 int moor_buf_append_le64(struct moor_buf *b, uint64_t v);
-int moor_buf_printf(struct moor_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static inline void moor_buf_reset(struct moor_buf *b) { b->len = 0; }
+int moor_buf_printf(struct moor_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline void moor_buf_reset(struct moor_buf *b)
+{
+	b->len = 0;
+}
 
 /* Byte-order helpers for fixed-width fields in disk and wire formats. */
 static inline void moor_put_be64(unsigned char *p, uint64_t v)

@@ -12,8 +12,8 @@ const char *moor_strerror(int code)
 	switch (code) {
 	case 0:
 		return "success";
-#define MOOR_ERR_MSG(name, value, msg)                                                        \
-	case value:                                                                            \
+#define MOOR_ERR_MSG(name, value, msg) \
+	case value:                    \
 		return msg;
 		MOOR_ERRORS(MOOR_ERR_MSG)
 #undef MOOR_ERR_MSG
@@ -30,8 +30,8 @@ const char *moor_errname(int code)
 	switch (code) {
 	case 0:
 		return "OK";
-#define MOOR_ERR_NAME(name, value, msg)                                                       \
-	case value:                                                                            \
+#define MOOR_ERR_NAME(name, value, msg) \
+	case value:                     \
 		return #name;
 		MOOR_ERRORS(MOOR_ERR_NAME)
 #undef MOOR_ERR_NAME

@@ -7,7 +7,7 @@
 #include <string.h>
 
 void moor_logv(const struct moor_logger *lg, enum moor_log_level level, const char *module,
-	       const char *fmt, va_list ap)
+               const char *fmt, va_list ap)
 {
 	char buf[1024];
 
@@ -18,7 +18,7 @@ void moor_logv(const struct moor_logger *lg, enum moor_log_level level, const ch
 }
 
 void moor_log(const struct moor_logger *lg, enum moor_log_level level, const char *module,
-	      const char *fmt, ...)
+              const char *fmt, ...)
 {
 	va_list ap;
 

@@ -21,7 +21,7 @@ enum moor_log_level {
 
 /* The sink. `msg` is formatted already and lives only during the call. */
 typedef void (*moor_log_fn)(void *ctx, enum moor_log_level level, const char *module,
-			    const char *msg);
+                            const char *msg);
 
 struct moor_logger {
 	moor_log_fn fn;
@@ -32,10 +32,10 @@ struct moor_logger {
 /* Format and hand to the sink when level >= min_level. `lg` may be NULL.
  * Messages longer than 1 KiB are truncated. */
 void moor_log(const struct moor_logger *lg, enum moor_log_level level, const char *module,
-	      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 void moor_logv(const struct moor_logger *lg, enum moor_log_level level, const char *module,
-	       const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+               const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
 
 /* "debug", "info", "warn", "error"; parse returns 0 or MOOR_EINVAL. */
 const char *moor_log_level_name(enum moor_log_level level);

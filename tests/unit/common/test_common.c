@@ -37,7 +37,7 @@ static void crc32c_hardware_and_table_agree_on_every_length_and_alignment(void *
 	for (size_t off = 0; off < 9; off++)
 		for (size_t len = 0; len + off <= sizeof data; len += 37)
 			assert_int_equal(moor_crc32c(7, data + off, len),
-					 moor_crc32c_sw(7, data + off, len));
+			                 moor_crc32c_sw(7, data + off, len));
 }
 
 static void crc32c_can_be_extended_piecewise(void **state)
@@ -48,7 +48,7 @@ static void crc32c_can_be_extended_piecewise(void **state)
 	(void)state;
 	for (size_t cut = 0; cut <= n; cut++)
 		assert_int_equal(moor_crc32c(moor_crc32c(0, s, cut), s + cut, n - cut),
-				 moor_crc32c(0, s, n));
+		                 moor_crc32c(0, s, n));
 }
 
 static void buf_grows_and_encodes_big_and_little_endian(void **state)
@@ -111,7 +111,7 @@ static void errors_have_names_and_messages_and_errno_falls_through(void **state)
 	(void)state;
 	assert_string_equal(moor_errname(MOOR_ECOMPACTED), "MOOR_ECOMPACTED");
 	assert_string_equal(moor_strerror(MOOR_ECOMPACTED),
-			    "mvcc: required revision has been compacted");
+	                    "mvcc: required revision has been compacted");
 	assert_string_equal(moor_errname(-ENOENT), "ENOENT");
 	assert_string_equal(moor_strerror(-ENOENT), strerror(ENOENT));
 	assert_string_equal(moor_strerror(-99999), "unknown error");
@@ -154,14 +154,14 @@ static void logger_filters_by_level_and_tolerates_null(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(crc32c_matches_the_published_check_value),
-		cmocka_unit_test(crc32c_hardware_and_table_agree_on_every_length_and_alignment),
-		cmocka_unit_test(crc32c_can_be_extended_piecewise),
-		cmocka_unit_test(buf_grows_and_encodes_big_and_little_endian),
-		cmocka_unit_test(buf_refuses_to_grow_past_its_cap_and_keeps_its_contents),
-		cmocka_unit_test(buf_reports_enomem_when_allocation_fails_and_leaks_nothing),
-		cmocka_unit_test(errors_have_names_and_messages_and_errno_falls_through),
-		cmocka_unit_test(logger_filters_by_level_and_tolerates_null),
+	    cmocka_unit_test(crc32c_matches_the_published_check_value),
+	    cmocka_unit_test(crc32c_hardware_and_table_agree_on_every_length_and_alignment),
+	    cmocka_unit_test(crc32c_can_be_extended_piecewise),
+	    cmocka_unit_test(buf_grows_and_encodes_big_and_little_endian),
+	    cmocka_unit_test(buf_refuses_to_grow_past_its_cap_and_keeps_its_contents),
+	    cmocka_unit_test(buf_reports_enomem_when_allocation_fails_and_leaks_nothing),
+	    cmocka_unit_test(errors_have_names_and_messages_and_errno_falls_through),
+	    cmocka_unit_test(logger_filters_by_level_and_tolerates_null),
 	};
 	return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }

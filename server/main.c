@@ -1,0 +1,113 @@
+/*
+ * moord: parse the configuration, open the data directory, serve, and stop
+ * cleanly on SIGTERM/SIGINT.
+ *
+ * Exit codes: 0 after a clean stop, 1 when it cannot start (data directory
+ * unusable or locked, port taken), 2 on a malformed command line.
+ */
+#include "server/server.h"
+
+#include "common/error.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static void srv_stop(struct srv_server *s, const char *why)
+{
+	if (s->stopping)
+		return;
+	s->stopping = 1;
+	moor_log(&s->log.logger, MOOR_LOG_INFO, "server", "stopping: %s", why);
+	if (s->client_http) {
+		srv_http_stop(s->client_http);
+		s->client_http = NULL;
+	}
+	uv_close((uv_handle_t *)&s->sig_term, NULL);
+	uv_close((uv_handle_t *)&s->sig_int, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	srv_stop(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+int main(int argc, char **argv)
+{
+	struct srv_server *s = calloc(1, sizeof *s);
+	char err[512] = "";
+	int rc;
+
+	if (!s)
+		return 1;
+	s->lock_fd = -1;
+	if (srv_config_parse(&s->cfg, argc, argv, environ, err, sizeof err) != 0) {
+		fprintf(stderr, "moord: %s\n", err);
+		free(s);
+		return 2;
+	}
+	if (s->cfg.help) {
+		srv_config_usage(stdout);
+		free(s);
+		return 0;
+	}
+	if (s->cfg.version) {
+		printf("moord %s (etcd API %s)\n", MOOR_VERSION, MOOR_ETCD_VERSION);
+		free(s);
+		return 0;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	srv_log_sink_init(&s->log, s->cfg.name, s->cfg.log_format, s->cfg.log_level, stderr);
+
+	rc = srv_data_dir_open(s->cfg.data_dir, &s->lock_fd, err, sizeof err);
+	if (rc) {
+		moor_log(&s->log.logger, MOOR_LOG_ERROR, "server", "cannot start: %s", err);
+		free(s);
+		return 1;
+	}
+	uv_loop_init(&s->loop);
+
+	struct srv_http_config hc = {
+	    .urls = &s->cfg.listen_client_urls,
+	    .max_body_bytes = (size_t)3 << 19, /* 1.5 MiB, etcd's --max-request-bytes */
+	    .connection_timeout_s = 0,
+	    .max_connections = 4096,
+	    .route = srv_route_client,
+	    .route_ctx = s,
+	    .logger = &s->log.logger,
+	};
+	rc = srv_http_start(&s->loop, &hc, &s->client_http, err, sizeof err);
+	if (rc) {
+		moor_log(&s->log.logger, MOOR_LOG_ERROR, "server", "cannot start: %s", err);
+		uv_run(&s->loop, UV_RUN_DEFAULT);
+		uv_loop_close(&s->loop);
+		close(s->lock_fd);
+		free(s);
+		return 1;
+	}
+	uv_signal_init(&s->loop, &s->sig_term);
+	uv_signal_init(&s->loop, &s->sig_int);
+	s->sig_term.data = s->sig_int.data = s;
+	uv_signal_start(&s->sig_term, on_signal, SIGTERM);
+	uv_signal_start(&s->sig_int, on_signal, SIGINT);
+
+	for (int i = 0; i < s->cfg.listen_client_urls.n; i++)
+		moor_log(&s->log.logger, MOOR_LOG_INFO, "server",
+		         "serving client requests on %s (port %u) data-dir=%s",
+		         s->cfg.listen_client_urls.url[i].text, srv_http_port(s->client_http, i),
+		         s->cfg.data_dir);
+
+	uv_run(&s->loop, UV_RUN_DEFAULT);
+	rc = uv_loop_close(&s->loop);
+	if (rc != 0)
+		moor_log(&s->log.logger, MOOR_LOG_WARN, "server", "loop closed with %s",
+		         uv_strerror(rc));
+	moor_log(&s->log.logger, MOOR_LOG_INFO, "server", "stopped");
+	close(s->lock_fd);
+	free(s);
+	return 0;
+}

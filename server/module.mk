@@ -1,0 +1,14 @@
+# server/: moord. Every server/*.c but main.c goes into libserver.a, so that
+# tests can link the pieces (config, http, codecs) without the daemon's main.
+server_SRCS := $(filter-out server/main.c,$(wildcard server/*.c))
+$(eval $(call module_lib,server,$(server_SRCS)))
+
+MOORD_LIBS := $(BUILD)/lib/libserver.a $(BUILD)/lib/libproto.a $(BUILD)/lib/libcommon.a
+MOORD_LDLIBS := -luv -lmicrohttpd -ljansson -lprotobuf-c -lrocksdb -lpthread
+BINS += $(BUILD)/bin/moord
+$(eval $(call link_bin,$(BUILD)/bin/moord,$(call objs,server/main.c) $(MOORD_LIBS),$(MOORD_LDLIBS)))
+
+SCRIPT_TESTS += tests/cluster/test_moord_start.sh
+.PHONY: test-server
+test-server: $(BUILD)/bin/moord
+	@BUILD=$(BUILD) tests/run.sh tests/cluster/test_moord_start.sh

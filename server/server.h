@@ -1,0 +1,34 @@
+/*
+ * The moord process: one libuv loop that owns the listeners, the timers and
+ * (as the node grows) the raft core and the peer connections. This header is
+ * server-internal (prefix srv_).
+ */
+#ifndef MOOR_SERVER_SERVER_H
+#define MOOR_SERVER_SERVER_H
+
+#include "server/config.h"
+#include "server/http.h"
+#include "server/log_sink.h"
+
+#include <uv.h>
+
+struct srv_server {
+	struct srv_config cfg;
+	struct srv_log_sink log;
+	uv_loop_t loop;
+	uv_signal_t sig_term, sig_int;
+	struct srv_http *client_http;
+	int lock_fd; /* flock on <data-dir>/moord.lock, held for the process's life */
+	int stopping;
+	int exit_code;
+};
+
+/* Checks and locks the data directory (created 0700 if missing). Returns 0,
+ * or a negative code with a message naming the directory and the cause in
+ * err (moord then exits 1). */
+int srv_data_dir_open(const char *dir, int *lock_fd, char *err, size_t errlen);
+
+/* The client-facing routes: health, version, and (later) the v3 API. */
+void srv_route_client(void *ctx, struct srv_req *req);
+
+#endif
