@@ -1,0 +1,126 @@
+/* Unit tests for moord's configuration: flags, environment, defaults, errors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "common/error.h"
+#include "server/config.h"
+
+#include <string.h>
+
+static int parse(struct srv_config *c, char **env, char *err, int argc, ...)
+{
+	char *argv[32] = {"moord"};
+	va_list ap;
+
+	va_start(ap, argc);
+	for (int i = 1; i <= argc; i++)
+		argv[i] = va_arg(ap, char *);
+	va_end(ap);
+	return srv_config_parse(c, argc + 1, argv, env, err, 256);
+}
+
+static void defaults_follow_etcd_and_derive_from_the_name(void **state)
+{
+	struct srv_config c;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(parse(&c, NULL, err, 2, "--name", "n1"), 0);
+	assert_string_equal(c.data_dir, "n1.moor");
+	assert_int_equal(c.listen_client_urls.n, 1);
+	assert_string_equal(c.listen_client_urls.url[0].host, "localhost");
+	assert_int_equal(c.listen_client_urls.url[0].port, 2379);
+	assert_int_equal(c.advertise_client_urls.url[0].port, 2379);
+	assert_int_equal(c.initial_cluster_n, 1);
+	assert_string_equal(c.initial_cluster[0].name, "n1");
+	assert_int_equal(c.initial_cluster[0].peer_urls.url[0].port, 2380);
+	assert_int_equal(c.initial_cluster_state, SRV_CLUSTER_NEW);
+	assert_int_equal(c.log_level, MOOR_LOG_INFO);
+}
+
+static void a_flag_wins_over_its_variable_which_wins_over_the_default(void **state)
+{
+	struct srv_config c;
+	char err[256];
+	char *env[] = {"MOOR_NAME=fromenv", "MOOR_DATA_DIR=/tmp/x", "OTHER=1", NULL};
+
+	(void)state;
+	assert_int_equal(parse(&c, env, err, 0), 0);
+	assert_string_equal(c.name, "fromenv");
+	assert_string_equal(c.data_dir, "/tmp/x");
+	assert_int_equal(parse(&c, env, err, 1, "--name=fromflag"), 0);
+	assert_string_equal(c.name, "fromflag");
+}
+
+static void initial_cluster_lists_members_and_their_urls(void **state)
+{
+	struct srv_config c;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(
+	    parse(&c, NULL, err, 4, "--name", "b", "--initial-cluster",
+	          "a=http://127.0.0.1:1,b=http://127.0.0.2:2,b=https://[::1]:3,c=http://"
+	          "h:4"),
+	    0);
+	assert_int_equal(c.initial_cluster_n, 3);
+	assert_string_equal(c.initial_cluster[1].name, "b");
+	assert_int_equal(c.initial_cluster[1].peer_urls.n, 2);
+	assert_string_equal(c.initial_cluster[1].peer_urls.url[1].host, "::1");
+	assert_int_equal(c.initial_cluster[1].peer_urls.url[1].tls, 1);
+}
+
+static void malformed_input_is_refused_with_a_message_naming_it(void **state)
+{
+	struct srv_config c;
+	char err[256];
+	char *env[] = {"MOOR_LOG_LEVEL=loud", NULL};
+
+	(void)state;
+	assert_int_equal(parse(&c, NULL, err, 1, "--bogus"), MOOR_EINVAL);
+	assert_non_null(strstr(err, "--bogus"));
+	assert_int_equal(parse(&c, NULL, err, 1, "--name"), MOOR_EINVAL);
+	assert_non_null(strstr(err, "needs a value"));
+	assert_int_equal(parse(&c, NULL, err, 2, "--listen-peer-urls", "http://h:99999"),
+	                 MOOR_EINVAL);
+	assert_int_equal(parse(&c, NULL, err, 2, "--initial-cluster", "=http://h:1"), MOOR_EINVAL);
+	assert_int_equal(parse(&c, NULL, err, 1, "positional"), MOOR_EINVAL);
+	assert_int_equal(parse(&c, env, err, 0), MOOR_EINVAL);
+	assert_non_null(strstr(err, "MOOR_LOG_LEVEL"));
+	assert_int_equal(parse(&c, NULL, err, 3, "--name", "x", "--initial-cluster=a=http://h:1"),
+	                 MOOR_EINVAL);
+	assert_non_null(strstr(err, "no member named"));
+}
+
+static void urls_are_parsed_strictly(void **state)
+{
+	struct srv_url u;
+
+	(void)state;
+	assert_int_equal(srv_url_parse("http://127.0.0.1:2379", &u), 0);
+	assert_int_equal(u.port, 2379);
+	assert_int_equal(srv_url_parse("http://127.0.0.1:2379/", &u), 0);
+	assert_int_equal(srv_url_parse("https://[::1]:1", &u), 0);
+	assert_int_equal(srv_url_parse("http://h", &u), MOOR_EINVAL);
+	assert_int_equal(srv_url_parse("http://:1", &u), MOOR_EINVAL);
+	assert_int_equal(srv_url_parse("http://h:0", &u), MOOR_EINVAL);
+	assert_int_equal(srv_url_parse("http://h:1x", &u), MOOR_EINVAL);
+	assert_int_equal(srv_url_parse("http://h/a:1", &u), MOOR_EINVAL);
+	assert_int_equal(srv_url_parse("tcp://h:1", &u), MOOR_EINVAL);
+	assert_int_equal(srv_url_parse("http://[::1:1", &u), MOOR_EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(defaults_follow_etcd_and_derive_from_the_name),
+	    cmocka_unit_test(a_flag_wins_over_its_variable_which_wins_over_the_default),
+	    cmocka_unit_test(initial_cluster_lists_members_and_their_urls),
+	    cmocka_unit_test(malformed_input_is_refused_with_a_message_naming_it),
+	    cmocka_unit_test(urls_are_parsed_strictly),
+	};
+	return cmocka_run_group_tests_name("server_config", tests, NULL, NULL);
+}
