@@ -1,0 +1,687 @@
+/*
+ * The peer transport (see peer.h): outgoing connections that send, incoming
+ * connections that receive, framed, bounded, redialled with backoff.
+ */
+#include "server/peer.h"
+
+#include "common/assert.h"
+#include "common/buf.h"
+#include "common/error.h"
+#include "proto/raft.pb-c.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_FRAMES_PER_WRITE 1024
+#define BACKOFF_MIN_MS 50
+#define BACKOFF_MAX_MS 2000
+#define READ_CHUNK (64 * 1024)
+
+struct frame {
+	struct frame *next;
+	size_t len; /* header + payload */
+	uint8_t data[];
+};
+
+struct out_conn;
+
+struct peer {
+	struct srv_peer_transport *t;
+	struct peer *next;
+	uint64_t id;
+	struct srv_url url;
+	struct out_conn *conn;
+	uv_timer_t timer;
+	unsigned backoff_ms;
+	struct frame *qhead, *qtail;
+	size_t qbytes, qframes;
+};
+
+struct out_conn {
+	uv_tcp_t tcp;
+	uv_connect_t connect_req;
+	uv_write_t write_req;
+	struct srv_peer_transport *t;
+	struct peer *peer; /* NULL once the peer let go of it */
+	int connected, writing;
+	struct frame *inflight;
+	uv_buf_t *bufs;
+	char rbuf[64];
+};
+
+struct in_conn {
+	uv_tcp_t tcp;
+	struct srv_peer_transport *t;
+	struct in_conn *next, *prev;
+	uint8_t *rbuf;
+	size_t rlen, rcap;
+	int hello_ok, closing;
+	uint64_t from;
+	char remote[64];
+};
+
+struct srv_peer_transport {
+	uv_loop_t *loop;
+	struct srv_peer_config cfg;
+	uv_tcp_t listeners[SRV_MAX_URLS];
+	unsigned ports[SRV_MAX_URLS];
+	int nlisteners;
+	struct peer *peers;
+	struct in_conn *ins;
+	int handles; /* open libuv handles; freed at zero once stopping */
+	int stopping;
+	struct srv_peer_stats stats;
+};
+
+#define LOG(t, lvl, ...) moor_log((t)->cfg.logger, lvl, "peer", __VA_ARGS__)
+
+static void maybe_free(struct srv_peer_transport *t)
+{
+	if (t->stopping && t->handles == 0)
+		free(t);
+}
+
+static void frames_free(struct frame *f)
+{
+	while (f) {
+		struct frame *n = f->next;
+		free(f);
+		f = n;
+	}
+}
+
+static struct frame *frame_new(const void *data, size_t len)
+{
+	struct frame *f = malloc(sizeof *f + 4 + len);
+
+	if (!f)
+		return NULL;
+	f->next = NULL;
+	f->len = 4 + len;
+	moor_put_be32(f->data, (uint32_t)len);
+	if (len)
+		memcpy(f->data + 4, data, len);
+	return f;
+}
+
+static void queue_drop(struct peer *p)
+{
+	p->t->stats.frames_dropped += p->qframes;
+	frames_free(p->qhead);
+	p->qhead = p->qtail = NULL;
+	p->qbytes = p->qframes = 0;
+}
+
+/* ---- outgoing ---- */
+
+static void peer_dial(struct peer *p);
+
+static void on_out_closed(uv_handle_t *h)
+{
+	struct out_conn *c = h->data;
+	struct srv_peer_transport *t = c->t;
+
+	frames_free(c->inflight);
+	free(c->bufs);
+	free(c);
+	t->handles--;
+	maybe_free(t);
+}
+
+static void on_backoff(uv_timer_t *timer)
+{
+	peer_dial(timer->data);
+}
+
+/* The connection failed or closed: let go of it, drop what was queued for
+ * it (raft retransmits), and redial after the backoff. */
+static void out_fail(struct out_conn *c, const char *why)
+{
+	struct peer *p = c->peer;
+
+	if (p) {
+		struct srv_peer_transport *t = p->t;
+		if (c->connected) {
+			LOG(t, MOOR_LOG_WARN, "lost connection to peer %016llx at %s: %s",
+			    (unsigned long long)p->id, p->url.text, why);
+			if (t->cfg.on_peer_state)
+				t->cfg.on_peer_state(t->cfg.ctx, p->id, 0);
+		}
+		p->conn = NULL;
+		queue_drop(p);
+		if (!t->stopping) {
+			uv_timer_start(&p->timer, on_backoff, p->backoff_ms, 0);
+			p->backoff_ms =
+			    p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2;
+		}
+	}
+	c->peer = NULL;
+	c->connected = 0;
+	if (!uv_is_closing((uv_handle_t *)&c->tcp))
+		uv_close((uv_handle_t *)&c->tcp, on_out_closed);
+}
+
+static void peer_flush(struct peer *p);
+
+static void on_written(uv_write_t *req, int status)
+{
+	struct out_conn *c = req->data;
+
+	c->writing = 0;
+	frames_free(c->inflight);
+	c->inflight = NULL;
+	free(c->bufs);
+	c->bufs = NULL;
+	if (status < 0) {
+		out_fail(c, uv_strerror(status));
+		return;
+	}
+	if (c->peer)
+		peer_flush(c->peer);
+}
+
+static void peer_flush(struct peer *p)
+{
+	struct out_conn *c = p->conn;
+	struct frame *f;
+	unsigned n = 0;
+	int rc;
+
+	if (!c || !c->connected || c->writing || !p->qhead)
+		return;
+	c->bufs = malloc(sizeof *c->bufs * MAX_FRAMES_PER_WRITE);
+	if (!c->bufs)
+		return; /* retried on the next send */
+	c->inflight = p->qhead;
+	for (f = p->qhead; f && n < MAX_FRAMES_PER_WRITE; f = f->next) {
+		c->bufs[n++] = uv_buf_init((char *)f->data, (unsigned)f->len);
+		p->qbytes -= f->len;
+		p->qframes--;
+		if (n == MAX_FRAMES_PER_WRITE || !f->next)
+			break;
+	}
+	p->qhead = f->next;
+	f->next = NULL;
+	if (!p->qhead)
+		p->qtail = NULL;
+	p->t->stats.frames_sent += n;
+	p->t->stats.writes++;
+	c->writing = 1;
+	c->write_req.data = c;
+	rc = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, c->bufs, n, on_written);
+	if (rc < 0) {
+		c->writing = 0;
+		out_fail(c, uv_strerror(rc));
+	}
+}
+
+static void on_out_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct out_conn *c = h->data;
+	(void)suggested;
+	*buf = uv_buf_init(c->rbuf, sizeof c->rbuf);
+}
+
+/* Peers never send on our outgoing connection: a read tells us it closed. */
+static void on_out_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct out_conn *c = s->data;
+	(void)buf;
+	if (nread < 0)
+		out_fail(c, nread == UV_EOF ? "closed by peer" : uv_strerror((int)nread));
+}
+
+static int queue_push_front(struct peer *p, struct frame *f)
+{
+	f->next = p->qhead;
+	p->qhead = f;
+	if (!p->qtail)
+		p->qtail = f;
+	p->qbytes += f->len;
+	p->qframes++;
+	return 0;
+}
+
+static void on_connected(uv_connect_t *req, int status)
+{
+	struct out_conn *c = req->data;
+	struct peer *p = c->peer;
+	struct srv_peer_transport *t = c->t;
+	Moorraftpb__PeerHello hello = MOORRAFTPB__PEER_HELLO__INIT;
+	uint8_t hb[64];
+	struct frame *f;
+
+	if (!p) { /* removed while connecting */
+		if (!uv_is_closing((uv_handle_t *)&c->tcp))
+			uv_close((uv_handle_t *)&c->tcp, on_out_closed);
+		return;
+	}
+	if (status < 0) {
+		LOG(t, MOOR_LOG_DEBUG, "cannot reach peer %016llx at %s: %s",
+		    (unsigned long long)p->id, p->url.text, uv_strerror(status));
+		out_fail(c, uv_strerror(status));
+		return;
+	}
+	hello.version = SRV_PEER_PROTO_VERSION;
+	hello.cluster_id = t->cfg.cluster_id;
+	hello.from = t->cfg.self_id;
+	hello.to = p->id;
+	f = frame_new(hb, moorraftpb__peer_hello__pack(&hello, hb));
+	if (!f) {
+		out_fail(c, "out of memory");
+		return;
+	}
+	c->connected = 1;
+	p->backoff_ms = BACKOFF_MIN_MS;
+	uv_tcp_nodelay(&c->tcp, 1);
+	uv_read_start((uv_stream_t *)&c->tcp, on_out_alloc, on_out_read);
+	queue_push_front(p, f);
+	LOG(t, MOOR_LOG_INFO, "connected to peer %016llx at %s", (unsigned long long)p->id,
+	    p->url.text);
+	if (t->cfg.on_peer_state)
+		t->cfg.on_peer_state(t->cfg.ctx, p->id, 1);
+	peer_flush(p);
+}
+
+static int resolve(const char *host, unsigned port, struct sockaddr_storage *ss)
+{
+	struct addrinfo hints = {0}, *ai;
+	char ps[8];
+
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	snprintf(ps, sizeof ps, "%u", port);
+	/* Blocking for names; peer URLs are numeric in tests and resolved
+	 * once per dial, not per message. */
+	if (getaddrinfo(host, ps, &hints, &ai) != 0)
+		return MOOR_EINVAL;
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+	freeaddrinfo(ai);
+	return 0;
+}
+
+static void peer_dial(struct peer *p)
+{
+	struct srv_peer_transport *t = p->t;
+	struct sockaddr_storage dst, src;
+	struct out_conn *c;
+	int rc;
+
+	if (t->stopping || p->conn)
+		return;
+	c = calloc(1, sizeof *c);
+	if (!c)
+		goto retry;
+	c->t = t;
+	c->peer = p;
+	uv_tcp_init(t->loop, &c->tcp);
+	t->handles++;
+	c->tcp.data = c;
+	c->connect_req.data = c;
+	p->conn = c;
+	if (resolve(p->url.host, p->url.port, &dst) != 0) {
+		out_fail(c, "cannot resolve host");
+		return;
+	}
+	if (t->cfg.bind_host && resolve(t->cfg.bind_host, 0, &src) == 0) {
+		rc = uv_tcp_bind(&c->tcp, (struct sockaddr *)&src, 0);
+		if (rc < 0) {
+			out_fail(c, uv_strerror(rc));
+			return;
+		}
+	}
+	rc = uv_tcp_connect(&c->connect_req, &c->tcp, (struct sockaddr *)&dst, on_connected);
+	if (rc < 0)
+		out_fail(c, uv_strerror(rc));
+	return;
+retry:
+	uv_timer_start(&p->timer, on_backoff, p->backoff_ms, 0);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	struct peer *p = h->data;
+	struct srv_peer_transport *t = p->t;
+
+	free(p);
+	t->handles--;
+	maybe_free(t);
+}
+
+static struct peer *peer_find(const struct srv_peer_transport *t, uint64_t id)
+{
+	for (struct peer *p = t->peers; p; p = p->next)
+		if (p->id == id)
+			return p;
+	return NULL;
+}
+
+static void peer_destroy(struct peer *p)
+{
+	queue_drop(p);
+	if (p->conn)
+		out_fail(p->conn, "peer removed");
+	uv_timer_stop(&p->timer);
+	uv_close((uv_handle_t *)&p->timer, on_timer_closed);
+}
+
+int srv_peer_add(struct srv_peer_transport *t, uint64_t id, const struct srv_url *url)
+{
+	struct peer *p;
+
+	if (id == 0 || id == t->cfg.self_id || t->stopping)
+		return MOOR_EINVAL;
+	srv_peer_remove(t, id);
+	p = calloc(1, sizeof *p);
+	if (!p)
+		return MOOR_ENOMEM;
+	p->t = t;
+	p->id = id;
+	p->url = *url;
+	p->backoff_ms = BACKOFF_MIN_MS;
+	uv_timer_init(t->loop, &p->timer);
+	t->handles++;
+	p->timer.data = p;
+	p->next = t->peers;
+	t->peers = p;
+	peer_dial(p);
+	return 0;
+}
+
+int srv_peer_remove(struct srv_peer_transport *t, uint64_t id)
+{
+	for (struct peer **pp = &t->peers; *pp; pp = &(*pp)->next) {
+		if ((*pp)->id == id) {
+			struct peer *p = *pp;
+			*pp = p->next;
+			peer_destroy(p);
+			return 0;
+		}
+	}
+	return MOOR_ENOTFOUND;
+}
+
+int srv_peer_send(struct srv_peer_transport *t, uint64_t to, const void *data, size_t len)
+{
+	struct peer *p = peer_find(t, to);
+	struct frame *f;
+
+	if (!p)
+		return MOOR_ENOTFOUND;
+	if (len > t->cfg.max_frame_bytes)
+		return MOOR_ETOOLARGE;
+	if (!p->conn || !p->conn->connected || p->qframes >= t->cfg.max_queue_frames ||
+	    p->qbytes + len + 4 > t->cfg.max_queue_bytes) {
+		t->stats.frames_dropped++;
+		return MOOR_EUNAVAILABLE;
+	}
+	f = frame_new(data, len);
+	if (!f)
+		return MOOR_ENOMEM;
+	if (p->qtail)
+		p->qtail->next = f;
+	else
+		p->qhead = f;
+	p->qtail = f;
+	p->qbytes += f->len;
+	p->qframes++;
+	peer_flush(p);
+	return 0;
+}
+
+int srv_peer_connected(const struct srv_peer_transport *t, uint64_t id)
+{
+	const struct peer *p = peer_find(t, id);
+	return p && p->conn && p->conn->connected;
+}
+
+/* ---- incoming ---- */
+
+static void on_in_closed(uv_handle_t *h)
+{
+	struct in_conn *c = h->data;
+	struct srv_peer_transport *t = c->t;
+
+	free(c->rbuf);
+	free(c);
+	t->handles--;
+	maybe_free(t);
+}
+
+static void in_close(struct in_conn *c, const char *why)
+{
+	struct srv_peer_transport *t = c->t;
+
+	if (c->closing)
+		return;
+	c->closing = 1;
+	if (why)
+		LOG(t, MOOR_LOG_WARN, "closing peer connection from %s%s%016llx: %s", c->remote,
+		    c->hello_ok ? " member " : " ", (unsigned long long)c->from, why);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		t->ins = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	uv_close((uv_handle_t *)&c->tcp, on_in_closed);
+}
+
+static void on_in_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct in_conn *c = h->data;
+	(void)suggested;
+
+	if (c->rcap - c->rlen < READ_CHUNK) {
+		size_t cap = c->rcap ? c->rcap * 2 : 2 * READ_CHUNK;
+		uint8_t *b;
+		while (cap - c->rlen < READ_CHUNK)
+			cap *= 2;
+		b = realloc(c->rbuf, cap);
+		if (!b) {
+			*buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+			return;
+		}
+		c->rbuf = b;
+		c->rcap = cap;
+	}
+	*buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
+}
+
+static int check_hello(struct in_conn *c, const uint8_t *d, size_t n, char *why, size_t wl)
+{
+	struct srv_peer_transport *t = c->t;
+	Moorraftpb__PeerHello *h = moorraftpb__peer_hello__unpack(NULL, n, d);
+	int ok = 0;
+
+	if (!h)
+		snprintf(why, wl, "first frame is not a peer hello (%zu bytes)", n);
+	else if (h->version != SRV_PEER_PROTO_VERSION)
+		snprintf(why, wl, "peer protocol version %u, want %u", h->version,
+		         SRV_PEER_PROTO_VERSION);
+	else if (h->cluster_id != t->cfg.cluster_id)
+		snprintf(why, wl, "cluster id %016llx does not match ours %016llx",
+		         (unsigned long long)h->cluster_id, (unsigned long long)t->cfg.cluster_id);
+	else if (h->to != t->cfg.self_id)
+		snprintf(why, wl, "hello addressed to member %016llx, we are %016llx",
+		         (unsigned long long)h->to, (unsigned long long)t->cfg.self_id);
+	else if (h->from == 0 || h->from == t->cfg.self_id)
+		snprintf(why, wl, "hello from invalid member id %016llx",
+		         (unsigned long long)h->from);
+	else
+		ok = 1;
+	if (ok)
+		c->from = h->from;
+	if (h)
+		moorraftpb__peer_hello__free_unpacked(h, NULL);
+	if (!ok)
+		t->stats.connections_refused++;
+	return ok;
+}
+
+static void on_in_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct in_conn *c = s->data;
+	struct srv_peer_transport *t = c->t;
+	size_t off = 0;
+	char why[160];
+
+	(void)buf;
+	if (nread < 0) {
+		in_close(c, nread == UV_EOF ? NULL : uv_strerror((int)nread));
+		return;
+	}
+	c->rlen += (size_t)nread;
+	while (!c->closing && c->rlen - off >= 4) {
+		uint32_t len = moor_get_be32(c->rbuf + off);
+		if (len > t->cfg.max_frame_bytes) {
+			snprintf(why, sizeof why, "frame of %u bytes is over the %zu-byte limit",
+			         len, t->cfg.max_frame_bytes);
+			in_close(c, why);
+			return;
+		}
+		if (c->rlen - off - 4 < len)
+			break;
+		const uint8_t *d = c->rbuf + off + 4;
+		off += 4 + (size_t)len;
+		if (!c->hello_ok) {
+			if (!check_hello(c, d, len, why, sizeof why)) {
+				in_close(c, why);
+				return;
+			}
+			c->hello_ok = 1;
+			continue;
+		}
+		t->stats.frames_received++;
+		if (t->cfg.on_frame(t->cfg.ctx, c->from, d, len) != 0) {
+			in_close(c, "undecodable frame");
+			return;
+		}
+	}
+	if (off) {
+		memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+		c->rlen -= off;
+	}
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct srv_peer_transport *t = server->data;
+	struct in_conn *c;
+	struct sockaddr_storage ss;
+	int sl = sizeof ss;
+
+	if (status < 0 || t->stopping)
+		return;
+	c = calloc(1, sizeof *c);
+	if (!c)
+		return;
+	c->t = t;
+	uv_tcp_init(t->loop, &c->tcp);
+	t->handles++;
+	c->tcp.data = c;
+	c->next = t->ins;
+	if (t->ins)
+		t->ins->prev = c;
+	t->ins = c;
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+		in_close(c, "accept failed");
+		return;
+	}
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0)
+		uv_ip_name((struct sockaddr *)&ss, c->remote, sizeof c->remote);
+	uv_read_start((uv_stream_t *)&c->tcp, on_in_alloc, on_in_read);
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+	struct srv_peer_transport *t = h->data;
+	t->handles--;
+	maybe_free(t);
+}
+
+int srv_peer_transport_start(uv_loop_t *loop, const struct srv_peer_config *cfg,
+                             const struct srv_url_list *listen, struct srv_peer_transport **out,
+                             char *err, size_t errlen)
+{
+	struct srv_peer_transport *t = calloc(1, sizeof *t);
+	struct sockaddr_storage ss;
+	int rc = 0;
+
+	if (!t)
+		return MOOR_ENOMEM;
+	t->loop = loop;
+	t->cfg = *cfg;
+	if (!t->cfg.max_frame_bytes)
+		t->cfg.max_frame_bytes = 16u << 20;
+	if (!t->cfg.max_queue_bytes)
+		t->cfg.max_queue_bytes = 64u << 20;
+	if (!t->cfg.max_queue_frames)
+		t->cfg.max_queue_frames = 8192;
+	MOOR_ASSERT(t->cfg.on_frame);
+	for (int i = 0; i < listen->n; i++) {
+		const struct srv_url *u = &listen->url[i];
+		uv_tcp_t *l = &t->listeners[i];
+		int sl = sizeof ss;
+
+		if (u->tls) {
+			snprintf(err, errlen, "cannot listen on %s: TLS is not supported yet",
+			         u->text);
+			rc = MOOR_EINVAL;
+			goto fail;
+		}
+		if (resolve(u->host, u->port, &ss) != 0) {
+			snprintf(err, errlen, "cannot resolve %s", u->text);
+			rc = MOOR_EINVAL;
+			goto fail;
+		}
+		uv_tcp_init(loop, l);
+		t->handles++;
+		t->nlisteners = i + 1;
+		l->data = t;
+		rc = uv_tcp_bind(l, (struct sockaddr *)&ss, 0);
+		if (rc == 0)
+			rc = uv_listen((uv_stream_t *)l, 128, on_connection);
+		if (rc < 0) {
+			snprintf(err, errlen, "cannot listen on %s: %s", u->text, uv_strerror(rc));
+			goto fail;
+		}
+		uv_tcp_getsockname(l, (struct sockaddr *)&ss, &sl);
+		t->ports[i] =
+		    ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+		                                   : ((struct sockaddr_in *)&ss)->sin_port);
+	}
+	*out = t;
+	return 0;
+fail:
+	srv_peer_transport_stop(t);
+	return rc;
+}
+
+unsigned srv_peer_transport_port(const struct srv_peer_transport *t, int i)
+{
+	return i < t->nlisteners ? t->ports[i] : 0;
+}
+
+void srv_peer_transport_stats(const struct srv_peer_transport *t, struct srv_peer_stats *out)
+{
+	*out = t->stats;
+}
+
+void srv_peer_transport_stop(struct srv_peer_transport *t)
+{
+	t->stopping = 1;
+	while (t->peers) {
+		struct peer *p = t->peers;
+		t->peers = p->next;
+		peer_destroy(p);
+	}
+	while (t->ins)
+		in_close(t->ins, NULL);
+	for (int i = 0; i < t->nlisteners; i++)
+		uv_close((uv_handle_t *)&t->listeners[i], on_listener_closed);
+	t->nlisteners = 0;
+	maybe_free(t);
+}

@@ -1,0 +1,87 @@
+/*
+ * The peer transport: long-lived TCP connections between members, carrying
+ * length-prefixed frames (a 4-byte big-endian length, then the bytes: in
+ * moord, a protobuf moorraftpb.Message or SnapshotChunk).
+ *
+ * Each member dials every peer it knows and sends only on that outgoing
+ * connection; it receives only on the connections peers dialled to it. The
+ * first frame of an outgoing connection is a PeerHello (version, cluster id,
+ * from, to); the receiver checks it and closes the connection on a wrong
+ * cluster id, a wrong target, garbage, or a frame over max_frame_bytes, with
+ * a log line — the member itself keeps running.
+ *
+ * Sending copies the frame into the peer's queue and returns at once; all
+ * queued frames go out in one uv_write (many messages per write). The queue
+ * is bounded (max_queue_bytes, max_queue_frames): when full, or while the
+ * peer is not connected, a send is refused with MOOR_EUNAVAILABLE and the
+ * frame dropped — raft retransmits, and a dead peer never grows memory.
+ * Lost connections are redialled with exponential backoff (50 ms doubling to
+ * 2 s). Outgoing connections bind to this member's own advertised host, so
+ * tests can cut the links between two addresses.
+ *
+ * Threading: everything on the loop thread.
+ */
+#ifndef MOOR_SERVER_PEER_H
+#define MOOR_SERVER_PEER_H
+
+#include "common/log.h"
+#include "server/config.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define SRV_PEER_PROTO_VERSION 1
+
+struct srv_peer_transport;
+
+struct srv_peer_config {
+	uint64_t cluster_id;
+	uint64_t self_id;
+	const char *bind_host;   /* source address for dials; NULL: any */
+	size_t max_frame_bytes;  /* default 16 MiB */
+	size_t max_queue_bytes;  /* per peer; default 64 MiB */
+	size_t max_queue_frames; /* per peer; default 8192 */
+	/* A frame from `from`. Return 0, or non-zero to close that connection
+	 * (the frame did not decode, say). `data` lives only during the call. */
+	int (*on_frame)(void *ctx, uint64_t from, const uint8_t *data, size_t len);
+	/* A peer's outgoing connection came up (1) or went down (0). May be NULL. */
+	void (*on_peer_state)(void *ctx, uint64_t id, int connected);
+	void *ctx;
+	const struct moor_logger *logger;
+};
+
+/* Listens on `listen` (a URL list; port 0 picks a free port) and returns the
+ * transport. Errors: a negative code with a message naming the URL in err. */
+int srv_peer_transport_start(uv_loop_t *loop, const struct srv_peer_config *cfg,
+                             const struct srv_url_list *listen, struct srv_peer_transport **out,
+                             char *err, size_t errlen);
+
+/* The port the i-th listen URL bound. */
+unsigned srv_peer_transport_port(const struct srv_peer_transport *t, int i);
+
+/* Starts dialling peer `id` at `url` (re-adding an id replaces its URL and
+ * reconnects). MOOR_EINVAL for id 0 or self, MOOR_ENOMEM. */
+int srv_peer_add(struct srv_peer_transport *t, uint64_t id, const struct srv_url *url);
+
+/* Stops dialling `id` and drops its queue; MOOR_ENOTFOUND if unknown. */
+int srv_peer_remove(struct srv_peer_transport *t, uint64_t id);
+
+/* Queues one frame for `to` (copied). 0, MOOR_ENOTFOUND (unknown peer),
+ * MOOR_EUNAVAILABLE (not connected or queue full: dropped), MOOR_ETOOLARGE. */
+int srv_peer_send(struct srv_peer_transport *t, uint64_t to, const void *data, size_t len);
+
+/* 1 when the outgoing connection to `id` is up. */
+int srv_peer_connected(const struct srv_peer_transport *t, uint64_t id);
+
+/* Counters, for metrics and tests. */
+struct srv_peer_stats {
+	uint64_t frames_sent, frames_received, frames_dropped, writes, connections_refused;
+};
+void srv_peer_transport_stats(const struct srv_peer_transport *t, struct srv_peer_stats *out);
+
+/* Closes every connection and the listeners; the transport is freed once its
+ * handles have closed (keep running the loop). */
+void srv_peer_transport_stop(struct srv_peer_transport *t);
+
+#endif
