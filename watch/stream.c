@@ -6,7 +6,10 @@
  * (events, a progress notification, or the compacted end). watch_stream_next
  * takes the first, builds one response of whole revisions (or one fragment)
  * from the head of its queue, and puts it back at the tail if it has more:
- * watchers take turns, so one busy watcher cannot starve the others.
+ * watchers take turns, so one busy watcher cannot starve the others. The
+ * exception is a revision sent in fragments: its fragments go out back to
+ * back, with nothing of the stream in between, because etcd's client merges
+ * consecutive responses of one watch id until fragment is clear.
  *
  * A requested progress response (watch_id -1) at revision P tells the
  * client that every watcher of the stream has delivered everything up to P
@@ -200,6 +203,8 @@ void wstream_free_watcher(struct watcher *w)
 		w->barrier = false;
 		s->barrier_watchers--;
 	}
+	if (s->frag_w == w)
+		s->frag_w = NULL;
 	wring_drop_all(hub, w);
 	moor_free(hub->alloc, w->ring);
 	if (wlink_linked(&w->r_link))
@@ -476,6 +481,17 @@ int watch_stream_next(struct watch_stream *s, struct watch_response *r)
 		struct watcher *w;
 		int rc;
 
+		if (s->frag_w) {
+			w = s->frag_w;
+			rc = build_events(s, w, r);
+			if (rc)
+				return rc;
+			if (!w->fragmenting)
+				s->frag_w = NULL;
+			wstream_update_ready(w);
+			wsync_after_pull(hub, w);
+			return 1;
+		}
 		if (s->progress_req && s->barrier_watchers == 0) {
 			s->progress_req = false;
 			r->watch_id = -1;
@@ -492,6 +508,8 @@ int watch_stream_next(struct watch_stream *s, struct watch_response *r)
 			rc = build_events(s, w, r);
 			if (rc)
 				return rc;
+			if (w->fragmenting)
+				s->frag_w = w; /* the rest of the revision goes next */
 		} else if (w->state == W_DONE) {
 			r->watch_id = w->id;
 			r->canceled = true;

@@ -128,6 +128,7 @@ struct watch_stream {
 	struct wlink h_link;   /* hub's streams */
 	struct wlink watchers; /* every watcher */
 	struct wlink ready;    /* watchers with something to send */
+	struct watcher *frag_w; /* sending a revision in fragments: it goes first */
 	struct watcher **ids;  /* id hash, chained through id_next */
 	uint32_t id_mask;
 	uint32_t n_watchers;
