@@ -1,0 +1,957 @@
+/*
+ * The linearizability checker for registers.
+ *
+ * Each key is an independent register (P-compositionality: a history is
+ * linearizable iff its restriction to every key is), starting absent (null).
+ * Operations: read (returns a value), write and delete (set it), cas (set it
+ * to "value" if it equals "expect"), and a failed cas that was evaluated
+ * (the register differed from "expect" at its linearization point). Failed
+ * operations that did not take effect are dropped; indeterminate ("info")
+ * writes and cas may take effect at any point after their invocation or
+ * never; indeterminate reads tell nothing and are dropped.
+ *
+ * The search is Wing & Gong's, with Lowe's memoization as Porcupine and
+ * Knossos use it: call and return entries in one doubly-linked list ordered
+ * by time; repeatedly linearize the first call that the model accepts
+ * (unlinking the call and its return, dancing-links style), backtrack when a
+ * return is reached whose call is still pending, and never enter the same
+ * (set of linearized ops, register value) twice. The set is a bitset with an
+ * incrementally maintained Zobrist hash. An indeterminate op's return lies
+ * past every other entry, so it never forces a backtrack; the search ends
+ * when every completed op is linearized. Steps, cache memory and a deadline
+ * bound the search; running out gives "unknown", never a guess.
+ *
+ * On a violation the explanation is the deepest partial linearization the
+ * search reached and the operation whose return it could not pass.
+ */
+#include "tests/faults/checker/util.h"
+
+#include "common/error.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum lin_kind { LIN_READ, LIN_WRITE, LIN_CAS, LIN_CAS_FAIL };
+
+struct lin_op {
+	enum lin_kind kind;
+	int32_t arg;    /* read: the value returned; write/cas: the value written */
+	int32_t expect; /* cas and failed cas */
+	bool info;
+	int64_t call, ret;
+	size_t hist_idx;
+	int32_t orig_arg; /* arg before collapse_unobserved, for explanations */
+	int64_t twin; /* info ops: the previous identical info op by call time, or -1 */
+};
+
+/* One key's register history and the values it mentions (id 0 = null). */
+struct lin_key {
+	const char *key;
+	size_t key_len;
+	struct lin_op *ops;
+	size_t n, cap;
+	struct strmap values;
+	char **names; /* id → canonical text */
+	size_t n_names, cap_names;
+};
+
+/* Interns a value's text (consumed: freed or kept); its id in *id. */
+static int intern_text(struct lin_key *k, char *s, int32_t *id)
+{
+	int64_t *slot;
+	int rc;
+
+	if (!s)
+		return MOOR_ENOMEM;
+	rc = strmap_put(&k->values, s, strlen(s), (int64_t)k->n_names, &slot);
+	if (rc == 1) {
+		if (k->n_names == k->cap_names) {
+			size_t cap = k->cap_names ? k->cap_names * 2 : 16;
+			char **nn = realloc(k->names, cap * sizeof *nn);
+
+			if (!nn) {
+				free(s);
+				return MOOR_ENOMEM; /* the map keeps its own copy: harmless */
+			}
+			k->names = nn;
+			k->cap_names = cap;
+		}
+		k->names[k->n_names++] = s;
+		s = NULL;
+	}
+	free(s);
+	if (rc < 0)
+		return rc;
+	*id = (int32_t)*slot;
+	return 0;
+}
+
+static int intern(struct lin_key *k, const json_t *v, int32_t *id)
+{
+	return intern_text(k, json_canon(v), id);
+}
+
+static void lin_key_free(struct lin_key *k)
+{
+	free(k->ops);
+	strmap_free(&k->values);
+	for (size_t i = 0; i < k->n_names; i++)
+		free(k->names[i]);
+	free(k->names);
+}
+
+static int lin_key_init(struct lin_key *k, const char *key, size_t len)
+{
+	int32_t id;
+
+	memset(k, 0, sizeof *k);
+	k->key = key;
+	k->key_len = len;
+	strmap_init(&k->values);
+	return intern(k, json_null(), &id); /* id 0 is null: the absent key */
+}
+
+/* Translates one history op; *skip when it says nothing about the register. */
+static int translate(struct lin_key *k, const struct hist_op *h, struct lin_op *op, bool *skip)
+{
+	const char *f = h->f;
+	int rc = 0;
+
+	*skip = false;
+	memset(op, 0, sizeof *op);
+	op->info = h->status == HIST_INFO;
+	op->call = h->call_time;
+	op->ret = h->ret_time;
+	if (strcmp(f, "read") == 0) {
+		if (h->status != HIST_OK) {
+			*skip = true;
+			return 0;
+		}
+		op->kind = LIN_READ;
+		return intern(k, json_object_get(h->done, "value"), &op->arg);
+	}
+	if (strcmp(f, "write") == 0 || strcmp(f, "delete") == 0) {
+		if (h->status == HIST_FAIL) {
+			*skip = true;
+			return 0;
+		}
+		op->kind = LIN_WRITE;
+		if (f[0] == 'w')
+			rc = intern(k, json_object_get(h->invoke, "value"), &op->arg);
+		return rc;
+	}
+	if (strcmp(f, "cas") == 0) {
+		/* A failed cas that carries "error" never ran; one without it compared and lost. */
+		if (h->status == HIST_FAIL && json_object_get(h->done, "error")) {
+			*skip = true;
+			return 0;
+		}
+		op->kind = h->status == HIST_FAIL ? LIN_CAS_FAIL : LIN_CAS;
+		rc = intern(k, json_object_get(h->invoke, "expect"), &op->expect);
+		if (rc == 0)
+			rc = intern(k, json_object_get(h->invoke, "value"), &op->arg);
+		return rc;
+	}
+	*skip = true;
+	return 0;
+}
+
+static bool is_register_f(const char *f)
+{
+	return strcmp(f, "read") == 0 || strcmp(f, "write") == 0 || strcmp(f, "cas") == 0 ||
+	       strcmp(f, "delete") == 0;
+}
+
+/* Groups the register ops of a history by key. */
+static int gather(const struct hist *h, struct lin_key **keys_out, size_t *n_out)
+{
+	struct strmap index;
+	struct lin_key *keys = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+
+	strmap_init(&index);
+	for (size_t i = 0; rc == 0 && i < h->n_ops; i++) {
+		const struct hist_op *ho = &h->ops[i];
+		struct lin_key *k;
+		struct lin_op op;
+		int64_t *slot;
+		bool skip;
+
+		if (!is_register_f(ho->f))
+			continue;
+		rc = strmap_put(&index, ho->key, ho->key_len, (int64_t)n, &slot);
+		if (rc < 0)
+			break;
+		if (rc == 1) {
+			if (n == cap) {
+				size_t c2 = cap ? cap * 2 : 8;
+				struct lin_key *k2 = realloc(keys, c2 * sizeof *k2);
+
+				if (!k2) {
+					rc = MOOR_ENOMEM;
+					break;
+				}
+				keys = k2;
+				cap = c2;
+			}
+			rc = lin_key_init(&keys[n++], ho->key, ho->key_len);
+			if (rc < 0)
+				break;
+		}
+		k = &keys[*slot];
+		rc = translate(k, ho, &op, &skip);
+		if (rc < 0 || skip)
+			continue;
+		op.hist_idx = i;
+		if (k->n == k->cap) {
+			size_t c2 = k->cap ? k->cap * 2 : 64;
+			struct lin_op *o2 = realloc(k->ops, c2 * sizeof *o2);
+
+			if (!o2) {
+				rc = MOOR_ENOMEM;
+				break;
+			}
+			k->ops = o2;
+			k->cap = c2;
+		}
+		k->ops[k->n++] = op;
+	}
+	strmap_free(&index);
+	if (rc < 0) {
+		for (size_t i = 0; i < n; i++)
+			lin_key_free(&keys[i]);
+		free(keys);
+		return rc;
+	}
+	*keys_out = keys;
+	*n_out = n;
+	return 0;
+}
+
+/* ---- reductions ------------------------------------------------------------ */
+
+/*
+ * Values that no read returned and no cas compared against are
+ * indistinguishable to every operation of the key (each observes the
+ * register only by equality with a read result or an expect), so all of them
+ * become one value: fewer distinct states, more hits in the cache. With the
+ * unique values a harness writes, most indeterminate writes fall in here.
+ */
+static int collapse_unobserved(struct lin_key *k)
+{
+	uint8_t *seen = calloc(k->n_names + 1, 1);
+	int32_t junk;
+	int rc;
+
+	if (!seen)
+		return MOOR_ENOMEM;
+	for (size_t i = 0; i < k->n; i++) {
+		if (k->ops[i].kind == LIN_READ)
+			seen[k->ops[i].arg] = 1;
+		if (k->ops[i].kind == LIN_CAS || k->ops[i].kind == LIN_CAS_FAIL)
+			seen[k->ops[i].expect] = 1;
+	}
+	seen[0] = 1; /* the initial null stays itself */
+	/* Not valid JSON, so no written value can share its text. */
+	rc = intern_text(k, strdup("<any value never read or compared>"), &junk);
+	for (size_t i = 0; i < k->n; i++)
+		k->ops[i].orig_arg = k->ops[i].arg;
+	for (size_t i = 0; rc == 0 && i < k->n; i++)
+		if ((k->ops[i].kind == LIN_WRITE || k->ops[i].kind == LIN_CAS) &&
+		    !seen[k->ops[i].arg])
+			k->ops[i].arg = junk;
+	free(seen);
+	return rc;
+}
+
+static int by_call(const void *a, const void *b, void *arg)
+{
+	const struct lin_op *ops = arg;
+	const struct lin_op *x = &ops[*(const uint32_t *)a], *y = &ops[*(const uint32_t *)b];
+
+	if (x->call != y->call)
+		return x->call < y->call ? -1 : 1;
+	return *(const uint32_t *)a < *(const uint32_t *)b ? -1 : 1;
+}
+
+/*
+ * Identical indeterminate ops (same kind, value and expect) are
+ * interchangeable once invoked, as neither has a return to respect: the
+ * search may always use the earliest-invoked unused one. Linking each to its
+ * predecessor lets the search skip the others, which turns 2^n subsets of
+ * twins into n + 1 counts.
+ */
+static int link_twins(struct lin_key *k)
+{
+	uint32_t *order = malloc(k->n * sizeof *order + 1);
+	struct strmap last;
+	int rc = 0;
+
+	if (!order)
+		return MOOR_ENOMEM;
+	strmap_init(&last);
+	for (uint32_t i = 0; i < k->n; i++) {
+		order[i] = i;
+		k->ops[i].twin = -1;
+	}
+	qsort_r(order, k->n, sizeof *order, by_call, k->ops);
+	for (size_t j = 0; rc == 0 && j < k->n; j++) {
+		struct lin_op *op = &k->ops[order[j]];
+		int32_t cls[3] = {(int32_t)op->kind, op->arg, op->expect};
+		int64_t *slot;
+
+		if (!op->info)
+			continue;
+		rc = strmap_put(&last, (const char *)cls, sizeof cls, order[j], &slot);
+		if (rc == 0) {
+			op->twin = *slot;
+			*slot = order[j];
+		}
+		rc = rc < 0 ? rc : 0;
+	}
+	strmap_free(&last);
+	free(order);
+	return rc;
+}
+
+/* ---- the search ---------------------------------------------------------- */
+
+static bool model_step(const struct lin_op *op, int32_t state, int32_t *next)
+{
+	switch (op->kind) {
+	case LIN_READ:
+		*next = state;
+		return state == op->arg;
+	case LIN_WRITE:
+		*next = op->arg;
+		return true;
+	case LIN_CAS:
+		*next = op->arg;
+		return state == op->expect;
+	case LIN_CAS_FAIL:
+		*next = state;
+		return state != op->expect;
+	}
+	return false;
+}
+
+struct entry {
+	int64_t time;
+	uint32_t op;
+	bool is_call;
+};
+
+static int entry_cmp(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+
+	if (x->time != y->time)
+		return x->time < y->time ? -1 : 1;
+	/* At equal times a call sorts first: the two ops count as concurrent. */
+	if (x->is_call != y->is_call)
+		return x->is_call ? -1 : 1;
+	return x->op < y->op ? -1 : x->op > y->op;
+}
+
+/* The memo of visited (linearized set, state): open addressing over an arena. */
+struct cache {
+	uint64_t *arena; /* records of [state, hash, words...] */
+	size_t stride, n, cap_records;
+	uint32_t *table; /* record index + 1; 0 = empty */
+	size_t table_cap;
+	size_t bytes;
+};
+
+static int cache_grow_table(struct cache *c)
+{
+	size_t cap = c->table_cap ? c->table_cap * 2 : 1024;
+	uint32_t *t = calloc(cap, sizeof *t);
+
+	if (!t)
+		return MOOR_ENOMEM;
+	for (size_t i = 0; i < c->n; i++) {
+		uint64_t h = c->arena[i * c->stride + 1];
+		size_t j = (size_t)h & (cap - 1);
+
+		while (t[j])
+			j = (j + 1) & (cap - 1);
+		t[j] = (uint32_t)(i + 1);
+	}
+	free(c->table);
+	c->bytes += (cap - c->table_cap) * sizeof *t;
+	c->table = t;
+	c->table_cap = cap;
+	return 0;
+}
+
+/* 1 if (bits, state) was new and is now stored, 0 if seen, or MOOR_ENOMEM. */
+static int cache_insert(struct cache *c, const uint64_t *bits, int32_t state, uint64_t h)
+{
+	size_t words = c->stride - 2, j;
+
+	if ((c->n + 1) * 2 > c->table_cap && cache_grow_table(c) != 0)
+		return MOOR_ENOMEM;
+	for (j = (size_t)h & (c->table_cap - 1); c->table[j]; j = (j + 1) & (c->table_cap - 1)) {
+		const uint64_t *r = &c->arena[(c->table[j] - 1) * c->stride];
+
+		if (r[1] == h && r[0] == (uint64_t)(uint32_t)state &&
+		    memcmp(r + 2, bits, words * sizeof *bits) == 0)
+			return 0;
+	}
+	if (c->n == c->cap_records) {
+		size_t cap = c->cap_records ? c->cap_records * 2 : 1024;
+		uint64_t *a;
+
+		if (cap > UINT32_MAX - 1)
+			return MOOR_ENOMEM;
+		a = realloc(c->arena, cap * c->stride * sizeof *a);
+		if (!a)
+			return MOOR_ENOMEM;
+		c->bytes += (cap - c->cap_records) * c->stride * sizeof *a;
+		c->arena = a;
+		c->cap_records = cap;
+	}
+	uint64_t *r = &c->arena[c->n * c->stride];
+
+	r[0] = (uint64_t)(uint32_t)state;
+	r[1] = h;
+	memcpy(r + 2, bits, words * sizeof *bits);
+	c->table[j] = (uint32_t)++c->n;
+	return 1;
+}
+
+static uint64_t mix64(uint64_t x)
+{
+	x += 0x9E3779B97F4A7C15ull;
+	x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+	x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+	return x ^ (x >> 31);
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * A choice on the stack: a completed op's call node in the entry list
+ * (info = false) or an indeterminate op (info = true, node = the op, and the
+ * return node at which the choice was made with the cursor to resume from).
+ */
+struct frame {
+	uint32_t node;
+	bool info;
+	bool forced; /* a read-only op taken as the only choice (see find_forced) */
+	uint32_t at_ret;
+	size_t cursor;
+	int32_t state;
+	uint64_t hash;
+};
+
+/*
+ * Completed ops live in the entry list; indeterminate ops, which have no
+ * return to respect, live apart in call order (info_order) and are tried
+ * only when the list is stuck at a return: a valid history is mostly
+ * explained by completed ops, so trying the timed-out ones last finds it
+ * sooner, and they stay eligible at every later point anyway.
+ */
+struct search {
+	const struct lin_key *k;
+	size_t n;           /* ops */
+	size_t n_entries;   /* entries of completed ops: 2 per op */
+	struct entry *e;    /* node i (1-based) = e[i - 1] */
+	uint32_t *next, *prev, *match;
+	uint32_t *info_order;
+	size_t n_info;
+	uint64_t *bits, *zob;
+	struct frame *stack;
+	size_t depth;
+	struct cache cache;
+	/* The deepest partial linearization seen, for the explanation. */
+	uint32_t *best_seq;
+	long best_depth;
+	uint32_t best_block;
+	int32_t best_state;
+	uint32_t best_pending[8];
+	size_t n_best_pending;
+};
+
+static void lift(struct search *s, uint32_t c)
+{
+	uint32_t r = s->match[c];
+
+	s->next[s->prev[c]] = s->next[c];
+	s->prev[s->next[c]] = s->prev[c];
+	s->next[s->prev[r]] = s->next[r];
+	s->prev[s->next[r]] = s->prev[r];
+}
+
+static void unlift(struct search *s, uint32_t c)
+{
+	uint32_t r = s->match[c];
+
+	s->prev[s->next[r]] = r;
+	s->next[s->prev[r]] = r;
+	s->prev[s->next[c]] = c;
+	s->next[s->prev[c]] = c;
+}
+
+static uint32_t frame_op(const struct search *s, const struct frame *f)
+{
+	return f->info ? f->node : s->e[f->node - 1].op;
+}
+
+static void note_stuck(struct search *s, uint32_t node, int32_t state)
+{
+	if ((long)s->depth <= s->best_depth || !node)
+		return;
+	s->best_depth = (long)s->depth;
+	for (size_t i = 0; i < s->depth; i++)
+		s->best_seq[i] = frame_op(s, &s->stack[i]);
+	s->best_block = s->e[node - 1].op;
+	s->best_state = state;
+	s->n_best_pending = 0;
+	for (uint32_t x = s->next[0]; x && x != node && s->n_best_pending < 8; x = s->next[x])
+		if (s->e[x - 1].is_call && s->e[x - 1].op != s->best_block)
+			s->best_pending[s->n_best_pending++] = s->e[x - 1].op;
+}
+
+static int by_call_time(const void *a, const void *b, void *arg)
+{
+	return by_call(a, b, arg);
+}
+
+static int search_init(struct search *s, const struct lin_key *k)
+{
+	size_t n = k->n, words = (n + 63) / 64, m = 0;
+
+	memset(s, 0, sizeof *s);
+	s->k = k;
+	s->n = n;
+	s->best_depth = -1;
+	s->e = malloc(2 * n * sizeof *s->e + 1);
+	s->next = calloc(2 * n + 1, sizeof *s->next);
+	s->prev = calloc(2 * n + 1, sizeof *s->prev);
+	s->match = calloc(2 * n + 1, sizeof *s->match);
+	s->info_order = malloc(n * sizeof *s->info_order + 1);
+	s->bits = calloc(words ? words : 1, sizeof *s->bits);
+	s->zob = malloc(n * sizeof *s->zob + 1);
+	s->stack = malloc(n * sizeof *s->stack + 1);
+	s->best_seq = malloc(n * sizeof *s->best_seq + 1);
+	if (!s->e || !s->next || !s->prev || !s->match || !s->info_order || !s->bits || !s->zob ||
+	    !s->stack || !s->best_seq)
+		return MOOR_ENOMEM;
+	s->cache.stride = words + 2;
+	for (size_t i = 0; i < n; i++) {
+		s->zob[i] = mix64(i * 2 + 1);
+		if (k->ops[i].info) {
+			s->info_order[s->n_info++] = (uint32_t)i;
+			continue;
+		}
+		s->e[m++] = (struct entry){k->ops[i].call, (uint32_t)i, true};
+		s->e[m++] = (struct entry){k->ops[i].ret, (uint32_t)i, false};
+	}
+	s->n_entries = m;
+	qsort(s->e, m, sizeof *s->e, entry_cmp);
+	qsort_r(s->info_order, s->n_info, sizeof *s->info_order, by_call_time, (void *)k->ops);
+	{
+		uint32_t *call_node = calloc(n + 1, sizeof *call_node);
+
+		if (!call_node)
+			return MOOR_ENOMEM;
+		for (uint32_t i = 1; i <= m; i++) {
+			s->prev[i] = i - 1;
+			s->next[i - 1] = i;
+			if (s->e[i - 1].is_call)
+				call_node[s->e[i - 1].op] = i;
+			else
+				s->match[call_node[s->e[i - 1].op]] = i;
+		}
+		s->next[m] = 0;
+		s->prev[0] = (uint32_t)m;
+		free(call_node);
+	}
+	return 0;
+}
+
+static void search_free(struct search *s)
+{
+	free(s->e);
+	free(s->next);
+	free(s->prev);
+	free(s->match);
+	free(s->info_order);
+	free(s->bits);
+	free(s->zob);
+	free(s->stack);
+	free(s->best_seq);
+	free(s->cache.arena);
+	free(s->cache.table);
+}
+
+static bool is_set(const struct search *s, uint32_t id)
+{
+	return s->bits[id / 64] & (1ull << (id % 64));
+}
+
+/*
+ * Tries op id from state/hash: 1 if it was linearized (bit set, pushed on
+ * the stack as *fr with the old state), 0 if the model refused it, 2 if the
+ * cache had seen the result (a dead end), negative on OOM.
+ */
+static int try_op(struct search *s, uint32_t id, int32_t *state, uint64_t *hash, struct frame fr)
+{
+	const struct lin_op *op = &s->k->ops[id];
+	int32_t ns;
+	uint64_t h2;
+	int rc;
+
+	if (op->twin >= 0 && !is_set(s, (uint32_t)op->twin))
+		return 0; /* its identical elder twin goes first */
+	if (!model_step(op, *state, &ns))
+		return 0;
+	h2 = *hash ^ s->zob[id];
+	s->bits[id / 64] |= 1ull << (id % 64);
+	rc = cache_insert(&s->cache, s->bits, ns, h2 ^ mix64((uint64_t)(uint32_t)ns + 7));
+	if (rc != 1) {
+		s->bits[id / 64] &= ~(1ull << (id % 64));
+		return rc == 0 ? 2 : rc;
+	}
+	fr.state = *state;
+	fr.hash = *hash;
+	s->stack[s->depth++] = fr;
+	*state = ns;
+	*hash = h2;
+	return 1;
+}
+
+static bool read_only(const struct lin_op *op)
+{
+	return op->kind == LIN_READ || op->kind == LIN_CAS_FAIL;
+}
+
+/*
+ * A read-only op (a read, a cas whose compare failed) that may come next and
+ * that the current value satisfies can be linearized next without losing
+ * any solution: in any linearization from here, moving it to the front
+ * changes no other op's view (it changes no state), and nothing remaining
+ * must precede it (its call is before every remaining return). So it is
+ * taken as the only choice, and if that fails, this configuration fails.
+ * Without this, every subset of commuting reads is a separate cache entry
+ * and the search grows exponentially with concurrency.
+ */
+static uint32_t find_forced(const struct search *s, int32_t state)
+{
+	for (uint32_t x = s->next[0]; x && s->e[x - 1].is_call; x = s->next[x]) {
+		const struct lin_op *op = &s->k->ops[s->e[x - 1].op];
+		int32_t ns;
+
+		if (read_only(op) && model_step(op, state, &ns))
+			return x;
+	}
+	return 0;
+}
+
+/* CHK_VALID, CHK_INVALID or CHK_UNKNOWN (why in *why); negative on OOM. */
+static int search_run(struct search *s, const struct chk_budget *b, uint64_t *steps_out,
+		      const char **why)
+{
+	size_t remaining = s->n_entries / 2, cursor = 0;
+	int32_t state = 0;
+	uint64_t hash = mix64(0), steps = 0;
+	uint32_t node = s->next[0], forced;
+	bool fresh = true, dead = false;
+	int verdict = CHK_VALID, rc = 0;
+
+	while (remaining > 0) {
+		if (++steps > b->max_steps && b->max_steps) {
+			*why = "step budget exhausted";
+			verdict = CHK_UNKNOWN;
+			break;
+		}
+		if ((steps & 4095) == 0 && b->deadline_ns && now_ns() > b->deadline_ns) {
+			*why = "time budget exhausted";
+			verdict = CHK_UNKNOWN;
+			break;
+		}
+		if (b->max_bytes && s->cache.bytes > b->max_bytes) {
+			*why = "memory budget exhausted";
+			verdict = CHK_UNKNOWN;
+			break;
+		}
+		if (fresh && !dead && (forced = find_forced(s, state)) != 0) {
+			rc = try_op(s, s->e[forced - 1].op, &state, &hash,
+				    (struct frame){.node = forced, .info = false, .forced = true});
+			if (rc < 0)
+				break;
+			if (rc == 1) {
+				lift(s, forced);
+				remaining--;
+				node = s->next[0];
+				cursor = 0;
+			} else {
+				dead = true; /* seen before, and it was the only choice */
+			}
+			continue;
+		}
+		fresh = false;
+		if (!dead && node && s->e[node - 1].is_call) {
+			rc = try_op(s, s->e[node - 1].op, &state, &hash,
+				    (struct frame){.node = node, .info = false});
+			if (rc < 0)
+				break;
+			if (rc == 1) {
+				lift(s, node);
+				remaining--;
+				node = s->next[0];
+				cursor = 0;
+				fresh = true;
+			} else {
+				node = s->next[node];
+			}
+			continue;
+		}
+		/* Stuck at a return: an indeterminate op invoked before it may unblock it. */
+		int64_t limit = node ? s->e[node - 1].time : HIST_TIME_INF;
+		bool moved = false;
+
+		while (!dead && cursor < s->n_info &&
+		       s->k->ops[s->info_order[cursor]].call <= limit) {
+			uint32_t id = s->info_order[cursor++];
+
+			if (is_set(s, id))
+				continue;
+			rc = try_op(s, id, &state, &hash,
+				    (struct frame){.node = id, .info = true, .at_ret = node,
+						   .cursor = cursor});
+			if (rc < 0)
+				break;
+			if (rc == 1) {
+				moved = true;
+				break;
+			}
+		}
+		if (rc < 0)
+			break;
+		if (moved) {
+			node = s->next[0];
+			cursor = 0;
+			fresh = true;
+			continue;
+		}
+		if (!dead)
+			note_stuck(s, node, state);
+		if (s->depth == 0) {
+			verdict = CHK_INVALID;
+			break;
+		}
+		struct frame fr = s->stack[--s->depth];
+		uint32_t id = frame_op(s, &fr);
+
+		state = fr.state;
+		hash = fr.hash;
+		s->bits[id / 64] &= ~(1ull << (id % 64));
+		dead = fr.forced;
+		if (fr.info) {
+			node = fr.at_ret;
+			cursor = fr.cursor;
+		} else {
+			unlift(s, fr.node);
+			remaining++;
+			node = s->next[fr.node];
+			cursor = 0;
+		}
+	}
+	*steps_out = steps;
+	return rc < 0 ? rc : verdict;
+}
+
+/* ---- explanations -------------------------------------------------------- */
+
+static void describe(const struct hist *h, const struct lin_key *k, uint32_t id, char *out,
+		     size_t cap)
+{
+	hist_op_describe(&h->ops[k->ops[id].hist_idx], out, cap);
+}
+
+static json_t *explain(const struct hist *h, const struct search *s)
+{
+	const struct lin_key *k = s->k;
+	json_t *ex = json_object(), *pre = json_array(), *pend = json_array();
+	char buf[512];
+	size_t from = s->best_depth > 12 ? (size_t)s->best_depth - 12 : 0;
+
+	if (!ex || !pre || !pend) {
+		json_decref(ex);
+		json_decref(pre);
+		json_decref(pend);
+		return NULL;
+	}
+	json_object_set_new(ex, "key", json_stringn(k->key, k->key_len));
+	json_object_set_new(ex, "linearizable_prefix_length", json_integer(s->best_depth));
+	if (from)
+		json_array_appendf(pre, "... %zu earlier ops", from);
+	for (size_t i = from; i < (size_t)s->best_depth; i++) {
+		describe(h, k, s->best_seq[i], buf, sizeof buf);
+		json_array_appendf(pre, "%s", buf);
+	}
+	json_object_set_new(ex, "linearizable_prefix", pre);
+	/* The register's value after the prefix, in the values the clients wrote. */
+	int32_t v = 0;
+
+	for (size_t i = 0; i < (size_t)s->best_depth; i++) {
+		const struct lin_op *op = &k->ops[s->best_seq[i]];
+
+		if (op->kind == LIN_WRITE || op->kind == LIN_CAS)
+			v = op->orig_arg;
+	}
+	json_object_set_new(ex, "value_after_prefix", json_string(k->names[v]));
+	describe(h, k, s->best_block, buf, sizeof buf);
+	json_object_set_new(ex, "cannot_place", json_string(buf));
+	for (size_t i = 0; i < s->n_best_pending; i++) {
+		describe(h, k, s->best_pending[i], buf, sizeof buf);
+		json_array_appendf(pend, "%s", buf);
+	}
+	json_object_set_new(ex, "concurrent_candidates", pend);
+	return ex;
+}
+
+/* A read of a value no write or cas of the key ever tried: the plainest violation. */
+static json_t *find_phantom_read(const struct hist *h, const struct lin_key *k)
+{
+	uint8_t *written = calloc(k->n_names, 1);
+	json_t *ex = NULL;
+	char buf[512];
+
+	if (!written)
+		return NULL;
+	written[0] = 1;
+	for (size_t i = 0; i < k->n; i++)
+		if (k->ops[i].kind == LIN_WRITE || k->ops[i].kind == LIN_CAS)
+			written[k->ops[i].arg] = 1;
+	for (size_t i = 0; i < k->n && !ex; i++) {
+		if (k->ops[i].kind != LIN_READ || written[k->ops[i].arg])
+			continue;
+		ex = json_object();
+		if (!ex)
+			break;
+		json_object_set_new(ex, "key", json_stringn(k->key, k->key_len));
+		json_object_set_new(ex, "reason", json_string("read of a value never written"));
+		describe(h, k, (uint32_t)i, buf, sizeof buf);
+		json_object_set_new(ex, "cannot_place", json_string(buf));
+	}
+	free(written);
+	return ex;
+}
+
+/* ---- the checker --------------------------------------------------------- */
+
+static int lin_check_key(const struct hist *h, struct lin_key *k, const struct chk_budget *b,
+		  json_t **explanation, uint64_t *steps, const char **why)
+{
+	struct search s;
+	int rc;
+
+	*explanation = NULL;
+	*steps = 0;
+	*why = NULL;
+	*explanation = find_phantom_read(h, k);
+	if (*explanation)
+		return CHK_INVALID;
+	rc = collapse_unobserved(k);
+	if (rc == 0)
+		rc = link_twins(k);
+	if (rc < 0)
+		return rc;
+	if (k->n > UINT32_MAX / 2 - 1)
+		return MOOR_ENOMEM;
+	rc = search_init(&s, k);
+	if (rc == 0)
+		rc = search_run(&s, b, steps, why);
+	if (rc == CHK_INVALID)
+		*explanation = explain(h, &s);
+	search_free(&s);
+	return rc;
+}
+
+static const char *or_q(const char *s)
+{
+	return s ? s : "?";
+}
+
+int chk_linear(const struct hist *h, const struct chk_budget *budget, struct chk_result *r)
+{
+	static const struct chk_budget none;
+	const struct chk_budget *b = budget ? budget : &none;
+	struct lin_key *keys = NULL;
+	size_t n_keys = 0, n_ops = 0, n_invalid = 0, n_unknown = 0;
+	uint64_t total_steps = 0;
+	json_t *bad, *unknown;
+	int rc;
+
+	memset(r, 0, sizeof *r);
+	r->detail = json_object();
+	bad = json_array();
+	unknown = json_array();
+	if (!r->detail || !bad || !unknown) {
+		json_decref(bad);
+		json_decref(unknown);
+		json_decref(r->detail);
+		r->detail = NULL;
+		return MOOR_ENOMEM;
+	}
+	json_object_set_new(r->detail, "invalid_keys", bad);
+	json_object_set_new(r->detail, "unknown_keys", unknown);
+	rc = gather(h, &keys, &n_keys);
+	if (rc < 0) {
+		chk_result_set(r, CHK_UNKNOWN, "linear: out of memory reading the history");
+		return 0;
+	}
+	for (size_t i = 0; i < n_keys; i++) {
+		json_t *ex;
+		uint64_t steps;
+		const char *why;
+
+		n_ops += keys[i].n;
+		rc = lin_check_key(h, &keys[i], b, &ex, &steps, &why);
+		total_steps += steps;
+		if (rc == CHK_INVALID) {
+			n_invalid++;
+			if (ex)
+				json_array_append_new(bad, ex);
+		} else if (rc != CHK_VALID) {
+			n_unknown++;
+			json_array_appendf(unknown, "%.*s: %s", (int)keys[i].key_len, keys[i].key,
+					   rc < 0 ? "out of memory" : why);
+		}
+	}
+	for (size_t i = 0; i < n_keys; i++)
+		lin_key_free(&keys[i]);
+	free(keys);
+	json_object_set_new(r->detail, "keys", json_integer((json_int_t)n_keys));
+	json_object_set_new(r->detail, "ops", json_integer((json_int_t)n_ops));
+	json_object_set_new(r->detail, "steps", json_integer((json_int_t)total_steps));
+	if (n_invalid) {
+		json_t *first = json_array_get(bad, 0);
+
+		chk_result_set(r, CHK_INVALID,
+			       "linear: NOT linearizable: %zu of %zu keys; key %s cannot place %s",
+			       n_invalid, n_keys,
+			       or_q(json_string_value(json_object_get(first, "key"))),
+			       or_q(json_string_value(json_object_get(first, "cannot_place"))));
+	} else if (n_unknown) {
+		chk_result_set(r, CHK_UNKNOWN, "linear: unknown for %zu of %zu keys (%s)", n_unknown,
+			       n_keys, json_string_value(json_array_get(unknown, 0)));
+	} else {
+		chk_result_set(r, CHK_VALID, "linear: linearizable: %zu keys, %zu ops", n_keys,
+			       n_ops);
+	}
+	return 0;
+}
