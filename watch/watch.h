@@ -367,9 +367,10 @@ int watch_stream_next(struct watch_stream *s, struct watch_response *r);
 /* Drops the response's references. r's fields are cleared. */
 void watch_response_release(struct watch_response *r);
 
-/* Etcd's "\0" range_end and prefix helpers, for callers building requests:
- * the range_end of the prefix `key` into out (at most key_len bytes); returns
- * its length, or 1 with out[0] = 0 ("every key") when key is all 0xff. */
+/* The range_end that makes [key, range_end) the prefix `key`, as etcd's
+ * GetPrefixRangeEnd: written to out (room for max(key_len, 1) bytes), its
+ * length returned; "\0" (every key >= key, length 1) when key is empty or
+ * all 0xff. */
 size_t watch_prefix_end(const uint8_t *key, size_t key_len, uint8_t *out);
 
 #endif
