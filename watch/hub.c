@@ -135,8 +135,8 @@ static void overflow(struct watch_hub *hub, struct watcher *w, int64_t rev)
 	hub->st.overflows++;
 	wstream_update_ready(w);
 	moor_log(hub->cfg.logger, MOOR_LOG_DEBUG, "watch",
-		 "watcher falls back to history id=%lld revision=%lld queued=%u",
-		 (long long)w->id, (long long)rev, w->count);
+	         "watcher falls back to history id=%lld revision=%lld queued=%u", (long long)w->id,
+	         (long long)rev, w->count);
 }
 
 void wdeliver(struct watch_hub *hub, struct watcher *w, struct watch_batch *b, size_t idx)

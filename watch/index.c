@@ -107,7 +107,7 @@ static int kgroups_grow(struct watch_hub *hub)
 }
 
 static struct keygroup *kgroup_find(struct watch_hub *hub, uint64_t h, const uint8_t *key,
-				    size_t len)
+                                    size_t len)
 {
 	struct keygroup *g = hub->kbuckets[h & hub->kmask];
 
@@ -286,7 +286,7 @@ static struct itnode *it_remove(struct itnode *root, struct itnode *n)
 }
 
 static void it_stab(struct watch_hub *hub, struct itnode *n, const uint8_t *key, size_t key_len,
-		    struct watch_batch *b, size_t idx)
+                    struct watch_batch *b, size_t idx)
 {
 	while (n) {
 		struct watcher *w;
@@ -328,8 +328,8 @@ void windex_remove(struct watch_hub *hub, struct watcher *w)
 	memset(&w->ix.t, 0, sizeof w->ix.t);
 }
 
-void windex_match(struct watch_hub *hub, const uint8_t *key, size_t key_len,
-		  struct watch_batch *b, size_t idx)
+void windex_match(struct watch_hub *hub, const uint8_t *key, size_t key_len, struct watch_batch *b,
+                  size_t idx)
 {
 	if (hub->kgroups) {
 		uint64_t h = key_hash(hub->cfg.seed, key, key_len);

@@ -135,7 +135,7 @@ void wstream_update_barrier(struct watcher *w)
 /* ---- streams ---- */
 
 int watch_stream_open(struct watch_hub *hub, const struct watch_stream_config *cfg,
-		      struct watch_stream **out)
+                      struct watch_stream **out)
 {
 	struct watch_stream *s;
 
@@ -229,7 +229,7 @@ static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 }
 
 int watch_stream_watch(struct watch_stream *s, const struct watch_create *req, int64_t *id_out,
-		       int64_t *rev_out)
+                       int64_t *rev_out)
 {
 	static const uint8_t zero = 0;
 	struct watch_hub *hub = s->hub;
@@ -417,8 +417,8 @@ static uint32_t plan_response(const struct watch_hub *hub, const struct watcher 
 				j++;
 			}
 		}
-		if (take > 0 &&
-		    (bytes + rb > lim_bytes || (size_t)take + (j - i) > hub->cfg.max_response_events))
+		if (take > 0 && (bytes + rb > lim_bytes ||
+		                 (size_t)take + (j - i) > hub->cfg.max_response_events))
 			break;
 		take = j;
 		bytes += rb;

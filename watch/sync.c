@@ -65,8 +65,8 @@ static void compacted(struct watch_hub *hub, struct watcher *w, int64_t compact_
 	w->compact_rev = compact_rev;
 	hub->st.compacted++;
 	moor_log(hub->cfg.logger, MOOR_LOG_DEBUG, "watch",
-		 "watcher compacted id=%lld revision=%lld compact_revision=%lld", (long long)w->id,
-		 (long long)w->rev, (long long)compact_rev);
+	         "watcher compacted id=%lld revision=%lld compact_revision=%lld", (long long)w->id,
+	         (long long)w->rev, (long long)compact_rev);
 	wstream_update_ready(w);
 	wstream_update_barrier(w);
 }
@@ -98,7 +98,7 @@ static bool wants(const struct watcher *w, const Mvccpb__Event *ev)
 
 /* Queue what the store returned and move the watcher on. */
 static int take_history(struct watch_hub *hub, struct watcher *w,
-			const struct watch_history_query *q, struct watch_history_result *res)
+                        const struct watch_history_query *q, struct watch_history_result *res)
 {
 	struct watch_batch *b = res->batch;
 	uint32_t n = 0;
@@ -106,8 +106,8 @@ static int take_history(struct watch_hub *hub, struct watcher *w,
 
 	if (rc) {
 		moor_log(hub->cfg.logger, MOOR_LOG_ERROR, "watch",
-			 "store returned a bad history batch from=%lld to=%lld next=%lld",
-			 (long long)q->from_rev, (long long)q->to_rev, (long long)res->next_rev);
+		         "store returned a bad history batch from=%lld to=%lld next=%lld",
+		         (long long)q->from_rev, (long long)q->to_rev, (long long)res->next_rev);
 		if (b)
 			b->destroy(b);
 		return rc;

@@ -107,7 +107,7 @@ struct watch_batch {
 	Mvccpb__Event **events;
 	size_t n_events;
 	void (*destroy)(struct watch_batch *b);
-	void *data; /* the producer's */
+	void *data;    /* the producer's */
 	uint64_t refs; /* the hub's; leave it 0 */
 };
 
@@ -155,21 +155,21 @@ struct watch_history_result {
 
 struct watch_store {
 	int (*read)(void *ctx, const struct watch_history_query *q,
-		    struct watch_history_result *res);
+	            struct watch_history_result *res);
 	void *ctx;
 };
 
 struct watch_hub_config {
-	const struct moor_alloc *alloc;	  /* NULL: the C library's */
+	const struct moor_alloc *alloc;   /* NULL: the C library's */
 	const struct moor_logger *logger; /* NULL: silent */
-	struct watch_store store;	  /* read is required */
-	int64_t revision;		  /* the store's current revision */
-	uint32_t max_pending_events;	  /* 0: WATCH_MAX_PENDING_EVENTS */
-	uint32_t history_batch_events;	  /* 0: WATCH_HISTORY_BATCH_EVENTS */
-	uint32_t max_response_bytes;	  /* 0: WATCH_MAX_RESPONSE_BYTES */
-	uint32_t max_response_events;	  /* 0: WATCH_MAX_RESPONSE_EVENTS */
+	struct watch_store store;         /* read is required */
+	int64_t revision;                 /* the store's current revision */
+	uint32_t max_pending_events;      /* 0: WATCH_MAX_PENDING_EVENTS */
+	uint32_t history_batch_events;    /* 0: WATCH_HISTORY_BATCH_EVENTS */
+	uint32_t max_response_bytes;      /* 0: WATCH_MAX_RESPONSE_BYTES */
+	uint32_t max_response_events;     /* 0: WATCH_MAX_RESPONSE_EVENTS */
 	uint32_t max_watchers_per_stream; /* 0: WATCH_MAX_WATCHERS_PER_STREAM */
-	uint64_t seed; /* for key hashing and the interval tree's shape */
+	uint64_t seed;                    /* for key hashing and the interval tree's shape */
 	/*
 	 * Called when catch-up work becomes available (a watcher needs to read
 	 * history): the server should then call watch_hub_sync() from its loop
@@ -239,15 +239,15 @@ int watch_hub_sync(struct watch_hub *hub, size_t budget_events);
 void watch_hub_progress_tick(struct watch_hub *hub);
 
 struct watch_hub_stats {
-	uint64_t watchers;	  /* registered */
-	uint64_t synced;	  /* in the live fan-out */
-	uint64_t unsynced;	  /* catching up or parked */
+	uint64_t watchers; /* registered */
+	uint64_t synced;   /* in the live fan-out */
+	uint64_t unsynced; /* catching up or parked */
 	uint64_t streams;
-	uint64_t queued_events;	  /* references held by queues */
-	uint64_t deliveries;	  /* events queued, ever (live and history) */
-	uint64_t overflows;	  /* live watchers sent back to history */
-	uint64_t history_events;  /* events read from the store */
-	uint64_t compacted;	  /* compacted responses produced */
+	uint64_t queued_events;  /* references held by queues */
+	uint64_t deliveries;     /* events queued, ever (live and history) */
+	uint64_t overflows;      /* live watchers sent back to history */
+	uint64_t history_events; /* events read from the store */
+	uint64_t compacted;      /* compacted responses produced */
 };
 
 void watch_hub_stats(const struct watch_hub *hub, struct watch_hub_stats *st);
@@ -265,7 +265,7 @@ struct watch_stream_config {
 };
 
 int watch_stream_open(struct watch_hub *hub, const struct watch_stream_config *cfg,
-		      struct watch_stream **out);
+                      struct watch_stream **out);
 
 /* Cancels every watcher of the stream and frees it. Responses already
  * pulled stay valid until released. */
@@ -308,7 +308,7 @@ struct watch_create {
  * registered.
  */
 int watch_stream_watch(struct watch_stream *s, const struct watch_create *req, int64_t *id_out,
-		       int64_t *rev_out);
+                       int64_t *rev_out);
 
 /*
  * Cancels a watcher now: nothing more of it is returned by

@@ -97,12 +97,12 @@ struct watcher {
 
 	bool prev_kv, no_put, no_delete, progress_notify, fragment;
 	uint8_t state;
-	bool parked;	      /* UNSYNCED, waiting for the consumer */
-	bool progress_due;    /* a periodic progress response is owed */
-	bool activity;	      /* events queued since the last tick */
-	bool fragmenting;     /* the queue head is inside a partly sent revision */
-	bool deferred;	      /* on the hub's list of index removals */
-	bool barrier;	      /* owes events before the stream's requested progress */
+	bool parked;       /* UNSYNCED, waiting for the consumer */
+	bool progress_due; /* a periodic progress response is owed */
+	bool activity;     /* events queued since the last tick */
+	bool fragmenting;  /* the queue head is inside a partly sent revision */
+	bool deferred;     /* on the hub's list of index removals */
+	bool barrier;      /* owes events before the stream's requested progress */
 
 	/* The queue: a ring of entries. */
 	struct wentry *ring;
@@ -125,11 +125,11 @@ struct watcher {
 struct watch_stream {
 	struct watch_hub *hub;
 	struct watch_stream_config cfg;
-	struct wlink h_link;   /* hub's streams */
-	struct wlink watchers; /* every watcher */
-	struct wlink ready;    /* watchers with something to send */
+	struct wlink h_link;    /* hub's streams */
+	struct wlink watchers;  /* every watcher */
+	struct wlink ready;     /* watchers with something to send */
 	struct watcher *frag_w; /* sending a revision in fragments: it goes first */
-	struct watcher **ids;  /* id hash, chained through id_next */
+	struct watcher **ids;   /* id hash, chained through id_next */
 	uint32_t id_mask;
 	uint32_t n_watchers;
 	uint32_t n_not_synced;
@@ -137,7 +137,7 @@ struct watch_stream {
 	int64_t next_id;
 	int64_t progress_rev;
 	bool progress_req; /* a requested progress response is owed */
-	bool signalled;	   /* notify called, next() has not returned 0 since */
+	bool signalled;    /* notify called, next() has not returned 0 since */
 };
 
 struct watch_hub {
@@ -165,8 +165,8 @@ int windex_init(struct watch_hub *hub);
 int windex_insert(struct watch_hub *hub, struct watcher *w);
 void windex_remove(struct watch_hub *hub, struct watcher *w);
 /* Calls deliver(hub, w, ev, idx) for every indexed watcher whose range holds key. */
-void windex_match(struct watch_hub *hub, const uint8_t *key, size_t key_len,
-		  struct watch_batch *b, size_t idx);
+void windex_match(struct watch_hub *hub, const uint8_t *key, size_t key_len, struct watch_batch *b,
+                  size_t idx);
 void windex_free(struct watch_hub *hub);
 bool wkey_in_range(const struct watcher *w, const uint8_t *key, size_t key_len);
 

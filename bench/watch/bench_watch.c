@@ -183,7 +183,8 @@ static struct fanout_result fanout(int kind, int watchers, int writes, int revs_
 
 		for (int r = 0; r < revs_per_apply; r++) {
 			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-			snprintf(key, sizeof key, "k%06d", kind == 0 ? 0 : (int)(x % (uint64_t)watchers));
+			snprintf(key, sizeof key, "k%06d",
+			         kind == 0 ? 0 : (int)(x % (uint64_t)watchers));
 			memstore_put(&b.ms, key, "value-of-some-bytes");
 		}
 		batch = memstore_batch(&b.ms, b.applied + 1, b.ms.rev);
@@ -240,8 +241,8 @@ static double idle_bytes_per_watcher(int kind, int watchers)
 }
 
 struct catchup_result {
-	double events_per_s;	/* delivered to the watcher */
-	double history_per_s;	/* read from the store */
+	double events_per_s;  /* delivered to the watcher */
+	double history_per_s; /* read from the store */
 	uint64_t events;
 	double secs;
 };
@@ -327,22 +328,23 @@ int main(int argc, char **argv)
 	       f.deliveries_per_s, f.p50_us, f.p99_us, f.writes_per_s_sustainable,
 	       f.consumer_events_per_s);
 	f = fanout(2, 10000, writes * 10, 100);
-	printf("%-44s %14.0f %10.1f %10.1f %14.0f %14.0f\n", "10,000 ranges, 100 revisions per apply",
-	       f.deliveries_per_s, f.p50_us, f.p99_us, f.writes_per_s_sustainable,
-	       f.consumer_events_per_s);
+	printf("%-44s %14.0f %10.1f %10.1f %14.0f %14.0f\n",
+	       "10,000 ranges, 100 revisions per apply", f.deliveries_per_s, f.p50_us, f.p99_us,
+	       f.writes_per_s_sustainable, f.consumer_events_per_s);
 
 	printf("\n%-44s %14s\n", "memory per idle watcher (100,000)", "bytes");
 	printf("%-44s %14.0f\n", "all on one key", idle_bytes_per_watcher(0, 100000));
 	printf("%-44s %14.0f\n", "each on its own key", idle_bytes_per_watcher(1, 100000));
 	printf("%-44s %14.0f\n", "each on its own range", idle_bytes_per_watcher(2, 100000));
 
-	printf("\n%-44s %14s %14s %10s\n", "catch-up from history", "events/s", "read/s", "seconds");
+	printf("\n%-44s %14s %14s %10s\n", "catch-up from history", "events/s", "read/s",
+	       "seconds");
 	cu = catchup(catchup_revs, 1, false);
 	printf("%-44s %14.0f %14.0f %10.2f\n", "every key, from 1,000,000 revisions back",
 	       cu.events_per_s, cu.history_per_s, cu.secs);
 	if (cu.events != (uint64_t)catchup_revs) {
 		fprintf(stderr, "bench_watch: catch-up delivered %llu of %d\n",
-			(unsigned long long)cu.events, catchup_revs);
+		        (unsigned long long)cu.events, catchup_revs);
 		return 1;
 	}
 	cu = catchup(catchup_revs, 0, false);

@@ -195,7 +195,7 @@ static void mbatch_destroy(struct watch_batch *b)
 
 /* The record's kv (no prev) into kv, its bytes copied to *bytes. */
 static void fill_kv(const struct memstore *ms, const struct memstore_rec *r, Mvccpb__KeyValue *kv,
-		    uint8_t **bytes)
+                    uint8_t **bytes)
 {
 	uint32_t klen = ms->key_lens[r->key_id];
 
@@ -219,13 +219,14 @@ static void fill_kv(const struct memstore *ms, const struct memstore_rec *r, Mvc
 
 static size_t rec_bytes(const struct memstore *ms, const struct memstore_rec *r)
 {
-	return ms->key_lens[r->key_id] + (r->type == MVCCPB__EVENT__EVENT_TYPE__PUT ? r->val_len : 0);
+	return ms->key_lens[r->key_id] +
+	       (r->type == MVCCPB__EVENT__EVENT_TYPE__PUT ? r->val_len : 0);
 }
 
 /* The previous value of r's key, if it had one and (when min_rev > 0) it
  * is readable at r->rev - 1. */
 static const struct memstore_rec *prev_of(const struct memstore *ms, const struct memstore_rec *r,
-					  int64_t min_rev)
+                                          int64_t min_rev)
 {
 	const struct memstore_rec *p;
 
@@ -242,7 +243,7 @@ static const struct memstore_rec *prev_of(const struct memstore *ms, const struc
 /* Events of records idx[0..n). prev_min: -1 no prev_kv, 0 always, else the
  * compact revision below which it is omitted. */
 static struct watch_batch *make_batch(struct memstore *ms, const size_t *idx, size_t n,
-				      int64_t prev_min)
+                                      int64_t prev_min)
 {
 	size_t bytes = 0;
 	struct mbatch *mb;
@@ -324,7 +325,7 @@ static bool in_query(const struct memstore *ms, const struct watch_history_query
 }
 
 static int reader_read(void *ctx, const struct watch_history_query *q,
-		       struct watch_history_result *res)
+                       struct watch_history_result *res)
 {
 	struct memstore *ms = ctx;
 	size_t i, n = 0, cap = 0, *idx = NULL;
@@ -357,7 +358,8 @@ static int reader_read(void *ctx, const struct watch_history_query *q,
 		idx[n++] = i;
 		last_rev = r->rev;
 	}
-	res->batch = make_batch(ms, idx, n, q->prev_kv ? (ms->compact_rev ? ms->compact_rev : 1) : -1);
+	res->batch =
+	    make_batch(ms, idx, n, q->prev_kv ? (ms->compact_rev ? ms->compact_rev : 1) : -1);
 	free(idx);
 	return 0;
 }

@@ -138,7 +138,7 @@ static void a_watcher_starting_in_the_past_catches_up_then_gets_live_events(void
 	th_stream_open(&t, &ts);
 	th_watch(&ts, "x", NULL, first);
 	assert_true(t.wakeups > 0);
-	assert_int_equal(th_next(&ts, &g), 0); /* nothing before a sync */
+	assert_int_equal(th_next(&ts, &g), 0);         /* nothing before a sync */
 	assert_int_equal(watch_hub_sync(t.hub, 1), 1); /* one bounded read, more to do */
 	th_sync(&t);
 	want = first;
@@ -301,8 +301,8 @@ static void filters_drop_puts_or_deletes(void **state)
 	struct th t;
 	struct th_stream ts;
 	struct got g;
-	struct watch_create req = {(const uint8_t *)"k", 1, NULL, 0, 0, WATCH_AUTO_ID, false, false,
-				   false, false, false};
+	struct watch_create req = {
+	    (const uint8_t *)"k", 1, NULL, 0, 0, WATCH_AUTO_ID, false, false, false, false, false};
 	int64_t noput, nodel;
 
 	(void)state;
@@ -334,8 +334,8 @@ static void prev_kv_goes_only_to_watchers_that_asked_for_it(void **state)
 	struct th t;
 	struct th_stream ts;
 	struct got g;
-	struct watch_create req = {(const uint8_t *)"k", 1, NULL, 0, 0, WATCH_AUTO_ID, false, false,
-				   false, false, false};
+	struct watch_create req = {
+	    (const uint8_t *)"k", 1, NULL, 0, 0, WATCH_AUTO_ID, false, false, false, false, false};
 	int64_t with, without, r1;
 
 	(void)state;
@@ -377,8 +377,17 @@ static void a_revision_over_the_size_limit_is_fragmented_only_for_watchers_that_
 	struct got g;
 	struct memstore_op ops[10];
 	char keys[10][4], val[200];
-	struct watch_create req = {(const uint8_t *)"f", 1, (const uint8_t *)"g", 1, 0, WATCH_AUTO_ID,
-				   false, false, false, false, true};
+	struct watch_create req = {(const uint8_t *)"f",
+	                           1,
+	                           (const uint8_t *)"g",
+	                           1,
+	                           0,
+	                           WATCH_AUTO_ID,
+	                           false,
+	                           false,
+	                           false,
+	                           false,
+	                           true};
 	int64_t frag, whole, rev;
 	size_t total = 0;
 	int parts = 0, whole_seen = 0;
@@ -432,8 +441,8 @@ static void periodic_progress_goes_to_idle_live_watchers_that_asked(void **state
 	struct th t;
 	struct th_stream ts;
 	struct got g;
-	struct watch_create req = {(const uint8_t *)"p", 1, NULL, 0, 0, WATCH_AUTO_ID, false, false,
-				   false, true, false};
+	struct watch_create req = {
+	    (const uint8_t *)"p", 1, NULL, 0, 0, WATCH_AUTO_ID, false, false, false, true, false};
 	int64_t idle, busy, past, r1;
 
 	(void)state;
@@ -445,7 +454,7 @@ static void periodic_progress_goes_to_idle_live_watchers_that_asked(void **state
 	busy = th_watch_req(&ts, &req);
 	req.start_rev = r1;
 	past = th_watch_req(&ts, &req); /* not synced yet: no progress */
-	th_watch(&ts, "p", NULL, 0);	 /* did not ask */
+	th_watch(&ts, "p", NULL, 0);    /* did not ask */
 	watch_hub_progress_tick(t.hub);
 	th_put(&t, "q", "2");
 	watch_hub_progress_tick(t.hub);
@@ -533,8 +542,8 @@ static void ids_are_assigned_lowest_free_first_and_duplicates_are_refused(void *
 {
 	struct th t;
 	struct th_stream ts, other;
-	struct watch_create req = {(const uint8_t *)"k", 1, NULL, 0, 0, 1, false, false, false,
-				   false, false};
+	struct watch_create req = {
+	    (const uint8_t *)"k", 1, NULL, 0, 0, 1, false, false, false, false, false};
 	int64_t id, rev;
 
 	(void)state;
@@ -634,8 +643,8 @@ static int scenario_with_failing_alloc(long n)
 	struct th t;
 	struct th_stream ts;
 	struct watch_stream_config sc = {0};
-	struct watch_create req = {(const uint8_t *)"k", 1, NULL, 0, 0, WATCH_AUTO_ID, false, false,
-				   false, false, false};
+	struct watch_create req = {
+	    (const uint8_t *)"k", 1, NULL, 0, 0, WATCH_AUTO_ID, false, false, false, false, false};
 	struct watch_response r;
 	int64_t id, rev, r1 = 0, seen = 0;
 	int rc, done = 0;
@@ -718,27 +727,27 @@ static void every_allocation_failure_is_clean_and_leaks_nothing(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(a_key_watcher_receives_puts_and_deletes_of_its_key_in_order),
-		cmocka_unit_test(range_prefix_and_from_key_watchers_match_only_keys_inside),
-		cmocka_unit_test(every_event_of_one_revision_arrives_in_one_response),
-		cmocka_unit_test(a_watcher_starting_in_the_past_catches_up_then_gets_live_events),
-		cmocka_unit_test(the_hand_over_takes_history_only_up_to_the_hubs_revision),
-		cmocka_unit_test(a_compacted_start_revision_gets_the_compact_revision_and_ends),
-		cmocka_unit_test(a_slow_watcher_falls_back_to_history_and_loses_nothing),
-		cmocka_unit_test(
-			a_watcher_compacted_while_lagging_gets_its_events_then_the_compacted_end),
-		cmocka_unit_test(filters_drop_puts_or_deletes),
-		cmocka_unit_test(prev_kv_goes_only_to_watchers_that_asked_for_it),
-		cmocka_unit_test(
-			a_revision_over_the_size_limit_is_fragmented_only_for_watchers_that_asked),
-		cmocka_unit_test(periodic_progress_goes_to_idle_live_watchers_that_asked),
-		cmocka_unit_test(requested_progress_waits_until_every_watcher_is_synced_and_drained),
-		cmocka_unit_test(cancel_drops_queued_events_and_their_references),
-		cmocka_unit_test(ids_are_assigned_lowest_free_first_and_duplicates_are_refused),
-		cmocka_unit_test(a_future_start_revision_delivers_from_that_revision_on),
-		cmocka_unit_test(notify_fires_once_until_the_stream_is_drained),
-		cmocka_unit_test(a_store_error_is_reported_and_the_watcher_retries),
-		cmocka_unit_test(every_allocation_failure_is_clean_and_leaks_nothing),
+	    cmocka_unit_test(a_key_watcher_receives_puts_and_deletes_of_its_key_in_order),
+	    cmocka_unit_test(range_prefix_and_from_key_watchers_match_only_keys_inside),
+	    cmocka_unit_test(every_event_of_one_revision_arrives_in_one_response),
+	    cmocka_unit_test(a_watcher_starting_in_the_past_catches_up_then_gets_live_events),
+	    cmocka_unit_test(the_hand_over_takes_history_only_up_to_the_hubs_revision),
+	    cmocka_unit_test(a_compacted_start_revision_gets_the_compact_revision_and_ends),
+	    cmocka_unit_test(a_slow_watcher_falls_back_to_history_and_loses_nothing),
+	    cmocka_unit_test(
+	        a_watcher_compacted_while_lagging_gets_its_events_then_the_compacted_end),
+	    cmocka_unit_test(filters_drop_puts_or_deletes),
+	    cmocka_unit_test(prev_kv_goes_only_to_watchers_that_asked_for_it),
+	    cmocka_unit_test(
+	        a_revision_over_the_size_limit_is_fragmented_only_for_watchers_that_asked),
+	    cmocka_unit_test(periodic_progress_goes_to_idle_live_watchers_that_asked),
+	    cmocka_unit_test(requested_progress_waits_until_every_watcher_is_synced_and_drained),
+	    cmocka_unit_test(cancel_drops_queued_events_and_their_references),
+	    cmocka_unit_test(ids_are_assigned_lowest_free_first_and_duplicates_are_refused),
+	    cmocka_unit_test(a_future_start_revision_delivers_from_that_revision_on),
+	    cmocka_unit_test(notify_fires_once_until_the_stream_is_drained),
+	    cmocka_unit_test(a_store_error_is_reported_and_the_watcher_retries),
+	    cmocka_unit_test(every_allocation_failure_is_clean_and_leaks_nothing),
 	};
 	return cmocka_run_group_tests_name("watch", tests, NULL, NULL);
 }

@@ -55,7 +55,7 @@ struct mw {
 	size_t key_len, end_len;
 	bool end_inf, prev_kv, no_put, no_delete, fragment;
 	int64_t start;
-	size_t pos;	  /* next history record to consider */
+	size_t pos;       /* next history record to consider */
 	int64_t frag_rev; /* inside a fragmented revision */
 	uint64_t received;
 };
@@ -90,13 +90,13 @@ static uint64_t rnd_below(struct model *m, uint64_t n)
 	return n ? rnd(m) % n : 0;
 }
 
-#define CHECK(m, cond)                                                                         \
-	do {                                                                                   \
-		if (!(cond)) {                                                                 \
-			fprintf(stderr, "seed %llu: check failed: %s (line %d)\n",              \
-				(unsigned long long)(m)->seed, #cond, __LINE__);               \
-			fail();                                                                \
-		}                                                                              \
+#define CHECK(m, cond)                                                             \
+	do {                                                                       \
+		if (!(cond)) {                                                     \
+			fprintf(stderr, "seed %llu: check failed: %s (line %d)\n", \
+			        (unsigned long long)(m)->seed, #cond, __LINE__);   \
+			fail();                                                    \
+		}                                                                  \
 	} while (0)
 
 static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
@@ -201,7 +201,7 @@ static void check_response(struct model *m, int si, const struct watch_response 
 		for (int i = 0; i < m->nw; i++)
 			if (m->w[i].alive && m->w[i].stream == si)
 				CHECK(m, next_expected_rev(m, &m->w[i]) > r->revision &&
-						 m->w[i].frag_rev == 0);
+				             m->w[i].frag_rev == 0);
 		m->progress++;
 		return;
 	}
@@ -289,7 +289,7 @@ static void random_write(struct model *m)
 			continue;
 		snprintf(vals[used], sizeof vals[used], "%u", (unsigned)rnd_below(m, 100000));
 		ops[used] = (struct memstore_op){rnd_below(m, 4) == 0, k, strlen(k), vals[used],
-						 strlen(vals[used])};
+		                                 strlen(vals[used])};
 		used++;
 	}
 	memstore_txn(&m->ms, ops, used);
@@ -380,8 +380,9 @@ static void random_watcher(struct model *m)
 		req.start_rev = hub_rev + 1 + (int64_t)rnd_below(m, 3); /* future */
 		break;
 	case 2:
-		req.start_rev = m->ms.compact_rev ? (int64_t)rnd_below(m, (uint64_t)m->ms.compact_rev) + 1
-						  : 1; /* compacted, mostly */
+		req.start_rev = m->ms.compact_rev
+		                    ? (int64_t)rnd_below(m, (uint64_t)m->ms.compact_rev) + 1
+		                    : 1; /* compacted, mostly */
 		break;
 	default:
 		req.start_rev = 1 + (int64_t)rnd_below(m, (uint64_t)hub_rev);
@@ -504,7 +505,8 @@ static void random_run(uint64_t seed, int steps, struct model *m)
 		} else if (r < 930) {
 			int64_t lo = m->ms.compact_rev + 1, hi = m->ms.rev;
 			if (hi >= lo && rnd_below(m, 2))
-				memstore_compact(&m->ms, lo + (int64_t)rnd_below(m, (uint64_t)(hi - lo + 1)));
+				memstore_compact(
+				    &m->ms, lo + (int64_t)rnd_below(m, (uint64_t)(hi - lo + 1)));
 		} else if (r < 960) {
 			int si = (int)rnd_below(m, MAX_STREAMS);
 			if (m->streams[si])
@@ -541,7 +543,7 @@ static void random_schedules_keep_every_guarantee_for_every_watcher(void **state
 	       (unsigned long long)compacted, (unsigned long long)fragments);
 	/* The runs exercised every kind of response. */
 	assert_true(events > 40000 / SCALE && progress > 400 / SCALE && compacted > 400 / SCALE &&
-		    fragments > 400 / SCALE);
+	            fragments > 400 / SCALE);
 }
 
 /*
@@ -615,8 +617,7 @@ static void run_schedule(uint32_t code, uint32_t max_pending, struct model *m)
 	model_finish(m);
 }
 
-static void every_schedule_of_the_catch_up_to_live_hand_over_loses_and_repeats_nothing(
-	void **state)
+static void every_schedule_of_the_catch_up_to_live_hand_over_loses_and_repeats_nothing(void **state)
 {
 	static struct model m;
 	uint32_t n = 1;
@@ -670,10 +671,10 @@ static void slow_consumers_under_compaction_lose_nothing_they_are_owed(void **st
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(random_schedules_keep_every_guarantee_for_every_watcher),
-		cmocka_unit_test(
-			every_schedule_of_the_catch_up_to_live_hand_over_loses_and_repeats_nothing),
-		cmocka_unit_test(slow_consumers_under_compaction_lose_nothing_they_are_owed),
+	    cmocka_unit_test(random_schedules_keep_every_guarantee_for_every_watcher),
+	    cmocka_unit_test(
+	        every_schedule_of_the_catch_up_to_live_hand_over_loses_and_repeats_nothing),
+	    cmocka_unit_test(slow_consumers_under_compaction_lose_nothing_they_are_owed),
 	};
 	return cmocka_run_group_tests_name("watch_model", tests, NULL, NULL);
 }
