@@ -1,0 +1,215 @@
+/*
+ * Swarm mode: what happens to the cluster at random, all drawn from the one
+ * seed. Each step may bring client writes and reads, a crash (sometimes
+ * between a leader's sending and its persisting), a restart, a new network
+ * partition (a member cut off, a one-way cut, a split in two), healing, a
+ * leadership transfer, or a membership change; clients retry writes that
+ * were not acknowledged in time, as real ones do. Then sim_heal() removes
+ * every fault and sim_settle() demands liveness: a leader, and every write
+ * acknowledged, within a bounded number of ticks.
+ */
+#include "tests/sim/sim.h"
+
+#include "common/error.h"
+
+#include <string.h>
+
+void sim_repropose(struct sim *s, uint64_t node, struct sim_prop *p);
+
+#define SIM_RETRY_TICKS 40
+
+static uint64_t random_up(struct sim *s)
+{
+	uint64_t ids[SIM_MAX_NODES];
+	unsigned n = 0;
+
+	for (unsigned i = 1; i <= SIM_MAX_NODES; i++)
+		if (s->nodes[i].up)
+			ids[n++] = i;
+	return n ? ids[sim_below(s, n)] : 0;
+}
+
+static uint64_t random_existing(struct sim *s)
+{
+	uint64_t ids[SIM_MAX_NODES];
+	unsigned n = 0;
+
+	for (unsigned i = 1; i <= SIM_MAX_NODES; i++)
+		if (s->nodes[i].exists)
+			ids[n++] = i;
+	return n ? ids[sim_below(s, n)] : 0;
+}
+
+static void retry_writes(struct sim *s)
+{
+	uint64_t l = sim_leader(s);
+
+	for (size_t i = 0; i < s->n_props; i++) {
+		struct sim_prop *p = &s->props[i];
+		uint64_t to;
+
+		if (p->acked || s->now - p->proposed_at < SIM_RETRY_TICKS)
+			continue;
+		to = l && sim_below(s, 2) ? l : random_up(s);
+		if (to)
+			sim_repropose(s, to, p);
+		else
+			p->proposed_at = s->now;
+	}
+}
+
+/* A member whose removal the leader has applied leaves the simulation. */
+static void retire_removed(struct sim *s)
+{
+	uint64_t l = sim_leader(s);
+	struct raft_conf_state cs;
+	bool in[SIM_MAX_NODES + 1] = { false };
+
+	if (!l)
+		return;
+	raft_conf_state(s->nodes[l].r, &cs);
+	for (uint32_t i = 0; i < cs.n_voters; i++)
+		if (cs.voters[i] <= SIM_MAX_NODES)
+			in[cs.voters[i]] = true;
+	for (uint32_t i = 0; i < cs.n_learners; i++)
+		if (cs.learners[i] <= SIM_MAX_NODES)
+			in[cs.learners[i]] = true;
+	for (unsigned i = 1; i <= SIM_MAX_NODES; i++) {
+		struct sim_node *n = &s->nodes[i];
+
+		if (in[i] && n->exists)
+			n->joined = true;
+		if (n->exists && n->joined && !in[i]) {
+			sim_tracef(s, "n%u retired (removed from the configuration)", i);
+			sim_crash(s, i);
+			n->exists = false;
+		}
+	}
+}
+
+static void membership_change(struct sim *s)
+{
+	uint64_t l = sim_leader(s);
+	struct raft_conf_state cs;
+	unsigned pick;
+
+	if (!l)
+		return;
+	raft_conf_state(s->nodes[l].r, &cs);
+	pick = sim_below(s, 4);
+	if (pick == 0 && cs.n_voters + cs.n_learners < 7 && s->next_new_id <= SIM_MAX_NODES) {
+		sim_conf_change(s, RAFT_CONF_ADD_LEARNER, s->next_new_id++);
+	} else if (pick == 1 && cs.n_learners) {
+		sim_conf_change(s, RAFT_CONF_PROMOTE, cs.learners[sim_below(s, cs.n_learners)]);
+	} else if (pick == 2 && cs.n_voters > 3) {
+		sim_conf_change(s, RAFT_CONF_REMOVE, cs.voters[sim_below(s, cs.n_voters)]);
+	} else if (pick == 3 && cs.n_voters < 5 && s->next_new_id <= SIM_MAX_NODES) {
+		sim_conf_change(s, RAFT_CONF_ADD_VOTER, s->next_new_id++);
+	}
+}
+
+static void partition(struct sim *s)
+{
+	unsigned kind = sim_below(s, 4);
+
+	if (kind == 0) {
+		uint64_t x = random_existing(s);
+		if (x)
+			sim_isolate(s, x);
+	} else if (kind == 1) {
+		uint64_t a = random_existing(s), b = random_existing(s);
+		if (a && b && a != b)
+			sim_cut(s, a, b);
+	} else if (kind == 2) {
+		bool side[SIM_MAX_NODES + 1];
+
+		for (unsigned i = 1; i <= SIM_MAX_NODES; i++)
+			side[i] = sim_below(s, 2);
+		for (unsigned i = 1; i <= SIM_MAX_NODES; i++)
+			for (unsigned j = 1; j <= SIM_MAX_NODES; j++)
+				s->cut[i][j] = side[i] != side[j];
+		sim_tracef(s, "split network");
+	} else {
+		sim_heal_net(s);
+	}
+}
+
+void sim_chaos(struct sim *s)
+{
+	unsigned r = sim_below(s, 1000);
+	uint64_t x;
+
+	if (r < 150) {
+		if ((x = random_up(s)))
+			sim_propose(s, x);
+	} else if (r < 200) {
+		if ((x = random_up(s)))
+			sim_read(s, x);
+	} else if (s->o.faults && r < 206) {
+		if ((x = random_up(s))) {
+			if (sim_below(s, 2)) {
+				s->nodes[x].crash_mid_ready = true;
+				sim_tracef(s, "n%llu will crash before its next write",
+					   (unsigned long long)x);
+			} else {
+				sim_crash(s, x);
+			}
+		}
+	} else if (s->o.faults && r < 236) {
+		for (unsigned i = 1; i <= SIM_MAX_NODES; i++)
+			if (s->nodes[i].exists && !s->nodes[i].up) {
+				sim_restart(s, i);
+				break;
+			}
+	} else if (s->o.faults && r < 242) {
+		partition(s);
+	} else if (s->o.faults && r < 252) {
+		sim_heal_net(s);
+	} else if (s->o.faults && r < 256) {
+		if ((x = random_existing(s)))
+			sim_transfer(s, x);
+	} else if (s->o.membership && r < 261) {
+		membership_change(s);
+	}
+	retry_writes(s);
+	retire_removed(s);
+}
+
+void sim_heal(struct sim *s)
+{
+	sim_tracef(s, "heal everything");
+	memset(s->cut, 0, sizeof s->cut);
+	s->o.drop_pct = 0;
+	s->o.dup_pct = 0;
+	for (unsigned i = 1; i <= SIM_MAX_NODES; i++) {
+		s->nodes[i].crash_mid_ready = false;
+		if (s->nodes[i].exists && !s->nodes[i].up)
+			sim_restart(s, i);
+	}
+}
+
+bool sim_settle(struct sim *s, unsigned max_ticks)
+{
+	uint64_t start = s->now;
+
+	while (!s->failed && s->now - start < max_ticks) {
+		bool all = sim_leader(s) != 0;
+
+		for (size_t i = 0; all && i < s->n_props; i++)
+			all = s->props[i].acked;
+		if (all)
+			return true;
+		sim_step(s);
+		retry_writes(s);
+		retire_removed(s);
+	}
+	if (!s->failed) {
+		size_t pending = 0;
+
+		for (size_t i = 0; i < s->n_props; i++)
+			pending += !s->props[i].acked;
+		sim_fail(s, "liveness: after healing, %s and %zu writes unacknowledged after %u ticks",
+			 sim_leader(s) ? "a leader" : "no leader", pending, max_ticks);
+	}
+	return false;
+}

@@ -1,0 +1,915 @@
+/*
+ * The simulator's engine: members, the network, the ready loop of each
+ * member exactly as raft.h prescribes it (send msgs_now, persist, send
+ * msgs_after_persist, apply, advance), and the safety checks.
+ *
+ * The checks, all from the Raft paper (Figure 3) plus the client's view:
+ *  - election safety: at most one leader per term (term_leader[]);
+ *  - log matching: an (index, term) pair names one entry with one
+ *    predecessor term everywhere, ever (the lm table, fed on every persist);
+ *    by induction equal (index, term) means equal prefixes;
+ *  - leader completeness: a leader's log holds every entry any member had
+ *    applied when it became leader (see check_leader());
+ *  - state machine safety: no two members apply different entries, or reach
+ *    different states, at the same index (applied_term/hash, state_at);
+ *  - commit and applied never go back (per life; the persisted commit across
+ *    lives);
+ *  - every acknowledged write is applied, hence in every later leader's log;
+ *  - a linearizable read returns a state at least as new as every write
+ *    acknowledged before the read started.
+ */
+#include "tests/sim/sim.h"
+
+#include "common/error.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct sim_lm {
+	uint64_t index, term, hash, prev;
+};
+
+#define SIM_DATA_BYTES 24 /* proposal: 8-byte id + filler */
+
+static void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+
+	if (!q) {
+		fprintf(stderr, "sim: out of memory\n");
+		abort();
+	}
+	return q;
+}
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+	h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+	h *= 0xBF58476D1CE4E5B9ull;
+	return h ^ (h >> 31);
+}
+
+static uint64_t hash_bytes(const unsigned char *p, size_t n, uint64_t h)
+{
+	h ^= 0xCBF29CE484222325ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 0x100000001B3ull;
+	return h;
+}
+
+uint64_t sim_rand(struct sim *s)
+{
+	uint64_t z = (s->prng += 0x9E3779B97F4A7C15ull);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
+}
+
+unsigned sim_below(struct sim *s, unsigned n)
+{
+	return n ? (unsigned)(sim_rand(s) % n) : 0;
+}
+
+/* ---- trace ---- */
+
+void sim_tracef(struct sim *s, const char *fmt, ...)
+{
+	char *line = s->trace[(s->trace_head + s->trace_n) % SIM_TRACE_LINES];
+	va_list ap;
+	int k;
+
+	k = snprintf(line, sizeof s->trace[0], "t=%llu ", (unsigned long long)s->now);
+	va_start(ap, fmt);
+	vsnprintf(line + k, sizeof s->trace[0] - (size_t)k, fmt, ap);
+	va_end(ap);
+	s->trace_hash = hash_bytes((const unsigned char *)line, strlen(line), s->trace_hash);
+	if (s->trace_n < SIM_TRACE_LINES)
+		s->trace_n++;
+	else
+		s->trace_head = (s->trace_head + 1) % SIM_TRACE_LINES;
+	if (s->trace_out)
+		fprintf(s->trace_out, "%s\n", line);
+}
+
+void sim_fail(struct sim *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (s->failed)
+		return;
+	s->failed = true;
+	va_start(ap, fmt);
+	vsnprintf(s->failure, sizeof s->failure, fmt, ap);
+	va_end(ap);
+	sim_tracef(s, "FAILURE %s", s->failure);
+}
+
+void sim_report(struct sim *s, FILE *out, const char *replay_cmd)
+{
+	fprintf(out, "SIM FAILURE seed=%llu step=%llu: %s\n", (unsigned long long)s->seed,
+		(unsigned long long)s->steps, s->failure);
+	fprintf(out, "last %u trace lines:\n", s->trace_n);
+	for (unsigned i = 0; i < s->trace_n; i++)
+		fprintf(out, "  %s\n", s->trace[(s->trace_head + i) % SIM_TRACE_LINES]);
+	fprintf(out, "SIM FAILURE seed=%llu: %s\nreplay: %s --seed %llu --verbose\n",
+		(unsigned long long)s->seed, s->failure, replay_cmd, (unsigned long long)s->seed);
+}
+
+/* ---- messages and the network ---- */
+
+static void msg_free(struct raft_message *m)
+{
+	for (size_t i = 0; i < m->n_entries; i++)
+		free(m->entries[i].data);
+	free(m->entries);
+	if (m->snapshot) {
+		free(m->snapshot->data);
+		free(m->snapshot);
+	}
+	memset(m, 0, sizeof *m);
+}
+
+static void msg_copy(struct raft_message *d, const struct raft_message *m)
+{
+	*d = *m;
+	d->entries = NULL;
+	d->snapshot = NULL;
+	if (m->n_entries) {
+		d->entries = xrealloc(NULL, m->n_entries * sizeof *d->entries);
+		for (size_t i = 0; i < m->n_entries; i++) {
+			d->entries[i] = m->entries[i];
+			d->entries[i].data = NULL;
+			if (m->entries[i].len) {
+				d->entries[i].data = xrealloc(NULL, m->entries[i].len);
+				memcpy(d->entries[i].data, m->entries[i].data, m->entries[i].len);
+			}
+		}
+	}
+	if (m->snapshot) {
+		d->snapshot = xrealloc(NULL, sizeof *d->snapshot);
+		*d->snapshot = *m->snapshot;
+		d->snapshot->data = NULL;
+		if (m->snapshot->len) {
+			d->snapshot->data = xrealloc(NULL, m->snapshot->len);
+			memcpy(d->snapshot->data, m->snapshot->data, m->snapshot->len);
+		}
+	}
+}
+
+static bool q_less(const struct sim_msg *a, const struct sim_msg *b)
+{
+	return a->at < b->at || (a->at == b->at && a->seq < b->seq);
+}
+
+static void q_push(struct sim *s, uint64_t at, const struct raft_message *m)
+{
+	size_t i;
+
+	if (s->nq == s->capq) {
+		s->capq = s->capq ? s->capq * 2 : 256;
+		s->q = xrealloc(s->q, s->capq * sizeof *s->q);
+	}
+	i = s->nq++;
+	s->q[i].at = at;
+	s->q[i].seq = s->seq++;
+	msg_copy(&s->q[i].m, m);
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+		struct sim_msg t;
+
+		if (!q_less(&s->q[i], &s->q[p]))
+			break;
+		t = s->q[i];
+		s->q[i] = s->q[p];
+		s->q[p] = t;
+		i = p;
+	}
+}
+
+static struct sim_msg q_pop(struct sim *s)
+{
+	struct sim_msg top = s->q[0];
+	size_t i = 0;
+
+	s->q[0] = s->q[--s->nq];
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		struct sim_msg t;
+
+		if (l < s->nq && q_less(&s->q[l], &s->q[m]))
+			m = l;
+		if (r < s->nq && q_less(&s->q[r], &s->q[m]))
+			m = r;
+		if (m == i)
+			break;
+		t = s->q[i];
+		s->q[i] = s->q[m];
+		s->q[m] = t;
+		i = m;
+	}
+	return top;
+}
+
+/* A local event: the transport tells the leader how a snapshot went. */
+#define SIM_SNAP_STATUS ((enum raft_msg_type)100)
+
+static void snap_status(struct sim *s, uint64_t leader, uint64_t to, bool ok)
+{
+	struct raft_message st = { 0 };
+
+	st.type = SIM_SNAP_STATUS;
+	st.from = to;
+	st.to = leader;
+	st.reject = !ok;
+	q_push(s, s->now + 1, &st);
+}
+
+static bool link_ok(struct sim *s, uint64_t from, uint64_t to)
+{
+	return from <= SIM_MAX_NODES && to <= SIM_MAX_NODES && to > 0 && !s->cut[from][to] &&
+	       s->nodes[to].exists;
+}
+
+static void net_send(struct sim *s, const struct raft_message *m)
+{
+	unsigned copies = 1;
+
+	if (!link_ok(s, m->from, m->to) || sim_below(s, 100) < s->o.drop_pct) {
+		if (m->type == RAFT_MSG_SNAP)
+			snap_status(s, m->from, m->to, false);
+		return;
+	}
+	if (sim_below(s, 100) < s->o.dup_pct)
+		copies = 2;
+	for (unsigned i = 0; i < copies; i++)
+		q_push(s, s->now + 1 + sim_below(s, s->o.max_delay + 1), m);
+}
+
+/* ---- history tables ---- */
+
+static void grow_u64(uint64_t **a, size_t *cap, size_t need)
+{
+	if (need < *cap)
+		return;
+	size_t ncap = *cap ? *cap : 1024;
+	while (ncap <= need)
+		ncap *= 2;
+	*a = xrealloc(*a, ncap * sizeof **a);
+	memset(*a + *cap, 0, (ncap - *cap) * sizeof **a);
+	*cap = ncap;
+}
+
+static void check_completeness(struct sim *s, struct sim_node *n, uint64_t term);
+
+/* Election safety; and leader completeness at the moment a leader is first
+ * seen: every entry applied anywhere before then was committed in a term
+ * below this one (a quorum that knew a higher term could not have elected
+ * it), so its log must hold them all. Checking later would be wrong: a
+ * stale leader of an older term legitimately lacks what newer ones commit. */
+static void check_leader(struct sim *s, uint64_t term, uint64_t id)
+{
+	size_t old = s->cap_terms;
+
+	if (term >= s->cap_terms) {
+		grow_u64(&s->term_leader, &old, term);
+		s->cap_terms = old;
+	}
+	if (!s->term_leader[term]) {
+		s->term_leader[term] = id;
+		sim_tracef(s, "n%llu leader term=%llu", (unsigned long long)id,
+			   (unsigned long long)term);
+		check_completeness(s, &s->nodes[id], term);
+	} else if (s->term_leader[term] != id) {
+		sim_fail(s, "two leaders in term %llu: n%llu and n%llu", (unsigned long long)term,
+			 (unsigned long long)s->term_leader[term], (unsigned long long)id);
+	}
+}
+
+static uint64_t entry_hash(const struct raft_entry *e)
+{
+	return hash_bytes(e->data, e->len, (uint64_t)e->type * 31 + 7);
+}
+
+static void lm_insert(struct sim *s, struct sim_lm v);
+
+static void lm_grow(struct sim *s)
+{
+	struct sim_lm *old = s->lm;
+	size_t oldcap = s->cap_lm;
+
+	s->cap_lm = oldcap ? oldcap * 2 : 4096;
+	s->lm = calloc(s->cap_lm, sizeof *s->lm);
+	if (!s->lm)
+		abort();
+	s->n_lm = 0;
+	for (size_t i = 0; i < oldcap; i++)
+		if (old[i].index)
+			lm_insert(s, old[i]);
+	free(old);
+}
+
+static struct sim_lm *lm_find(struct sim *s, uint64_t index, uint64_t term)
+{
+	size_t m = s->cap_lm - 1, i = (size_t)mix(index, term) & m;
+
+	while (s->lm[i].index && !(s->lm[i].index == index && s->lm[i].term == term))
+		i = (i + 1) & m;
+	return &s->lm[i];
+}
+
+static void lm_insert(struct sim *s, struct sim_lm v)
+{
+	struct sim_lm *slot;
+
+	if (2 * (s->n_lm + 1) > s->cap_lm)
+		lm_grow(s);
+	slot = lm_find(s, v.index, v.term);
+	if (!slot->index)
+		s->n_lm++;
+	*slot = v;
+}
+
+/* Log matching, fed with every entry a member persists. */
+static void check_persisted(struct sim *s, struct sim_node *n, const struct raft_entry *e)
+{
+	struct raft_storage st = raft_memstorage_storage(n->ms);
+	struct sim_lm v = { e->index, e->term, entry_hash(e), 0 };
+	struct sim_lm *have;
+
+	if (st.term(st.ctx, e->index - 1, &v.prev))
+		v.prev = UINT64_MAX;
+	if (!s->cap_lm)
+		lm_grow(s);
+	have = lm_find(s, e->index, e->term);
+	if (!have->index) {
+		lm_insert(s, v);
+		return;
+	}
+	if (have->hash != v.hash || (v.prev != UINT64_MAX && have->prev != UINT64_MAX &&
+				     have->prev != v.prev))
+		sim_fail(s, "log matching: n%llu persisted index=%llu term=%llu that differs from "
+			    "another copy (data or previous term %llu vs %llu)",
+			 (unsigned long long)n->id, (unsigned long long)e->index,
+			 (unsigned long long)e->term, (unsigned long long)v.prev,
+			 (unsigned long long)have->prev);
+	else if (have->prev == UINT64_MAX)
+		have->prev = v.prev;
+}
+
+static void check_apply(struct sim *s, struct sim_node *n, const struct raft_entry *e)
+{
+	size_t cap = s->cap_applied;
+	uint64_t h = entry_hash(e);
+
+	if (e->index != n->applied + 1) {
+		sim_fail(s, "n%llu applied index %llu after %llu", (unsigned long long)n->id,
+			 (unsigned long long)e->index, (unsigned long long)n->applied);
+		return;
+	}
+	n->applied = e->index;
+	n->sm_hash = mix(n->sm_hash, h);
+	if (e->index >= cap) {
+		size_t c2 = cap;
+
+		grow_u64(&s->applied_term, &cap, e->index);
+		grow_u64(&s->applied_hash, &c2, e->index);
+		s->cap_applied = cap;
+	}
+	if (!s->applied_term[e->index]) {
+		s->applied_term[e->index] = e->term;
+		s->applied_hash[e->index] = n->sm_hash;
+		if (e->index > s->max_applied)
+			s->max_applied = e->index;
+	} else if (s->applied_term[e->index] != e->term ||
+		   s->applied_hash[e->index] != n->sm_hash) {
+		sim_fail(s, "n%llu applied a different entry or state at index %llu (term %llu, "
+			    "first applied with term %llu)",
+			 (unsigned long long)n->id, (unsigned long long)e->index,
+			 (unsigned long long)e->term, (unsigned long long)s->applied_term[e->index]);
+	}
+}
+
+static void ack_entry(struct sim *s, struct sim_node *n, const struct raft_entry *e)
+{
+	uint64_t id = 0;
+
+	if (e->type != RAFT_ENTRY_NORMAL || e->len != SIM_DATA_BYTES)
+		return;
+	for (int i = 0; i < 8; i++)
+		id = id << 8 | e->data[i];
+	if (!id || id > s->n_props)
+		return;
+	struct sim_prop *p = &s->props[id - 1];
+	if (p->acked)
+		return;
+	p->acked = true;
+	s->acked++;
+	if (e->index > s->max_acked_index)
+		s->max_acked_index = e->index;
+	sim_tracef(s, "n%llu ack p%llu index=%llu", (unsigned long long)n->id,
+		   (unsigned long long)id, (unsigned long long)e->index);
+}
+
+static void serve_reads(struct sim *s, struct sim_node *n)
+{
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < n->n_waiting; i++) {
+		struct raft_read_state *rs = &n->waiting[i];
+		struct sim_read *rd;
+
+		if (rs->index > n->applied) {
+			n->waiting[k++] = *rs;
+			continue;
+		}
+		if (!rs->context || rs->context > s->n_reads)
+			continue;
+		rd = &s->reads[rs->context - 1];
+		if (rd->done || rd->node != n->id)
+			continue;
+		rd->done = true;
+		rd->index = rs->index;
+		s->reads_ok++;
+		sim_tracef(s, "n%llu read r%llu served at applied=%llu (index %llu, needs >= %llu)",
+			   (unsigned long long)n->id, (unsigned long long)rd->id,
+			   (unsigned long long)n->applied, (unsigned long long)rs->index,
+			   (unsigned long long)rd->min_index);
+		if (n->applied < rd->min_index)
+			sim_fail(s, "stale read r%llu at n%llu: state at %llu, but write at %llu was "
+				    "acknowledged before the read began",
+				 (unsigned long long)rd->id, (unsigned long long)n->id,
+				 (unsigned long long)n->applied, (unsigned long long)rd->min_index);
+	}
+	n->n_waiting = k;
+}
+
+/* ---- members ---- */
+
+static void snap_decode(const struct raft_snapshot *sn, uint64_t *hash)
+{
+	*hash = 0;
+	if (sn->len == 8)
+		for (int i = 0; i < 8; i++)
+			*hash = *hash << 8 | sn->data[i];
+}
+
+static int node_start(struct sim *s, struct sim_node *n)
+{
+	struct raft_config c = { 0 };
+	struct raft_storage st = raft_memstorage_storage(n->ms);
+	struct raft_snapshot sn;
+	int rc;
+
+	st.snapshot(st.ctx, &sn);
+	c.id = n->id;
+	c.election_ticks = 10;
+	c.heartbeat_ticks = 1;
+	c.pre_vote = true;
+	c.check_quorum = true;
+	c.max_msg_bytes = 4096;
+	c.max_inflight_msgs = 16;
+	c.seed = s->seed;
+	c.storage = st;
+	rc = raft_create(&c, &n->r);
+	if (rc) {
+		sim_fail(s, "n%llu cannot start: %d", (unsigned long long)n->id, rc);
+		return rc;
+	}
+	n->up = true;
+	n->applied = sn.meta.index;
+	snap_decode(&sn, &n->sm_hash);
+	n->seen_commit = 0;
+	n->n_waiting = 0;
+	n->crash_mid_ready = false;
+	return 0;
+}
+
+static void node_stop(struct sim_node *n)
+{
+	raft_destroy(n->r);
+	n->r = NULL;
+	n->up = false;
+	n->n_waiting = 0;
+}
+
+static void maybe_compact(struct sim *s, struct sim_node *n)
+{
+	struct raft_storage st = raft_memstorage_storage(n->ms);
+	struct raft_conf_state cs;
+	struct raft_snapshot sn;
+	unsigned char data[8];
+
+	if (!s->o.compact_every)
+		return;
+	st.snapshot(st.ctx, &sn);
+	if (n->applied < sn.meta.index + s->o.compact_every)
+		return;
+	raft_conf_state(n->r, &cs);
+	for (int i = 0; i < 8; i++)
+		data[i] = (unsigned char)(n->sm_hash >> (56 - 8 * i));
+	/* keep a few entries so a slightly lagging follower still gets appends */
+	if (raft_memstorage_compact(n->ms, n->applied, &cs, data, sizeof data) == 0)
+		sim_tracef(s, "n%llu compact index=%llu", (unsigned long long)n->id,
+			   (unsigned long long)n->applied);
+}
+
+static void process_ready(struct sim *s, struct sim_node *n);
+
+void sim_crash(struct sim *s, uint64_t id)
+{
+	struct sim_node *n = &s->nodes[id];
+
+	if (!n->up)
+		return;
+	sim_tracef(s, "n%llu crash", (unsigned long long)id);
+	node_stop(n);
+}
+
+void sim_restart(struct sim *s, uint64_t id)
+{
+	struct sim_node *n = &s->nodes[id];
+
+	if (!n->exists || n->up)
+		return;
+	sim_tracef(s, "n%llu restart", (unsigned long long)id);
+	if (node_start(s, n) == 0)
+		process_ready(s, n);
+}
+
+static void process_ready(struct sim *s, struct sim_node *n)
+{
+	struct raft_ready rd;
+	int rc;
+
+	while (n->up && !s->failed && raft_has_ready(n->r)) {
+		if ((rc = raft_ready(n->r, &rd))) {
+			sim_fail(s, "n%llu ready: %d", (unsigned long long)n->id, rc);
+			return;
+		}
+		if (rd.role == RAFT_LEADER)
+			check_leader(s, rd.hard_state.term, n->id);
+		if (rd.hard_state.commit < n->seen_commit)
+			sim_fail(s, "n%llu commit went back from %llu to %llu",
+				 (unsigned long long)n->id, (unsigned long long)n->seen_commit,
+				 (unsigned long long)rd.hard_state.commit);
+		n->seen_commit = rd.hard_state.commit;
+		for (size_t i = 0; i < rd.n_msgs_now; i++)
+			net_send(s, &rd.msgs_now[i]);
+		if (n->crash_mid_ready && (rd.n_entries || rd.hard_state_changed)) {
+			sim_tracef(s, "n%llu crash before persisting %zu entries",
+				   (unsigned long long)n->id, rd.n_entries);
+			node_stop(n);
+			return;
+		}
+		if (rd.snapshot) {
+			rc = raft_memstorage_apply_snapshot(n->ms, rd.snapshot);
+			if (rc)
+				sim_fail(s, "n%llu persist snapshot: %d", (unsigned long long)n->id, rc);
+		}
+		if (rd.n_entries) {
+			rc = raft_memstorage_append(n->ms, rd.entries, rd.n_entries);
+			if (rc)
+				sim_fail(s, "n%llu persist entries: %d", (unsigned long long)n->id, rc);
+			for (size_t i = 0; i < rd.n_entries; i++)
+				check_persisted(s, n, &rd.entries[i]);
+		}
+		if (rd.hard_state_changed) {
+			if (rd.hard_state.commit < n->disk_commit)
+				sim_fail(s, "n%llu persisted commit went back from %llu to %llu",
+					 (unsigned long long)n->id, (unsigned long long)n->disk_commit,
+					 (unsigned long long)rd.hard_state.commit);
+			n->disk_commit = rd.hard_state.commit;
+			raft_memstorage_set_hard_state(n->ms, &rd.hard_state);
+		}
+		for (size_t i = 0; i < rd.n_msgs_after_persist; i++)
+			net_send(s, &rd.msgs_after_persist[i]);
+		if (rd.snapshot) {
+			uint64_t si = rd.snapshot->meta.index;
+
+			if (si < n->applied)
+				sim_fail(s, "n%llu snapshot %llu behind applied %llu",
+					 (unsigned long long)n->id, (unsigned long long)si,
+					 (unsigned long long)n->applied);
+			n->applied = si;
+			snap_decode(rd.snapshot, &n->sm_hash);
+			if (si < s->cap_applied && s->applied_term[si] &&
+			    (s->applied_hash[si] != n->sm_hash ||
+			     s->applied_term[si] != rd.snapshot->meta.term))
+				sim_fail(s, "n%llu restored a snapshot at %llu with a different state",
+					 (unsigned long long)n->id, (unsigned long long)si);
+			sim_tracef(s, "n%llu restored snapshot index=%llu", (unsigned long long)n->id,
+				   (unsigned long long)si);
+		}
+		for (size_t i = 0; i < rd.n_committed; i++) {
+			const struct raft_entry *e = &rd.committed[i];
+
+			check_apply(s, n, e);
+			ack_entry(s, n, e);
+			if (e->type == RAFT_ENTRY_CONF_CHANGE) {
+				struct raft_conf_change cc;
+
+				if (!raft_conf_change_decode(e->data, e->len, &cc))
+					sim_tracef(s, "n%llu applied conf change %d n%llu index=%llu",
+						   (unsigned long long)n->id, (int)cc.type,
+						   (unsigned long long)cc.node_id,
+						   (unsigned long long)e->index);
+			}
+		}
+		for (size_t i = 0; i < rd.n_read_states; i++)
+			if (n->n_waiting < sizeof n->waiting / sizeof n->waiting[0])
+				n->waiting[n->n_waiting++] = rd.read_states[i];
+		if ((rc = raft_advance(n->r, &rd)))
+			sim_fail(s, "n%llu advance: %d", (unsigned long long)n->id, rc);
+		serve_reads(s, n);
+		maybe_compact(s, n);
+	}
+}
+
+/* ---- the cluster ---- */
+
+static void node_create(struct sim *s, uint64_t id, const uint64_t *voters, size_t nv)
+{
+	struct sim_node *n = &s->nodes[id];
+
+	memset(n, 0, sizeof *n);
+	n->id = id;
+	if (raft_memstorage_create(NULL, &n->ms))
+		abort();
+	if (nv && raft_memstorage_bootstrap(n->ms, voters, nv))
+		abort();
+	n->exists = true;
+	node_start(s, n);
+}
+
+void sim_init(struct sim *s, uint64_t seed, const struct sim_opts *o)
+{
+	uint64_t voters[SIM_MAX_NODES];
+
+	memset(s, 0, sizeof *s);
+	s->seed = seed;
+	s->prng = seed * 0x2545F4914F6CDD1Dull + 1;
+	s->o = *o;
+	for (unsigned i = 0; i < o->n_voters; i++)
+		voters[i] = i + 1;
+	for (unsigned i = 0; i < o->n_voters; i++)
+		node_create(s, i + 1, voters, o->n_voters);
+	s->next_new_id = o->n_voters + 1;
+	sim_tracef(s, "start seed=%llu voters=%u drop=%u%% dup=%u%% delay<=%u",
+		   (unsigned long long)seed, o->n_voters, o->drop_pct, o->dup_pct, o->max_delay);
+}
+
+void sim_free(struct sim *s)
+{
+	for (unsigned i = 1; i <= SIM_MAX_NODES; i++) {
+		if (s->nodes[i].r)
+			raft_destroy(s->nodes[i].r);
+		raft_memstorage_destroy(s->nodes[i].ms);
+	}
+	for (size_t i = 0; i < s->nq; i++)
+		msg_free(&s->q[i].m);
+	free(s->q);
+	free(s->term_leader);
+	free(s->applied_term);
+	free(s->applied_hash);
+	free(s->lm);
+	free(s->props);
+	free(s->reads);
+	memset(s, 0, sizeof *s);
+}
+
+uint64_t sim_leader(struct sim *s)
+{
+	uint64_t best = 0, term = 0;
+
+	for (unsigned i = 1; i <= SIM_MAX_NODES; i++) {
+		struct raft_status st;
+
+		if (!s->nodes[i].up)
+			continue;
+		raft_status(s->nodes[i].r, &st);
+		if (st.role == RAFT_LEADER && st.term >= term) {
+			best = i;
+			term = st.term;
+		}
+	}
+	return best;
+}
+
+static void deliver(struct sim *s, struct sim_msg *sm)
+{
+	struct raft_message *m = &sm->m;
+	struct sim_node *n = m->to <= SIM_MAX_NODES ? &s->nodes[m->to] : NULL;
+	int rc;
+
+	if (m->type == SIM_SNAP_STATUS) {
+		if (n && n->up) {
+			raft_report_snapshot(n->r, m->from, !m->reject);
+			process_ready(s, n);
+		}
+		return;
+	}
+	if (!n || !n->up || !link_ok(s, m->from, m->to)) {
+		if (m->type == RAFT_MSG_SNAP)
+			snap_status(s, m->from, m->to, false);
+		return;
+	}
+	if (s->o.verbose || s->trace_out)
+		sim_tracef(s, "%llu->%llu %s term=%llu idx=%llu lt=%llu n=%zu commit=%llu%s%s",
+			   (unsigned long long)m->from, (unsigned long long)m->to,
+			   raft_msg_type_name(m->type), (unsigned long long)m->term,
+			   (unsigned long long)m->index, (unsigned long long)m->log_term,
+			   m->n_entries, (unsigned long long)m->commit, m->reject ? " reject" : "",
+			   m->snapshot ? " +snap" : "");
+	rc = raft_step(n->r, m);
+	if (rc)
+		sim_fail(s, "n%llu step %s: %d", (unsigned long long)n->id,
+			 raft_msg_type_name(m->type), rc);
+	if (m->type == RAFT_MSG_SNAP)
+		snap_status(s, m->from, m->to, true);
+	process_ready(s, n);
+}
+
+static void check_completeness(struct sim *s, struct sim_node *n, uint64_t term)
+{
+	struct raft_status st;
+
+	raft_status(n->r, &st);
+	for (uint64_t i = st.first_index; i <= s->max_applied && !s->failed; i++) {
+		uint64_t t;
+
+		if (!s->applied_term[i])
+			continue;
+		if (raft_term_at(n->r, i, &t) || t != s->applied_term[i])
+			sim_fail(s, "leader completeness: n%llu leads term %llu without the entry "
+				    "applied at index %llu (term %llu)",
+				 (unsigned long long)n->id, (unsigned long long)term,
+				 (unsigned long long)i, (unsigned long long)s->applied_term[i]);
+	}
+}
+
+static void check_all(struct sim *s)
+{
+	for (unsigned i = 1; i <= SIM_MAX_NODES && !s->failed; i++) {
+		struct sim_node *n = &s->nodes[i];
+		struct raft_status st;
+
+		if (!n->up)
+			continue;
+		raft_status(n->r, &st);
+		if (st.applied != n->applied)
+			sim_fail(s, "n%u: core applied %llu, state machine %llu", i,
+				 (unsigned long long)st.applied, (unsigned long long)n->applied);
+		if (st.role != RAFT_LEADER)
+			continue;
+		check_leader(s, st.term, i);
+	}
+}
+
+void sim_step(struct sim *s)
+{
+	if (s->failed)
+		return;
+	s->now++;
+	s->steps++;
+	for (unsigned i = 1; i <= SIM_MAX_NODES && !s->failed; i++) {
+		struct sim_node *n = &s->nodes[i];
+
+		if (!n->up)
+			continue;
+		if (raft_tick(n->r))
+			sim_fail(s, "n%u tick failed", i);
+		process_ready(s, n);
+	}
+	while (s->nq && s->q[0].at <= s->now && !s->failed) {
+		struct sim_msg sm = q_pop(s);
+
+		deliver(s, &sm);
+		msg_free(&sm.m);
+	}
+	check_all(s);
+}
+
+/* ---- client requests and scripted faults ---- */
+
+void sim_propose(struct sim *s, uint64_t node)
+{
+	unsigned char data[SIM_DATA_BYTES] = { 0 };
+	struct sim_prop *p;
+	int rc;
+
+	if (!s->nodes[node].up)
+		return;
+	if (s->n_props == s->cap_props) {
+		s->cap_props = s->cap_props ? s->cap_props * 2 : 64;
+		s->props = xrealloc(s->props, s->cap_props * sizeof *s->props);
+	}
+	p = &s->props[s->n_props++];
+	memset(p, 0, sizeof *p);
+	p->id = s->n_props;
+	p->proposed_at = p->first_at = s->now;
+	for (int i = 0; i < 8; i++)
+		data[i] = (unsigned char)(p->id >> (56 - 8 * i));
+	for (int i = 8; i < SIM_DATA_BYTES; i++)
+		data[i] = (unsigned char)sim_rand(s);
+	rc = raft_propose(s->nodes[node].r, data, sizeof data);
+	sim_tracef(s, "n%llu propose p%llu -> %s", (unsigned long long)node,
+		   (unsigned long long)p->id, rc ? moor_errname(rc) : "ok");
+	process_ready(s, &s->nodes[node]);
+}
+
+/* Proposes an existing proposal again, as a client does after a timeout. */
+void sim_repropose(struct sim *s, uint64_t node, struct sim_prop *p);
+void sim_repropose(struct sim *s, uint64_t node, struct sim_prop *p)
+{
+	unsigned char data[SIM_DATA_BYTES] = { 0 };
+	int rc;
+
+	if (!s->nodes[node].up)
+		return;
+	for (int i = 0; i < 8; i++)
+		data[i] = (unsigned char)(p->id >> (56 - 8 * i));
+	p->proposed_at = s->now;
+	rc = raft_propose(s->nodes[node].r, data, sizeof data);
+	sim_tracef(s, "n%llu repropose p%llu -> %s", (unsigned long long)node,
+		   (unsigned long long)p->id, rc ? moor_errname(rc) : "ok");
+	process_ready(s, &s->nodes[node]);
+}
+
+void sim_read(struct sim *s, uint64_t node)
+{
+	struct sim_read *r;
+	int rc;
+
+	if (!s->nodes[node].up)
+		return;
+	if (s->n_reads == s->cap_reads) {
+		s->cap_reads = s->cap_reads ? s->cap_reads * 2 : 64;
+		s->reads = xrealloc(s->reads, s->cap_reads * sizeof *s->reads);
+	}
+	r = &s->reads[s->n_reads++];
+	memset(r, 0, sizeof *r);
+	r->id = s->n_reads;
+	r->node = node;
+	r->min_index = s->max_acked_index;
+	r->started = s->now;
+	rc = raft_read_index(s->nodes[node].r, r->id);
+	sim_tracef(s, "n%llu read r%llu (needs >= %llu) -> %s", (unsigned long long)node,
+		   (unsigned long long)r->id, (unsigned long long)r->min_index,
+		   rc ? moor_errname(rc) : "ok");
+	if (rc)
+		r->done = true;
+	process_ready(s, &s->nodes[node]);
+}
+
+void sim_isolate(struct sim *s, uint64_t node)
+{
+	for (unsigned i = 1; i <= SIM_MAX_NODES; i++)
+		if (i != node)
+			s->cut[node][i] = s->cut[i][node] = true;
+	sim_tracef(s, "isolate n%llu", (unsigned long long)node);
+}
+
+void sim_cut(struct sim *s, uint64_t from, uint64_t to)
+{
+	s->cut[from][to] = true;
+	sim_tracef(s, "cut n%llu->n%llu", (unsigned long long)from, (unsigned long long)to);
+}
+
+void sim_heal_net(struct sim *s)
+{
+	memset(s->cut, 0, sizeof s->cut);
+	sim_tracef(s, "heal network");
+}
+
+void sim_transfer(struct sim *s, uint64_t target)
+{
+	uint64_t l = sim_leader(s);
+	int rc;
+
+	if (!l)
+		return;
+	rc = raft_transfer_leadership(s->nodes[l].r, target);
+	sim_tracef(s, "n%llu transfer to n%llu -> %s", (unsigned long long)l,
+		   (unsigned long long)target, rc ? moor_errname(rc) : "ok");
+	process_ready(s, &s->nodes[l]);
+}
+
+int sim_conf_change(struct sim *s, enum raft_conf_change_type t, uint64_t node)
+{
+	struct raft_conf_change cc = { t, node };
+	uint64_t l = sim_leader(s);
+	int rc;
+
+	if (!l)
+		return MOOR_ENOLEADER;
+	if ((t == RAFT_CONF_ADD_VOTER || t == RAFT_CONF_ADD_LEARNER) && !s->nodes[node].exists &&
+	    node <= SIM_MAX_NODES && !s->nodes[node].ms)
+		node_create(s, node, NULL, 0);
+	rc = raft_propose_conf_change(s->nodes[l].r, &cc);
+	sim_tracef(s, "n%llu conf change %d n%llu -> %s", (unsigned long long)l, (int)t,
+		   (unsigned long long)node, rc ? moor_errname(rc) : "ok");
+	process_ready(s, &s->nodes[l]);
+	return rc;
+}
