@@ -634,6 +634,73 @@ static void a_store_error_is_reported_and_the_watcher_retries(void **state)
 	th_fini(&t);
 }
 
+/* Many watchers on keys and ranges, half of them cancelled again (the
+ * interval treap rotates and rebalances), then writes to random keys: every
+ * watcher gets exactly the events of its range, as a brute-force scan says. */
+static void matching_many_keys_and_ranges_agrees_with_a_brute_force_scan(void **state)
+{
+	enum { NW = 3000, NWRITES = 400 };
+	static struct {
+		char key[3], end[3];
+		int64_t id;
+		bool range, end_inf, alive;
+		int want, got;
+	} w[NW];
+	struct th t;
+	struct th_stream ts;
+	struct got g;
+	uint64_t x = 0x2545F4914F6CDD1Dull;
+
+	(void)state;
+	th_init(&t, NULL);
+	th_stream_open(&t, &ts);
+	for (int i = 0; i < NW; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		w[i].key[0] = (char)('a' + x % 26);
+		w[i].key[1] = (char)('a' + (x >> 8) % 26);
+		w[i].range = (x >> 16) % 3 != 0;
+		w[i].end_inf = w[i].range && (x >> 20) % 10 == 0;
+		w[i].end[0] = (char)(w[i].key[0] + (x >> 24) % 3);
+		w[i].end[1] = (char)('a' + (x >> 32) % 26);
+		if (w[i].range && !w[i].end_inf && strcmp(w[i].end, w[i].key) <= 0)
+			w[i].range = false;
+		w[i].id = th_watch(&ts, w[i].key,
+		                   w[i].end_inf ? ""
+		                   : w[i].range ? w[i].end
+		                                : NULL,
+		                   0);
+		assert_int_equal(w[i].id, i);
+		w[i].alive = true;
+	}
+	for (int i = 0; i < NW; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		if (x % 2) {
+			assert_int_equal(watch_stream_cancel(ts.s, w[i].id), 0);
+			w[i].alive = false;
+		}
+	}
+	for (int k = 0; k < NWRITES; k++) {
+		char key[3] = {0};
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		key[0] = (char)('a' + x % 28); /* a few keys past every range's start */
+		key[1] = (char)('a' + (x >> 8) % 26);
+		th_put(&t, key, "v");
+		for (int i = 0; i < NW; i++) {
+			int c = strcmp(key, w[i].key);
+			bool in = w[i].range ? c >= 0 && (w[i].end_inf || strcmp(key, w[i].end) < 0)
+			                     : c == 0;
+			w[i].want += in && w[i].alive;
+		}
+		while (th_next(&ts, &g)) {
+			assert_true(g.id >= 0 && g.id < NW && w[g.id].alive);
+			w[g.id].got += (int)g.n;
+		}
+	}
+	for (int i = 0; i < NW; i++)
+		assert_int_equal(w[i].got, w[i].want);
+	th_fini(&t);
+}
+
 /* Runs a small scenario under an allocator that fails after n calls;
  * returns 1 when it completed without any failure. */
 static int scenario_with_failing_alloc(long n)
@@ -747,6 +814,7 @@ int main(void)
 	    cmocka_unit_test(a_future_start_revision_delivers_from_that_revision_on),
 	    cmocka_unit_test(notify_fires_once_until_the_stream_is_drained),
 	    cmocka_unit_test(a_store_error_is_reported_and_the_watcher_retries),
+	    cmocka_unit_test(matching_many_keys_and_ranges_agrees_with_a_brute_force_scan),
 	    cmocka_unit_test(every_allocation_failure_is_clean_and_leaks_nothing),
 	};
 	return cmocka_run_group_tests_name("watch", tests, NULL, NULL);
