@@ -20,6 +20,8 @@
 
 #include "common/error.h"
 
+#include <string.h>
+
 void wsync_make_runnable(struct watch_hub *hub, struct watcher *w)
 {
 	bool was_empty;
@@ -96,92 +98,160 @@ static bool wants(const struct watcher *w, const Mvccpb__Event *ev)
 	return wkey_in_range(w, ev->kv->key.data, ev->kv->key.len) && wfilter_pass(w, ev);
 }
 
-/* Queue what the store returned and move the watcher on. */
-static int take_history(struct watch_hub *hub, struct watcher *w,
-                        const struct watch_history_query *q, struct watch_history_result *res)
+/* Queue what w wants of a checked history batch (NULL: none) and move it to
+ * next_rev. */
+static int take_history(struct watch_hub *hub, struct watcher *w, struct watch_batch *b,
+                        int64_t next_rev)
 {
-	struct watch_batch *b = res->batch;
 	uint32_t n = 0;
-	int rc = check_result(q, res);
+	int rc;
 
-	if (rc) {
-		moor_log(hub->cfg.logger, MOOR_LOG_ERROR, "watch",
-		         "store returned a bad history batch from=%lld to=%lld next=%lld",
-		         (long long)q->from_rev, (long long)q->to_rev, (long long)res->next_rev);
-		if (b)
-			b->destroy(b);
-		return rc;
-	}
 	if (b) {
-		b->refs = 1;
 		for (size_t i = 0; i < b->n_events; i++)
 			n += wants(w, b->events[i]);
-		if (n && (rc = wring_reserve(hub, w, n)) != 0) {
-			wbatch_unref(b);
+		if (n && (rc = wring_reserve(hub, w, n)) != 0)
 			return rc;
-		}
 		for (size_t i = 0; i < b->n_events; i++)
 			if (wants(w, b->events[i]))
 				wring_push(w, b, i);
-		hub->st.history_events += b->n_events;
-		wbatch_unref(b);
 	}
 	hub->st.queued_events += n;
 	hub->st.deliveries += n;
 	if (n)
 		w->activity = true;
-	w->rev = res->next_rev;
+	w->rev = next_rev;
 	wstream_update_ready(w);
 	wstream_update_barrier(w);
 	return 0;
 }
 
-static int sync_one(struct watch_hub *hub, struct watcher *w, size_t left, size_t *used)
+static bool same_range(const struct watcher *a, const struct watcher *b)
 {
-	struct watch_history_query q = {0};
-	struct watch_history_result res = {0};
-	uint32_t room = hub->cfg.max_pending_events - w->count;
-	int rc;
+	return a->key_len == b->key_len && !memcmp(a->key, b->key, a->key_len) &&
+	       a->end_inf == b->end_inf && a->end_len == b->end_len &&
+	       (a->end_len == 0 || !memcmp(a->end, b->end, a->end_len));
+}
 
-	if (w->rev > hub->rev)
-		return go_live(hub, w);
-	q.from_rev = w->rev;
-	q.to_rev = hub->rev;
-	q.max_events = room < hub->cfg.history_batch_events ? room : hub->cfg.history_batch_events;
-	if (q.max_events > left)
-		q.max_events = left;
-	if (q.max_events == 0)
-		q.max_events = 1;
-	q.key = w->key;
-	q.key_len = w->key_len;
-	if (w->end_inf) {
-		static const uint8_t zero = 0;
-		q.range_end = &zero;
-		q.range_end_len = 1;
+/*
+ * The cohort of `lead`: it and the runnable watchers at the same position
+ * (looking at most WSYNC_COHORT_SCAN watchers down the list), taken off the
+ * list and chained through defer_next (free outside apply). One history
+ * read serves them all: watchers that fell behind together (a burst that
+ * overflowed many queues at one revision) or started together (clients
+ * resuming from one revision) cost one read, not one each.
+ */
+#define WSYNC_COHORT_SCAN 4096
+
+static void cohort_query(struct watch_hub *hub, struct watcher *lead, size_t left,
+                         struct watch_history_query *q)
+{
+	static const uint8_t zero = 0;
+	uint32_t min_room = hub->cfg.max_pending_events - lead->count;
+	bool same = true, prev_kv = lead->prev_kv;
+	struct watcher **tail = &lead->defer_next;
+	struct wlink *l = hub->runnable.next;
+
+	lead->defer_next = NULL;
+	for (int scanned = 0; l != &hub->runnable && scanned < WSYNC_COHORT_SCAN; scanned++) {
+		struct watcher *w = WCONTAINER(l, struct watcher, u_link);
+		l = l->next;
+		if (w->rev != lead->rev)
+			continue;
+		wlink_remove(&w->u_link);
+		w->defer_next = NULL;
+		*tail = w;
+		tail = &w->defer_next;
+		if (hub->cfg.max_pending_events - w->count < min_room)
+			min_room = hub->cfg.max_pending_events - w->count;
+		same = same && same_range(lead, w);
+		prev_kv = prev_kv || w->prev_kv;
+	}
+	q->from_rev = lead->rev;
+	q->to_rev = hub->rev;
+	q->max_events =
+	    min_room < hub->cfg.history_batch_events ? min_room : hub->cfg.history_batch_events;
+	if (q->max_events > left)
+		q->max_events = left;
+	if (q->max_events == 0)
+		q->max_events = 1;
+	q->prev_kv = prev_kv;
+	if (!same) {
+		q->key = &zero; /* every key */
+		q->key_len = 1;
+		q->range_end = &zero;
+		q->range_end_len = 1;
+		return;
+	}
+	q->key = lead->key;
+	q->key_len = lead->key_len;
+	if (lead->end_inf) {
+		q->range_end = &zero;
+		q->range_end_len = 1;
 	} else {
-		q.range_end = w->end;
-		q.range_end_len = w->end_len;
+		q->range_end = lead->end;
+		q->range_end_len = lead->end_len;
 	}
-	q.prev_kv = w->prev_kv;
-	rc = hub->cfg.store.read(hub->cfg.store.ctx, &q, &res);
-	if (rc == MOOR_ECOMPACTED) {
-		compacted(hub, w, res.compact_rev);
-		*used += 1;
-		return 0;
-	}
-	if (rc == 0) {
-		size_t n = res.batch ? res.batch->n_events : 0;
-		rc = take_history(hub, w, &q, &res);
-		*used += n ? n : 1;
-	}
-	if (rc) {
-		wsync_make_runnable(hub, w);
-		return rc;
-	}
+}
+
+/* Back to the runnable list (or parked), or live when caught up. */
+static int requeue(struct watch_hub *hub, struct watcher *w)
+{
 	if (w->rev > hub->rev)
 		return go_live(hub, w);
 	wsync_make_runnable(hub, w);
 	return 0;
+}
+
+static int sync_cohort(struct watch_hub *hub, struct watcher *lead, size_t left, size_t *used)
+{
+	struct watch_history_query q = {0};
+	struct watch_history_result res = {0};
+	struct watcher *w, *next;
+	size_t n = 0;
+	int rc, err = 0;
+
+	if (lead->rev > hub->rev)
+		return go_live(hub, lead);
+	cohort_query(hub, lead, left, &q);
+	rc = hub->cfg.store.read(hub->cfg.store.ctx, &q, &res);
+	if (rc == MOOR_ECOMPACTED) {
+		for (w = lead; w; w = next) {
+			next = w->defer_next;
+			w->defer_next = NULL;
+			compacted(hub, w, res.compact_rev);
+		}
+		*used += 1;
+		return 0;
+	}
+	if (rc == 0 && (rc = check_result(&q, &res)) != 0) {
+		moor_log(hub->cfg.logger, MOOR_LOG_ERROR, "watch",
+		         "store returned a bad history batch from=%lld to=%lld next=%lld",
+		         (long long)q.from_rev, (long long)q.to_rev, (long long)res.next_rev);
+		if (res.batch)
+			res.batch->destroy(res.batch);
+	}
+	if (res.batch && rc == 0) {
+		res.batch->refs = 1;
+		n = res.batch->n_events;
+		hub->st.history_events += n;
+	}
+	for (w = lead; w; w = next) {
+		int rc2 = rc;
+		next = w->defer_next;
+		w->defer_next = NULL;
+		if (rc2 == 0)
+			rc2 = take_history(hub, w, res.batch, res.next_rev);
+		if (rc2 == 0)
+			rc2 = requeue(hub, w);
+		else
+			wsync_make_runnable(hub, w); /* retry later */
+		if (rc2 && !err)
+			err = rc2;
+	}
+	if (res.batch && rc == 0)
+		wbatch_unref(res.batch);
+	*used += n ? n : 1;
+	return err;
 }
 
 int watch_hub_sync(struct watch_hub *hub, size_t budget_events)
@@ -196,7 +266,7 @@ int watch_hub_sync(struct watch_hub *hub, size_t budget_events)
 		int rc;
 
 		wlink_remove(&w->u_link);
-		rc = sync_one(hub, w, budget_events - used, &used);
+		rc = sync_cohort(hub, w, budget_events - used, &used);
 		if (rc)
 			return rc;
 	}

@@ -701,6 +701,41 @@ static void matching_many_keys_and_ranges_agrees_with_a_brute_force_scan(void **
 	th_fini(&t);
 }
 
+static void watchers_at_the_same_position_share_one_history_read(void **state)
+{
+	struct th t;
+	struct th_stream ts;
+	struct got g;
+	int64_t first = 0;
+	int got[100] = {0};
+	char key[8];
+
+	(void)state;
+	th_init(&t, NULL);
+	for (int i = 0; i < 50; i++) {
+		snprintf(key, sizeof key, "k%02d", i % 10);
+		int64_t r = th_put(&t, key, "v");
+		if (!first)
+			first = r;
+	}
+	th_stream_open(&t, &ts);
+	for (int i = 0; i < 100; i++) {
+		snprintf(key, sizeof key, "k%02d", i % 10);
+		th_watch(&ts, key, i % 20 == 0 ? "" : NULL, first);
+	}
+	t.ms.reads = 0;
+	th_sync(&t);
+	assert_int_equal(t.ms.reads, 1);
+	while (th_next(&ts, &g))
+		got[g.id] += (int)g.n;
+	for (int i = 0; i < 100; i++) {
+		/* Five events per key; a from-key watcher on kNN sees keys >= kNN. */
+		int want = i % 20 == 0 ? 5 * (10 - i % 10) : 5;
+		assert_int_equal(got[i], want);
+	}
+	th_fini(&t);
+}
+
 /* Runs a small scenario under an allocator that fails after n calls;
  * returns 1 when it completed without any failure. */
 static int scenario_with_failing_alloc(long n)
@@ -815,6 +850,7 @@ int main(void)
 	    cmocka_unit_test(notify_fires_once_until_the_stream_is_drained),
 	    cmocka_unit_test(a_store_error_is_reported_and_the_watcher_retries),
 	    cmocka_unit_test(matching_many_keys_and_ranges_agrees_with_a_brute_force_scan),
+	    cmocka_unit_test(watchers_at_the_same_position_share_one_history_read),
 	    cmocka_unit_test(every_allocation_failure_is_clean_and_leaks_nothing),
 	};
 	return cmocka_run_group_tests_name("watch", tests, NULL, NULL);
