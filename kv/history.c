@@ -1,0 +1,210 @@
+/*
+ * Sequential reads of the history table: watch catch-up (kv_history_read),
+ * HashKV, lease lookups and the physical statistics tests use.
+ *
+ * History is keyed by (main, sub) revision, so catch-up is one forward scan.
+ * Logical compaction is applied on read where physical removal may lag:
+ * HashKV skips records compaction will remove, so two members agree however
+ * far their background compaction has gone.
+ */
+#include "kv/kv_int.h"
+
+#include "common/buf.h"
+#include "common/crc32c.h"
+#include "common/error.h"
+
+#include <string.h>
+
+static int iter_err(struct kv *kv, rocksdb_iterator_t *it)
+{
+	char *err = NULL;
+
+	rocksdb_iter_get_error(it, &err);
+	return err ? kv_rocks_err(kv, err, "kv: iterating") : 0;
+}
+
+/* The previous version of rec's key (before rec), if it is a live value. */
+static int prev_of(struct kv_view *v, rocksdb_iterator_t *it, const struct kv_rec *rec,
+		   struct kv_arena *ar, Mvccpb__KeyValue **out)
+{
+	const struct moor_alloc *a = v->kv->alloc;
+	struct kv_kbuf pfx, t, hk;
+	size_t kl, vl;
+	const char *ik, *iv;
+	char *raw = NULL, *err = NULL;
+	struct kv_rec prev;
+	int rc;
+
+	*out = NULL;
+	kv_kbuf_init(&pfx);
+	kv_kbuf_init(&t);
+	kv_kbuf_init(&hk);
+	rc = kv_key_index_prefix(a, &pfx, rec->key, rec->key_len);
+	if (rc == 0)
+		rc = kv_key_index(a, &t, rec->key, rec->key_len, rec->mod);
+	if (rc)
+		goto out;
+	rocksdb_iter_seek_for_prev(it, (char *)t.p, t.len);
+	if (rocksdb_iter_valid(it)) {
+		ik = rocksdb_iter_key(it, &kl);
+		if (kl == t.len && memcmp(ik, t.p, t.len) == 0)
+			rocksdb_iter_prev(it);
+	}
+	if (!rocksdb_iter_valid(it))
+		goto out;
+	ik = rocksdb_iter_key(it, &kl);
+	if (kl != pfx.len + 16 || memcmp(ik, pfx.p, pfx.len) != 0)
+		goto out;
+	iv = rocksdb_iter_value(it, &vl);
+	if (vl != 1 || (iv[0] & KV_REC_TOMB))
+		goto out;
+	struct kv_rev r = {(int64_t)moor_get_be64((const unsigned char *)ik + pfx.len),
+			   (int64_t)moor_get_be64((const unsigned char *)ik + pfx.len + 8)};
+
+	rc = kv_key_hist(a, &hk, r);
+	if (rc)
+		goto out;
+	raw = rocksdb_get(v->kv->db, v->ro, (char *)hk.p, hk.len, &vl, &err);
+	if (err) {
+		rc = kv_rocks_err(v->kv, err, "kv: get");
+		goto out;
+	}
+	if (!raw)
+		goto out;
+	rc = kv_rec_decode(raw, vl, &prev);
+	if (rc) {
+		rc = kv_fail(v->kv, rc, "kv: corrupt history record");
+		goto out;
+	}
+	*out = kv_arena_kv(ar, &prev, false);
+	if (!*out)
+		rc = MOOR_ENOMEM;
+out:
+	rocksdb_free(raw);
+	kv_kbuf_free(a, &pfx);
+	kv_kbuf_free(a, &t);
+	kv_kbuf_free(a, &hk);
+	return rc;
+}
+
+int kv_history_read(struct kv *kv, int64_t from_rev, size_t max_events, bool want_prev,
+		    struct kv_history *out)
+{
+	struct kv_view v;
+	struct kv_arena *ar = NULL;
+	rocksdb_iterator_t *it = NULL, *pit = NULL;
+	struct kv_kbuf k;
+	size_t cap = 0;
+	int64_t last_main = 0;
+	bool early = false;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	rc = kv_view_open_committed(kv, &v);
+	if (rc)
+		return rc;
+	out->compact_revision = v.compact_rev;
+	out->revision = v.rev;
+	if (from_rev < 1)
+		from_rev = 1;
+	if (from_rev < v.compact_rev) {
+		kv_view_close(&v);
+		return kv_fail(kv, MOOR_ECOMPACTED, "kv: history from %lld below compacted %lld",
+			       (long long)from_rev, (long long)v.compact_rev);
+	}
+	if (!kv_arena_new_root(kv->alloc, 1, &ar)) {
+		rc = MOOR_ENOMEM;
+		goto out;
+	}
+	out->arena_ = ar;
+	kv_kbuf_init(&k);
+	it = rocksdb_create_iterator(kv->db, v.ro);
+	pit = want_prev ? rocksdb_create_iterator(kv->db, v.ro) : NULL;
+	rc = kv_key_hist(kv->alloc, &k, (struct kv_rev){from_rev, 0});
+	if (rc || !it || (want_prev && !pit)) {
+		rc = rc ? rc : MOOR_ENOMEM;
+		goto out_k;
+	}
+	for (rocksdb_iter_seek(it, (char *)k.p, k.len); rocksdb_iter_valid(it);
+	     rocksdb_iter_next(it)) {
+		size_t kl, vl;
+		const char *ik = rocksdb_iter_key(it, &kl), *iv;
+		struct kv_rec rec;
+		Mvccpb__Event *ev;
+
+		if (kl != 17 || ik[0] != KV_P_HIST)
+			break;
+		int64_t main = (int64_t)moor_get_be64((const unsigned char *)ik + 1);
+
+		if (main > v.rev)
+			break;
+		if (out->n_events >= max_events && max_events > 0 && main != last_main) {
+			early = true;
+			break;
+		}
+		iv = rocksdb_iter_value(it, &vl);
+		rc = kv_rec_decode(iv, vl, &rec);
+		if (rc) {
+			rc = kv_fail(kv, rc, "kv: corrupt history record at %lld", (long long)main);
+			goto out_k;
+		}
+		if (out->n_events == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			Mvccpb__Event **nv = kv_arena_alloc(ar, ncap * sizeof *nv);
+
+			if (!nv) {
+				rc = MOOR_ENOMEM;
+				goto out_k;
+			}
+			if (cap)
+				memcpy(nv, out->events, cap * sizeof *nv);
+			out->events = nv;
+			cap = ncap;
+		}
+		ev = kv_arena_alloc(ar, sizeof *ev);
+		if (!ev) {
+			rc = MOOR_ENOMEM;
+			goto out_k;
+		}
+		mvccpb__event__init(ev);
+		ev->type = (rec.flags & KV_REC_TOMB) ? MVCCPB__EVENT__EVENT_TYPE__DELETE
+						     : MVCCPB__EVENT__EVENT_TYPE__PUT;
+		ev->kv = kv_arena_kv(ar, &rec, false);
+		if (!ev->kv) {
+			rc = MOOR_ENOMEM;
+			goto out_k;
+		}
+		/* At the compact revision the previous version is compacted. */
+		if (want_prev && main > v.compact_rev) {
+			rc = prev_of(&v, pit, &rec, ar, &ev->prev_kv);
+			if (rc)
+				goto out_k;
+		}
+		out->events[out->n_events++] = ev;
+		last_main = main;
+	}
+	rc = iter_err(kv, it);
+	out->next_rev = early ? last_main + 1 : (from_rev > v.rev ? from_rev : v.rev + 1);
+out_k:
+	kv_kbuf_free(kv->alloc, &k);
+out:
+	if (it)
+		rocksdb_iter_destroy(it);
+	if (pit)
+		rocksdb_iter_destroy(pit);
+	kv_view_close(&v);
+	if (rc) {
+		kv_history_free(out);
+		out->compact_revision = v.compact_rev;
+	}
+	return rc;
+}
+
+void kv_history_free(struct kv_history *h)
+{
+	if (h->arena_)
+		kv_arena_destroy(h->arena_);
+	h->arena_ = NULL;
+	h->events = NULL;
+	h->n_events = 0;
+}

@@ -1,0 +1,10 @@
+# tests/kv/: the MVCC store's tests (model-based, crash, semantics).
+KV_TEST_HELPERS := $(call objs,tests/kv/model.c tests/kv/gen.c tests/kv/harness.c)
+KV_TESTS := $(BUILD)/tests/kv_model
+
+$(eval $(call link_bin,$(BUILD)/tests/kv_model,$(call objs,tests/kv/test_kv_model.c) $(KV_TEST_HELPERS) $(KV_LIBS),$(KV_LDLIBS) -lcmocka))
+
+TESTS += $(KV_TESTS)
+
+.PHONY: test-kv
+test-kv: $(KV_TESTS) ; @BUILD=$(BUILD) tests/run.sh $^
