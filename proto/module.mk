@@ -1,5 +1,5 @@
 # proto/: .proto files compiled by protobuf-c into $(BUILD)/gen/proto.
-PROTOS := proto/kv.proto proto/rpc.proto proto/lock.proto proto/raft.proto
+PROTOS := proto/kv.proto proto/rpc.proto proto/lock.proto proto/raft.proto proto/internal.proto
 PROTO_C := $(patsubst %.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 PROTO_H := $(PROTO_C:.c=.h)
 GEN_HDRS += $(PROTO_H)

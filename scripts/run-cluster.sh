@@ -2,16 +2,16 @@
 # `make run`: starts moor on loopback with data under ./data and prints how
 # to reach it; Ctrl-C (or SIGTERM) stops every member cleanly.
 #
-# Until the replicated node lands (issue 7) this is a single member; the
-# three-member layout below is what it will start then.
+# Three members, as etcd's own Procfile lays them out: client ports 2379,
+# 22379, 32379 and peer ports 2380, 22380, 32380 on 127.0.0.1.
 set -u
 BUILD=${1:-build}
 MOORD=$BUILD/bin/moord
 DATA=${MOOR_RUN_DATA:-./data}
 HOST=127.0.0.1
-names=(m1)
-client_ports=(2379)
-peer_ports=(2380)
+names=(m1 m2 m3)
+client_ports=(2379 22379 32379)
+peer_ports=(2380 22380 32380)
 
 mkdir -p "$DATA"
 pids=()
@@ -42,7 +42,7 @@ for i in "${!names[@]}"; do
 	endpoints+="${endpoints:+,}http://$HOST:${client_ports[$i]}"
 	ok=0
 	for _ in $(seq 1 100); do
-		if curl -fsS -m 1 -o /dev/null "http://$HOST:${client_ports[$i]}/readyz"; then
+		if curl -fs -m 1 -o /dev/null "http://$HOST:${client_ports[$i]}/health"; then
 			ok=1
 			break
 		fi
@@ -61,8 +61,9 @@ done
 cat <<MSG
 moor is running: ${#names[@]} member(s) on loopback, data under $DATA (logs: $DATA/*.log)
   endpoints: $endpoints
-  try:       curl http://$HOST:${client_ports[0]}/health
-             curl http://$HOST:${client_ports[0]}/version
+  try:       curl -X POST http://$HOST:${client_ports[0]}/v3/kv/put -d '{"key":"Zm9v","value":"YmFy"}'
+             curl -X POST http://$HOST:${client_ports[1]}/v3/kv/range -d '{"key":"Zm9v"}'
+             curl http://$HOST:${client_ports[2]}/health
 Ctrl-C stops it.
 MSG
 wait

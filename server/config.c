@@ -19,7 +19,8 @@ enum flag_kind {
 	FLAG_STATE,
 	FLAG_LOG_FORMAT,
 	FLAG_LOG_LEVEL,
-	FLAG_BOOL
+	FLAG_BOOL,
+	FLAG_UINT
 };
 
 struct flag {
@@ -54,6 +55,14 @@ static const struct flag flags[] = {
      "moor-cluster", "Initial cluster token; distinct clusters get distinct cluster ids."},
     {"initial-cluster-state", "MOOR_INITIAL_CLUSTER_STATE", FLAG_STATE, OFF(initial_cluster_state),
      0, "new", "Initial cluster state: 'new' or 'existing'."},
+    {"max-request-bytes", "MOOR_MAX_REQUEST_BYTES", FLAG_UINT, OFF(max_request_bytes), 0, "1572864",
+     "Largest client request accepted, in bytes."},
+    {"max-txn-ops", "MOOR_MAX_TXN_OPS", FLAG_UINT, OFF(max_txn_ops), 0, "128",
+     "Most operations in one transaction."},
+    {"heartbeat-interval", "MOOR_HEARTBEAT_INTERVAL", FLAG_UINT, OFF(heartbeat_ms), 0, "100",
+     "Time between leader heartbeats, in milliseconds (one raft tick)."},
+    {"election-timeout", "MOOR_ELECTION_TIMEOUT", FLAG_UINT, OFF(election_timeout_ms), 0, "1000",
+     "Time without a leader before an election, in milliseconds."},
     {"log-format", "MOOR_LOG_FORMAT", FLAG_LOG_FORMAT, OFF(log_format), 0, "text",
      "Log format: 'text' or 'json' (one line per event, to stderr)."},
     {"log-level", "MOOR_LOG_LEVEL", FLAG_LOG_LEVEL, OFF(log_level), 0, "info",
@@ -189,6 +198,8 @@ static const char *kind_hint(enum flag_kind k)
 		return "true or false";
 	case FLAG_STRING:
 		return "a non-empty string shorter than the limit";
+	case FLAG_UINT:
+		return "a positive integer";
 	}
 	return "";
 }
@@ -225,6 +236,18 @@ static int set_flag(struct srv_config *cfg, const struct flag *f, const char *v)
 		return 0;
 	case FLAG_LOG_LEVEL:
 		return moor_log_level_parse(v, &cfg->log_level);
+	case FLAG_UINT: {
+		char *end;
+		unsigned long long x;
+		if (!isdigit((unsigned char)*v))
+			return MOOR_EINVAL;
+		errno = 0;
+		x = strtoull(v, &end, 10);
+		if (errno || *end || x == 0)
+			return MOOR_EINVAL;
+		*(uint64_t *)(void *)base = x;
+		return 0;
+	}
 	case FLAG_BOOL:
 		if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
 			*(int *)(void *)base = 1;
@@ -335,6 +358,14 @@ int srv_config_parse(struct srv_config *cfg, int argc, char **argv, char **envp,
 			         cfg->listen_client_urls.url[i].text);
 			return MOOR_EINVAL;
 		}
+	if (cfg->election_timeout_ms < 5 * cfg->heartbeat_ms || cfg->election_timeout_ms > 50000) {
+		snprintf(err, errlen,
+		         "--election-timeout (%llu ms) must be at least 5 heartbeats (%llu ms) "
+		         "and at most 50000 ms",
+		         (unsigned long long)cfg->election_timeout_ms,
+		         (unsigned long long)cfg->heartbeat_ms);
+		return MOOR_EINVAL;
+	}
 	int self = 0;
 	for (int i = 0; i < cfg->initial_cluster_n; i++)
 		if (strcmp(cfg->initial_cluster[i].name, cfg->name) == 0)

@@ -50,6 +50,10 @@ struct srv_config {
 	int initial_cluster_n;
 	char initial_cluster_token[64];
 	enum srv_cluster_state initial_cluster_state;
+	uint64_t max_request_bytes;   /* --max-request-bytes, 1.5 MiB */
+	uint64_t max_txn_ops;         /* --max-txn-ops, 128 */
+	uint64_t heartbeat_ms;        /* --heartbeat-interval, 100 */
+	uint64_t election_timeout_ms; /* --election-timeout, 1000 */
 	enum srv_log_format log_format;
 	enum moor_log_level log_level;
 	int help;    /* --help given: print usage, exit 0 */

@@ -6,6 +6,7 @@
 #include "server/http.h"
 
 #include "common/assert.h"
+#include "common/buf.h"
 #include "common/error.h"
 
 #include <arpa/inet.h>
@@ -17,8 +18,22 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+struct srv_stream {
+	struct srv_listener *l;
+	struct MHD_Connection *conn;
+	struct moor_buf buf;
+	size_t off; /* sent from buf */
+	struct srv_stream_callbacks cb;
+	int suspended, ended, closed, over_high;
+	int refs; /* the response and the request each hold one */
+	uint64_t last_poke_ms;
+	struct srv_stream *next, *prev; /* the listener's live streams */
+};
+
 struct srv_listener {
 	struct srv_http *http;
+	struct srv_stream *streams;
+	uv_timer_t poke;
 	struct MHD_Daemon *mhd;
 	int fd;
 	unsigned port;
@@ -49,9 +64,11 @@ struct srv_req {
 	int gone; /* the connection closed while deferred */
 	struct MHD_Response *resp;
 	unsigned status;
+	struct srv_stream *stream;
 };
 
 static void listener_schedule(struct srv_listener *l);
+static void on_timer(uv_timer_t *t);
 
 static void listener_run(struct srv_listener *l)
 {
@@ -124,6 +141,155 @@ fail:
 	snprintf(err, errlen, "cannot listen on %s: %s", u->text, strerror(-rc));
 	freeaddrinfo(ai);
 	return rc;
+}
+
+static void stream_unref(struct srv_stream *st)
+{
+	if (--st->refs > 0)
+		return;
+	moor_buf_free(&st->buf);
+	free(st);
+}
+
+/* The client went away, or the stream ended and was sent: tell the owner
+ * once, and take the stream off the listener's list. */
+static void stream_closed(struct srv_stream *st)
+{
+	if (st->closed)
+		return;
+	st->closed = 1;
+	if (st->prev)
+		st->prev->next = st->next;
+	else
+		st->l->streams = st->next;
+	if (st->next)
+		st->next->prev = st->prev;
+	if (st->cb.on_closed)
+		st->cb.on_closed(st->cb.ctx);
+}
+
+static void stream_wake(struct srv_stream *st)
+{
+	if (!st->suspended)
+		return;
+	st->suspended = 0;
+	MHD_resume_connection(st->conn);
+	uv_timer_start(&st->l->timer, on_timer, 0, 0);
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct srv_stream *st = cls;
+	size_t avail = st->buf.len - st->off;
+
+	(void)pos;
+	if (st->closed)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	if (avail == 0) {
+		if (st->ended)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		st->suspended = 1;
+		MHD_suspend_connection(st->conn);
+		return 0;
+	}
+	if (avail > max)
+		avail = max;
+	memcpy(out, st->buf.data + st->off, avail);
+	st->off += avail;
+	if (st->off == st->buf.len) {
+		st->off = 0;
+		st->buf.len = 0;
+	} else if (st->off > (1u << 20) && st->off * 2 > st->buf.len) {
+		memmove(st->buf.data, st->buf.data + st->off, st->buf.len - st->off);
+		st->buf.len -= st->off;
+		st->off = 0;
+	}
+	if (st->over_high && st->buf.len - st->off < SRV_STREAM_HIGH_WATER / 2) {
+		st->over_high = 0;
+		if (st->cb.on_drained)
+			st->cb.on_drained(st->cb.ctx);
+	}
+	return (ssize_t)avail;
+}
+
+static void stream_response_free(void *cls)
+{
+	stream_unref(cls);
+}
+
+/* Wakes idle streams now and then, so that a client that closed its end is
+ * noticed by MHD (a suspended connection is not watched). */
+static void on_poke(uv_timer_t *t)
+{
+	struct srv_listener *l = t->data;
+	uint64_t now = uv_now(l->http->loop);
+
+	for (struct srv_stream *st = l->streams; st; st = st->next)
+		if (st->suspended && now - st->last_poke_ms >= SRV_STREAM_POKE_MS) {
+			st->last_poke_ms = now;
+			stream_wake(st);
+		}
+}
+
+int srv_req_stream(struct srv_req *r, unsigned status, const char *content_type,
+                   const struct srv_stream_callbacks *cb, struct srv_stream **out)
+{
+	struct srv_stream *st = calloc(1, sizeof *st);
+
+	MOOR_ASSERT(r->state == REQ_IN_ROUTE);
+	if (!st)
+		return MOOR_ENOMEM;
+	st->l = r->l;
+	st->conn = r->conn;
+	st->cb = *cb;
+	moor_buf_init(&st->buf, NULL);
+	r->resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, st,
+	                                            stream_response_free);
+	if (!r->resp) {
+		free(st);
+		return MOOR_ENOMEM;
+	}
+	st->refs = 2;
+	if (content_type)
+		MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	r->status = status;
+	r->state = REQ_REPLIED;
+	r->stream = st;
+	st->last_poke_ms = uv_now(r->l->http->loop);
+	st->next = r->l->streams;
+	if (st->next)
+		st->next->prev = st;
+	r->l->streams = st;
+	*out = st;
+	return 0;
+}
+
+int srv_stream_write(struct srv_stream *st, const void *data, size_t len)
+{
+	int rc;
+
+	if (st->closed || st->ended)
+		return MOOR_ECLOSED;
+	rc = moor_buf_append(&st->buf, data, len);
+	if (rc)
+		return rc;
+	if (st->buf.len - st->off > SRV_STREAM_HIGH_WATER)
+		st->over_high = 1;
+	stream_wake(st);
+	return 0;
+}
+
+size_t srv_stream_buffered(const struct srv_stream *st)
+{
+	return st->buf.len - st->off;
+}
+
+void srv_stream_end(struct srv_stream *st)
+{
+	if (st->closed || st->ended)
+		return;
+	st->ended = 1;
+	stream_wake(st);
 }
 
 static void req_free(struct srv_req *r)
@@ -215,6 +381,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (!r)
 		return;
 	*con_cls = NULL;
+	if (r->stream) {
+		stream_closed(r->stream);
+		stream_unref(r->stream);
+		r->stream = NULL;
+	}
 	if (r->state == REQ_DEFERRED) {
 		/* The owner of a deferred request still holds it: mark it and let
 		 * srv_req_reply free it. */
@@ -257,9 +428,12 @@ int srv_http_start(uv_loop_t *loop, const struct srv_http_config *cfg, struct sr
 		    MHD_get_daemon_info(l->mhd, MHD_DAEMON_INFO_EPOLL_FD);
 		uv_poll_init(loop, &l->poll, info->epoll_fd);
 		uv_timer_init(loop, &l->timer);
+		uv_timer_init(loop, &l->poke);
 		l->poll.data = l;
 		l->timer.data = l;
-		l->handles_open = 2;
+		l->poke.data = l;
+		l->handles_open = 3;
+		uv_timer_start(&l->poke, on_poke, SRV_STREAM_POKE_MS, SRV_STREAM_POKE_MS);
 		uv_poll_start(&l->poll, UV_READABLE, on_poll);
 		listener_schedule(l);
 	}
@@ -291,10 +465,18 @@ void srv_http_stop(struct srv_http *h)
 		struct srv_listener *l = &h->l[i];
 		if (!l->mhd)
 			continue;
+		/* MHD must not be stopped with suspended connections: end every
+		 * stream and let MHD run once so they are resumed. */
+		for (struct srv_stream *st = l->streams; st; st = st->next) {
+			st->ended = 1;
+			stream_wake(st);
+		}
+		MHD_run(l->mhd);
 		if (l->handles_open) {
 			uv_poll_stop(&l->poll);
 			uv_close((uv_handle_t *)&l->poll, on_handle_closed);
 			uv_close((uv_handle_t *)&l->timer, on_handle_closed);
+			uv_close((uv_handle_t *)&l->poke, on_handle_closed);
 			pending = 1;
 		}
 		/* MHD closes the listening socket we gave it. */

@@ -70,4 +70,38 @@ int srv_req_reply(struct srv_req *r, unsigned status, const char *content_type, 
 /* Suspends the connection until srv_req_reply(). */
 void srv_req_defer(struct srv_req *r);
 
+/*
+ * Streaming responses (watch, lease keep-alive): a chunked response whose
+ * bytes the owner appends as they come. The connection is suspended while
+ * nothing is buffered and resumed by the next write, so an idle stream costs
+ * no loop work; every SRV_STREAM_POKE_MS an idle stream is woken once so
+ * that a client that went away is noticed.
+ *
+ * on_closed(ctx) is called once, when the client went away or the stream
+ * ended and was sent; after it the owner must not use the stream.
+ * on_drained(ctx) (may be NULL) is called when the buffer that went over
+ * SRV_STREAM_HIGH_WATER falls back under half of it: the owner may produce
+ * again.
+ */
+#define SRV_STREAM_HIGH_WATER (4u << 20)
+#define SRV_STREAM_POKE_MS 5000
+
+struct srv_stream;
+struct srv_stream_callbacks {
+	void (*on_closed)(void *ctx);
+	void (*on_drained)(void *ctx);
+	void *ctx;
+};
+
+/* Starts the response; call from the route instead of srv_req_reply.
+ * MOOR_ENOMEM. */
+int srv_req_stream(struct srv_req *r, unsigned status, const char *content_type,
+                   const struct srv_stream_callbacks *cb, struct srv_stream **out);
+/* Appends bytes (copied). MOOR_ECLOSED after the client went away. */
+int srv_stream_write(struct srv_stream *s, const void *data, size_t len);
+/* Bytes buffered, not yet handed to the socket. */
+size_t srv_stream_buffered(const struct srv_stream *s);
+/* Ends the stream after what is buffered. */
+void srv_stream_end(struct srv_stream *s);
+
 #endif

@@ -27,6 +27,11 @@ static void srv_stop(struct srv_server *s, const char *why)
 		srv_http_stop(s->client_http);
 		s->client_http = NULL;
 	}
+	srv_api_close(&s->api);
+	if (s->node) {
+		srv_node_stop(s->node);
+		s->node = NULL;
+	}
 	uv_close((uv_handle_t *)&s->sig_term, NULL);
 	uv_close((uv_handle_t *)&s->sig_int, NULL);
 }
@@ -71,6 +76,24 @@ int main(int argc, char **argv)
 	}
 	uv_loop_init(&s->loop);
 
+	struct srv_node_options no = {
+	    .loop = &s->loop,
+	    .cfg = &s->cfg,
+	    .logger = &s->log.logger,
+	    .tick_ms = (unsigned)s->cfg.heartbeat_ms,
+	    .election_ticks = (unsigned)(s->cfg.election_timeout_ms / s->cfg.heartbeat_ms),
+	};
+	rc = srv_node_start(&no, &s->node, err, sizeof err);
+	if (rc) {
+		moor_log(&s->log.logger, MOOR_LOG_ERROR, "server", "cannot start: %s", err);
+		uv_run(&s->loop, UV_RUN_DEFAULT);
+		uv_loop_close(&s->loop);
+		close(s->lock_fd);
+		free(s);
+		return 1;
+	}
+	srv_api_init(&s->api, &s->loop, s->node, &s->cfg, &s->log.logger);
+
 	struct srv_http_config hc = {
 	    .urls = &s->cfg.listen_client_urls,
 	    .max_body_bytes = (size_t)3 << 19, /* 1.5 MiB, etcd's --max-request-bytes */
@@ -83,6 +106,7 @@ int main(int argc, char **argv)
 	rc = srv_http_start(&s->loop, &hc, &s->client_http, err, sizeof err);
 	if (rc) {
 		moor_log(&s->log.logger, MOOR_LOG_ERROR, "server", "cannot start: %s", err);
+		srv_node_stop(s->node);
 		uv_run(&s->loop, UV_RUN_DEFAULT);
 		uv_loop_close(&s->loop);
 		close(s->lock_fd);

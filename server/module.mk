@@ -3,13 +3,13 @@
 server_SRCS := $(filter-out server/main.c,$(wildcard server/*.c))
 $(eval $(call module_lib,server,$(server_SRCS)))
 
-MOORD_LIBS := $(BUILD)/lib/libserver.a $(BUILD)/lib/libproto.a $(BUILD)/lib/libcommon.a
-MOORD_LDLIBS := -luv -lmicrohttpd -ljansson -lprotobuf-c -lrocksdb -lpthread
+MOORD_LIBS := $(BUILD)/lib/libserver.a $(BUILD)/lib/libraft.a $(BUILD)/lib/libwal.a $(BUILD)/lib/libkv.a $(BUILD)/lib/libwatch.a $(BUILD)/lib/libproto.a $(BUILD)/lib/libcommon.a
+MOORD_LDLIBS := -luv -lmicrohttpd -ljansson -lprotobuf-c -lrocksdb -lssl -lcrypto -lpthread
 BINS += $(BUILD)/bin/moord
 $(eval $(call link_bin,$(BUILD)/bin/moord,$(call objs,server/main.c) $(MOORD_LIBS),$(MOORD_LDLIBS)))
 
-SCRIPT_TESTS += tests/cluster/test_moord_start.sh
+SCRIPT_TESTS += tests/cluster/test_moord_start.sh tests/cluster/test_cluster_basic.sh
 UNIT_SERVER_TESTS := $(BUILD)/tests/unit_server_config $(BUILD)/tests/unit_server_peer
 .PHONY: test-server
 test-server: $(BUILD)/bin/moord $(UNIT_SERVER_TESTS)
-	@BUILD=$(BUILD) tests/run.sh $(UNIT_SERVER_TESTS) tests/cluster/test_moord_start.sh
+	@BUILD=$(BUILD) tests/run.sh $(UNIT_SERVER_TESTS) tests/cluster/test_moord_start.sh tests/cluster/test_cluster_basic.sh

@@ -6,9 +6,11 @@
 #ifndef MOOR_SERVER_SERVER_H
 #define MOOR_SERVER_SERVER_H
 
+#include "server/api.h"
 #include "server/config.h"
 #include "server/http.h"
 #include "server/log_sink.h"
+#include "server/node.h"
 
 #include <uv.h>
 
@@ -18,7 +20,10 @@ struct srv_server {
 	uv_loop_t loop;
 	uv_signal_t sig_term, sig_int;
 	struct srv_http *client_http;
-	int lock_fd; /* flock on <data-dir>/moord.lock, held for the process's life */
+	struct srv_node *node;
+	struct srv_api api;
+	uint64_t ready_commit; /* commit index learned at start; ready once applied */
+	int lock_fd;           /* flock on <data-dir>/moord.lock, held for the process's life */
 	int stopping;
 	int exit_code;
 };

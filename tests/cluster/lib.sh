@@ -82,3 +82,139 @@ t_wait_exit() {
 	done
 	return 1
 }
+
+# ---- clusters of real moord processes on 127.0.0.1 ----
+# t_cluster_init N: names m1..mN, a client and a peer port each, data dirs
+# under $T_TMP. Members are started with t_member_start I.
+C_N=0
+C_NAMES=()
+C_CPORT=()
+C_PPORT=()
+C_PID=()
+C_CLUSTER=""
+t_cluster_init() {
+	C_N=$1
+	C_CLUSTER=""
+	for ((i = 1; i <= C_N; i++)); do
+		C_NAMES[$i]=m$i
+		C_CPORT[$i]=$(t_free_port)
+		C_PPORT[$i]=$(t_free_port)
+		C_PID[$i]=
+		C_CLUSTER+="${C_CLUSTER:+,}m$i=http://127.0.0.1:${C_PPORT[$i]}"
+	done
+}
+
+t_url() { echo "http://127.0.0.1:${C_CPORT[$1]}"; }
+
+# t_member_start I [flags...]
+t_member_start() {
+	local i=$1
+	shift
+	"$MOORD" --name "m$i" --data-dir "$T_TMP/m$i" \
+		--listen-client-urls "http://127.0.0.1:${C_CPORT[$i]}" \
+		--listen-peer-urls "http://127.0.0.1:${C_PPORT[$i]}" \
+		--initial-cluster "$C_CLUSTER" "$@" 2>>"$T_TMP/m$i.log" &
+	C_PID[$i]=$!
+	T_PIDS+=("${C_PID[$i]}")
+}
+
+# t_member_stop I SIGNAL: signal the member and wait (bounded) for its exit;
+# T_RC is its exit code.
+t_member_stop() {
+	kill "-$2" "${C_PID[$1]}" 2>/dev/null
+	t_wait_exit "${C_PID[$1]}" 20
+	C_PID[$1]=
+}
+
+b64() { printf '%s' "$1" | base64 -w0; }
+unb64() { printf '%s' "$1" | base64 -d; }
+
+# t_api I PATH JSON: POST to member I; prints the body; fails on non-200.
+t_api() {
+	curl -fsS -m 10 -X POST "$(t_url "$1")$2" -d "$3"
+}
+
+# t_put I KEY VALUE: prints the header revision of the put.
+t_put() {
+	t_api "$1" /v3/kv/put "{\"key\":\"$(b64 "$2")\",\"value\":\"$(b64 "$3")\"}" |
+		sed -n 's/.*"revision":"\([0-9]*\)".*/\1/p'
+}
+
+# t_get I KEY [serializable]: prints the value ("" when absent).
+t_get() {
+	local ser=${3:-false} v
+	v=$(t_api "$1" /v3/kv/range "{\"key\":\"$(b64 "$2")\",\"serializable\":$ser}" |
+		sed -n 's/.*"value":"\([^"]*\)".*/\1/p')
+	unb64 "$v"
+}
+
+# t_prefix_end PREFIX: etcd's range_end for a prefix of printable ASCII.
+t_prefix_end() {
+	local p=$1 last code
+	last=${p: -1}
+	code=$(printf '%d' "'$last")
+	printf '%s' "${p:0:${#p}-1}"
+	printf "\\$(printf '%03o' $((code + 1)))"
+}
+
+# t_count I PREFIX [serializable]: number of keys under the prefix.
+t_count() {
+	local ser=${3:-false} end c
+	end=$(t_prefix_end "$2")
+	c=$(t_api "$1" /v3/kv/range "{\"key\":\"$(b64 "$2")\",\"range_end\":\"$(b64 "$end")\",\"count_only\":true,\"serializable\":$ser}" |
+		sed -n 's/.*"count":"\([0-9]*\)".*/\1/p')
+	echo "${c:-0}"
+}
+
+# t_leader_of I: the leader id member I reports ("" when none).
+t_leader_of() {
+	t_api "$1" /v3/maintenance/status '{}' 2>/dev/null | sed -n 's/.*"leader":"\([0-9]*\)".*/\1/p'
+}
+
+t_member_id() {
+	t_api "$1" /v3/maintenance/status '{}' 2>/dev/null | sed -n 's/.*"member_id":"\([0-9]*\)".*/\1/p'
+}
+
+# t_wait_leader SECONDS I...: until every listed member reports the same
+# leader; sets T_LEADER to the index of the leading member.
+t_wait_leader() {
+	local limit=$1 k j l first ok
+	shift
+	T_LEADER=
+	for ((k = 0; k < limit * 10; k++)); do
+		ok=1
+		first=
+		for j in "$@"; do
+			l=$(t_leader_of "$j")
+			if [[ -z $l || $l == 0 || (-n $first && $l != "$first") ]]; then
+				ok=0
+				break
+			fi
+			first=$l
+		done
+		if [[ $ok -eq 1 ]]; then
+			for j in "$@"; do
+				[[ $(t_member_id "$j") == "$first" ]] && T_LEADER=$j
+			done
+			[[ -n $T_LEADER ]] && return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
+# t_hashkv I: the hash of member I's key space at its current revision.
+t_hashkv() {
+	t_api "$1" /v3/maintenance/hashkv '{}' | sed -n 's/.*"hash":\([0-9]*\).*/\1/p'
+}
+
+# t_wait_eq SECONDS EXPECTED CMD...: until CMD prints EXPECTED.
+t_wait_eq() {
+	local limit=$1 want=$2 k
+	shift 2
+	for ((k = 0; k < limit * 10; k++)); do
+		[[ $("$@" 2>/dev/null) == "$want" ]] && return 0
+		sleep 0.1
+	done
+	return 1
+}

@@ -17,7 +17,7 @@ t_check "/health says healthy in etcd's body" \
 	test "$(curl -fsS "$url/health")" = '{"health":"true","reason":""}'
 t_check "/livez says ok in plain text" test "$(curl -fsS "$url/livez")" = "ok"
 t_check "/readyz?verbose lists its checks" \
-	bash -c "curl -fsS '$url/readyz?verbose' | grep -q '^\[+\]loop ok'"
+	bash -c "curl -fsS '$url/readyz?verbose' | grep -q '^\[+\]leader ok'"
 t_check "/version reports an etcd-compatible version" \
 	bash -c "curl -fsS '$url/version' | grep -q '\"etcdserver\":\"3.5.[0-9]*\"'"
 t_check "an unknown path is 404 with etcd's error body" \

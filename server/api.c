@@ -1,0 +1,430 @@
+/*
+ * The v3 API handlers. Writes are proposed through raft and answered when
+ * applied here; linearizable reads wait for a read-index barrier and are
+ * served from the local store; serializable reads are served at once.
+ */
+#include "server/api.h"
+
+#include "common/error.h"
+#include "server/gateway_errors.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define PROTO_CT "application/x-protobuf"
+#define JSON_CT "application/json"
+
+struct call {
+	struct srv_api *api;
+	struct srv_req *req;
+	const struct srv_gw_route *route;
+	ProtobufCMessage *msg;
+	int proto; /* 1: protobuf bodies */
+};
+
+static void call_free(struct call *c)
+{
+	if (c->msg)
+		protobuf_c_message_free_unpacked(c->msg, NULL);
+	free(c);
+}
+
+static void reply_error(struct call *c, int code)
+{
+	struct srv_gw_error e;
+	struct moor_buf b;
+
+	srv_gw_error_from_code(code, &e);
+	moor_buf_init(&b, NULL);
+	srv_gw_write_error(&b, &e);
+	srv_req_reply(c->req, (unsigned)e.http_status, JSON_CT, b.data, b.len);
+	moor_buf_free(&b);
+}
+
+static void fill_header(struct call *c, Etcdserverpb__ResponseHeader *h)
+{
+	struct srv_node_info info;
+
+	if (!h)
+		return;
+	srv_node_info(c->api->node, &info);
+	h->cluster_id = info.cluster_id;
+	h->member_id = info.id;
+	h->raft_term = info.term;
+	if (!h->revision)
+		h->revision = info.revision;
+}
+
+/* Encodes and sends a response message; takes no ownership. */
+static void reply_msg(struct call *c, const ProtobufCMessage *m)
+{
+	if (c->proto) {
+		size_t len = protobuf_c_message_get_packed_size(m);
+		uint8_t *buf = malloc(len ? len : 1);
+		if (!buf) {
+			reply_error(c, MOOR_ENOMEM);
+			return;
+		}
+		protobuf_c_message_pack(m, buf);
+		srv_req_reply(c->req, 200, PROTO_CT, buf, len);
+		free(buf);
+	} else {
+		struct moor_buf b;
+		moor_buf_init(&b, NULL);
+		if (srv_jsonpb_encode(m, &b) != 0) {
+			moor_buf_free(&b);
+			reply_error(c, MOOR_ENOMEM);
+			return;
+		}
+		srv_req_reply(c->req, 200, JSON_CT, b.data, b.len);
+		moor_buf_free(&b);
+	}
+}
+
+/* The header is the first field of every response message we send. */
+static Etcdserverpb__ResponseHeader *header_of(ProtobufCMessage *m)
+{
+	const ProtobufCFieldDescriptor *f =
+	    protobuf_c_message_descriptor_get_field_by_name(m->descriptor, "header");
+	if (!f || f->type != PROTOBUF_C_TYPE_MESSAGE)
+		return NULL;
+	return *(Etcdserverpb__ResponseHeader **)((char *)m + f->offset);
+}
+
+/* ---- writes ---- */
+
+static void on_applied(void *ctx, int rc, void *resp)
+{
+	struct call *c = ctx;
+
+	if (rc) {
+		reply_error(c, rc);
+	} else {
+		ProtobufCMessage *m = resp;
+		fill_header(c, header_of(m));
+		reply_msg(c, m);
+	}
+	kv_response_free(resp);
+	call_free(c);
+}
+
+static void propose(struct call *c, Moorpb__InternalRequest *ir)
+{
+	int rc = srv_node_propose(c->api->node, ir, on_applied, c);
+
+	if (rc) {
+		reply_error(c, rc);
+		call_free(c);
+		return;
+	}
+	srv_req_defer(c->req);
+}
+
+static void do_write(struct call *c)
+{
+	Moorpb__InternalRequest ir = MOORPB__INTERNAL_REQUEST__INIT;
+
+	switch (c->route->rpc) {
+	case SRV_RPC_PUT:
+		ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_PUT;
+		ir.put = (Etcdserverpb__PutRequest *)c->msg;
+		break;
+	case SRV_RPC_DELETE_RANGE:
+		ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_DELETE_RANGE;
+		ir.delete_range = (Etcdserverpb__DeleteRangeRequest *)c->msg;
+		break;
+	case SRV_RPC_TXN:
+		ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_TXN;
+		ir.txn = (Etcdserverpb__TxnRequest *)c->msg;
+		if (ir.txn->n_success > c->api->cfg->max_txn_ops ||
+		    ir.txn->n_failure > c->api->cfg->max_txn_ops) {
+			reply_error(c, MOOR_ETOOMANYOPS);
+			call_free(c);
+			return;
+		}
+		break;
+	case SRV_RPC_COMPACT:
+		ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_COMPACTION;
+		ir.compaction = (Etcdserverpb__CompactionRequest *)c->msg;
+		break;
+	case SRV_RPC_LEASE_GRANT: {
+		Etcdserverpb__LeaseGrantRequest *g = (Etcdserverpb__LeaseGrantRequest *)c->msg;
+		if (g->id == 0) {
+			/* Chosen here, so every member applies the same id. */
+			struct srv_node_info info;
+			srv_node_info(c->api->node, &info);
+			g->id = (int64_t)(((info.id & 0xffff) << 47) |
+			                  (c->api->next_lease_id++ & 0x7fffffffffffull));
+			if (g->id <= 0)
+				g->id = 1;
+		}
+		ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_LEASE_GRANT;
+		ir.lease_grant = g;
+		break;
+	}
+	case SRV_RPC_LEASE_REVOKE:
+		ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_LEASE_REVOKE;
+		ir.lease_revoke = (Etcdserverpb__LeaseRevokeRequest *)c->msg;
+		break;
+	default:
+		reply_error(c, MOOR_EUNSUPPORTED);
+		call_free(c);
+		return;
+	}
+	propose(c, &ir);
+}
+
+/* ---- reads ---- */
+
+static void serve_read(struct call *c)
+{
+	struct kv *kv = srv_node_kv(c->api->node);
+	ProtobufCMessage *resp = NULL;
+	int rc;
+
+	switch (c->route->rpc) {
+	case SRV_RPC_RANGE:
+		rc = kv_range(kv, (Etcdserverpb__RangeRequest *)c->msg,
+		              (Etcdserverpb__RangeResponse **)&resp);
+		break;
+	case SRV_RPC_LEASE_TIMETOLIVE:
+		rc = kv_lease_timetolive(kv, (Etcdserverpb__LeaseTimeToLiveRequest *)c->msg,
+		                         (Etcdserverpb__LeaseTimeToLiveResponse **)&resp);
+		if (rc == MOOR_ELEASENOTFOUND) {
+			/* etcd answers an unknown lease with TTL -1, not an error */
+			Etcdserverpb__LeaseTimeToLiveResponse r =
+			    ETCDSERVERPB__LEASE_TIME_TO_LIVE_RESPONSE__INIT;
+			Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+			r.header = &h;
+			r.id = ((Etcdserverpb__LeaseTimeToLiveRequest *)c->msg)->id;
+			r.ttl = -1;
+			fill_header(c, &h);
+			reply_msg(c, &r.base);
+			return;
+		}
+		break;
+	case SRV_RPC_LEASE_LEASES:
+		rc = kv_lease_leases(kv, (Etcdserverpb__LeaseLeasesResponse **)&resp);
+		break;
+	default:
+		rc = MOOR_EUNSUPPORTED;
+	}
+	if (rc) {
+		reply_error(c, rc);
+		return;
+	}
+	fill_header(c, header_of(resp));
+	reply_msg(c, resp);
+	kv_response_free(resp);
+}
+
+static void on_read_ready(void *ctx, int rc)
+{
+	struct call *c = ctx;
+
+	if (rc)
+		reply_error(c, rc);
+	else
+		serve_read(c);
+	call_free(c);
+}
+
+static void do_read(struct call *c, int serializable)
+{
+	int rc;
+
+	if (serializable) {
+		serve_read(c);
+		call_free(c);
+		return;
+	}
+	rc = srv_node_read_barrier(c->api->node, on_read_ready, c);
+	if (rc) {
+		reply_error(c, rc);
+		call_free(c);
+		return;
+	}
+	srv_req_defer(c->req);
+}
+
+/* ---- maintenance and cluster ---- */
+
+static void do_status(struct call *c)
+{
+	Etcdserverpb__StatusResponse r = ETCDSERVERPB__STATUS_RESPONSE__INIT;
+	Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+	struct srv_node_info info;
+	struct kv_stats ks;
+
+	srv_node_info(c->api->node, &info);
+	r.header = &h;
+	fill_header(c, &h);
+	r.version = (char *)MOOR_ETCD_VERSION;
+	r.leader = info.leader;
+	r.raftindex = info.commit;
+	r.raftterm = info.term;
+	r.raftappliedindex = info.applied;
+	r.islearner = info.is_learner;
+	if (kv_stats(srv_node_kv(c->api->node), &ks) == 0) {
+		r.dbsize = (int64_t)ks.approx_bytes;
+		r.dbsizeinuse = (int64_t)ks.approx_bytes;
+	}
+	reply_msg(c, &r.base);
+	call_free(c);
+}
+
+static void do_member_list(struct call *c)
+{
+	Etcdserverpb__MemberListResponse r = ETCDSERVERPB__MEMBER_LIST_RESPONSE__INIT;
+	Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+	struct srv_node_member ms[SRV_MAX_MEMBERS];
+	Etcdserverpb__Member pm[SRV_MAX_MEMBERS], *pp[SRV_MAX_MEMBERS];
+	char *purls[SRV_MAX_MEMBERS][SRV_MAX_URLS], *curls[SRV_MAX_MEMBERS][SRV_MAX_URLS];
+	int n = srv_node_members(c->api->node, ms, SRV_MAX_MEMBERS);
+
+	r.header = &h;
+	fill_header(c, &h);
+	r.members = pp;
+	for (int i = 0; i < n; i++) {
+		if (!ms[i].in_conf)
+			continue;
+		Etcdserverpb__Member *m = &pm[r.n_members];
+		etcdserverpb__member__init(m);
+		m->id = ms[i].id;
+		m->name = ms[i].name;
+		m->islearner = ms[i].learner;
+		for (int k = 0; k < ms[i].peer_urls.n; k++)
+			purls[i][k] = ms[i].peer_urls.url[k].text;
+		for (int k = 0; k < ms[i].client_urls.n; k++)
+			curls[i][k] = ms[i].client_urls.url[k].text;
+		m->n_peerurls = (size_t)ms[i].peer_urls.n;
+		m->peerurls = purls[i];
+		m->n_clienturls = (size_t)ms[i].client_urls.n;
+		m->clienturls = curls[i];
+		pp[r.n_members++] = m;
+	}
+	reply_msg(c, &r.base);
+	call_free(c);
+}
+
+static void do_hashkv(struct call *c)
+{
+	Etcdserverpb__HashKVResponse r = ETCDSERVERPB__HASH_KVRESPONSE__INIT;
+	Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+	int64_t rev = ((Etcdserverpb__HashKVRequest *)c->msg)->revision;
+	uint32_t hash;
+	int64_t compact_rev, hash_rev;
+	int rc = kv_hash_kv(srv_node_kv(c->api->node), rev, &hash, &compact_rev, &hash_rev);
+
+	if (rc) {
+		reply_error(c, rc);
+	} else {
+		r.header = &h;
+		fill_header(c, &h);
+		r.hash = hash;
+		r.compact_revision = compact_rev;
+		r.hash_revision = hash_rev;
+		reply_msg(c, &r.base);
+	}
+	call_free(c);
+}
+
+/* ---- dispatch ---- */
+
+static int is_proto(struct srv_req *req)
+{
+	const char *ct = srv_req_header(req, "Content-Type");
+	return ct && strncmp(ct, PROTO_CT, strlen(PROTO_CT)) == 0;
+}
+
+int srv_api_handle(struct srv_api *api, struct srv_req *req)
+{
+	const char *path = srv_req_path(req);
+	const struct srv_gw_route *route = srv_gw_route_find(path, strlen(path));
+	struct srv_gw_error ge;
+	struct srv_gw_limits lim = {.max_request_bytes = api->cfg->max_request_bytes};
+	struct call *c;
+	const unsigned char *body;
+	size_t len;
+	int rc;
+
+	if (!route)
+		return MOOR_ENOTFOUND;
+	c = calloc(1, sizeof *c);
+	if (!c) {
+		srv_req_reply(req, 500, "text/plain", "out of memory\n", 14);
+		return 0;
+	}
+	c->api = api;
+	c->req = req;
+	c->route = route;
+	c->proto = is_proto(req);
+	if (strcmp(srv_req_method(req), "POST") != 0) {
+		struct moor_buf b;
+		srv_gw_error_method_not_allowed(&ge);
+		moor_buf_init(&b, NULL);
+		srv_gw_write_error(&b, &ge);
+		srv_req_reply(req, 405, JSON_CT, b.data, b.len);
+		moor_buf_free(&b);
+		call_free(c);
+		return 0;
+	}
+	if (route->rpc == SRV_RPC_WATCH) {
+		call_free(c);
+		srv_api_watch(api, req, is_proto(req));
+		return 0;
+	}
+	body = srv_req_body(req, &len);
+	if (c->proto) {
+		c->msg = protobuf_c_message_unpack(route->request, NULL, len, body);
+		if (!c->msg) {
+			srv_gw_error_set(&ge, SRV_GRPC_INVALID_ARGUMENT,
+			                 "malformed protobuf body for %s (%zu bytes)",
+			                 route->grpc_method, len);
+			goto bad;
+		}
+	} else {
+		rc = srv_gw_decode_request(route->request, body, len, &lim, &c->msg, &ge);
+		if (rc)
+			goto bad;
+	}
+	switch (route->rpc) {
+	case SRV_RPC_RANGE:
+		do_read(c, ((Etcdserverpb__RangeRequest *)c->msg)->serializable);
+		return 0;
+	case SRV_RPC_LEASE_TIMETOLIVE:
+	case SRV_RPC_LEASE_LEASES:
+		do_read(c, 0);
+		return 0;
+	case SRV_RPC_PUT:
+	case SRV_RPC_DELETE_RANGE:
+	case SRV_RPC_TXN:
+	case SRV_RPC_COMPACT:
+	case SRV_RPC_LEASE_GRANT:
+	case SRV_RPC_LEASE_REVOKE:
+		do_write(c);
+		return 0;
+	case SRV_RPC_STATUS:
+		do_status(c);
+		return 0;
+	case SRV_RPC_MEMBER_LIST:
+		do_member_list(c);
+		return 0;
+	case SRV_RPC_HASHKV:
+		do_hashkv(c);
+		return 0;
+	default:
+		srv_gw_error_set(&ge, SRV_GRPC_UNIMPLEMENTED, "%s is not implemented yet",
+		                 route->grpc_method);
+		goto bad;
+	}
+bad : {
+	struct moor_buf b;
+	moor_buf_init(&b, NULL);
+	srv_gw_write_error(&b, &ge);
+	srv_req_reply(req, (unsigned)ge.http_status, JSON_CT, b.data, b.len);
+	moor_buf_free(&b);
+	call_free(c);
+	return 0;
+}
+}

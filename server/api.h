@@ -1,0 +1,38 @@
+/*
+ * The v3 client API over HTTP: etcd's gateway paths, with protobuf bodies
+ * (Content-Type: application/x-protobuf, what libmoor speaks) or JSON (the
+ * grpc-gateway encoding etcd's users know). The response uses the request's
+ * encoding.
+ */
+#ifndef MOOR_SERVER_API_H
+#define MOOR_SERVER_API_H
+
+#include "server/http.h"
+#include "server/node.h"
+
+struct wcall;
+
+struct srv_api {
+	struct srv_node *node;
+	const struct srv_config *cfg;
+	const struct moor_logger *log;
+	uint64_t next_lease_id;
+	uv_idle_t pull_idle; /* drains watch streams with responses ready */
+	struct wcall *ready;
+};
+
+void srv_api_init(struct srv_api *api, uv_loop_t *loop, struct srv_node *node,
+                  const struct srv_config *cfg, const struct moor_logger *log);
+/* Closes the api's handle (watch streams end with their connections). */
+void srv_api_close(struct srv_api *api);
+
+/* api_watch.c */
+void srv_api_watch(struct srv_api *api, struct srv_req *req, int proto);
+void srv_api_pull(uv_idle_t *idle);
+
+/* Handles a request whose path is one of the gateway's; returns 0 when it
+ * did (replied or deferred), MOOR_ENOTFOUND when the path is not an API
+ * path (the caller answers it). */
+int srv_api_handle(struct srv_api *api, struct srv_req *req);
+
+#endif

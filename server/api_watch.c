@@ -1,0 +1,315 @@
+/*
+ * /v3/watch: the request body is a sequence of WatchRequests (JSON objects
+ * back to back, or with Content-Type application/x-protobuf, frames of a
+ * 4-byte big-endian length and a WatchRequest), the response a stream of
+ * WatchResponses in the same encoding ({"result":...} lines for JSON, as
+ * etcd's gateway writes them). One HTTP request is one watch stream of the
+ * hub: its creates, cancels and progress requests are taken from the body;
+ * the stream ends when the client closes the connection.
+ *
+ * Responses are pulled from the hub only while the connection's buffer is
+ * under its high-water mark; a client that reads slowly leaves its events
+ * in the hub, whose bounded queues send the watcher back to history.
+ */
+#include "server/api.h"
+
+#include "common/error.h"
+#include "server/gateway_errors.h"
+#include "watch/watch.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct wcall {
+	struct srv_api *api;
+	struct srv_stream *out;
+	struct watch_stream *ws;
+	int proto;
+	int queued; /* on api->ready */
+	struct wcall *next, *prev;
+};
+
+static void ready_unlink(struct srv_api *api, struct wcall *w)
+{
+	if (!w->queued)
+		return;
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		api->ready = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	w->next = w->prev = NULL;
+	w->queued = 0;
+}
+
+static void ready_push(struct srv_api *api, struct wcall *w)
+{
+	if (w->queued)
+		return;
+	w->queued = 1;
+	w->prev = NULL;
+	w->next = api->ready;
+	if (api->ready)
+		api->ready->prev = w;
+	api->ready = w;
+	uv_idle_start(&api->pull_idle, srv_api_pull);
+}
+
+static int write_msg(struct wcall *w, const ProtobufCMessage *m)
+{
+	struct moor_buf b;
+	int rc;
+
+	moor_buf_init(&b, NULL);
+	if (w->proto) {
+		size_t len = protobuf_c_message_get_packed_size(m);
+		rc = moor_buf_reserve(&b, 4 + len);
+		if (rc == 0) {
+			moor_put_be32(b.data, (uint32_t)len);
+			protobuf_c_message_pack(m, b.data + 4);
+			b.len = 4 + len;
+		}
+	} else {
+		rc = srv_jsonpb_encode_result(m, &b);
+	}
+	if (rc == 0)
+		rc = srv_stream_write(w->out, b.data, b.len);
+	moor_buf_free(&b);
+	return rc;
+}
+
+static void header_fill(struct wcall *w, Etcdserverpb__ResponseHeader *h, int64_t rev)
+{
+	struct srv_node_info info;
+
+	srv_node_info(w->api->node, &info);
+	h->cluster_id = info.cluster_id;
+	h->member_id = info.id;
+	h->raft_term = info.term;
+	h->revision = rev ? rev : info.revision;
+}
+
+/* Sends what the hub has for this stream, while the client keeps up. */
+static void pull(struct wcall *w)
+{
+	struct watch_response r;
+	int rc;
+
+	while (srv_stream_buffered(w->out) < SRV_STREAM_HIGH_WATER) {
+		Etcdserverpb__WatchResponse m = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+		Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+
+		rc = watch_stream_next(w->ws, &r);
+		if (rc <= 0)
+			return;
+		header_fill(w, &h, r.revision);
+		m.header = &h;
+		m.watch_id = r.watch_id;
+		m.canceled = r.canceled;
+		m.compact_revision = r.compact_revision;
+		m.fragment = r.fragment;
+		m.n_events = r.n_events;
+		m.events = r.events;
+		if (r.canceled && r.compact_revision)
+			m.cancel_reason = (char *)"etcdserver: mvcc: required revision has been "
+			                          "compacted";
+		rc = write_msg(w, &m.base);
+		watch_response_release(&r);
+		if (rc)
+			return;
+	}
+}
+
+void srv_api_pull(uv_idle_t *idle)
+{
+	struct srv_api *api = idle->data;
+
+	while (api->ready) {
+		struct wcall *w = api->ready;
+		ready_unlink(api, w);
+		pull(w);
+	}
+	uv_idle_stop(idle);
+}
+
+static void on_notify(struct watch_stream *s, void *ctx)
+{
+	struct wcall *w = ctx;
+	(void)s;
+	ready_push(w->api, w); /* no hub call from inside the hub */
+}
+
+static void on_closed(void *ctx)
+{
+	struct wcall *w = ctx;
+
+	ready_unlink(w->api, w);
+	watch_stream_close(w->ws);
+	free(w);
+}
+
+static void on_drained(void *ctx)
+{
+	struct wcall *w = ctx;
+	ready_push(w->api, w);
+}
+
+static void create_watch(struct wcall *w, const Etcdserverpb__WatchCreateRequest *c)
+{
+	Etcdserverpb__WatchResponse m = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+	Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+	struct watch_create wc = {0};
+	int64_t id = -1, rev = 0;
+	int rc;
+
+	wc.key = c->key.data;
+	wc.key_len = c->key.len;
+	wc.range_end = c->range_end.data;
+	wc.range_end_len = c->range_end.len;
+	wc.start_rev = c->start_revision;
+	wc.watch_id = c->watch_id ? c->watch_id : WATCH_AUTO_ID;
+	wc.prev_kv = c->prev_kv;
+	wc.progress_notify = c->progress_notify;
+	wc.fragment = c->fragment;
+	for (size_t i = 0; i < c->n_filters; i++) {
+		if (c->filters[i] == ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NOPUT)
+			wc.no_put = true;
+		else if (c->filters[i] == ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NODELETE)
+			wc.no_delete = true;
+	}
+	rc = watch_stream_watch(w->ws, &wc, &id, &rev);
+	header_fill(w, &h, rev);
+	m.header = &h;
+	m.created = true;
+	m.watch_id = id;
+	if (rc) {
+		struct srv_gw_error e;
+		srv_gw_error_from_code(rc, &e);
+		m.watch_id = -1;
+		m.canceled = true;
+		m.cancel_reason = e.message;
+	}
+	write_msg(w, &m.base);
+}
+
+static void handle_request(struct wcall *w, const Etcdserverpb__WatchRequest *r)
+{
+	switch (r->request_union_case) {
+	case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST:
+		create_watch(w, r->create_request);
+		break;
+	case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CANCEL_REQUEST: {
+		Etcdserverpb__WatchResponse m = ETCDSERVERPB__WATCH_RESPONSE__INIT;
+		Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+		int64_t id = r->cancel_request->watch_id;
+		if (watch_stream_cancel(w->ws, id) != 0)
+			break;
+		header_fill(w, &h, 0);
+		m.header = &h;
+		m.watch_id = id;
+		m.canceled = true;
+		write_msg(w, &m.base);
+		break;
+	}
+	case ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_PROGRESS_REQUEST:
+		watch_stream_request_progress(w->ws);
+		break;
+	default:
+		break;
+	}
+}
+
+static void stream_error(struct wcall *w, const struct srv_gw_error *e)
+{
+	struct moor_buf b;
+
+	moor_buf_init(&b, NULL);
+	if (srv_gw_write_stream_error(&b, e) == 0)
+		srv_stream_write(w->out, b.data, b.len);
+	moor_buf_free(&b);
+	srv_stream_end(w->out);
+}
+
+void srv_api_watch(struct srv_api *api, struct srv_req *req, int proto)
+{
+	struct srv_stream_callbacks cb = {on_closed, on_drained, NULL};
+	struct watch_stream_config wsc = {on_notify, NULL};
+	struct srv_gw_limits lim = {.max_request_bytes = api->cfg->max_request_bytes};
+	struct srv_gw_error e;
+	struct wcall *w = calloc(1, sizeof *w);
+	const unsigned char *body;
+	size_t len, off = 0;
+
+	if (!w)
+		goto fail;
+	w->api = api;
+	w->proto = proto;
+	cb.ctx = w;
+	wsc.ctx = w;
+	if (watch_stream_open(srv_node_hub(api->node), &wsc, &w->ws) != 0)
+		goto fail;
+	if (srv_req_stream(req, 200, proto ? "application/x-protobuf" : "application/json", &cb,
+	                   &w->out) != 0) {
+		watch_stream_close(w->ws);
+		goto fail;
+	}
+	body = srv_req_body(req, &len);
+	while (off < len) {
+		Etcdserverpb__WatchRequest *r = NULL;
+		if (proto) {
+			uint32_t n;
+			if (len - off < 4 || (n = moor_get_be32(body + off)) > len - off - 4) {
+				srv_gw_error_set(&e, SRV_GRPC_INVALID_ARGUMENT,
+				                 "truncated WatchRequest frame at byte %zu", off);
+				stream_error(w, &e);
+				return;
+			}
+			r = etcdserverpb__watch_request__unpack(NULL, n, body + off + 4);
+			if (!r) {
+				srv_gw_error_set(&e, SRV_GRPC_INVALID_ARGUMENT,
+				                 "malformed WatchRequest at byte %zu", off);
+				stream_error(w, &e);
+				return;
+			}
+			off += 4 + n;
+		} else {
+			size_t used = 0;
+			ProtobufCMessage *m = NULL;
+			if (srv_gw_decode_next(&etcdserverpb__watch_request__descriptor, body + off,
+			                       len - off, true, &lim, &m, &used, &e) != 0) {
+				stream_error(w, &e);
+				return;
+			}
+			off += used;
+			if (!m)
+				break;
+			r = (Etcdserverpb__WatchRequest *)m;
+		}
+		handle_request(w, r);
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+	}
+	ready_push(api, w);
+	return;
+fail:
+	free(w);
+	srv_req_reply(req, 503, "application/json",
+	              "{\"error\":\"out of memory\",\"code\":8,\"message\":\"out of memory\"}", 62);
+}
+
+void srv_api_init(struct srv_api *api, uv_loop_t *loop, struct srv_node *node,
+                  const struct srv_config *cfg, const struct moor_logger *log)
+{
+	memset(api, 0, sizeof *api);
+	api->node = node;
+	api->cfg = cfg;
+	api->log = log;
+	uv_idle_init(loop, &api->pull_idle);
+	api->pull_idle.data = api;
+}
+
+void srv_api_close(struct srv_api *api)
+{
+	uv_idle_stop(&api->pull_idle);
+	uv_close((uv_handle_t *)&api->pull_idle, NULL);
+}

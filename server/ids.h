@@ -1,0 +1,18 @@
+/*
+ * Member and cluster ids, derived as etcd derives them: a member's id from
+ * its peer URLs and the cluster token, the cluster's id from its initial
+ * members' ids and the token. Every member computes the same ids from the
+ * same --initial-cluster, with nothing exchanged.
+ */
+#ifndef MOOR_SERVER_IDS_H
+#define MOOR_SERVER_IDS_H
+
+#include "server/config.h"
+
+#include <stdint.h>
+
+/* Never 0. */
+uint64_t srv_member_id(const struct srv_url_list *peer_urls, const char *token);
+uint64_t srv_cluster_id(const uint64_t *member_ids, int n, const char *token);
+
+#endif

@@ -1,0 +1,1047 @@
+/*
+ * The node's loop side (see node.h): start-up and recovery, the raft core's
+ * inputs, the ready batch and its hand-off to the WAL thread, proposals and
+ * linearizable reads.
+ */
+#include "server/node_int.h"
+
+#include "common/assert.h"
+#include "common/clock.h"
+#include "common/error.h"
+#include "server/ids.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LOG(n, lvl, ...) moor_log((n)->log, lvl, "node", __VA_ARGS__)
+
+uint64_t node_now_ms(void)
+{
+	return moor_clock_mono_ms();
+}
+
+static void node_pump(struct srv_node *n);
+
+/* ---- pending client requests ---- */
+
+static struct pending **pend_slot(struct srv_node *n, uint64_t id)
+{
+	uint64_t h = id * 0x9E3779B97F4A7C15ull;
+	return &n->pend_hash[(h >> 32) & (n->pend_buckets - 1)];
+}
+
+static void pend_unlink(struct srv_node *n, struct pending *p)
+{
+	struct pending **pp = pend_slot(n, p->id);
+
+	while (*pp != p)
+		pp = &(*pp)->hnext;
+	*pp = p->hnext;
+	if (p->tprev)
+		p->tprev->tnext = p->tnext;
+	else
+		n->pend_head = p->tnext;
+	if (p->tnext)
+		p->tnext->tprev = p->tprev;
+	else
+		n->pend_tail = p->tprev;
+	n->n_pending--;
+}
+
+void node_apply_complete_pending(struct srv_node *n, uint64_t id, int rc, void *resp)
+{
+	struct pending *p;
+
+	for (p = *pend_slot(n, id); p; p = p->hnext)
+		if (p->id == id)
+			break;
+	if (!p) {
+		kv_response_free(resp); /* not ours, or its client gave up */
+		return;
+	}
+	pend_unlink(n, p);
+	p->cb(p->ctx, rc, resp);
+	free(p);
+}
+
+static void pend_fail(struct srv_node *n, struct pending *p, int rc)
+{
+	pend_unlink(n, p);
+	p->cb(p->ctx, rc, NULL);
+	free(p);
+}
+
+/* ---- sending ---- */
+
+static void send_msgs(struct srv_node *n, const struct raft_message *msgs, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		const struct raft_message *m = &msgs[i];
+		int rc;
+
+		moor_buf_reset(&n->enc);
+		rc = srv_raftmsg_encode(m, &n->enc);
+		if (rc == 0)
+			rc = srv_peer_send(n->peers, m->to, n->enc.data, n->enc.len);
+		if (rc == 0)
+			continue;
+		if (m->type == RAFT_MSG_SNAP)
+			LOG(n, MOOR_LOG_WARN,
+			    "cannot send a snapshot to %016llx: snapshot transfer needs the "
+			    "snapshot stream, which this build does not have yet",
+			    (unsigned long long)m->to);
+		/* The leader learns the peer is unreachable after advance. */
+		if (n->n_unreachable < NODE_MAX_MEMBERS) {
+			int seen = 0;
+			for (int k = 0; k < n->n_unreachable; k++)
+				seen |= n->unreachable[k] == m->to;
+			if (!seen)
+				n->unreachable[n->n_unreachable++] = m->to;
+		}
+	}
+}
+
+/* ---- the ready batch ---- */
+
+struct wal_job {
+	struct srv_job job;
+	struct srv_node *n;
+	struct wal_batch b;
+	struct wal_entry *ents;
+	struct wal_hard_state hs;
+	struct wal_snapshot snap;
+	bool sync;
+	int rc;
+	char err[256];
+};
+
+static void wal_job_run(struct srv_job *j)
+{
+	struct wal_job *w = (struct wal_job *)j;
+	struct srv_node *n = w->n;
+
+	w->rc = wal_append(n->wal, &w->b);
+	if (w->rc == 0 && w->sync)
+		w->rc = wal_sync(n->wal, NULL);
+	if (w->rc)
+		snprintf(w->err, sizeof w->err, "%s", wal_errmsg(n->wal));
+}
+
+static void ready_finish(struct srv_node *n);
+
+static void wal_job_done(struct srv_job *j)
+{
+	struct wal_job *w = (struct wal_job *)j;
+	struct srv_node *n = w->n;
+
+	if (w->rc) {
+		/* The log can no longer promise durability: a member that goes on
+		 * would acknowledge writes it may lose. Stop hard. */
+		LOG(n, MOOR_LOG_ERROR, "WAL write failed, stopping: %s (%s)", moor_strerror(w->rc),
+		    w->err);
+		abort();
+	}
+	free(w->ents);
+	free(w);
+	ready_finish(n);
+}
+
+static void ready_start(struct srv_node *n)
+{
+	struct raft_ready *rd = &n->rd;
+	struct wal_job *w;
+	int rc;
+
+	rc = raft_ready(n->raft, rd);
+	if (rc) {
+		LOG(n, MOOR_LOG_ERROR, "raft_ready failed: %s", moor_strerror(rc));
+		abort();
+	}
+	n->in_ready = true;
+	n->n_unreachable = 0;
+	if (rd->lead != n->lead)
+		LOG(n, MOOR_LOG_INFO, "leader is now %016llx term=%llu",
+		    (unsigned long long)rd->lead, (unsigned long long)rd->hard_state.term);
+	n->lead = rd->lead;
+	n->role = rd->role;
+	if (rd->hard_state_changed) {
+		n->term = rd->hard_state.term;
+		n->commit = rd->hard_state.commit;
+	}
+	/* Read states: the round learns its index; released once applied. */
+	for (size_t i = 0; i < rd->n_read_states; i++)
+		for (struct read_round *r = n->rounds; r; r = r->next)
+			if (r->ctx == rd->read_states[i].context && !r->has_index) {
+				r->index = rd->read_states[i].index;
+				r->has_index = true;
+			}
+	/* 1. the leader's messages go out while its WAL writes */
+	send_msgs(n, rd->msgs_now, rd->n_msgs_now);
+
+	if (rd->snapshot) {
+		LOG(n, MOOR_LOG_ERROR,
+		    "received a snapshot at index %llu: installing snapshots is not in this "
+		    "build yet",
+		    (unsigned long long)rd->snapshot->meta.index);
+		abort();
+	}
+	if (!rd->n_entries && !rd->hard_state_changed) {
+		ready_finish(n);
+		return;
+	}
+	w = calloc(1, sizeof *w);
+	MOOR_ASSERT(w);
+	w->n = n;
+	w->job.run = wal_job_run;
+	w->job.done = wal_job_done;
+	if (rd->n_entries) {
+		w->ents = calloc(rd->n_entries, sizeof *w->ents);
+		MOOR_ASSERT(w->ents);
+		for (size_t i = 0; i < rd->n_entries; i++) {
+			w->ents[i].index = rd->entries[i].index;
+			w->ents[i].term = rd->entries[i].term;
+			w->ents[i].type = rd->entries[i].type;
+			w->ents[i].data = rd->entries[i].data; /* valid until advance */
+			w->ents[i].len = rd->entries[i].len;
+		}
+		w->b.entries = w->ents;
+		w->b.n_entries = rd->n_entries;
+	}
+	if (rd->hard_state_changed) {
+		w->hs.term = rd->hard_state.term;
+		w->hs.vote = rd->hard_state.vote;
+		w->hs.commit = rd->hard_state.commit;
+		w->b.hard_state = &w->hs;
+	}
+	w->sync = rd->must_sync;
+	srv_worker_submit(&n->wal_worker, &w->job);
+}
+
+static void ready_finish(struct srv_node *n)
+{
+	struct raft_ready *rd = &n->rd;
+	int rc;
+
+	/* 2. persisted: the in-memory log the core reads catches up */
+	if (rd->n_entries) {
+		rc = raft_memstorage_append(n->ms, rd->entries, rd->n_entries);
+		MOOR_ASSERT(rc == 0);
+	}
+	if (rd->hard_state_changed)
+		raft_memstorage_set_hard_state(n->ms, &rd->hard_state);
+	send_msgs(n, rd->msgs_after_persist, rd->n_msgs_after_persist);
+	if (rd->n_committed) {
+		node_apply_handoff(n, rd->committed, rd->n_committed);
+		n->handed_index = rd->committed[rd->n_committed - 1].index;
+	}
+	rc = raft_advance(n->raft, rd);
+	MOOR_ASSERT(rc == 0);
+	n->in_ready = false;
+	for (int i = 0; i < n->n_unreachable; i++)
+		raft_report_unreachable(n->raft, n->unreachable[i]);
+	n->n_unreachable = 0;
+	node_reads_release(n);
+	node_pump(n);
+}
+
+/* ---- reads ---- */
+
+static void read_round_start(struct srv_node *n)
+{
+	struct read_round *r;
+	uint64_t ctx;
+	int rc;
+
+	if (!n->read_next_head)
+		return;
+	ctx = ++n->next_read_ctx;
+	rc = raft_read_index(n->raft, ctx);
+	if (rc) /* no leader yet, or too many: the sweep retries until the deadline */
+		return;
+	r = calloc(1, sizeof *r);
+	MOOR_ASSERT(r);
+	r->ctx = ctx;
+	r->started_ms = node_now_ms();
+	r->head = n->read_next_head;
+	r->tail = n->read_next_tail;
+	n->read_next_head = n->read_next_tail = NULL;
+	r->next = n->rounds;
+	n->rounds = r;
+}
+
+static void waiters_fail(struct read_waiter *w, int rc)
+{
+	while (w) {
+		struct read_waiter *next = w->next;
+		w->cb(w->ctx, rc);
+		free(w);
+		w = next;
+	}
+}
+
+void node_reads_release(struct srv_node *n)
+{
+	struct read_round **rp = &n->rounds;
+
+	while (*rp) {
+		struct read_round *r = *rp;
+		if (r->has_index && r->index <= n->applied_index) {
+			*rp = r->next;
+			waiters_fail(r->head, 0);
+			free(r);
+		} else {
+			rp = &r->next;
+		}
+	}
+}
+
+int srv_node_read_barrier(struct srv_node *n, srv_read_cb cb, void *ctx)
+{
+	struct read_waiter *w;
+
+	if (n->stopping)
+		return MOOR_ECLOSED;
+	w = calloc(1, sizeof *w);
+	if (!w)
+		return MOOR_ENOMEM;
+	w->cb = cb;
+	w->ctx = ctx;
+	w->deadline_ms = node_now_ms() + SRV_REQUEST_TIMEOUT_MS;
+	if (n->read_next_tail)
+		n->read_next_tail->next = w;
+	else
+		n->read_next_head = w;
+	n->read_next_tail = w;
+	node_pump(n);
+	return 0;
+}
+
+/* Timeouts: reads whose round got no answer are moved to a new round;
+ * requests past their deadline fail. Runs on every tick. */
+static void sweep(struct srv_node *n)
+{
+	uint64_t now = node_now_ms();
+	struct read_round **rp = &n->rounds;
+
+	while (*rp) {
+		struct read_round *r = *rp;
+		if (!r->has_index && now - r->started_ms >= SRV_READ_RETRY_MS) {
+			*rp = r->next;
+			/* back to the queue, ahead of newer readers */
+			if (r->head) {
+				r->tail->next = n->read_next_head;
+				n->read_next_head = r->head;
+				if (!n->read_next_tail)
+					n->read_next_tail = r->tail;
+			}
+			free(r);
+		} else {
+			rp = &r->next;
+		}
+	}
+	/* expire the oldest readers in the queue */
+	while (n->read_next_head && n->read_next_head->deadline_ms <= now) {
+		struct read_waiter *w = n->read_next_head;
+		n->read_next_head = w->next;
+		if (!n->read_next_head)
+			n->read_next_tail = NULL;
+		w->cb(w->ctx, n->lead ? MOOR_ETIMEOUT : MOOR_ENOLEADER);
+		free(w);
+	}
+	while (n->pend_head && n->pend_head->deadline_ms <= now)
+		pend_fail(n, n->pend_head, MOOR_ETIMEOUT);
+}
+
+/* ---- proposals ---- */
+
+int srv_node_propose(struct srv_node *n, Moorpb__InternalRequest *req, srv_apply_cb cb, void *ctx)
+{
+	struct input_prop *ip;
+	struct pending *p;
+	size_t len;
+
+	if (n->stopping)
+		return MOOR_ECLOSED;
+	if (!n->lead)
+		return MOOR_ENOLEADER;
+	if (n->handed_index - n->applied_index > SRV_MAX_APPLY_LAG ||
+	    n->n_pending >= SRV_MAX_PENDING)
+		return MOOR_ETOOMANYREQUESTS;
+	req->id = n->next_req_id++;
+	len = moorpb__internal_request__get_packed_size(req);
+	if (len > n->cfg->max_request_bytes + 4096)
+		return MOOR_ETOOLARGE;
+	p = calloc(1, sizeof *p);
+	ip = malloc(sizeof *ip + len);
+	if (!p || !ip) {
+		free(p);
+		free(ip);
+		return MOOR_ENOMEM;
+	}
+	moorpb__internal_request__pack(req, ip->data);
+	ip->len = len;
+	ip->next = NULL;
+	ip->p = p;
+	p->id = req->id;
+	p->cb = cb;
+	p->ctx = ctx;
+	p->deadline_ms = node_now_ms() + SRV_REQUEST_TIMEOUT_MS;
+	struct pending **slot = pend_slot(n, p->id);
+	p->hnext = *slot;
+	*slot = p;
+	p->tprev = n->pend_tail;
+	if (n->pend_tail)
+		n->pend_tail->tnext = p;
+	else
+		n->pend_head = p;
+	n->pend_tail = p;
+	n->n_pending++;
+	if (n->props_tail)
+		n->props_tail->next = ip;
+	else
+		n->props_head = ip;
+	n->props_tail = ip;
+	node_pump(n);
+	return 0;
+}
+
+/* ---- inputs ---- */
+
+static int on_peer_frame(void *ctx, uint64_t from, const uint8_t *data, size_t len)
+{
+	struct srv_node *n = ctx;
+	struct input_msg *im;
+	int rc;
+
+	im = calloc(1, sizeof *im);
+	if (!im)
+		return 0; /* dropped: raft retransmits */
+	rc = srv_raftmsg_decode(data, len, 1u << 20, &im->m, &im->h);
+	if (rc) {
+		free(im);
+		LOG(n, MOOR_LOG_WARN, "undecodable raft message from %016llx (%zu bytes)",
+		    (unsigned long long)from, len);
+		return rc;
+	}
+	if (im->m.from != from || im->m.to != n->id) {
+		LOG(n, MOOR_LOG_WARN,
+		    "raft message from %016llx claims to be from %016llx to %016llx; dropped",
+		    (unsigned long long)from, (unsigned long long)im->m.from,
+		    (unsigned long long)im->m.to);
+		srv_raftmsg_free(im->h);
+		free(im);
+		return MOOR_EPROTO;
+	}
+	if (n->msgs_tail)
+		n->msgs_tail->next = im;
+	else
+		n->msgs_head = im;
+	n->msgs_tail = im;
+	node_pump(n);
+	return 0;
+}
+
+/* etcd's "publish": once there is a leader, a member proposes its own
+ * attributes (name, client URLs) so every member can list them. */
+static void on_published(void *ctx, int rc, void *resp)
+{
+	struct srv_node *n = ctx;
+
+	kv_response_free(resp);
+	n->publishing = false;
+	if (rc == 0)
+		n->published = true;
+}
+
+static void publish_self(struct srv_node *n)
+{
+	Moorpb__InternalRequest ir = MOORPB__INTERNAL_REQUEST__INIT;
+	Moorpb__MemberAttr a = MOORPB__MEMBER_ATTR__INIT;
+	char *purls[SRV_MAX_URLS], *curls[SRV_MAX_URLS];
+	const struct srv_config *cfg = n->cfg;
+
+	if (n->published || n->publishing || !n->lead)
+		return;
+	a.id = n->id;
+	a.name = (char *)cfg->name;
+	for (int i = 0; i < cfg->initial_advertise_peer_urls.n; i++)
+		purls[i] = (char *)cfg->initial_advertise_peer_urls.url[i].text;
+	for (int i = 0; i < cfg->advertise_client_urls.n; i++)
+		curls[i] = (char *)cfg->advertise_client_urls.url[i].text;
+	a.n_peer_urls = (size_t)cfg->initial_advertise_peer_urls.n;
+	a.peer_urls = purls;
+	a.n_client_urls = (size_t)cfg->advertise_client_urls.n;
+	a.client_urls = curls;
+	ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_MEMBER_ATTR;
+	ir.member_attr = &a;
+	if (srv_node_propose(n, &ir, on_published, n) == 0)
+		n->publishing = true;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct srv_node *n = t->data;
+
+	n->ticks_due++;
+	sweep(n);
+	node_pump(n);
+	publish_self(n);
+}
+
+/* Feeds every queued input to the core, then starts the next ready batch. */
+static void node_pump(struct srv_node *n)
+{
+	struct raft_status st;
+
+	if (n->in_ready || n->stopping)
+		return;
+	while (n->ticks_due) {
+		n->ticks_due--;
+		raft_tick(n->raft);
+	}
+	while (n->msgs_head) {
+		struct input_msg *im = n->msgs_head;
+		n->msgs_head = im->next;
+		int rc = raft_step(n->raft, &im->m);
+		if (rc && rc != MOOR_EINVAL)
+			LOG(n, MOOR_LOG_DEBUG, "raft_step: %s", moor_strerror(rc));
+		srv_raftmsg_free(im->h);
+		free(im);
+	}
+	n->msgs_tail = NULL;
+	while (n->props_head) {
+		struct input_prop *ip = n->props_head;
+		n->props_head = ip->next;
+		int rc = raft_propose(n->raft, ip->data, ip->len);
+		if (rc)
+			pend_fail(n, ip->p, rc);
+		free(ip);
+	}
+	n->props_tail = NULL;
+	read_round_start(n);
+	raft_status(n->raft, &st);
+	n->lead = st.lead;
+	n->term = st.term;
+	n->role = st.role;
+	if (raft_has_ready(n->raft))
+		ready_start(n);
+}
+
+/* ---- start-up ---- */
+
+static int mkdir_in(const char *dir, const char *sub, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%s/%s", dir, sub);
+	if (mkdir(out, 0700) != 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* <data-dir>/identity names the cluster and member the directory belongs
+ * to; written once, atomically, when the member is bootstrapped. */
+static int identity_write(const char *dir, uint64_t cluster, uint64_t member)
+{
+	char tmp[1100], path[1100], text[64];
+	int fd, rc = 0, len;
+
+	snprintf(tmp, sizeof tmp, "%s/identity.tmp", dir);
+	snprintf(path, sizeof path, "%s/identity", dir);
+	len = snprintf(text, sizeof text, "%016llx %016llx\n", (unsigned long long)cluster,
+	               (unsigned long long)member);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, text, (size_t)len) != len || fsync(fd) != 0)
+		rc = -errno ? -errno : -EIO;
+	close(fd);
+	if (rc == 0 && rename(tmp, path) != 0)
+		rc = -errno;
+	if (rc == 0) {
+		fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0) {
+			fsync(fd);
+			close(fd);
+		}
+	}
+	return rc;
+}
+
+/* 1 and the ids when the file is there, 0 when it is not, <0 when unreadable. */
+static int identity_read(const char *dir, uint64_t *cluster, uint64_t *member)
+{
+	char path[1100];
+	unsigned long long c, m;
+	FILE *f;
+	int ok;
+
+	snprintf(path, sizeof path, "%s/identity", dir);
+	f = fopen(path, "r");
+	if (!f)
+		return errno == ENOENT ? 0 : -errno;
+	ok = fscanf(f, "%llx %llx", &c, &m) == 2;
+	fclose(f);
+	if (!ok)
+		return MOOR_ECORRUPT;
+	*cluster = c;
+	*member = m;
+	return 1;
+}
+
+static void membership_from_config(struct srv_node *n, const struct srv_config *cfg)
+{
+	struct node_membership *ms = &n->members;
+
+	memset(ms, 0, sizeof *ms);
+	ms->cluster_id = n->cluster_id;
+	for (int i = 0; i < cfg->initial_cluster_n; i++) {
+		struct srv_node_member *m = &ms->m[ms->n++];
+		m->id =
+		    srv_member_id(&cfg->initial_cluster[i].peer_urls, cfg->initial_cluster_token);
+		snprintf(m->name, sizeof m->name, "%s", cfg->initial_cluster[i].name);
+		m->peer_urls = cfg->initial_cluster[i].peer_urls;
+		m->in_conf = 1;
+		if (strcmp(m->name, cfg->name) == 0)
+			m->client_urls = cfg->advertise_client_urls;
+	}
+}
+
+/* A brand-new member of a new cluster: the initial configuration becomes a
+ * snapshot at index 1, written to the WAL and to the store. */
+static int bootstrap(struct srv_node *n, char *err, size_t errlen)
+{
+	uint64_t voters[NODE_MAX_MEMBERS];
+	struct raft_hard_state hs = {0};
+	struct wal_snapshot ws = {1, 1};
+	struct wal_hard_state whs;
+	struct wal_batch b = {0};
+	void *blob;
+	size_t blen;
+	uint64_t durable;
+	int rc;
+
+	for (int i = 0; i < n->members.n; i++)
+		voters[i] = n->members.m[i].id;
+	rc = raft_memstorage_bootstrap(n->ms, voters, (size_t)n->members.n);
+	if (rc)
+		goto fail;
+	raft_memstorage_storage(n->ms).hard_state(raft_memstorage_storage(n->ms).ctx, &hs);
+	whs.term = hs.term;
+	whs.vote = hs.vote;
+	whs.commit = hs.commit;
+	b.snapshot = &ws;
+	b.hard_state = &whs;
+	rc = wal_append(n->wal, &b);
+	if (rc == 0)
+		rc = wal_sync(n->wal, NULL);
+	if (rc) {
+		snprintf(err, errlen, "cannot write the WAL: %s (%s)", moor_strerror(rc),
+		         wal_errmsg(n->wal));
+		return rc;
+	}
+	rc = node_membership_encode(&n->members, &blob, &blen);
+	if (rc)
+		goto fail;
+	rc = kv_batch_begin(n->kv);
+	if (rc == 0)
+		rc = kv_batch_meta_put(n->kv, 1, "membership", blob, blen);
+	free(blob);
+	if (rc == 0)
+		rc = kv_batch_commit(n->kv, 1, 1);
+	else
+		kv_batch_abort(n->kv);
+	if (rc == 0)
+		rc = kv_flush(n->kv, &durable);
+	if (rc)
+		goto fail;
+	rc = identity_write(n->cfg->data_dir, n->cluster_id, n->id);
+	if (rc) {
+		snprintf(err, errlen, "cannot write %s/identity: %s", n->cfg->data_dir,
+		         strerror(-rc));
+		return rc;
+	}
+	LOG(n, MOOR_LOG_INFO, "bootstrapped a new cluster %016llx with %d members",
+	    (unsigned long long)n->cluster_id, n->members.n);
+	return 0;
+fail:
+	snprintf(err, errlen, "cannot bootstrap the cluster: %s", moor_strerror(rc));
+	return rc;
+}
+
+/* An existing member: the store's applied state is the snapshot the core
+ * starts from, and every WAL entry after it is replayed. */
+static int recover(struct srv_node *n, const struct wal_recovered *rec, char *err, size_t errlen)
+{
+	struct kv_status st;
+	struct raft_snapshot snap = {0};
+	struct raft_hard_state hs = {0};
+	void *blob = NULL;
+	size_t blen = 0;
+	uint64_t icluster = 0, imember = 0;
+	int rc;
+
+	kv_status(n->kv, &st);
+	rc = identity_read(n->cfg->data_dir, &icluster, &imember);
+	if (rc <= 0) {
+		snprintf(err, errlen,
+		         "data directory %s has a WAL but no readable identity file (%s): it was "
+		         "never completely bootstrapped, or belongs to something else",
+		         n->cfg->data_dir, rc == 0 ? "missing" : moor_strerror(rc));
+		return MOOR_ECORRUPT;
+	}
+	if (icluster != n->cluster_id || imember != n->id) {
+		snprintf(err, errlen,
+		         "data directory %s belongs to cluster %016llx member %016llx, but this "
+		         "member is %016llx of cluster %016llx (check --name, "
+		         "--initial-advertise-peer-urls, --initial-cluster, "
+		         "--initial-cluster-token)",
+		         n->cfg->data_dir, (unsigned long long)icluster,
+		         (unsigned long long)imember, (unsigned long long)n->id,
+		         (unsigned long long)n->cluster_id);
+		return MOOR_ECLUSTERMISMATCH;
+	}
+	rc = kv_meta_get(n->kv, "membership", &blob, &blen);
+	if (rc == 0)
+		rc = node_membership_decode(blob, blen, &n->members);
+	free(blob);
+	if (rc) {
+		snprintf(err, errlen, "cannot read the membership from the store: %s",
+		         moor_strerror(rc));
+		return rc;
+	}
+	snap.meta.index = st.applied_index;
+	snap.meta.term = st.applied_term;
+	for (int i = 0; i < n->members.n; i++) {
+		if (n->members.m[i].learner)
+			snap.meta.conf.learners[snap.meta.conf.n_learners++] = n->members.m[i].id;
+		else
+			snap.meta.conf.voters[snap.meta.conf.n_voters++] = n->members.m[i].id;
+	}
+	rc = raft_memstorage_apply_snapshot(n->ms, &snap);
+	if (rc)
+		goto fail;
+	if (rec->last_index > st.applied_index) {
+		uint64_t lo = st.applied_index + 1;
+		if (rec->first_index > lo) {
+			snprintf(
+			    err, errlen,
+			    "the WAL starts at index %llu but the store needs entries from %llu",
+			    (unsigned long long)rec->first_index, (unsigned long long)lo);
+			return MOOR_ECORRUPT;
+		}
+		while (lo <= rec->last_index) {
+			struct wal_entries es;
+			struct raft_entry re[256];
+			rc = wal_read(n->wal, lo,
+			              rec->last_index + 1 < lo + 256 ? rec->last_index + 1
+			                                             : lo + 256,
+			              0, &es);
+			if (rc) {
+				snprintf(err, errlen, "cannot read the WAL: %s (%s)",
+				         moor_strerror(rc), wal_errmsg(n->wal));
+				return rc;
+			}
+			for (size_t i = 0; i < es.n; i++) {
+				re[i].index = es.v[i].index;
+				re[i].term = es.v[i].term;
+				re[i].type = (enum raft_entry_type)es.v[i].type;
+				re[i].len = es.v[i].len;
+				re[i].data = (unsigned char *)es.v[i].data;
+			}
+			rc = raft_memstorage_append(n->ms, re, es.n);
+			lo += es.n;
+			wal_entries_free(&es);
+			if (rc)
+				goto fail;
+		}
+	}
+	if (rec->has_hard_state) {
+		hs.term = rec->hard_state.term;
+		hs.vote = rec->hard_state.vote;
+		hs.commit = rec->hard_state.commit;
+	}
+	if (hs.commit < st.applied_index)
+		hs.commit = st.applied_index; /* applied implies committed */
+	if (hs.commit > rec->last_index && rec->last_index >= st.applied_index)
+		hs.commit = rec->last_index > st.applied_index ? rec->last_index : st.applied_index;
+	raft_memstorage_set_hard_state(n->ms, &hs);
+	n->applied_index = n->handed_index = st.applied_index;
+	n->revision = st.revision;
+	LOG(n, MOOR_LOG_INFO,
+	    "recovered: applied index %llu revision %lld, WAL entries %llu..%llu, term %llu",
+	    (unsigned long long)st.applied_index, (long long)st.revision,
+	    (unsigned long long)rec->first_index, (unsigned long long)rec->last_index,
+	    (unsigned long long)hs.term);
+	return 0;
+fail:
+	snprintf(err, errlen, "cannot rebuild the raft log: %s", moor_strerror(rc));
+	return rc;
+}
+
+static uint64_t seed_from_urandom(uint64_t id)
+{
+	uint64_t s = id ^ moor_clock_mono_ns();
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		uint64_t r;
+		if (read(fd, &r, sizeof r) == (ssize_t)sizeof r)
+			s ^= r;
+		close(fd);
+	}
+	return s;
+}
+
+static void node_free(struct srv_node *n)
+{
+	watch_hub_free(n->hub);
+	raft_destroy(n->raft);
+	raft_memstorage_destroy(n->ms);
+	wal_close(n->wal);
+	kv_close(n->kv);
+	free(n->pend_hash);
+	moor_buf_free(&n->enc);
+	free(n);
+}
+
+static void on_idle_closed(uv_handle_t *h)
+{
+	node_free(h->data);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	struct srv_node *n = h->data;
+	if (n->hub)
+		uv_close((uv_handle_t *)&n->sync_idle, on_idle_closed);
+	else
+		node_free(n);
+}
+
+int srv_node_start(const struct srv_node_options *opts, struct srv_node **out, char *err,
+                   size_t errlen)
+{
+	const struct srv_config *cfg = opts->cfg;
+	struct srv_node *n = calloc(1, sizeof *n);
+	struct wal_config wc = {0};
+	struct kv_config kc = {0};
+	struct wal_recovered rec;
+	struct raft_config rcfg = {0};
+	struct srv_peer_config pc = {0};
+	char wal_dir[1100], kv_dir[1100];
+	uint64_t ids[SRV_MAX_MEMBERS];
+	int rc;
+
+	if (!n)
+		return MOOR_ENOMEM;
+	n->loop = opts->loop;
+	n->cfg = cfg;
+	n->log = opts->logger;
+	n->tick_ms = opts->tick_ms ? opts->tick_ms : 100;
+	moor_buf_init(&n->enc, NULL);
+	n->pend_buckets = 1u << 14;
+	n->pend_hash = calloc(n->pend_buckets, sizeof *n->pend_hash);
+	if (!n->pend_hash) {
+		free(n);
+		return MOOR_ENOMEM;
+	}
+
+	n->id = srv_member_id(&cfg->initial_advertise_peer_urls, cfg->initial_cluster_token);
+	for (int i = 0; i < cfg->initial_cluster_n; i++)
+		ids[i] =
+		    srv_member_id(&cfg->initial_cluster[i].peer_urls, cfg->initial_cluster_token);
+	n->cluster_id = srv_cluster_id(ids, cfg->initial_cluster_n, cfg->initial_cluster_token);
+	n->next_req_id = ((n->id & 0xffff) << 48) | ((uint64_t)time(NULL) & 0xffffff) << 24;
+	membership_from_config(n, cfg);
+	{
+		int self = 0;
+		for (int i = 0; i < n->members.n; i++)
+			self |= n->members.m[i].id == n->id;
+		if (!self) {
+			snprintf(err, errlen,
+			         "--initial-advertise-peer-urls of %s do not match its entry in "
+			         "--initial-cluster",
+			         cfg->name);
+			rc = MOOR_EINVAL;
+			goto fail;
+		}
+	}
+
+	if ((rc = mkdir_in(cfg->data_dir, "wal", wal_dir, sizeof wal_dir)) != 0 ||
+	    (rc = mkdir_in(cfg->data_dir, "kv", kv_dir, sizeof kv_dir)) != 0) {
+		snprintf(err, errlen, "cannot create %s/wal or %s/kv: %s", cfg->data_dir,
+		         cfg->data_dir, strerror(-rc));
+		goto fail;
+	}
+	kc.path = kv_dir;
+	kc.logger = n->log;
+	kc.max_key_bytes = cfg->max_request_bytes;
+	kc.max_value_bytes = cfg->max_request_bytes;
+	kc.max_txn_ops = cfg->max_txn_ops;
+	node_apply_config(n, &kc);
+	rc = kv_open(&kc, &n->kv);
+	if (rc) {
+		snprintf(err, errlen, "cannot open the store in %s: %s", kv_dir, moor_strerror(rc));
+		goto fail;
+	}
+	wc.dir = wal_dir;
+	wc.logger = n->log;
+	rc = wal_open(&wc, &n->wal, &rec, err, errlen);
+	if (rc)
+		goto fail;
+	rc = raft_memstorage_create(NULL, &n->ms);
+	if (rc)
+		goto fail;
+
+	if (rec.last_index == 0 && !rec.has_snapshot && !rec.has_hard_state) {
+		struct kv_status st;
+		kv_status(n->kv, &st);
+		if (st.applied_index != 0) {
+			snprintf(
+			    err, errlen,
+			    "the store in %s has applied index %llu but the WAL in %s is empty",
+			    kv_dir, (unsigned long long)st.applied_index, wal_dir);
+			rc = MOOR_ECORRUPT;
+			goto fail;
+		}
+		if (cfg->initial_cluster_state != SRV_CLUSTER_NEW) {
+			snprintf(err, errlen,
+			         "joining an existing cluster with an empty data directory needs a "
+			         "snapshot from the leader, which this build cannot receive yet");
+			rc = MOOR_EUNSUPPORTED;
+			goto fail;
+		}
+		rc = bootstrap(n, err, errlen);
+		if (rc)
+			goto fail;
+		n->applied_index = n->handed_index = 1;
+		n->revision = 1;
+	} else {
+		rc = recover(n, &rec, err, errlen);
+		if (rc)
+			goto fail;
+	}
+	n->apply_members = n->members;
+	rc = node_watch_start(n);
+	if (rc) {
+		snprintf(err, errlen, "cannot start the watch hub: %s", moor_strerror(rc));
+		goto fail;
+	}
+
+	rcfg.id = n->id;
+	rcfg.election_ticks = opts->election_ticks ? opts->election_ticks : 10;
+	rcfg.heartbeat_ticks = 1;
+	rcfg.pre_vote = true;
+	rcfg.check_quorum = true;
+	rcfg.applied = n->applied_index;
+	rcfg.seed = seed_from_urandom(n->id);
+	rcfg.storage = raft_memstorage_storage(n->ms);
+	rcfg.logger = n->log ? *n->log : (struct moor_logger){0};
+	rc = raft_create(&rcfg, &n->raft);
+	if (rc) {
+		snprintf(err, errlen, "cannot start raft: %s", moor_strerror(rc));
+		goto fail;
+	}
+
+	pc.cluster_id = n->cluster_id;
+	pc.self_id = n->id;
+	pc.bind_host = cfg->initial_advertise_peer_urls.url[0].host;
+	pc.on_frame = on_peer_frame;
+	pc.ctx = n;
+	pc.logger = n->log;
+	rc = srv_peer_transport_start(n->loop, &pc, &cfg->listen_peer_urls, &n->peers, err, errlen);
+	if (rc)
+		goto fail;
+	node_membership_changed(n);
+
+	if ((rc = srv_worker_start(&n->wal_worker, n->loop, "moor-wal")) != 0 ||
+	    (rc = srv_worker_start(&n->apply_worker, n->loop, "moor-apply")) != 0) {
+		snprintf(err, errlen, "cannot start worker threads: %s", strerror(-rc));
+		goto fail;
+	}
+	uv_timer_init(n->loop, &n->tick_timer);
+	n->tick_timer.data = n;
+	uv_timer_start(&n->tick_timer, on_tick, n->tick_ms, n->tick_ms);
+	LOG(n, MOOR_LOG_INFO, "member %016llx of cluster %016llx started (%d members)",
+	    (unsigned long long)n->id, (unsigned long long)n->cluster_id, n->members.n);
+	*out = n;
+	node_pump(n);
+	return 0;
+fail:
+	if (n->peers)
+		srv_peer_transport_stop(n->peers);
+	srv_worker_stop(&n->wal_worker);
+	srv_worker_stop(&n->apply_worker);
+	node_free(n);
+	return rc;
+}
+
+void srv_node_stop(struct srv_node *n)
+{
+	n->stopping = true;
+	uv_timer_stop(&n->tick_timer);
+	/* Finish the write and the applies in flight: their done() run here. */
+	srv_worker_stop(&n->wal_worker);
+	srv_worker_stop(&n->apply_worker);
+	while (n->pend_head)
+		pend_fail(n, n->pend_head, MOOR_ECLOSED);
+	waiters_fail(n->read_next_head, MOOR_ECLOSED);
+	n->read_next_head = n->read_next_tail = NULL;
+	while (n->rounds) {
+		struct read_round *r = n->rounds;
+		n->rounds = r->next;
+		waiters_fail(r->head, MOOR_ECLOSED);
+		free(r);
+	}
+	while (n->msgs_head) {
+		struct input_msg *im = n->msgs_head;
+		n->msgs_head = im->next;
+		srv_raftmsg_free(im->h);
+		free(im);
+	}
+	while (n->props_head) {
+		struct input_prop *ip = n->props_head;
+		n->props_head = ip->next;
+		free(ip);
+	}
+	srv_peer_transport_stop(n->peers);
+	if (n->kv) {
+		uint64_t durable;
+		kv_flush(n->kv, &durable);
+	}
+	/* freed once the timer handle has closed */
+	uv_close((uv_handle_t *)&n->tick_timer, on_timer_closed);
+}
+
+void srv_node_info(const struct srv_node *n, struct srv_node_info *out)
+{
+	memset(out, 0, sizeof *out);
+	out->id = n->id;
+	out->cluster_id = n->cluster_id;
+	out->leader = n->lead;
+	out->term = n->term;
+	out->commit = n->commit;
+	out->applied = n->applied_index;
+	out->revision = n->revision;
+	out->role = n->role;
+	for (int i = 0; i < n->members.n; i++)
+		if (n->members.m[i].id == n->id)
+			out->is_learner = n->members.m[i].learner;
+}
+
+struct kv *srv_node_kv(const struct srv_node *n)
+{
+	return n->kv;
+}
+
+int srv_node_members(const struct srv_node *n, struct srv_node_member *out, int max)
+{
+	int k = n->members.n < max ? n->members.n : max;
+	memcpy(out, n->members.m, sizeof *out * (size_t)k);
+	return k;
+}

@@ -1,0 +1,109 @@
+/*
+ * The replicated node: the raft core, the WAL, the MVCC store and the peer
+ * transport, wired into moord's libuv loop (DESIGN.md, "The write path").
+ *
+ * The loop owns the raft core. A ready batch is handled in three steps:
+ *   1. the leader's messages go out at once (msgs_now) while the WAL thread
+ *      writes and fdatasyncs the entries and hard state;
+ *   2. when the WAL is done: the entries join the in-memory log the core
+ *      reads (raft_memstorage), the rest of the messages go out, the
+ *      committed entries are handed to the apply thread, and the core is
+ *      advanced;
+ *   3. the apply thread applies each handed-over run of entries to the store
+ *      in one RocksDB batch and reports back; the loop then answers the
+ *      clients whose requests those entries carried and releases the
+ *      linearizable reads waiting for that index.
+ * Between raft_ready and raft_advance the core takes no input: messages,
+ * proposals, ticks and read requests that arrive meanwhile are queued and fed
+ * in together afterwards, so one WAL write and one fsync carry all of them.
+ *
+ * Threading: every srv_node_* call on the loop thread.
+ */
+#ifndef MOOR_SERVER_NODE_H
+#define MOOR_SERVER_NODE_H
+
+#include "common/log.h"
+#include "kv/kv.h"
+#include "proto/internal.pb-c.h"
+#include "raft/raft.h"
+#include "server/config.h"
+#include "server/peer.h"
+#include "server/worker.h"
+#include "wal/wal.h"
+#include "watch/watch.h"
+
+#include <stdint.h>
+#include <uv.h>
+
+/* Limits. */
+#define SRV_MAX_APPLY_LAG 5000      /* committed - applied before "too many requests" */
+#define SRV_MAX_PENDING 100000      /* client requests waiting to apply */
+#define SRV_REQUEST_TIMEOUT_MS 7000 /* etcd: 5 s + 2 election timeouts */
+#define SRV_READ_RETRY_MS 500       /* a read-index round unanswered this long is redone */
+
+/* A write's outcome: rc 0 with the store's response (a kv response: the
+ * callback frees it with kv_response_free), or a negative code and NULL. */
+typedef void (*srv_apply_cb)(void *ctx, int rc, void *resp);
+/* A linearizable read may now be served from the local store (rc 0), or
+ * cannot be (MOOR_ENOLEADER, MOOR_ETIMEOUT, MOOR_ECLOSED at shutdown). */
+typedef void (*srv_read_cb)(void *ctx, int rc);
+
+struct srv_node_member {
+	uint64_t id;
+	char name[64];
+	struct srv_url_list peer_urls;
+	struct srv_url_list client_urls;
+	int learner;
+	int in_conf; /* 0: known by its attributes only, not (yet) a member */
+};
+
+struct srv_node;
+
+struct srv_node_options {
+	uv_loop_t *loop;
+	const struct srv_config *cfg;
+	const struct moor_logger *logger;
+	unsigned tick_ms;        /* heartbeat interval, default 100 */
+	unsigned election_ticks; /* default 10 */
+};
+
+/*
+ * Opens the WAL and the store under cfg->data_dir, recovers (replaying the
+ * log after the store's applied index), bootstraps a new cluster when the
+ * data directory is empty and --initial-cluster-state is new, and starts the
+ * peer transport, the ticks and the worker threads. Refuses a data directory
+ * of another cluster or member. Errors: a negative code with a message in err.
+ */
+int srv_node_start(const struct srv_node_options *opts, struct srv_node **out, char *err,
+                   size_t errlen);
+
+/* Stops taking requests, fails what is pending with MOOR_ECLOSED, stops the
+ * threads (finishing the write and apply in flight), closes everything. The
+ * node is freed once its handles close (keep running the loop). */
+void srv_node_stop(struct srv_node *n);
+
+/* Proposes `req` (req->id is set here). Errors, with cb not called:
+ * MOOR_ENOLEADER, MOOR_ETOOMANYREQUESTS, MOOR_ETOOLARGE, MOOR_ECLOSED. */
+int srv_node_propose(struct srv_node *n, Moorpb__InternalRequest *req, srv_apply_cb cb, void *ctx);
+
+/* Waits for a linearizable read point; many reads share one round. */
+int srv_node_read_barrier(struct srv_node *n, srv_read_cb cb, void *ctx);
+
+struct srv_node_info {
+	uint64_t id, cluster_id, leader, term, commit, applied;
+	int64_t revision;
+	int is_learner;
+	enum raft_role role;
+};
+void srv_node_info(const struct srv_node *n, struct srv_node_info *out);
+
+/* The store, for reads on the loop thread (kv_range, kv_hash_kv...). */
+struct kv *srv_node_kv(const struct srv_node *n);
+
+/* The watch hub (single-threaded: loop thread only). */
+struct watch_hub *srv_node_hub(const struct srv_node *n);
+
+/* The members as applied; returns the count (at most `max`). */
+int srv_node_members(const struct srv_node *n, struct srv_node_member *out, int max);
+
+#endif
