@@ -53,7 +53,7 @@ static uint64_t key_hash(uint64_t seed, const uint8_t *p, size_t n)
 	return mix64(h ^ v ^ ((uint64_t)n << 59));
 }
 
-static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+int wkey_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
 	size_t m = alen < blen ? alen : blen;
 	int c = m ? memcmp(a, b, m) : 0;
@@ -66,12 +66,12 @@ static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 /* key < w's end: w's range does not end at or before key */
 static bool key_below_end(const struct watcher *w, const uint8_t *key, size_t key_len)
 {
-	return w->end_inf || key_cmp(key, key_len, w->end, w->end_len) < 0;
+	return w->end_inf || wkey_cmp(key, key_len, w->end, w->end_len) < 0;
 }
 
 bool wkey_in_range(const struct watcher *w, const uint8_t *key, size_t key_len)
 {
-	int c = key_cmp(key, key_len, w->key, w->key_len);
+	int c = wkey_cmp(key, key_len, w->key, w->key_len);
 
 	if (!w->end_inf && w->end_len == 0)
 		return c == 0;
@@ -196,7 +196,7 @@ static bool end_less(const struct watcher *a, const struct watcher *b)
 		return false;
 	if (b->end_inf)
 		return true;
-	return key_cmp(a->end, a->end_len, b->end, b->end_len) < 0;
+	return wkey_cmp(a->end, a->end_len, b->end, b->end_len) < 0;
 }
 
 static void it_fix(struct itnode *n)
@@ -212,7 +212,7 @@ static void it_fix(struct itnode *n)
 static bool it_less(struct itnode *a, struct itnode *b)
 {
 	struct watcher *wa = itw(a), *wb = itw(b);
-	int c = key_cmp(wa->key, wa->key_len, wb->key, wb->key_len);
+	int c = wkey_cmp(wa->key, wa->key_len, wb->key, wb->key_len);
 
 	return c < 0 || (c == 0 && wa->seq < wb->seq);
 }
@@ -285,22 +285,61 @@ static struct itnode *it_remove(struct itnode *root, struct itnode *n)
 	return root;
 }
 
-static void it_stab(struct watch_hub *hub, struct itnode *n, const uint8_t *key, size_t key_len,
-                    struct watch_batch *b, size_t idx)
+/* A key's first 8 bytes, big-endian, zero-padded. Comparing two of these
+ * orders the keys whenever they differ: the first differing byte decides, and
+ * a padding 0 against a real byte means the shorter key, which sorts first.
+ * Equal prefixes decide nothing. */
+static uint64_t key_prefix(const uint8_t *p, size_t n)
+{
+	uint64_t v = 0;
+
+	for (size_t i = 0; i < 8; i++)
+		v = v << 8 | (i < n ? p[i] : 0);
+	return v;
+}
+
+struct stab {
+	const uint8_t *key;
+	size_t key_len;
+	uint64_t pre;
+	struct watch_batch *b;
+	size_t idx;
+};
+
+/* key < n's end */
+static bool stab_below_end(const struct stab *q, const struct itnode *n)
+{
+	const struct watcher *w = itw((struct itnode *)n);
+
+	if (w->end_inf)
+		return true;
+	if (q->pre != n->epre)
+		return q->pre < n->epre;
+	return wkey_cmp(q->key, q->key_len, w->end, w->end_len) < 0;
+}
+
+/* n's start > key */
+static bool stab_starts_after(const struct stab *q, const struct itnode *n)
+{
+	const struct watcher *w = itw((struct itnode *)n);
+
+	if (q->pre != n->kpre)
+		return n->kpre > q->pre;
+	return wkey_cmp(w->key, w->key_len, q->key, q->key_len) > 0;
+}
+
+static void it_stab(struct watch_hub *hub, struct itnode *n, const struct stab *q)
 {
 	while (n) {
-		struct watcher *w;
-
 		/* Every interval below ends at or before key. */
-		if (!key_below_end(itw(n->maxend), key, key_len))
+		if (!stab_below_end(q, n->maxend))
 			return;
-		it_stab(hub, n->left, key, key_len, b, idx);
-		w = itw(n);
+		it_stab(hub, n->left, q);
 		/* This node and its right subtree start after key. */
-		if (key_cmp(w->key, w->key_len, key, key_len) > 0)
+		if (stab_starts_after(q, n))
 			return;
-		if (key_below_end(w, key, key_len))
-			wdeliver(hub, w, b, idx);
+		if (stab_below_end(q, n))
+			wdeliver(hub, itw(n), q->b, q->idx);
 		n = n->right;
 	}
 }
@@ -314,6 +353,8 @@ int windex_insert(struct watch_hub *hub, struct watcher *w)
 	memset(&w->ix.t, 0, sizeof w->ix.t);
 	w->ix.t.prio = mix64(hub->cfg.seed ^ mix64(w->seq + 1));
 	w->ix.t.maxend = &w->ix.t;
+	w->ix.t.kpre = key_prefix(w->key, w->key_len);
+	w->ix.t.epre = key_prefix(w->end, w->end_len);
 	hub->itroot = it_insert(hub->itroot, &w->ix.t);
 	return 0;
 }
@@ -338,8 +379,10 @@ void windex_match(struct watch_hub *hub, const uint8_t *key, size_t key_len, str
 			for (uint32_t i = 0; i < g->n; i++)
 				wdeliver(hub, g->w[i], b, idx);
 	}
-	if (hub->itroot)
-		it_stab(hub, hub->itroot, key, key_len, b, idx);
+	if (hub->itroot) {
+		struct stab q = {key, key_len, key_prefix(key, key_len), b, idx};
+		it_stab(hub, hub->itroot, &q);
+	}
 }
 
 int windex_init(struct watch_hub *hub)

@@ -218,16 +218,6 @@ void wstream_free_watcher(struct watcher *w)
 	stream_signal(s);
 }
 
-static int key_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
-{
-	size_t m = alen < blen ? alen : blen;
-	int c = m ? memcmp(a, b, m) : 0;
-
-	if (c)
-		return c;
-	return alen < blen ? -1 : alen > blen;
-}
-
 int watch_stream_watch(struct watch_stream *s, const struct watch_create *req, int64_t *id_out,
                        int64_t *rev_out)
 {
@@ -249,7 +239,7 @@ int watch_stream_watch(struct watch_stream *s, const struct watch_create *req, i
 	if (key_len > UINT32_MAX || req->range_end_len > UINT32_MAX)
 		return MOOR_ETOOLARGE;
 	if (req->range_end_len && !end_inf &&
-	    key_cmp(req->range_end, req->range_end_len, key, key_len) <= 0)
+	    wkey_cmp(req->range_end, req->range_end_len, key, key_len) <= 0)
 		return MOOR_ERANGEEND;
 	if (s->n_watchers >= hub->cfg.max_watchers_per_stream)
 		return MOOR_ETOOMANYREQUESTS;

@@ -79,6 +79,9 @@ struct itnode {
 	struct itnode *left, *right;
 	struct itnode *maxend; /* the node with the largest end in this subtree */
 	uint64_t prio;
+	/* The first 8 bytes of start and end, big-endian, zero-padded: most
+	 * comparisons end here without touching the keys. */
+	uint64_t kpre, epre;
 };
 
 struct watcher {
@@ -169,6 +172,8 @@ void windex_match(struct watch_hub *hub, const uint8_t *key, size_t key_len, str
                   size_t idx);
 void windex_free(struct watch_hub *hub);
 bool wkey_in_range(const struct watcher *w, const uint8_t *key, size_t key_len);
+/* Byte-wise key order, shorter first on a tie (etcd's). */
+int wkey_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
 
 /* hub.c */
 int64_t wev_rev(const Mvccpb__Event *ev);
