@@ -38,6 +38,17 @@ bool wfilter_pass(const struct watcher *w, const Mvccpb__Event *ev)
 
 /* ---- queues ---- */
 
+uint32_t wroom(const struct watch_hub *hub, const struct watcher *w)
+{
+	uint32_t own =
+	    w->count < hub->cfg.max_pending_events ? hub->cfg.max_pending_events - w->count : 0;
+	uint32_t stream = w->stream->queued < hub->cfg.max_stream_pending_events
+	                      ? hub->cfg.max_stream_pending_events - w->stream->queued
+	                      : 0;
+
+	return own < stream ? own : stream;
+}
+
 int wring_reserve(struct watch_hub *hub, struct watcher *w, uint32_t extra)
 {
 	uint64_t need = (uint64_t)w->count + extra;
@@ -71,6 +82,7 @@ void wring_push(struct watcher *w, struct watch_batch *b, size_t idx)
 	e->b = b;
 	e->idx = idx;
 	w->count++;
+	w->stream->queued++;
 	b->refs++;
 }
 
@@ -82,6 +94,7 @@ struct wentry wring_pop_head(struct watcher *w)
 	e = w->ring[w->head];
 	w->head = (w->head + 1) & (w->cap - 1);
 	w->count--;
+	w->stream->queued--;
 	w->stream->hub->st.queued_events--;
 	return e;
 }
@@ -120,6 +133,7 @@ static void overflow(struct watch_hub *hub, struct watcher *w, int64_t rev)
 	while (w->count && wev_rev(wring_tail(w)->b->events[wring_tail(w)->idx]) == rev) {
 		struct wentry *e = wring_tail(w);
 		w->count--;
+		w->stream->queued--;
 		hub->st.queued_events--;
 		hub->st.deliveries--;
 		wbatch_unref(e->b);
@@ -146,7 +160,7 @@ void wdeliver(struct watch_hub *hub, struct watcher *w, struct watch_batch *b, s
 
 	if (w->state != W_SYNCED || rev < w->rev || !wfilter_pass(w, ev))
 		return;
-	if (w->count >= hub->cfg.max_pending_events &&
+	if (w->count > 0 && wroom(hub, w) == 0 &&
 	    wev_rev(w->ring[w->head].b->events[w->ring[w->head].idx]) < rev) {
 		overflow(hub, w, rev);
 		return;
@@ -260,6 +274,8 @@ int watch_hub_new(const struct watch_hub_config *cfg, struct watch_hub **out)
 		hub->cfg.max_response_bytes = WATCH_MAX_RESPONSE_BYTES;
 	if (!hub->cfg.max_response_events)
 		hub->cfg.max_response_events = WATCH_MAX_RESPONSE_EVENTS;
+	if (!hub->cfg.max_stream_pending_events)
+		hub->cfg.max_stream_pending_events = WATCH_MAX_STREAM_PENDING_EVENTS;
 	if (!hub->cfg.max_watchers_per_stream)
 		hub->cfg.max_watchers_per_stream = WATCH_MAX_WATCHERS_PER_STREAM;
 	hub->rev = cfg->revision;

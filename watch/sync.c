@@ -13,8 +13,10 @@
  * the hub has not seen yet) is harmless for the same reason.
  *
  * Watchers take turns (a FIFO of runnable watchers); one whose queue is more
- * than half full is parked until its consumer drains it, so a slow consumer
- * costs no reads and no memory beyond its limit.
+ * than half full, or whose stream is at its limit while it has something
+ * queued, is parked until its consumer drains it, so a slow consumer costs
+ * no reads and no memory beyond its limits. (A parked watcher has events
+ * queued, so the consumer pulls from it, and the pull unparks it.)
  */
 #include "watch/watch_int.h"
 
@@ -27,7 +29,7 @@ void wsync_make_runnable(struct watch_hub *hub, struct watcher *w)
 	bool was_empty;
 
 	MOOR_ASSERT(w->state == W_UNSYNCED && !wlink_linked(&w->u_link));
-	if (w->count > hub->cfg.max_pending_events / 2) {
+	if (w->count > 0 && (w->count > hub->cfg.max_pending_events / 2 || wroom(hub, w) == 0)) {
 		w->parked = true;
 		return;
 	}
@@ -40,7 +42,8 @@ void wsync_make_runnable(struct watch_hub *hub, struct watcher *w)
 
 void wsync_after_pull(struct watch_hub *hub, struct watcher *w)
 {
-	if (w->state == W_UNSYNCED && w->parked && w->count <= hub->cfg.max_pending_events / 2)
+	if (w->state == W_UNSYNCED && w->parked &&
+	    (w->count == 0 || (w->count <= hub->cfg.max_pending_events / 2 && wroom(hub, w) > 0)))
 		wsync_make_runnable(hub, w);
 }
 
@@ -146,7 +149,7 @@ static void cohort_query(struct watch_hub *hub, struct watcher *lead, size_t lef
                          struct watch_history_query *q)
 {
 	static const uint8_t zero = 0;
-	uint32_t min_room = hub->cfg.max_pending_events - lead->count;
+	uint32_t min_room = wroom(hub, lead);
 	bool same = true, prev_kv = lead->prev_kv;
 	struct watcher **tail = &lead->defer_next;
 	struct wlink *l = hub->runnable.next;
@@ -161,8 +164,8 @@ static void cohort_query(struct watch_hub *hub, struct watcher *lead, size_t lef
 		w->defer_next = NULL;
 		*tail = w;
 		tail = &w->defer_next;
-		if (hub->cfg.max_pending_events - w->count < min_room)
-			min_room = hub->cfg.max_pending_events - w->count;
+		if (wroom(hub, w) < min_room)
+			min_room = wroom(hub, w);
 		same = same && same_range(lead, w);
 		prev_kv = prev_kv || w->prev_kv;
 	}

@@ -77,6 +77,13 @@ struct watch_stream;
  *
  * WATCH_MAX_RESPONSE_EVENTS: events of one response, between revisions.
  *
+ * WATCH_MAX_STREAM_PENDING_EVENTS: events queued on one stream, all its
+ * watchers together. When it is reached, a live watcher that has an older
+ * revision queued goes back to history, as when its own limit is reached,
+ * and catching-up watchers with something queued wait. A watcher with an
+ * empty queue may still take one revision, so a stream holds at most this
+ * limit plus one revision per watcher.
+ *
  * WATCH_MAX_WATCHERS_PER_STREAM: watchers on one stream; the next create
  * fails with MOOR_ETOOMANYREQUESTS.
  */
@@ -84,6 +91,7 @@ struct watch_stream;
 #define WATCH_HISTORY_BATCH_EVENTS 1000
 #define WATCH_MAX_RESPONSE_BYTES (2u * 1024 * 1024)
 #define WATCH_MAX_RESPONSE_EVENTS 10000
+#define WATCH_MAX_STREAM_PENDING_EVENTS 65536
 #define WATCH_MAX_WATCHERS_PER_STREAM 100000
 
 /* watch_id that asks the stream to assign one. */
@@ -160,16 +168,17 @@ struct watch_store {
 };
 
 struct watch_hub_config {
-	const struct moor_alloc *alloc;   /* NULL: the C library's */
-	const struct moor_logger *logger; /* NULL: silent */
-	struct watch_store store;         /* read is required */
-	int64_t revision;                 /* the store's current revision */
-	uint32_t max_pending_events;      /* 0: WATCH_MAX_PENDING_EVENTS */
-	uint32_t history_batch_events;    /* 0: WATCH_HISTORY_BATCH_EVENTS */
-	uint32_t max_response_bytes;      /* 0: WATCH_MAX_RESPONSE_BYTES */
-	uint32_t max_response_events;     /* 0: WATCH_MAX_RESPONSE_EVENTS */
-	uint32_t max_watchers_per_stream; /* 0: WATCH_MAX_WATCHERS_PER_STREAM */
-	uint64_t seed;                    /* for key hashing and the interval tree's shape */
+	const struct moor_alloc *alloc;     /* NULL: the C library's */
+	const struct moor_logger *logger;   /* NULL: silent */
+	struct watch_store store;           /* read is required */
+	int64_t revision;                   /* the store's current revision */
+	uint32_t max_pending_events;        /* 0: WATCH_MAX_PENDING_EVENTS */
+	uint32_t history_batch_events;      /* 0: WATCH_HISTORY_BATCH_EVENTS */
+	uint32_t max_response_bytes;        /* 0: WATCH_MAX_RESPONSE_BYTES */
+	uint32_t max_response_events;       /* 0: WATCH_MAX_RESPONSE_EVENTS */
+	uint32_t max_stream_pending_events; /* 0: WATCH_MAX_STREAM_PENDING_EVENTS */
+	uint32_t max_watchers_per_stream;   /* 0: WATCH_MAX_WATCHERS_PER_STREAM */
+	uint64_t seed;                      /* for key hashing and the interval tree's shape */
 	/*
 	 * Called when catch-up work becomes available (a watcher needs to read
 	 * history): the server should then call watch_hub_sync() from its loop

@@ -135,6 +135,7 @@ struct watch_stream {
 	struct watcher **ids;   /* id hash, chained through id_next */
 	uint32_t id_mask;
 	uint32_t n_watchers;
+	uint32_t queued; /* entries in its watchers' queues */
 	uint32_t n_not_synced;
 	uint32_t barrier_watchers; /* watchers with barrier set */
 	int64_t next_id;
@@ -186,6 +187,8 @@ static inline struct wentry *wring_at(const struct watcher *w, uint32_t i)
 	return &w->ring[(w->head + i) & (w->cap - 1)];
 }
 void wring_drop_all(struct watch_hub *hub, struct watcher *w);
+/* Room for more events: the smaller of the watcher's and its stream's. */
+uint32_t wroom(const struct watch_hub *hub, const struct watcher *w);
 void wring_maybe_shrink(struct watch_hub *hub, struct watcher *w);
 /* Removes the oldest entry (its reference moves to the caller). */
 struct wentry wring_pop_head(struct watcher *w);

@@ -739,6 +739,42 @@ static void watchers_at_the_same_position_share_one_history_read(void **state)
 	th_fini(&t);
 }
 
+static void a_stream_at_its_limit_sends_its_busiest_watchers_back_to_history(void **state)
+{
+	struct watch_hub_config cfg = {0};
+	struct watch_hub_stats st;
+	struct th t;
+	struct th_stream ts;
+	struct got g;
+	int got[5] = {0};
+
+	(void)state;
+	cfg.max_stream_pending_events = 10;
+	th_init(&t, &cfg);
+	th_stream_open(&t, &ts);
+	for (int i = 0; i < 5; i++)
+		th_watch(&ts, "k", NULL, 0);
+	for (int i = 0; i < 20; i++) {
+		th_put(&t, "k", "v");
+		watch_hub_stats(t.hub, &st);
+		/* The limit, plus one revision for a watcher with nothing queued. */
+		assert_true(st.queued_events <= 10 + 5);
+	}
+	watch_hub_stats(t.hub, &st);
+	assert_int_equal(st.unsynced, 5);
+	for (int round = 0; round < 100; round++) {
+		th_sync(&t);
+		while (th_next(&ts, &g))
+			got[g.id] += (int)g.n;
+		watch_hub_stats(t.hub, &st);
+		assert_true(st.queued_events <= 10 + 5);
+	}
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(got[i], 20);
+	assert_int_equal(st.synced, 5);
+	th_fini(&t);
+}
+
 /* Runs a small scenario under an allocator that fails after n calls;
  * returns 1 when it completed without any failure. */
 static int scenario_with_failing_alloc(long n)
@@ -854,6 +890,7 @@ int main(void)
 	    cmocka_unit_test(a_store_error_is_reported_and_the_watcher_retries),
 	    cmocka_unit_test(matching_many_keys_and_ranges_agrees_with_a_brute_force_scan),
 	    cmocka_unit_test(watchers_at_the_same_position_share_one_history_read),
+	    cmocka_unit_test(a_stream_at_its_limit_sends_its_busiest_watchers_back_to_history),
 	    cmocka_unit_test(every_allocation_failure_is_clean_and_leaks_nothing),
 	};
 	return cmocka_run_group_tests_name("watch", tests, NULL, NULL);

@@ -488,6 +488,7 @@ static void random_run(uint64_t seed, int steps, struct model *m)
 	cfg.history_batch_events = (uint32_t)(1 + rnd_below(m, 8));
 	cfg.max_response_bytes = (uint32_t)(20 + rnd_below(m, 150));
 	cfg.max_response_events = (uint32_t)(1 + rnd_below(m, 10));
+	cfg.max_stream_pending_events = (uint32_t)(rnd_below(m, 2) ? 1 + rnd_below(m, 40) : 0);
 	model_init(m, seed, &cfg);
 	m->ms.filter_keys = seed & 1;
 	for (int si = 0; si < MAX_STREAMS; si++)
