@@ -35,16 +35,6 @@ struct wal_loc {
 	uint32_t len; /* payload length of the record */
 };
 
-/* A caller of wal_append_sync waiting for its batch. */
-struct wal_waiter {
-	const struct wal_batch *batch;
-	struct wal_waiter *next;
-	int drained; /* a leader took it */
-	int done;
-	int rc;
-	uint64_t durable_index;
-};
-
 struct wal {
 	char *dir;
 	const struct wal_fs *fs;
@@ -84,7 +74,7 @@ struct wal {
 	uint64_t written_seq, durable_seq; /* batches */
 	uint64_t durable_index;
 	bool syncing; /* an fdatasync is in flight (the mutex is not held) */
-	struct wal_waiter *qhead, *qtail;
+	struct wal_req *qhead, *qtail;
 	unsigned queued;
 
 	struct wal_stats stats;

@@ -40,7 +40,7 @@ static void wait_cond(struct wal *w)
 /* Fail every queued group-commit caller with the sticky error. */
 static void fail_queue(struct wal *w)
 {
-	for (struct wal_waiter *q = w->qhead; q; q = q->next) {
+	for (struct wal_req *q = w->qhead; q; q = q->next) {
 		q->done = 1;
 		q->rc = w->err;
 	}
@@ -250,7 +250,7 @@ int wal_sync(struct wal *w, uint64_t *durable_index)
  * make them durable with one fdatasync. */
 static void lead(struct wal *w)
 {
-	struct wal_waiter *list = w->qhead, *q;
+	struct wal_req *list = w->qhead, *q;
 	int rc = 0;
 
 	w->qhead = w->qtail = NULL;
@@ -271,38 +271,53 @@ static void lead(struct wal *w)
 	pthread_cond_broadcast(&w->cond);
 }
 
-int wal_append_sync(struct wal *w, const struct wal_batch *b, uint64_t *durable_index)
+int wal_submit(struct wal *w, struct wal_req *req, const struct wal_batch *b)
 {
-	struct wal_waiter me;
-	int rc;
+	int rc = 0;
 
-	memset(&me, 0, sizeof me);
-	me.batch = b;
+	memset(req, 0, sizeof *req);
+	req->batch = b;
 	lock(w);
 	if (w->err) {
 		rc = w->err;
-		unlock(w);
-		return rc;
+	} else {
+		if (w->qtail)
+			w->qtail->next = req;
+		else
+			w->qhead = req;
+		w->qtail = req;
+		w->queued++;
 	}
-	if (w->qtail)
-		w->qtail->next = &me;
-	else
-		w->qhead = &me;
-	w->qtail = &me;
-	w->queued++;
-	while (!me.done) {
-		if (w->err && !me.drained)
+	unlock(w);
+	return rc;
+}
+
+int wal_wait(struct wal *w, struct wal_req *req, uint64_t *durable_index)
+{
+	int rc;
+
+	lock(w);
+	while (!req->done) {
+		if (w->err && !req->drained)
 			fail_queue(w);
-		else if (!me.drained && !w->syncing)
+		else if (!req->drained && !w->syncing)
 			lead(w);
 		else
 			wait_cond(w);
 	}
-	rc = me.rc;
+	rc = req->rc;
 	if (rc == 0 && durable_index)
-		*durable_index = me.durable_index;
+		*durable_index = req->durable_index;
 	unlock(w);
 	return rc;
+}
+
+int wal_append_sync(struct wal *w, const struct wal_batch *b, uint64_t *durable_index)
+{
+	struct wal_req req;
+	int rc = wal_submit(w, &req, b);
+
+	return rc != 0 ? rc : wal_wait(w, &req, durable_index);
 }
 
 int wal_read(struct wal *w, uint64_t lo, uint64_t hi, size_t max_bytes,

@@ -207,6 +207,25 @@ int wal_sync(struct wal *w, uint64_t *durable_index);
  */
 int wal_append_sync(struct wal *w, const struct wal_batch *b, uint64_t *durable_index);
 
+/*
+ * The same in two steps, so that a caller can fix the order of batches and
+ * wait elsewhere: wal_submit queues the batch (in call order; it is encoded
+ * when a wal_wait leads the next group) and returns at once; wal_wait waits
+ * until it is durable, leading the group itself when no fdatasync is in
+ * flight. `req` is caller-allocated and, with the batch, must stay valid until
+ * wal_wait returns; every successful wal_submit needs its wal_wait before
+ * wal_close. Batches that break the rules fail in wal_wait.
+ */
+struct wal_req {
+	/* private to the WAL */
+	const struct wal_batch *batch;
+	struct wal_req *next;
+	int drained, done, rc;
+	uint64_t durable_index;
+};
+int wal_submit(struct wal *w, struct wal_req *req, const struct wal_batch *b);
+int wal_wait(struct wal *w, struct wal_req *req, uint64_t *durable_index);
+
 /* ---- Reading and releasing ------------------------------------------------ */
 
 /* Entries read back from the files. `v[i].data` points into memory owned by
