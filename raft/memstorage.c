@@ -252,6 +252,9 @@ int raft_memstorage_bootstrap(struct raft_memstorage *ms, const uint64_t *voters
 	s.meta.term = 1;
 	s.meta.conf.n_voters = (uint32_t)n;
 	memcpy(s.meta.conf.voters, voters, n * sizeof *voters);
+	/* term 1 as well, so that the first leader's term (2) is above every
+	 * entry it holds and its commit rule never meets the bootstrap entry */
+	ms->hs.term = 1;
 	return raft_memstorage_apply_snapshot(ms, &s);
 }
 

@@ -77,8 +77,9 @@
  * BOOTSTRAP
  *
  * A new cluster starts with every initial member's storage holding a snapshot
- * at index 1, term 1, whose conf state lists the initial voters
- * (raft_memstorage_bootstrap does this). A member added later starts with
+ * at index 1, term 1, whose conf state lists the initial voters, and a hard
+ * state of term 1 (raft_memstorage_bootstrap does this), so the first
+ * leader's term is 2. A member added later starts with
  * empty storage and receives the leader's snapshot.
  *
  * ERRORS
@@ -382,7 +383,8 @@ int raft_memstorage_create(const struct moor_alloc *alloc, struct raft_memstorag
 void raft_memstorage_destroy(struct raft_memstorage *ms);
 /* The raft_storage view of it. */
 struct raft_storage raft_memstorage_storage(struct raft_memstorage *ms);
-/* A snapshot at index 1, term 1, listing `voters`, on empty storage. */
+/* A snapshot at index 1, term 1, listing `voters`, and hard state term 1,
+ * on empty storage. MOOR_EINVAL if not empty or n not in 1..RAFT_MAX_MEMBERS. */
 int raft_memstorage_bootstrap(struct raft_memstorage *ms, const uint64_t *voters, size_t n);
 /* Appends copies (truncating any conflicting suffix). MOOR_EINVAL on a gap. */
 int raft_memstorage_append(struct raft_memstorage *ms, const struct raft_entry *ents, size_t n);

@@ -12,11 +12,15 @@
 
 #include "common/error.h"
 
+#include <stdlib.h>
+
 #include <string.h>
 
 void sim_repropose(struct sim *s, uint64_t node, struct sim_prop *p);
 
 #define SIM_RETRY_TICKS 40
+#define SWARM_STEPS 1500
+#define SWARM_SETTLE_TICKS 800
 
 static uint64_t random_up(struct sim *s)
 {
@@ -213,3 +217,45 @@ bool sim_settle(struct sim *s, unsigned max_ticks)
 	}
 	return false;
 }
+
+uint64_t sim_swarm_run(uint64_t seed, bool verbose, const char *replay, bool *ok)
+{
+	struct sim *s = calloc(1, sizeof *s);
+	struct sim_opts o = { 0 };
+	uint64_t pick = seed * 0x9E3779B97F4A7C15ull, h;
+
+	if (!s)
+		abort();
+	pick ^= pick >> 29;
+	o.n_voters = pick % 3 == 0 ? 5 : 3;
+	o.drop_pct = (unsigned)(pick >> 8) % 11;
+	o.dup_pct = (unsigned)(pick >> 16) % 6;
+	o.max_delay = (unsigned)(pick >> 24) % 5;
+	o.faults = true;
+	o.membership = (pick >> 32) % 2 == 0;
+	o.compact_every = (pick >> 40) % 3 == 0 ? 0 : 20 + (unsigned)(pick >> 44) % 80;
+	o.verbose = verbose;
+	sim_init(s, seed, &o);
+	if (verbose)
+		s->trace_out = stdout;
+	for (unsigned i = 0; i < SWARM_STEPS && !s->failed; i++) {
+		sim_chaos(s);
+		sim_step(s);
+	}
+	if (!s->failed) {
+		sim_heal(s);
+		sim_settle(s, SWARM_SETTLE_TICKS);
+	}
+	*ok = !s->failed;
+	if (s->failed)
+		sim_report(s, stdout, replay);
+	else if (verbose)
+		printf("seed %llu ok: %llu writes acknowledged, %llu reads, trace hash %016llx\n",
+		       (unsigned long long)seed, (unsigned long long)s->acked,
+		       (unsigned long long)s->reads_ok, (unsigned long long)s->trace_hash);
+	h = s->trace_hash;
+	sim_free(s);
+	free(s);
+	return h;
+}
+

@@ -6,9 +6,10 @@ SIM_LIBS := $(BUILD)/lib/libraft.a $(BUILD)/lib/libcommon.a
 
 $(eval $(call link_bin,$(BUILD)/tests/sim_swarm,$(call objs,tests/sim/swarm.c) $(SIM_ENGINE) $(SIM_LIBS),))
 
-TESTS += $(BUILD)/tests/sim_swarm
+$(eval $(call link_bin,$(BUILD)/tests/sim_scenarios,$(call objs,tests/sim/scenarios.c) $(SIM_ENGINE) $(SIM_LIBS),-lcmocka))
+TESTS += $(BUILD)/tests/sim_scenarios $(BUILD)/tests/sim_swarm
 .PHONY: test-sim sim
-test-sim: $(BUILD)/tests/sim_swarm
+test-sim: $(BUILD)/tests/sim_scenarios $(BUILD)/tests/sim_swarm
 	@BUILD=$(BUILD) tests/run.sh $^
 
 SEEDS ?= 1000

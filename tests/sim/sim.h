@@ -133,6 +133,11 @@ void sim_heal(struct sim *s);
  * max_ticks; false (and a failure) if not. */
 bool sim_settle(struct sim *s, unsigned max_ticks);
 
+/* One swarm run of `seed`: draws the cluster and the fault mix, runs the
+ * faults, heals, demands liveness. Prints the report (naming `replay` as the
+ * command) on failure; returns the trace hash. */
+uint64_t sim_swarm_run(uint64_t seed, bool verbose, const char *replay, bool *ok);
+
 /* Scripted actions. */
 void sim_propose(struct sim *s, uint64_t node);
 void sim_read(struct sim *s, uint64_t node);

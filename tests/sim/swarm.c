@@ -18,8 +18,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SWARM_STEPS 1500
-#define SWARM_SETTLE_TICKS 800
 /* The default seed count: about two minutes on one core in `make test`;
  * scaled down under the sanitizers. */
 #ifdef MOOR_SAN
@@ -30,56 +28,13 @@
 
 static const char *g_argv0 = "sim_swarm";
 
-/* Runs one seed; returns its trace hash, sets *ok. */
-uint64_t swarm_run(uint64_t seed, bool verbose, bool *ok);
-uint64_t swarm_run(uint64_t seed, bool verbose, bool *ok)
-{
-	struct sim *s = calloc(1, sizeof *s);
-	struct sim_opts o = { 0 };
-	uint64_t pick = seed * 0x9E3779B97F4A7C15ull, h;
-
-	if (!s)
-		abort();
-	pick ^= pick >> 29;
-	o.n_voters = pick % 3 == 0 ? 5 : 3;
-	o.drop_pct = (unsigned)(pick >> 8) % 11;
-	o.dup_pct = (unsigned)(pick >> 16) % 6;
-	o.max_delay = (unsigned)(pick >> 24) % 5;
-	o.faults = true;
-	o.membership = (pick >> 32) % 2 == 0;
-	o.compact_every = (pick >> 40) % 3 == 0 ? 0 : 20 + (unsigned)(pick >> 44) % 80;
-	o.verbose = verbose;
-	sim_init(s, seed, &o);
-	if (verbose)
-		s->trace_out = stdout;
-	for (unsigned i = 0; i < SWARM_STEPS && !s->failed; i++) {
-		sim_chaos(s);
-		sim_step(s);
-	}
-	if (!s->failed) {
-		sim_heal(s);
-		sim_settle(s, SWARM_SETTLE_TICKS);
-	}
-	*ok = !s->failed;
-	if (s->failed)
-		sim_report(s, stdout, g_argv0);
-	else if (verbose)
-		printf("seed %llu ok: %llu writes acknowledged, %llu reads, trace hash %016llx\n",
-		       (unsigned long long)seed, (unsigned long long)s->acked,
-		       (unsigned long long)s->reads_ok, (unsigned long long)s->trace_hash);
-	h = s->trace_hash;
-	sim_free(s);
-	free(s);
-	return h;
-}
-
 static int run_range(uint64_t start, uint64_t count, unsigned job, unsigned jobs, bool verbose,
 		     unsigned *passed, unsigned *failed)
 {
 	for (uint64_t seed = start + job; seed < start + count; seed += jobs) {
 		bool ok;
 
-		swarm_run(seed, verbose, &ok);
+		sim_swarm_run(seed, verbose, g_argv0, &ok);
 		if (ok)
 			(*passed)++;
 		else
