@@ -9,8 +9,11 @@
  * the segment ends: sealed, clean end, or the offset and reason of the first
  * bad record and whether recovery would cut it (torn tail) or refuse it
  * (corruption). Reads only; exit status 0 when recovery would succeed, 1 when
- * it would report corruption, 2 on usage or I/O errors.
+ * it would report corruption, 2 on usage or I/O errors. The tool's main is in
+ * dump_main.c; this file is linked into the tests too.
  */
+#include "wal/dump.h"
+
 #include "common/error.h"
 #include "wal/internal.h"
 
@@ -23,28 +26,29 @@
 #include <unistd.h>
 
 static int verbose;
+static FILE *out;
 
 static int print_rec(void *arg, uint64_t off, const struct wal_rec *r)
 {
 	const char *why = NULL;
 
 	(void)arg;
-	printf("  %10" PRIu64 "  ", off);
+	fprintf(out, "  %10" PRIu64 "  ", off);
 	switch (r->type) {
 	case WAL_REC_ENTRIES: {
 		uint64_t f;
 		uint32_t n;
 		struct wal_entry *v = NULL;
 		if (wal_entries_decode(r->payload, r->len, &f, &n, NULL, &why) != 0) {
-			printf("entries     len=%u malformed: %s\n", r->len, why);
+			fprintf(out, "entries     len=%u malformed: %s\n", r->len, why);
 			break;
 		}
-		printf("entries     len=%u index=%" PRIu64 "..%" PRIu64 " count=%u", r->len, f,
+		fprintf(out, "entries     len=%u index=%" PRIu64 "..%" PRIu64 " count=%u", r->len, f,
 		       f + n - 1, n);
 		if (verbose && (v = calloc(n, sizeof *v)) &&
 		    wal_entries_decode(r->payload, r->len, &f, &n, v, &why) == 0)
 			for (uint32_t i = 0; i < n; i++)
-				printf("\n              entry index=%" PRIu64 " term=%" PRIu64
+				fprintf(out, "\n              entry index=%" PRIu64 " term=%" PRIu64
 				       " type=%u len=%zu",
 				       v[i].index, v[i].term, v[i].type, v[i].len);
 		free(v);
@@ -53,28 +57,28 @@ static int print_rec(void *arg, uint64_t off, const struct wal_rec *r)
 	case WAL_REC_HARD_STATE: {
 		struct wal_hard_state hs;
 		if (wal_hard_state_decode(r, &hs) == 0)
-			printf("hard-state  term=%" PRIu64 " vote=%" PRIu64 " commit=%" PRIu64,
+			fprintf(out, "hard-state  term=%" PRIu64 " vote=%" PRIu64 " commit=%" PRIu64,
 			       hs.term, hs.vote, hs.commit);
 		else
-			printf("hard-state  malformed");
+			fprintf(out, "hard-state  malformed");
 		break;
 	}
 	case WAL_REC_SNAPSHOT: {
 		struct wal_snapshot s;
 		if (wal_snapshot_decode(r, &s) == 0)
-			printf("snapshot    index=%" PRIu64 " term=%" PRIu64, s.index, s.term);
+			fprintf(out, "snapshot    index=%" PRIu64 " term=%" PRIu64, s.index, s.term);
 		else
-			printf("snapshot    malformed");
+			fprintf(out, "snapshot    malformed");
 		break;
 	}
 	case WAL_REC_SEAL: {
 		uint64_t last = 0;
 		wal_seal_decode(r, &last);
-		printf("seal        last_index=%" PRIu64, last);
+		fprintf(out, "seal        last_index=%" PRIu64, last);
 		break;
 	}
 	}
-	printf("%s synced=%" PRIu64 "\n", r->flags & WAL_REC_F_BATCH_END ? " [end]" : "",
+	fprintf(out, "%s synced=%" PRIu64 "\n", r->flags & WAL_REC_F_BATCH_END ? " [end]" : "",
 	       r->synced);
 	return 0;
 }
@@ -129,62 +133,59 @@ static int dump_segment(const char *dir, const char *name, int last)
 		return 2;
 	}
 	close(fd);
-	printf("%s  size=%lld\n", name, (long long)st.st_size);
+	fprintf(out, "%s  size=%lld\n", name, (long long)st.st_size);
 	if (wal_seg_header_decode(buf, (size_t)st.st_size, &h, &why) != 0) {
-		printf("  offset 0: %s: corruption\n", why);
+		fprintf(out, "  offset 0: %s: corruption\n", why);
 		free(buf);
 		return 1;
 	}
-	printf("  header: version=%u seq=%" PRIu64 " first_index=%" PRIu64 "\n",
+	fprintf(out, "  header: version=%u seq=%" PRIu64 " first_index=%" PRIu64 "\n",
 	       WAL_FORMAT_VERSION, h.seq, h.first_index);
 	s.buf = buf;
 	s.len = (size_t)st.st_size;
 	s.seed = h.seed;
 	wal_scan_segment(&s, print_rec, NULL);
 	if (s.sealed) {
-		printf("  sealed at offset %" PRIu64 "\n", s.end);
+		fprintf(out, "  sealed at offset %" PRIu64 "\n", s.end);
 	} else if (s.bad_off == UINT64_MAX) {
-		printf("  end of records at offset %" PRIu64 "%s\n", s.end,
+		fprintf(out, "  end of records at offset %" PRIu64 "%s\n", s.end,
 		       last ? "" : " without a seal: corruption");
 		status = last ? 0 : 1;
 	} else {
 		int corrupt = !last || s.durable_after;
-		printf("  offset %" PRIu64 ": %s; %s\n", s.bad_off, s.why,
+		fprintf(out, "  offset %" PRIu64 ": %s; %s\n", s.bad_off, s.why,
 		       corrupt ? "corruption" : "torn tail, recovery cuts it");
 		if (s.durable_after)
-			printf("  (the valid record at offset %" PRIu64
+			fprintf(out, "  (the valid record at offset %" PRIu64
 			       " was written after that data was durable)\n",
 			       s.durable_after);
 		if (!corrupt)
-			printf("  tail to cut: offsets %" PRIu64 "..%" PRIu64 "\n", s.end, s.dirty);
+			fprintf(out, "  tail to cut: offsets %" PRIu64 "..%" PRIu64 "\n", s.end, s.dirty);
 		status = corrupt;
 	}
 	free(buf);
 	return status;
 }
 
-int main(int argc, char **argv)
+int wal_dump_dir(FILE *to, const char *dir, int verbose_entries)
 {
 	struct names ns = {NULL, 0};
-	const char *dir;
 	int rc, status = 0;
 
-	if (argc == 3 && strcmp(argv[1], "-v") == 0)
-		verbose = 1;
-	if (argc != 2 + verbose) {
-		fprintf(stderr, "usage: wal-dump [-v] DIR\n");
-		return 2;
-	}
-	dir = argv[1 + verbose];
+	out = to;
+	verbose = verbose_entries;
 	rc = wal_fs_posix()->dir_list(NULL, dir, add_name, &ns);
 	if (rc != 0) {
 		fprintf(stderr, "wal-dump: %s: %s\n", dir, moor_strerror(rc));
+		for (size_t i = 0; i < ns.n; i++)
+			free(ns.v[i]);
+		free(ns.v);
 		return 2;
 	}
 	if (ns.n > 1)
 		qsort(ns.v, ns.n, sizeof *ns.v, cmp_str);
 	if (ns.n == 0)
-		printf("%s: no segments\n", dir);
+		fprintf(out, "%s: no segments\n", dir);
 	for (size_t i = 0; i < ns.n; i++) {
 		int st = dump_segment(dir, ns.v[i], i + 1 == ns.n);
 		if (st > status)

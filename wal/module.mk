@@ -3,4 +3,4 @@ wal_SRCS := wal/record.c wal/state.c wal/recovery.c wal/segment.c wal/wal.c wal/
 $(eval $(call module_lib,wal,$(wal_SRCS)))
 
 BINS += $(BUILD)/bin/wal-dump
-$(eval $(call link_bin,$(BUILD)/bin/wal-dump,$(call objs,wal/dump.c) $(BUILD)/lib/libwal.a $(BUILD)/lib/libcommon.a,))
+$(eval $(call link_bin,$(BUILD)/bin/wal-dump,$(call objs,wal/dump.c wal/dump_main.c) $(BUILD)/lib/libwal.a $(BUILD)/lib/libcommon.a,))
