@@ -25,6 +25,7 @@ void th_init(struct th *t, const struct watch_hub_config *cfg)
 	t->cfg.wakeup = on_wakeup;
 	t->cfg.wakeup_ctx = t;
 	t->applied = t->ms.rev;
+	t->ms.applied_rev = &t->applied;
 	assert_int_equal(watch_hub_new(&t->cfg, &t->hub), 0);
 }
 

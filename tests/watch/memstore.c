@@ -340,8 +340,12 @@ static int reader_read(void *ctx, const struct watch_history_query *q,
 		res->compact_rev = ms->compact_rev;
 		return MOOR_ECOMPACTED;
 	}
-	if (q->to_rev > ms->rev || q->from_rev > q->to_rev)
-		abort(); /* the hub broke its contract */
+	if (q->to_rev > ms->rev || q->from_rev > q->to_rev ||
+	    (ms->applied_rev && q->to_rev > *ms->applied_rev)) {
+		fprintf(stderr, "memstore: read [%lld, %lld] breaks the contract\n",
+		        (long long)q->from_rev, (long long)q->to_rev);
+		abort();
+	}
 	res->next_rev = q->to_rev + 1;
 	for (i = rec_lower_bound(ms, q->from_rev); i < ms->n && ms->recs[i].rev <= q->to_rev; i++) {
 		const struct memstore_rec *r = &ms->recs[i];

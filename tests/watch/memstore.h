@@ -48,6 +48,9 @@ struct memstore {
 	int64_t compact_rev; /* lowest readable revision; 0: none compacted */
 	bool filter_keys;    /* honour the reader's key-range hint */
 	int fail_next_reads; /* > 0: the next reads fail with MOOR_EUNAVAILABLE */
+	/* When set, a read past *applied_rev (what the hub has been given)
+	 * aborts: the hub must never read history it has not fanned out. */
+	const int64_t *applied_rev;
 	long live_batches;
 	uint64_t reads;
 };
