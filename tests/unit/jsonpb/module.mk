@@ -12,3 +12,7 @@ TESTS += $(BUILD)/tests/unit_jsonpb $(BUILD)/tests/unit_gateway_errors
 .PHONY: test-jsonpb
 test-jsonpb: $(BUILD)/tests/unit_jsonpb $(BUILD)/tests/unit_gateway_errors $(BUILD)/tests/fuzz_replay_jsonpb
 	@BUILD=$(BUILD) tests/run.sh $^
+
+# Micro-benchmark (make bench only).
+$(eval $(call link_bin,$(BUILD)/bench/bench_jsonpb,$(call objs,tests/unit/jsonpb/bench_jsonpb.c) $(JSONPB_TEST_OBJS),$(JSONPB_TEST_LDLIBS)))
+BENCHES += $(BUILD)/bench/bench_jsonpb

@@ -372,6 +372,64 @@ static void created_watch_shows_created_and_header_only(void **state)
 	moor_buf_free(&b);
 }
 
+/* Bodies printed by real etcd servers in etcd-io/etcd issues #11767 (3.4.0,
+ * /v3/maintenance/status) and #12093 (3.4.9, /v3/cluster/member/list). */
+static void status_and_member_list_match_bodies_printed_by_etcd(void **state)
+{
+	static const char status_json[] =
+		"{\"header\":{\"cluster_id\":\"14841639068965178418\",\"member_id\":"
+		"\"10276657743932975437\",\"revision\":\"95\",\"raft_term\":\"8\"},\"version\":"
+		"\"3.4.0\",\"dbSize\":\"40960\",\"leader\":\"10276657743932975437\",\"raftIndex\":"
+		"\"158\",\"raftTerm\":\"8\",\"raftAppliedIndex\":\"158\",\"dbSizeInUse\":\"32768\"}";
+	static const char members_json[] =
+		"{\"header\":{\"cluster_id\":\"2037210783374497686\",\"member_id\":"
+		"\"13195394291058371180\",\"raft_term\":\"3\"},\"members\":[{\"ID\":"
+		"\"13195394291058371180\",\"name\":\"node1\",\"peerURLs\":[\"http://127.0.0.1:2380\"],"
+		"\"clientURLs\":[\"http://127.0.0.1:2379\"]}]}";
+	Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+	Etcdserverpb__StatusResponse st = ETCDSERVERPB__STATUS_RESPONSE__INIT;
+	Etcdserverpb__MemberListResponse ml = ETCDSERVERPB__MEMBER_LIST_RESPONSE__INIT;
+	Etcdserverpb__Member m = ETCDSERVERPB__MEMBER__INIT, *ms[1] = {&m};
+	char *peer[1] = {"http://127.0.0.1:2380"}, *client[1] = {"http://127.0.0.1:2379"};
+	ProtobufCMessage *back;
+
+	(void)state;
+	h.cluster_id = 14841639068965178418ull;
+	h.member_id = 10276657743932975437ull;
+	h.revision = 95;
+	h.raft_term = 8;
+	st.header = &h;
+	st.version = "3.4.0";
+	st.dbsize = 40960;
+	st.leader = 10276657743932975437ull;
+	st.raftindex = 158;
+	st.raftterm = 8;
+	st.raftappliedindex = 158;
+	st.dbsizeinuse = 32768;
+	assert_encodes_as(&st, status_json);
+	back = dec(&etcdserverpb__status_response__descriptor, status_json);
+	assert_same_message(&st.base, back);
+	free_msg(back);
+
+	h.cluster_id = 2037210783374497686ull;
+	h.member_id = 13195394291058371180ull;
+	h.revision = 0;
+	h.raft_term = 3;
+	m.id = 13195394291058371180ull;
+	m.name = "node1";
+	m.peerurls = peer;
+	m.n_peerurls = 1;
+	m.clienturls = client;
+	m.n_clienturls = 1;
+	ml.header = &h;
+	ml.members = ms;
+	ml.n_members = 1;
+	assert_encodes_as(&ml, members_json);
+	back = dec(&etcdserverpb__member_list_response__descriptor, members_json);
+	assert_same_message(&ml.base, back);
+	free_msg(back);
+}
+
 static void empty_messages_encode_as_empty_objects(void **state)
 {
 	Etcdserverpb__RangeRequest r = ETCDSERVERPB__RANGE_REQUEST__INIT;
@@ -892,6 +950,18 @@ static void deep_nesting_is_refused_before_parsing(void **state)
 	free_msg(root);
 	assert_rejected(&etcdserverpb__txn_request__descriptor, deep,
 			"invalid JSON: nested deeper than 32 levels");
+	/* An error deep down names as much of the path as fits. */
+	{
+		char *bad = strdup(ok);
+		char *leaf = strstr(bad, "{}");
+
+		memcpy(leaf, "[]", 2);
+		assert_rejected(&etcdserverpb__txn_request__descriptor, bad,
+				"field \"success[0].request_txn.success[0].request_txn.success[0]."
+				"request_txn.success[0].request_txn.success[0].request_txn.success"
+				"...\": expected etcdserverpb.TxnRequest as an object, got array");
+		free(bad);
+	}
 	/* Nesting in an ignored field counts too, and 200k levels do not crash. */
 	huge = malloc(2 * n + 16);
 	memcpy(huge, "{\"x\":", 5);
@@ -1097,6 +1167,7 @@ int main(void)
 		cmocka_unit_test(range_response_lists_kvs_with_base64_bytes_and_omits_zero_fields),
 		cmocka_unit_test(watch_event_names_delete_and_omits_put_because_it_is_zero),
 		cmocka_unit_test(created_watch_shows_created_and_header_only),
+		cmocka_unit_test(status_and_member_list_match_bodies_printed_by_etcd),
 		cmocka_unit_test(empty_messages_encode_as_empty_objects),
 		cmocka_unit_test(a_set_oneof_member_is_written_even_when_zero),
 		cmocka_unit_test(enums_are_names_and_unknown_values_numbers),
