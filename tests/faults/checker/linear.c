@@ -26,6 +26,7 @@
  */
 #include "tests/faults/checker/util.h"
 
+#include "common/assert.h"
 #include "common/error.h"
 
 #include <inttypes.h>
@@ -44,7 +45,7 @@ struct lin_op {
 	int64_t call, ret;
 	size_t hist_idx;
 	int32_t orig_arg; /* arg before collapse_unobserved, for explanations */
-	int64_t twin; /* info ops: the previous identical info op by call time, or -1 */
+	int64_t twin; /* the previous identical op in (return, call) order, or -1 */
 };
 
 /* One key's register history and the values it mentions (id 0 = null). */
@@ -278,12 +279,28 @@ static int by_call(const void *a, const void *b, void *arg)
 	return *(const uint32_t *)a < *(const uint32_t *)b ? -1 : 1;
 }
 
+static int by_return(const void *a, const void *b, void *arg)
+{
+	const struct lin_op *ops = arg;
+	const struct lin_op *x = &ops[*(const uint32_t *)a], *y = &ops[*(const uint32_t *)b];
+
+	if (x->ret != y->ret)
+		return x->ret < y->ret ? -1 : 1;
+	return by_call(a, b, arg);
+}
+
 /*
- * Identical indeterminate ops (same kind, value and expect) are
- * interchangeable once invoked, as neither has a return to respect: the
- * search may always use the earliest-invoked unused one. Linking each to its
- * predecessor lets the search skip the others, which turns 2^n subsets of
- * twins into n + 1 counts.
+ * Identical ops (same kind, value and expect) are interchangeable in a
+ * linearization except for their real-time bounds. If two of them may both
+ * come next, the one that returns first can always go first: swapping them
+ * in any linearization keeps every state and every real-time constraint
+ * (the earlier-returning one only moves earlier, the other takes a place
+ * whose predecessors were all invoked before the first one returned).
+ * Indeterminate ops return at infinity, so among themselves the earliest
+ * invoked goes first. Each op is linked to the previous one of its class in
+ * (return, call) order, and the search skips an op while an earlier one of
+ * its class could still go next (see dominated). This turns the 2^n subsets
+ * of n commuting identical writes into n + 1 prefixes.
  */
 static int link_twins(struct lin_key *k)
 {
@@ -298,14 +315,12 @@ static int link_twins(struct lin_key *k)
 		order[i] = i;
 		k->ops[i].twin = -1;
 	}
-	qsort_r(order, k->n, sizeof *order, by_call, k->ops);
+	qsort_r(order, k->n, sizeof *order, by_return, k->ops);
 	for (size_t j = 0; rc == 0 && j < k->n; j++) {
 		struct lin_op *op = &k->ops[order[j]];
 		int32_t cls[3] = {(int32_t)op->kind, op->arg, op->expect};
 		int64_t *slot;
 
-		if (!op->info)
-			continue;
 		rc = strmap_put(&last, (const char *)cls, sizeof cls, order[j], &slot);
 		if (rc == 0) {
 			op->twin = *slot;
@@ -389,7 +404,7 @@ static int cache_grow_table(struct cache *c)
 }
 
 /* 1 if (bits, state) was new and is now stored, 0 if seen, or MOOR_ENOMEM. */
-static int cache_insert(struct cache *c, const uint64_t *bits, int32_t state, uint64_t h)
+static int cache_insert(struct cache *c, const uint64_t *bits, uint64_t state, uint64_t h)
 {
 	size_t words = c->stride - 2, j;
 
@@ -398,7 +413,7 @@ static int cache_insert(struct cache *c, const uint64_t *bits, int32_t state, ui
 	for (j = (size_t)h & (c->table_cap - 1); c->table[j]; j = (j + 1) & (c->table_cap - 1)) {
 		const uint64_t *r = &c->arena[(c->table[j] - 1) * c->stride];
 
-		if (r[1] == h && r[0] == (uint64_t)(uint32_t)state &&
+		if (r[1] == h && r[0] == state &&
 		    memcmp(r + 2, bits, words * sizeof *bits) == 0)
 			return 0;
 	}
@@ -417,7 +432,7 @@ static int cache_insert(struct cache *c, const uint64_t *bits, int32_t state, ui
 	}
 	uint64_t *r = &c->arena[c->n * c->stride];
 
-	r[0] = (uint64_t)(uint32_t)state;
+	r[0] = state;
 	r[1] = h;
 	memcpy(r + 2, bits, words * sizeof *bits);
 	c->table[j] = (uint32_t)++c->n;
@@ -606,20 +621,62 @@ static bool is_set(const struct search *s, uint32_t id)
  * the stack as *fr with the old state), 0 if the model refused it, 2 if the
  * cache had seen the result (a dead end), negative on OOM.
  */
-static int try_op(struct search *s, uint32_t id, int32_t *state, uint64_t *hash, struct frame fr)
+/*
+ * Whether the last op linearized was an indeterminate write or cas. A write
+ * right after it would overwrite its value unseen, so a linearization with
+ * that pair stays valid without the indeterminate op (which may never take
+ * effect); the search only explores the version without it. The flag is
+ * part of the cached configuration, since it restricts what may come next.
+ */
+static bool after_info_write(const struct search *s)
+{
+	const struct lin_op *top;
+
+	if (s->depth == 0 || !s->stack[s->depth - 1].info)
+		return false;
+	top = &s->k->ops[s->stack[s->depth - 1].node];
+	return top->kind == LIN_WRITE || top->kind == LIN_CAS;
+}
+
+/*
+ * Whether an identical op that returns earlier could go next instead of id
+ * (see link_twins). first_ret is the time of the first pending return: an
+ * op may go next iff invoked by then, and every op returning before it is
+ * already linearized, which ends the walk down the chain.
+ */
+static bool dominated(const struct search *s, uint32_t id, int64_t first_ret)
+{
+	for (int64_t y = s->k->ops[id].twin; y >= 0; y = s->k->ops[y].twin) {
+		const struct lin_op *o = &s->k->ops[y];
+
+		if (o->ret < first_ret)
+			return false;
+		if (!is_set(s, (uint32_t)y) && o->call <= first_ret)
+			return true;
+	}
+	return false;
+}
+
+static int try_op(struct search *s, uint32_t id, int32_t *state, uint64_t *hash, struct frame fr,
+		  int64_t first_ret)
 {
 	const struct lin_op *op = &s->k->ops[id];
 	int32_t ns;
-	uint64_t h2;
+	uint64_t h2, key;
 	int rc;
 
-	if (op->twin >= 0 && !is_set(s, (uint32_t)op->twin))
-		return 0; /* its identical elder twin goes first */
+	if (dominated(s, id, first_ret))
+		return 0;
+	if (op->kind == LIN_WRITE && after_info_write(s))
+		return 0;
 	if (!model_step(op, *state, &ns))
 		return 0;
 	h2 = *hash ^ s->zob[id];
 	s->bits[id / 64] |= 1ull << (id % 64);
-	rc = cache_insert(&s->cache, s->bits, ns, h2 ^ mix64((uint64_t)(uint32_t)ns + 7));
+	/* The configuration: linearized set, value, and whether an info write just ran. */
+	key = (uint64_t)(uint32_t)ns | (uint64_t)(op->info && op->kind != LIN_READ &&
+						   op->kind != LIN_CAS_FAIL) << 32;
+	rc = cache_insert(&s->cache, s->bits, key, h2 ^ mix64(key + 7));
 	if (rc != 1) {
 		s->bits[id / 64] &= ~(1ull << (id % 64));
 		return rc == 0 ? 2 : rc;
@@ -647,16 +704,27 @@ static bool read_only(const struct lin_op *op)
  * Without this, every subset of commuting reads is a separate cache entry
  * and the search grows exponentially with concurrency.
  */
-static uint32_t find_forced(const struct search *s, int32_t state)
+static uint32_t find_forced(const struct search *s, int32_t state, int64_t first_ret)
 {
 	for (uint32_t x = s->next[0]; x && s->e[x - 1].is_call; x = s->next[x]) {
 		const struct lin_op *op = &s->k->ops[s->e[x - 1].op];
 		int32_t ns;
 
-		if (read_only(op) && model_step(op, state, &ns))
+		if (read_only(op) && model_step(op, state, &ns) &&
+		    !dominated(s, s->e[x - 1].op, first_ret))
 			return x;
 	}
 	return 0;
+}
+
+/* The time of the first return in the list: ops invoked by then may go next. */
+static int64_t first_return(const struct search *s)
+{
+	uint32_t x = s->next[0];
+
+	while (x && s->e[x - 1].is_call)
+		x = s->next[x];
+	return x ? s->e[x - 1].time : HIST_TIME_INF;
 }
 
 /* CHK_VALID, CHK_INVALID or CHK_UNKNOWN (why in *why); negative on OOM. */
@@ -667,6 +735,7 @@ static int search_run(struct search *s, const struct chk_budget *b, uint64_t *st
 	int32_t state = 0;
 	uint64_t hash = mix64(0), steps = 0;
 	uint32_t node = s->next[0], forced;
+	int64_t first_ret = first_return(s);
 	bool fresh = true, dead = false;
 	int verdict = CHK_VALID, rc = 0;
 
@@ -686,13 +755,16 @@ static int search_run(struct search *s, const struct chk_budget *b, uint64_t *st
 			verdict = CHK_UNKNOWN;
 			break;
 		}
-		if (fresh && !dead && (forced = find_forced(s, state)) != 0) {
+		if (fresh && !dead && (forced = find_forced(s, state, first_ret)) != 0) {
 			rc = try_op(s, s->e[forced - 1].op, &state, &hash,
-				    (struct frame){.node = forced, .info = false, .forced = true});
+				    (struct frame){.node = forced, .info = false, .forced = true},
+				    first_ret);
 			if (rc < 0)
 				break;
+			MOOR_ASSERT(rc != 0); /* find_forced checked model and dominance */
 			if (rc == 1) {
 				lift(s, forced);
+				first_ret = first_return(s);
 				remaining--;
 				node = s->next[0];
 				cursor = 0;
@@ -704,11 +776,12 @@ static int search_run(struct search *s, const struct chk_budget *b, uint64_t *st
 		fresh = false;
 		if (!dead && node && s->e[node - 1].is_call) {
 			rc = try_op(s, s->e[node - 1].op, &state, &hash,
-				    (struct frame){.node = node, .info = false});
+				    (struct frame){.node = node, .info = false}, first_ret);
 			if (rc < 0)
 				break;
 			if (rc == 1) {
 				lift(s, node);
+				first_ret = first_return(s);
 				remaining--;
 				node = s->next[0];
 				cursor = 0;
@@ -730,7 +803,8 @@ static int search_run(struct search *s, const struct chk_budget *b, uint64_t *st
 				continue;
 			rc = try_op(s, id, &state, &hash,
 				    (struct frame){.node = id, .info = true, .at_ret = node,
-						   .cursor = cursor});
+						   .cursor = cursor},
+				    first_ret);
 			if (rc < 0)
 				break;
 			if (rc == 1) {
@@ -759,11 +833,13 @@ static int search_run(struct search *s, const struct chk_budget *b, uint64_t *st
 		hash = fr.hash;
 		s->bits[id / 64] &= ~(1ull << (id % 64));
 		dead = fr.forced;
+		fresh = false; /* this configuration's forced choice, if any, was made */
 		if (fr.info) {
 			node = fr.at_ret;
 			cursor = fr.cursor;
 		} else {
 			unlift(s, fr.node);
+			first_ret = first_return(s);
 			remaining++;
 			node = s->next[fr.node];
 			cursor = 0;

@@ -439,15 +439,23 @@ static void mutated_histories_are_judged_as_an_exhaustive_search_judges_them(voi
 
 		assert_int_equal(gen_register(&cfg, &g), 0);
 		for (size_t i = 0; i < g.n; i++)
-			if (g.ev[i].kind == GEN_READ && g.ev[i].type == 1 && n_reads < 64)
+			if (((g.ev[i].kind == GEN_READ && g.ev[i].type == 1) ||
+			     (g.ev[i].kind == GEN_CAS && (g.ev[i].type == 1 || g.ev[i].type == 2))) &&
+			    n_reads < 64)
 				reads[n_reads++] = i;
 		if (n_reads == 0) {
 			gen_free(&g);
 			continue;
 		}
-		/* Swap one read's value for another value that was or could be written. */
+		/*
+		 * Swap one read's value for another value that was or could be
+		 * written, or turn a cas's success into a lost compare or back.
+		 */
 		struct gen_event *e = &g.ev[reads[gen_rand(&rs) % n_reads]];
-		e->value = (e->value + 1 + (int)(gen_rand(&rs) % 3)) % 4;
+		if (e->kind == GEN_READ)
+			e->value = (e->value + 1 + (int)(gen_rand(&rs) % 3)) % 4;
+		else
+			e->type = 3 - e->type;
 		text = gen_to_jsonl(&g);
 		assert_non_null(text);
 		assert_int_equal(hist_load_string(&h, text), 0);
