@@ -34,16 +34,32 @@ int raft_log_init(struct raft_log *l, const struct raft_storage *st, const struc
 	return 0;
 }
 
-void raft_entry_free_data(const struct moor_alloc *a, struct raft_entry *e)
+/*
+ * Entry data lives in blocks: one allocation per append holds the data of
+ * every entry in it, with a count of the entries still using it. An append
+ * of 64 entries costs one allocation, not 64; entries leave the unstable
+ * tail in order (persisted) or from the back (truncated), and the block goes
+ * when its last entry does.
+ */
+struct raft_block {
+	size_t refs;
+	unsigned char data[];
+};
+
+static void log_unref(struct raft_log *l, size_t i)
 {
-	moor_free(a, e->data);
-	e->data = NULL;
+	struct raft_block *b = l->blks[i];
+
+	if (b && --b->refs == 0)
+		moor_free(l->alloc, b);
+	l->blks[i] = NULL;
+	l->ents[i].data = NULL;
 }
 
 static void log_drop_ents(struct raft_log *l, size_t from)
 {
 	for (size_t i = from; i < l->n_ents; i++)
-		raft_entry_free_data(l->alloc, &l->ents[i]);
+		log_unref(l, i);
 	l->n_ents = from;
 }
 
@@ -51,6 +67,7 @@ void raft_log_free(struct raft_log *l)
 {
 	log_drop_ents(l, 0);
 	moor_free(l->alloc, l->ents);
+	moor_free(l->alloc, l->blks);
 	moor_free(l->alloc, l->scratch);
 	if (l->has_snap)
 		moor_free(l->alloc, l->snap.data);
@@ -150,6 +167,10 @@ static int log_reserve(struct raft_log *l, size_t n)
 	if (!e)
 		return MOOR_ENOMEM;
 	l->ents = e;
+	struct raft_block **b = moor_realloc(l->alloc, l->blks, cap * sizeof *b);
+	if (!b)
+		return MOOR_ENOMEM; /* ents grew, harmless: cap_ents is unchanged */
+	l->blks = b;
 	l->cap_ents = cap;
 	return 0;
 }
@@ -172,31 +193,40 @@ int raft_log_append(struct raft *r, const struct raft_entry *ents, size_t n)
 	} else {
 		keep = (size_t)(after - l->offset);
 	}
-	if (log_reserve(l, keep + n))
-		return MOOR_ENOMEM;
 	/* Copy the data first, so that a failure leaves the log as it was. */
-	size_t base = l->n_ents > keep ? l->n_ents : keep;
+	size_t base = l->n_ents > keep ? l->n_ents : keep, total = 0;
+	struct raft_block *blk = NULL;
+
 	if (log_reserve(l, base + n))
 		return MOOR_ENOMEM;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
+		total += ents[i].len;
+	if (total) {
+		blk = moor_malloc(l->alloc, sizeof *blk + total);
+		if (!blk)
+			return MOOR_ENOMEM;
+		blk->refs = 0;
+	}
+	for (size_t i = 0, at = 0; i < n; i++) {
 		struct raft_entry *d = &l->ents[base + i];
 
 		*d = ents[i];
 		d->data = NULL;
+		l->blks[base + i] = NULL;
 		if (ents[i].len) {
-			d->data = moor_malloc(l->alloc, ents[i].len);
-			if (!d->data) {
-				for (size_t j = 0; j < i; j++)
-					raft_entry_free_data(l->alloc, &l->ents[base + j]);
-				return MOOR_ENOMEM;
-			}
+			d->data = blk->data + at;
 			memcpy(d->data, ents[i].data, ents[i].len);
+			at += ents[i].len;
+			l->blks[base + i] = blk;
+			blk->refs++;
 		}
 	}
 	for (size_t i = keep; i < l->n_ents; i++)
-		raft_entry_free_data(l->alloc, &l->ents[i]);
-	if (base != keep)
+		log_unref(l, i);
+	if (base != keep) {
 		memmove(&l->ents[keep], &l->ents[base], n * sizeof *l->ents);
+		memmove(&l->blks[keep], &l->blks[base], n * sizeof *l->blks);
+	}
 	if (keep == 0)
 		l->offset = after;
 	l->n_ents = keep + n;
@@ -376,8 +406,9 @@ void raft_log_stable_to(struct raft *r, uint64_t index)
 	if (k > l->n_ents)
 		k = l->n_ents;
 	for (size_t i = 0; i < k; i++)
-		raft_entry_free_data(l->alloc, &l->ents[i]);
+		log_unref(l, i);
 	memmove(l->ents, l->ents + k, (l->n_ents - k) * sizeof *l->ents);
+	memmove(l->blks, l->blks + k, (l->n_ents - k) * sizeof *l->blks);
 	l->n_ents -= k;
 	l->offset += k;
 }

@@ -178,9 +178,11 @@ int raft_memstorage_append(struct raft_memstorage *ms, const struct raft_entry *
 	if (ms_reserve(ms, (size_t)keep + n))
 		return MOOR_ENOMEM;
 	/* copy first, so that a failure leaves the log as it was */
-	unsigned char **bufs = moor_calloc(ms->alloc, n, sizeof *bufs);
-	if (!bufs)
+	unsigned char *stack_bufs[64];
+	unsigned char **bufs = stack_bufs;
+	if (n > 64 && !(bufs = moor_calloc(ms->alloc, n, sizeof *bufs)))
 		return MOOR_ENOMEM;
+	memset(bufs, 0, (n > 64 ? n : 64) * sizeof *bufs);
 	for (size_t i = 0; i < n; i++) {
 		if (!ents[i].len)
 			continue;
@@ -188,7 +190,8 @@ int raft_memstorage_append(struct raft_memstorage *ms, const struct raft_entry *
 		if (!bufs[i]) {
 			for (size_t j = 0; j < i; j++)
 				moor_free(ms->alloc, bufs[j]);
-			moor_free(ms->alloc, bufs);
+			if (bufs != stack_bufs)
+				moor_free(ms->alloc, bufs);
 			return MOOR_ENOMEM;
 		}
 		memcpy(bufs[i], ents[i].data, ents[i].len);
@@ -199,7 +202,8 @@ int raft_memstorage_append(struct raft_memstorage *ms, const struct raft_entry *
 		ms->ents[keep + i].data = bufs[i];
 	}
 	ms->n = (size_t)keep + n;
-	moor_free(ms->alloc, bufs);
+	if (bufs != stack_bufs)
+		moor_free(ms->alloc, bufs);
 	return 0;
 }
 

@@ -251,30 +251,65 @@ static int leader_append(struct raft *r, const struct raft_entry *src, size_t n)
 }
 
 static int forward(struct raft *r, enum raft_msg_type type, const struct raft_entry *e,
-		   uint64_t context)
+		   size_t n, uint64_t context)
 {
 	struct raft_message m = { 0 };
+	struct raft_arena *a = &r->arena[r->arena_cur];
 
 	m.type = type;
 	m.to = r->lead;
 	m.context = context;
-	if (e) {
-		struct raft_entry *c = raft_arena_alloc(&r->arena[r->arena_cur], sizeof *c);
+	if (n) {
+		struct raft_entry *c = raft_arena_alloc(a, n * sizeof *c);
 
 		if (!c)
 			return MOOR_ENOMEM;
-		*c = *e;
-		if (e->len) {
-			c->data = raft_arena_alloc(&r->arena[r->arena_cur], e->len);
-			if (!c->data)
-				return MOOR_ENOMEM;
-			memcpy(c->data, e->data, e->len);
+		for (size_t i = 0; i < n; i++) {
+			c[i] = e[i];
+			if (e[i].len) {
+				c[i].data = raft_arena_alloc(a, e[i].len);
+				if (!c[i].data)
+					return MOOR_ENOMEM;
+				memcpy(c[i].data, e[i].data, e[i].len);
+			}
 		}
 		m.entries = c;
-		m.n_entries = 1;
+		m.n_entries = n;
 	}
 	raft_send(r, &m);
 	return 0;
+}
+
+static int propose(struct raft *r, const struct raft_entry *e, size_t n)
+{
+	if (r->role == RAFT_LEADER)
+		return leader_append(r, e, n);
+	if (r->role == RAFT_FOLLOWER && r->lead)
+		return forward(r, RAFT_MSG_PROP, e, n, 0);
+	return MOOR_ENOLEADER;
+}
+
+int raft_propose_batch(struct raft *r, const struct raft_buf *bufs, size_t n)
+{
+	struct raft_entry *e;
+	int rc = input_begin(r);
+
+	if (rc)
+		return rc;
+	if (!n)
+		return 0;
+	if (n > RAFT_MAX_PROPOSE_BATCH)
+		return MOOR_EINVAL;
+	e = raft_arena_alloc(&r->arena[r->arena_cur], n * sizeof *e);
+	if (!e)
+		return MOOR_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		memset(&e[i], 0, sizeof e[i]);
+		e[i].type = RAFT_ENTRY_NORMAL;
+		e[i].data = (unsigned char *)bufs[i].data;
+		e[i].len = bufs[i].len;
+	}
+	return input_end(r, propose(r, e, n));
 }
 
 int raft_propose(struct raft *r, const void *data, size_t len)
@@ -287,13 +322,7 @@ int raft_propose(struct raft *r, const void *data, size_t len)
 	e.type = RAFT_ENTRY_NORMAL;
 	e.data = (unsigned char *)data;
 	e.len = len;
-	if (r->role == RAFT_LEADER)
-		rc = leader_append(r, &e, 1);
-	else if (r->role == RAFT_FOLLOWER && r->lead)
-		rc = forward(r, RAFT_MSG_PROP, &e, 0);
-	else
-		rc = MOOR_ENOLEADER;
-	return input_end(r, rc);
+	return input_end(r, propose(r, &e, 1));
 }
 
 int raft_read_index(struct raft *r, uint64_t context)
@@ -305,7 +334,7 @@ int raft_read_index(struct raft *r, uint64_t context)
 	if (r->role == RAFT_LEADER)
 		rc = raft_readindex_request(r, r->id, context);
 	else if (r->role == RAFT_FOLLOWER && r->lead)
-		rc = forward(r, RAFT_MSG_READ_INDEX, NULL, context);
+		rc = forward(r, RAFT_MSG_READ_INDEX, NULL, 0, context);
 	else
 		rc = MOOR_ENOLEADER;
 	return input_end(r, rc);
@@ -323,7 +352,7 @@ int raft_transfer_leadership(struct raft *r, uint64_t target)
 		else if (target != r->id)
 			raft_transfer_start(r, target);
 	} else if (r->role == RAFT_FOLLOWER && r->lead) {
-		rc = forward(r, RAFT_MSG_TRANSFER_LEADER, NULL, target);
+		rc = forward(r, RAFT_MSG_TRANSFER_LEADER, NULL, 0, target);
 	} else {
 		rc = MOOR_ENOLEADER;
 	}
@@ -426,7 +455,7 @@ static void step_follower(struct raft *r, const struct raft_message *m)
 	switch (m->type) {
 	case RAFT_MSG_PROP:
 		if (r->lead && m->n_entries)
-			forward(r, RAFT_MSG_PROP, &m->entries[0], 0);
+			forward(r, RAFT_MSG_PROP, m->entries, m->n_entries, 0);
 		break;
 	case RAFT_MSG_APP:
 		r->election_elapsed = 0;
@@ -445,7 +474,7 @@ static void step_follower(struct raft *r, const struct raft_message *m)
 		break;
 	case RAFT_MSG_TRANSFER_LEADER:
 		if (r->lead)
-			forward(r, RAFT_MSG_TRANSFER_LEADER, NULL, m->context);
+			forward(r, RAFT_MSG_TRANSFER_LEADER, NULL, 0, m->context);
 		break;
 	case RAFT_MSG_TIMEOUT_NOW:
 		raft_logf(r, MOOR_LOG_INFO, "timeout-now from=%llu: campaigning",

@@ -9,7 +9,7 @@
  * raft_storage`, which the caller implements (raft_memstorage_* is an
  * in-memory one for tests and the simulator).
  *
- * Inputs:  raft_tick, raft_step (a message from a peer), raft_propose,
+ * Inputs:  raft_tick, raft_step (a message from a peer), raft_propose[_batch],
  *          raft_propose_conf_change, raft_read_index, raft_transfer_leadership,
  *          raft_campaign, raft_report_snapshot, raft_report_unreachable.
  * Output:  a ready batch (raft_ready), acknowledged with raft_advance.
@@ -289,6 +289,19 @@ int raft_step(struct raft *r, const struct raft_message *m);
  * MOOR_ENOMEM.
  */
 int raft_propose(struct raft *r, const void *data, size_t len);
+
+/*
+ * Proposes n entries at once (each buffer copied): one append and one
+ * message per follower instead of n, and one allocation for their data.
+ * All are accepted or none. The same errors as raft_propose, and
+ * MOOR_EINVAL when n > RAFT_MAX_PROPOSE_BATCH.
+ */
+#define RAFT_MAX_PROPOSE_BATCH 4096
+struct raft_buf {
+	const void *data;
+	size_t len;
+};
+int raft_propose_batch(struct raft *r, const struct raft_buf *bufs, size_t n);
 
 enum raft_conf_change_type {
 	RAFT_CONF_ADD_VOTER = 0,

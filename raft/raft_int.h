@@ -49,7 +49,8 @@ struct raft_log {
 	/* unstable: a snapshot not yet persisted and entries from `offset` on */
 	bool has_snap;
 	struct raft_snapshot snap; /* owned copy when has_snap */
-	struct raft_entry *ents;   /* ents[0] has index `offset`; data owned */
+	struct raft_entry *ents;   /* ents[0] has index `offset`; data in blks */
+	struct raft_block **blks;  /* the data block of each entry (log.c) */
 	size_t n_ents;
 	size_t cap_ents;
 	uint64_t offset;
@@ -88,7 +89,6 @@ uint64_t raft_log_find_conflict_by_term(struct raft *r, uint64_t index, uint64_t
 void raft_log_restore(struct raft *r, const struct raft_snapshot *s, int *err);
 void raft_log_stable_to(struct raft *r, uint64_t index);
 void raft_log_stable_snap(struct raft *r);
-void raft_entry_free_data(const struct moor_alloc *a, struct raft_entry *e);
 
 /* ---- progress ---- */
 enum raft_pr_state { RAFT_PR_PROBE = 0, RAFT_PR_REPLICATE = 1, RAFT_PR_SNAPSHOT = 2 };

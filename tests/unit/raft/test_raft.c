@@ -452,6 +452,33 @@ static void a_proposal_on_a_follower_is_forwarded_to_the_leader(void **state)
 	fx_free(&f);
 }
 
+static void a_batch_of_proposals_travels_as_one_message_and_applies_in_order(void **state)
+{
+	struct fx f;
+	struct raft_buf b[5];
+	const char *words[5] = { "a", "bb", "ccc", "dddd", "eeeee" };
+
+	(void)state;
+	fx_init(&f, 3, false, false);
+	elect(&f, 1);
+	for (int i = 0; i < 5; i++) {
+		b[i].data = words[i];
+		b[i].len = strlen(words[i]);
+	}
+	memset(f.sent, 0, sizeof f.sent);
+	assert_int_equal(raft_propose_batch(f.nodes[2].r, b, 5), 0); /* forwarded */
+	fx_settle(&f);
+	assert_int_equal(f.sent[1][RAFT_MSG_PROP], 1);
+	assert_int_equal(f.sent_entries[3], 2); /* the noop round, then one batch */
+	for (uint64_t id = 1; id <= 3; id++) {
+		assert_int_equal(f.nodes[id].n_applied, 5);
+		assert_int_equal(f.nodes[id].applied[4], f.nodes[id].applied[0] + 4);
+	}
+	assert_int_equal(raft_propose_batch(f.nodes[1].r, b, RAFT_MAX_PROPOSE_BATCH + 1),
+			 MOOR_EINVAL);
+	fx_free(&f);
+}
+
 static void a_proposal_without_a_leader_is_refused_with_no_leader(void **state)
 {
 	struct fx f;
@@ -906,6 +933,7 @@ int main(void)
 		cmocka_unit_test(a_follower_in_replicate_state_gets_at_most_the_in_flight_window),
 		cmocka_unit_test(entries_are_batched_into_messages_under_the_byte_limit),
 		cmocka_unit_test(a_proposal_on_a_follower_is_forwarded_to_the_leader),
+		cmocka_unit_test(a_batch_of_proposals_travels_as_one_message_and_applies_in_order),
 		cmocka_unit_test(a_proposal_without_a_leader_is_refused_with_no_leader),
 		cmocka_unit_test(pre_vote_keeps_a_returning_partitioned_member_from_raising_the_term),
 		cmocka_unit_test(a_leader_that_cannot_hear_a_majority_steps_down),
