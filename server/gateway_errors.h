@@ -71,7 +71,7 @@ void srv_gw_error_from_code(int err, struct srv_gw_error *out);
 /* The same, but with the caller's message (printf format) in place of the
  * table's, for errors whose text carries context. */
 void srv_gw_error_set(struct srv_gw_error *out, int grpc_code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* grpc-gateway v1's HTTPStatusFromCode: InvalidArgument, FailedPrecondition
  * and OutOfRange → 400, Canceled → 408, ResourceExhausted → 429, ... An
@@ -188,14 +188,14 @@ struct srv_gw_limits {
  * decoder's message for bad input, ResourceExhausted/429 for an oversized
  * body or out of memory. lim may be NULL (defaults).
  */
-int srv_gw_decode_request(const ProtobufCMessageDescriptor *desc, const void *body,
-			  size_t len, const struct srv_gw_limits *lim, ProtobufCMessage **out,
-			  struct srv_gw_error *gerr);
+int srv_gw_decode_request(const ProtobufCMessageDescriptor *desc, const void *body, size_t len,
+                          const struct srv_gw_limits *lim, ProtobufCMessage **out,
+                          struct srv_gw_error *gerr);
 
 /* The streaming form (watch, lease keep-alive), with srv_jsonpb_decode_next's
  * contract for *out, *consumed and at_eof, and errors mapped as above. */
 int srv_gw_decode_next(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
-		       bool at_eof, const struct srv_gw_limits *lim, ProtobufCMessage **out,
-		       size_t *consumed, struct srv_gw_error *gerr);
+                       bool at_eof, const struct srv_gw_limits *lim, ProtobufCMessage **out,
+                       size_t *consumed, struct srv_gw_error *gerr);
 
 #endif

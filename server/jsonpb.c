@@ -126,13 +126,27 @@ int srv_jsonpb_append_string(struct moor_buf *out, const char *s, size_t len)
 		}
 		if (c < 0x80) {
 			switch (c) {
-			case '"': rep = "\\\""; break;
-			case '\\': rep = "\\\\"; break;
-			case '\n': rep = "\\n"; break;
-			case '\r': rep = "\\r"; break;
-			case '\t': rep = "\\t"; break;
-			case '\b': rep = "\\b"; break;
-			case '\f': rep = "\\f"; break;
+			case '"':
+				rep = "\\\"";
+				break;
+			case '\\':
+				rep = "\\\\";
+				break;
+			case '\n':
+				rep = "\\n";
+				break;
+			case '\r':
+				rep = "\\r";
+				break;
+			case '\t':
+				rep = "\\t";
+				break;
+			case '\b':
+				rep = "\\b";
+				break;
+			case '\f':
+				rep = "\\f";
+				break;
 			default:
 				memcpy(esc, "\\u00", 4);
 				esc[4] = hex[c >> 4];
@@ -221,7 +235,7 @@ static int enc_message(struct moor_buf *b, const ProtobufCMessage *m, unsigned d
 
 /* One value of field f stored at p (a singular field or an array element). */
 static int enc_value(struct moor_buf *b, const ProtobufCFieldDescriptor *f, const void *p,
-		     unsigned depth)
+                     unsigned depth)
 {
 	switch (f->type) {
 	case PROTOBUF_C_TYPE_INT32:
@@ -246,7 +260,8 @@ static int enc_value(struct moor_buf *b, const ProtobufCFieldDescriptor *f, cons
 		return enc_float(b, *(const double *)p, 17, false);
 	case PROTOBUF_C_TYPE_ENUM: {
 		int v = *(const int *)p;
-		const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(f->descriptor, v);
+		const ProtobufCEnumValue *ev =
+		    protobuf_c_enum_descriptor_get_value(f->descriptor, v);
 
 		if (ev)
 			return srv_jsonpb_append_string(b, ev->name, strlen(ev->name));
@@ -360,7 +375,7 @@ static bool field_present(const ProtobufCMessage *m, const ProtobufCFieldDescrip
 }
 
 static int enc_field(struct moor_buf *b, const ProtobufCMessage *m,
-		     const ProtobufCFieldDescriptor *f, unsigned depth)
+                     const ProtobufCFieldDescriptor *f, unsigned depth)
 {
 	const char *base = (const char *)m;
 	int rc;
@@ -466,7 +481,7 @@ static bool is_ws(unsigned char c)
 }
 
 static int set_err(struct srv_jsonpb_error *err, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int set_err(struct srv_jsonpb_error *err, int rc, const char *fmt, ...)
 {
@@ -501,7 +516,7 @@ static size_t number_token(const unsigned char *p, size_t left)
 	size_t k = 0;
 
 	while (k < left && ((p[k] >= '0' && p[k] <= '9') || p[k] == '-' || p[k] == '+' ||
-			    p[k] == '.' || p[k] == 'e' || p[k] == 'E'))
+	                    p[k] == '.' || p[k] == 'e' || p[k] == 'E'))
 		k++;
 	return k;
 }
@@ -512,8 +527,8 @@ static size_t number_token(const unsigned char *p, size_t left)
  * value), or an error code with err set. Only objects, arrays and null are
  * values here: a request body is always an object.
  */
-static int scan_value(const unsigned char *p, size_t len, size_t max_bytes,
-		      unsigned max_depth, struct scan *s, struct srv_jsonpb_error *err)
+static int scan_value(const unsigned char *p, size_t len, size_t max_bytes, unsigned max_depth,
+                      struct scan *s, struct srv_jsonpb_error *err)
 {
 	size_t i = 0;
 	unsigned depth = 0;
@@ -530,7 +545,7 @@ static int scan_value(const unsigned char *p, size_t len, size_t max_bytes,
 
 		if (memcmp(p + i, "null", avail) != 0)
 			return set_err(err, MOOR_EINVAL,
-				       "invalid JSON at offset %zu: expected an object", i);
+			               "invalid JSON at offset %zu: expected an object", i);
 		if (avail < 4)
 			return SCAN_PARTIAL;
 		s->end = i + 4;
@@ -540,18 +555,18 @@ static int scan_value(const unsigned char *p, size_t len, size_t max_bytes,
 	if (p[i] != '{' && p[i] != '[') {
 		if (p[i] >= 0x20 && p[i] < 0x7f)
 			return set_err(err, MOOR_EINVAL,
-				       "invalid JSON at offset %zu: expected an object, found '%c'",
-				       i, p[i]);
+			               "invalid JSON at offset %zu: expected an object, found '%c'",
+			               i, p[i]);
 		return set_err(err, MOOR_EINVAL,
-			       "invalid JSON at offset %zu: expected an object, found byte 0x%02x",
-			       i, p[i]);
+		               "invalid JSON at offset %zu: expected an object, found byte 0x%02x",
+		               i, p[i]);
 	}
 	for (size_t j = i; j < len; j++) {
 		unsigned char c = p[j];
 
 		if (j - i >= max_bytes)
 			return set_err(err, MOOR_ETOOLARGE,
-				       "JSON value exceeds the limit of %zu bytes", max_bytes);
+			               "JSON value exceeds the limit of %zu bytes", max_bytes);
 		if (in_str) {
 			if (esc)
 				esc = false;
@@ -566,7 +581,8 @@ static int scan_value(const unsigned char *p, size_t len, size_t max_bytes,
 		} else if (c == '{' || c == '[') {
 			if (++depth > max_depth)
 				return set_err(err, MOOR_EINVAL,
-					       "invalid JSON: nested deeper than %u levels", max_depth);
+				               "invalid JSON: nested deeper than %u levels",
+				               max_depth);
 		} else if (c == '}' || c == ']') {
 			if (--depth == 0) {
 				s->end = j + 1;
@@ -721,14 +737,20 @@ static void path_pop(struct dec *d, size_t old)
 static const char *json_kind(const json_t *v)
 {
 	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "object";
-	case JSON_ARRAY: return "array";
-	case JSON_STRING: return "string";
+	case JSON_OBJECT:
+		return "object";
+	case JSON_ARRAY:
+		return "array";
+	case JSON_STRING:
+		return "string";
 	case JSON_INTEGER:
-	case JSON_REAL: return "number";
+	case JSON_REAL:
+		return "number";
 	case JSON_TRUE:
-	case JSON_FALSE: return "boolean";
-	case JSON_NULL: return "null";
+	case JSON_FALSE:
+		return "boolean";
+	case JSON_NULL:
+		return "null";
 	}
 	return "value";
 }
@@ -756,9 +778,10 @@ static bool json_name_eq(const char *proto_name, const char *key)
 }
 
 static const ProtobufCFieldDescriptor *find_field(const ProtobufCMessageDescriptor *desc,
-						  const char *key)
+                                                  const char *key)
 {
-	const ProtobufCFieldDescriptor *f = protobuf_c_message_descriptor_get_field_by_name(desc, key);
+	const ProtobufCFieldDescriptor *f =
+	    protobuf_c_message_descriptor_get_field_by_name(desc, key);
 
 	if (f)
 		return f;
@@ -770,8 +793,8 @@ static const ProtobufCFieldDescriptor *find_field(const ProtobufCMessageDescript
 
 /* An integer given as a JSON number or a decimal string, as sign and
  * magnitude; `text` gets a printable form for messages. */
-static int get_integer(struct dec *d, const json_t *v, const char *tname, bool *neg,
-		       uint64_t *mag, char *text, size_t text_cap)
+static int get_integer(struct dec *d, const json_t *v, const char *tname, bool *neg, uint64_t *mag,
+                       char *text, size_t text_cap)
 {
 	if (json_is_integer(v)) {
 		json_int_t x = json_integer_value(v);
@@ -789,7 +812,7 @@ static int get_integer(struct dec *d, const json_t *v, const char *tname, bool *
 		 * may not be the value jansson read. Within it, the cast is exact. */
 		if (isfinite(r) && (r > 9007199254740992.0 || r < -9007199254740992.0))
 			return dec_fail(d, "%s cannot be read exactly as %s; send it as a string",
-					text, tname);
+			                text, tname);
 		if (!isfinite(r) || r != (double)(int64_t)r)
 			return dec_fail(d, "%s is not an integer (%s)", text, tname);
 		*neg = r < 0;
@@ -819,11 +842,11 @@ static int get_integer(struct dec *d, const json_t *v, const char *tname, bool *
 		return 0;
 	}
 	return dec_fail(d, "expected %s as a number or a decimal string, got %s", tname,
-			json_kind(v));
+	                json_kind(v));
 }
 
-static int get_signed(struct dec *d, const json_t *v, int64_t min, int64_t max,
-		      const char *tname, int64_t *out)
+static int get_signed(struct dec *d, const json_t *v, int64_t min, int64_t max, const char *tname,
+                      int64_t *out)
 {
 	char text[64];
 	bool neg;
@@ -848,7 +871,7 @@ static int get_signed(struct dec *d, const json_t *v, int64_t min, int64_t max,
 }
 
 static int get_unsigned(struct dec *d, const json_t *v, uint64_t max, const char *tname,
-			uint64_t *out)
+                        uint64_t *out)
 {
 	char text[64];
 	bool neg;
@@ -897,26 +920,24 @@ static int get_double(struct dec *d, const json_t *v, bool is_float, double *out
 /* base64 digit value + 1 for the standard and the URL-safe alphabet;
  * 0: not a digit of that alphabet. */
 static const unsigned char b64_std_val[256] = {
-	['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6, ['G'] = 7, ['H'] = 8,
-	['I'] = 9, ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15,
-	['P'] = 16, ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22,
-	['W'] = 23, ['X'] = 24, ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29,
-	['d'] = 30, ['e'] = 31, ['f'] = 32, ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36,
-	['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41, ['p'] = 42, ['q'] = 43,
-	['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48, ['w'] = 49, ['x'] = 50,
-	['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56, ['4'] = 57,
-	['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['+'] = 63, ['/'] = 64,
+    ['A'] = 1,  ['B'] = 2,  ['C'] = 3,  ['D'] = 4,  ['E'] = 5,  ['F'] = 6,  ['G'] = 7,  ['H'] = 8,
+    ['I'] = 9,  ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16,
+    ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
+    ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32,
+    ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40,
+    ['o'] = 41, ['p'] = 42, ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
+    ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56,
+    ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['+'] = 63, ['/'] = 64,
 };
 static const unsigned char b64_url_val[256] = {
-	['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6, ['G'] = 7, ['H'] = 8,
-	['I'] = 9, ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15,
-	['P'] = 16, ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22,
-	['W'] = 23, ['X'] = 24, ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29,
-	['d'] = 30, ['e'] = 31, ['f'] = 32, ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36,
-	['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41, ['p'] = 42, ['q'] = 43,
-	['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48, ['w'] = 49, ['x'] = 50,
-	['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56, ['4'] = 57,
-	['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['-'] = 63, ['_'] = 64,
+    ['A'] = 1,  ['B'] = 2,  ['C'] = 3,  ['D'] = 4,  ['E'] = 5,  ['F'] = 6,  ['G'] = 7,  ['H'] = 8,
+    ['I'] = 9,  ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16,
+    ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
+    ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32,
+    ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40,
+    ['o'] = 41, ['p'] = 42, ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
+    ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56,
+    ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['-'] = 63, ['_'] = 64,
 };
 
 /* Decodes base64 (standard or URL-safe, padded or not; CR/LF skipped) into
@@ -977,13 +998,13 @@ static int get_bytes(struct dec *d, const json_t *v, ProtobufCBinaryData *out)
 }
 
 static int dec_message(struct dec *d, const ProtobufCMessageDescriptor *desc, const json_t *j,
-		       ProtobufCMessage *msg, unsigned depth);
+                       ProtobufCMessage *msg, unsigned depth);
 
 /* One value into p (a singular field, a oneof member or an array element).
  * `always_alloc`: a string must be heap-allocated even when empty (array
  * elements and oneof members, which protobuf-c frees unconditionally). */
 static int dec_value(struct dec *d, const ProtobufCFieldDescriptor *f, const json_t *v, void *p,
-		     unsigned depth, bool always_alloc)
+                     unsigned depth, bool always_alloc)
 {
 	int64_t sv;
 	uint64_t uv;
@@ -1037,17 +1058,17 @@ static int dec_value(struct dec *d, const ProtobufCFieldDescriptor *f, const jso
 
 		if (json_is_string(v)) {
 			const ProtobufCEnumValue *ev =
-				protobuf_c_enum_descriptor_get_value_by_name(ed, json_string_value(v));
+			    protobuf_c_enum_descriptor_get_value_by_name(ed, json_string_value(v));
 
 			if (!ev)
 				return dec_fail(d, "unknown value \"%.64s\" for enum %s",
-						json_string_value(v), ed->name);
+				                json_string_value(v), ed->name);
 			*(int *)p = ev->value;
 			return 0;
 		}
 		if (!json_is_number(v))
 			return dec_fail(d, "expected enum %s as a name or a number, got %s",
-					ed->name, json_kind(v));
+			                ed->name, json_kind(v));
 		if ((rc = get_signed(d, v, INT32_MIN, INT32_MAX, "an enum number", &sv)) != 0)
 			return rc;
 		*(int *)p = (int)sv;
@@ -1077,7 +1098,7 @@ static int dec_value(struct dec *d, const ProtobufCFieldDescriptor *f, const jso
 
 		if (!json_is_object(v))
 			return dec_fail(d, "expected %s as an object, got %s", sd->name,
-					json_kind(v));
+			                json_kind(v));
 		sub = dec_alloc(d, sd->sizeof_message);
 		if (!sub)
 			return dec_nomem(d);
@@ -1090,7 +1111,7 @@ static int dec_value(struct dec *d, const ProtobufCFieldDescriptor *f, const jso
 }
 
 static int dec_repeated(struct dec *d, const ProtobufCFieldDescriptor *f, const json_t *v,
-			char *base, unsigned depth)
+                        char *base, unsigned depth)
 {
 	size_t n, esz = elem_size(f->type);
 	size_t *count = (size_t *)(base + f->quantifier_offset);
@@ -1121,7 +1142,7 @@ static int dec_repeated(struct dec *d, const ProtobufCFieldDescriptor *f, const 
 		/* A half-built sub-message is stored already: count it so that
 		 * it is freed with the rest. */
 		if (rc == 0 || (f->type == PROTOBUF_C_TYPE_MESSAGE &&
-				*(ProtobufCMessage **)(arr + i * esz) != NULL))
+		                *(ProtobufCMessage **)(arr + i * esz) != NULL))
 			(*count)++;
 		path_pop(d, mark);
 		if (rc)
@@ -1131,8 +1152,8 @@ static int dec_repeated(struct dec *d, const ProtobufCFieldDescriptor *f, const 
 }
 
 static int dec_field(struct dec *d, const ProtobufCMessageDescriptor *desc,
-		     const ProtobufCFieldDescriptor *f, const json_t *v, ProtobufCMessage *msg,
-		     unsigned depth)
+                     const ProtobufCFieldDescriptor *f, const json_t *v, ProtobufCMessage *msg,
+                     unsigned depth)
 {
 	char *base = (char *)msg;
 
@@ -1145,10 +1166,10 @@ static int dec_field(struct dec *d, const ProtobufCMessageDescriptor *desc,
 
 		if (*which != 0 && *which != f->id) {
 			const ProtobufCFieldDescriptor *other =
-				protobuf_c_message_descriptor_get_field(desc, *which);
+			    protobuf_c_message_descriptor_get_field(desc, *which);
 
 			return dec_fail(d, "only one field of a oneof may be set, and \"%s\" is",
-					other ? other->name : "another");
+			                other ? other->name : "another");
 		}
 		/* Set the case first: from here the member is freed with the
 		 * message, and it is still zero until a value is stored. */
@@ -1164,7 +1185,7 @@ static int dec_field(struct dec *d, const ProtobufCMessageDescriptor *desc,
 }
 
 static int dec_message(struct dec *d, const ProtobufCMessageDescriptor *desc, const json_t *j,
-		       ProtobufCMessage *msg, unsigned depth)
+                       ProtobufCMessage *msg, unsigned depth)
 {
 	uint64_t seen[4] = {0, 0, 0, 0};
 	const char *key;
@@ -1174,21 +1195,23 @@ static int dec_message(struct dec *d, const ProtobufCMessageDescriptor *desc, co
 		return dec_fail(d, "nested deeper than %u levels", d->max_depth);
 	if (!json_is_object(j))
 		return dec_fail(d, "expected %s as an object, got %s", desc->name, json_kind(j));
-	json_object_foreach((json_t *)j, key, v) {
+	json_object_foreach((json_t *)j, key, v)
+	{
 		const ProtobufCFieldDescriptor *f = find_field(desc, key);
 		size_t idx, mark;
 		int rc;
 
 		if (!f) {
 			if (d->flags & SRV_JSONPB_REJECT_UNKNOWN)
-				return dec_fail(d, "unknown field \"%.64s\" in %s", key, desc->name);
+				return dec_fail(d, "unknown field \"%.64s\" in %s", key,
+				                desc->name);
 			continue;
 		}
 		idx = (size_t)(f - desc->fields);
 		if (idx < 256) {
 			if (seen[idx / 64] & (1ull << (idx % 64)))
 				return dec_fail(d, "field \"%s\" of %s is given twice", f->name,
-						desc->name);
+				                desc->name);
 			seen[idx / 64] |= 1ull << (idx % 64);
 		}
 		mark = path_push(d, f->name, 0);
@@ -1213,8 +1236,8 @@ static void opts_resolve(const struct srv_jsonpb_opts *opts, struct srv_jsonpb_o
 
 /* Parses the scanned value and builds the message. */
 static int decode_scanned(const ProtobufCMessageDescriptor *desc, const unsigned char *data,
-			  const struct scan *s, const struct srv_jsonpb_opts *o,
-			  ProtobufCMessage **out, struct srv_jsonpb_error *err)
+                          const struct scan *s, const struct srv_jsonpb_opts *o,
+                          ProtobufCMessage **out, struct srv_jsonpb_error *err)
 {
 	struct dec d = {o->alloc, o->flags, o->max_depth, err, 0, {0}};
 	const unsigned char *text = data + s->start;
@@ -1239,7 +1262,7 @@ static int decode_scanned(const ProtobufCMessageDescriptor *desc, const unsigned
 			if (json_error_code(&jerr) == json_error_out_of_memory)
 				return dec_nomem(&d);
 			return set_err(err, MOOR_EINVAL, "invalid JSON: %s at offset %zu",
-				       jerr.text, s->start + (size_t)jerr.position);
+			               jerr.text, s->start + (size_t)jerr.position);
 		}
 	}
 	msg = dec_alloc(&d, desc->sizeof_message);
@@ -1259,8 +1282,8 @@ static int decode_scanned(const ProtobufCMessageDescriptor *desc, const unsigned
 }
 
 int srv_jsonpb_decode(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
-		      const struct srv_jsonpb_opts *opts, ProtobufCMessage **out,
-		      struct srv_jsonpb_error *err)
+                      const struct srv_jsonpb_opts *opts, ProtobufCMessage **out,
+                      struct srv_jsonpb_error *err)
 {
 	const unsigned char *p = data;
 	struct srv_jsonpb_opts o;
@@ -1272,8 +1295,8 @@ int srv_jsonpb_decode(const ProtobufCMessageDescriptor *desc, const void *data, 
 	opts_resolve(opts, &o);
 	if (len > o.max_bytes)
 		return set_err(err, MOOR_ETOOLARGE,
-			       "request body of %zu bytes exceeds the limit of %zu bytes", len,
-			       o.max_bytes);
+		               "request body of %zu bytes exceeds the limit of %zu bytes", len,
+		               o.max_bytes);
 	rc = scan_value(p, len, o.max_bytes, o.max_depth, &s, err);
 	if (rc < 0)
 		return rc;
@@ -1285,15 +1308,15 @@ int srv_jsonpb_decode(const ProtobufCMessageDescriptor *desc, const void *data, 
 	}
 	for (size_t i = s.end; i < len; i++)
 		if (!is_ws(p[i]))
-			return set_err(err, MOOR_EINVAL,
-				       "invalid JSON: unexpected data after the object at offset %zu",
-				       i);
+			return set_err(
+			    err, MOOR_EINVAL,
+			    "invalid JSON: unexpected data after the object at offset %zu", i);
 	return decode_scanned(desc, p, &s, &o, out, err);
 }
 
 int srv_jsonpb_decode_next(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
-			   bool at_eof, const struct srv_jsonpb_opts *opts, ProtobufCMessage **out,
-			   size_t *consumed, struct srv_jsonpb_error *err)
+                           bool at_eof, const struct srv_jsonpb_opts *opts, ProtobufCMessage **out,
+                           size_t *consumed, struct srv_jsonpb_error *err)
 {
 	struct srv_jsonpb_opts o;
 	struct scan s;

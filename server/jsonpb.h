@@ -116,9 +116,9 @@ int srv_jsonpb_encode_string(const ProtobufCMessage *msg, char **out, size_t *le
  * On failure *out is NULL, nothing is leaked, and err->msg says why.
  * opts may be NULL (defaults). err must not be NULL.
  */
-int srv_jsonpb_decode(const ProtobufCMessageDescriptor *desc, const void *data,
-		      size_t len, const struct srv_jsonpb_opts *opts,
-		      ProtobufCMessage **out, struct srv_jsonpb_error *err);
+int srv_jsonpb_decode(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+                      const struct srv_jsonpb_opts *opts, ProtobufCMessage **out,
+                      struct srv_jsonpb_error *err);
 
 /*
  * Decodes the next message of a streamed body (watch, lease keep-alive):
@@ -137,10 +137,9 @@ int srv_jsonpb_decode(const ProtobufCMessageDescriptor *desc, const void *data,
  * complete, a bad field) returns MOOR_EINVAL/MOOR_ETOOLARGE/MOOR_ENOMEM;
  * the stream cannot be resumed.
  */
-int srv_jsonpb_decode_next(const ProtobufCMessageDescriptor *desc, const void *data,
-			   size_t len, bool at_eof, const struct srv_jsonpb_opts *opts,
-			   ProtobufCMessage **out, size_t *consumed,
-			   struct srv_jsonpb_error *err);
+int srv_jsonpb_decode_next(const ProtobufCMessageDescriptor *desc, const void *data, size_t len,
+                           bool at_eof, const struct srv_jsonpb_opts *opts, ProtobufCMessage **out,
+                           size_t *consumed, struct srv_jsonpb_error *err);
 
 /*
  * Standard base64 with padding of `len` bytes, appended to `out`; the

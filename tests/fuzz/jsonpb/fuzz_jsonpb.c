@@ -55,7 +55,7 @@ static void round_trip(const ProtobufCMessage *m)
 }
 
 static void stream(const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t size,
-		   bool at_eof)
+                   bool at_eof)
 {
 	size_t off = 0;
 
@@ -65,7 +65,7 @@ static void stream(const ProtobufCMessageDescriptor *d, const uint8_t *data, siz
 		size_t used = 0;
 
 		if (srv_jsonpb_decode_next(d, data + off, size - off, at_eof, NULL, &m, &used,
-					   &err) != 0)
+		                           &err) != 0)
 			return;
 		check(used <= size - off, "consumed more than given");
 		off += used;

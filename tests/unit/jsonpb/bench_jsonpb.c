@@ -75,8 +75,8 @@ static void bench_encode_range(long iters)
 	moor_buf_free(&b);
 }
 
-static void bench_decode(const char *name, const ProtobufCMessageDescriptor *d,
-			 const char *json, long iters)
+static void bench_decode(const char *name, const ProtobufCMessageDescriptor *d, const char *json,
+                         long iters)
 {
 	size_t len = strlen(json);
 	struct srv_jsonpb_error err;
@@ -101,9 +101,10 @@ int main(void)
 
 	memset(value_b64, 'Q', 1368); /* 1 KiB of bytes in base64 */
 	value_b64[1368] = 0;
-	n = snprintf(put, sizeof put, "{\"key\":\"L3JlZ2lzdHJ5L3BvZHMvZGVmYXVsdC9wb2QtMQ==\","
-				      "\"value\":\"%s\",\"lease\":\"7587869013893530371\"}",
-		     value_b64);
+	n = snprintf(put, sizeof put,
+	             "{\"key\":\"L3JlZ2lzdHJ5L3BvZHMvZGVmYXVsdC9wb2QtMQ==\","
+	             "\"value\":\"%s\",\"lease\":\"7587869013893530371\"}",
+	             value_b64);
 	if (n < 0 || (size_t)n >= sizeof put)
 		return 1;
 	printf("| %-38s | %9s | %12s | %8s | %7s |\n", "case", "ops", "ops/s", "MB/s", "us/op");
@@ -111,17 +112,20 @@ int main(void)
 	       "--------------", "----------", "---------");
 	bench_encode_range(20000);
 	bench_decode("decode PutRequest, 1 KiB value", &etcdserverpb__put_request__descriptor, put,
-		     200000);
+	             200000);
 	bench_decode("decode TxnRequest, k8s update shape", &etcdserverpb__txn_request__descriptor,
-		     "{\"compare\":[{\"target\":\"MOD\",\"key\":\"L3JlZ2lzdHJ5L3BvZHMvZGVmYXVsdC9wb2QtMQ==\","
-		     "\"mod_revision\":\"123456\"}],\"success\":[{\"request_put\":{\"key\":"
-		     "\"L3JlZ2lzdHJ5L3BvZHMvZGVmYXVsdC9wb2QtMQ==\",\"value\":\"YmFy\"}}],"
-		     "\"failure\":[{\"request_range\":{\"key\":\"L3JlZ2lzdHJ5L3BvZHMvZGVmYXVsdC9wb2QtMQ==\"}}]}",
-		     200000);
-	bench_decode("decode WatchRequest, create", &etcdserverpb__watch_request__descriptor,
-		     "{\"create_request\":{\"key\":\"L3JlZ2lzdHJ5L3BvZHMv\",\"range_end\":"
-		     "\"L3JlZ2lzdHJ5L3BvZHMw\",\"start_revision\":\"123457\",\"progress_notify\":true,"
-		     "\"prev_kv\":true}}",
-		     200000);
+	             "{\"compare\":[{\"target\":\"MOD\",\"key\":"
+	             "\"L3JlZ2lzdHJ5L3BvZHMvZGVmYXVsdC9wb2QtMQ==\","
+	             "\"mod_revision\":\"123456\"}],\"success\":[{\"request_put\":{\"key\":"
+	             "\"L3JlZ2lzdHJ5L3BvZHMvZGVmYXVsdC9wb2QtMQ==\",\"value\":\"YmFy\"}}],"
+	             "\"failure\":[{\"request_range\":{\"key\":"
+	             "\"L3JlZ2lzdHJ5L3BvZHMvZGVmYXVsdC9wb2QtMQ==\"}}]}",
+	             200000);
+	bench_decode(
+	    "decode WatchRequest, create", &etcdserverpb__watch_request__descriptor,
+	    "{\"create_request\":{\"key\":\"L3JlZ2lzdHJ5L3BvZHMv\",\"range_end\":"
+	    "\"L3JlZ2lzdHJ5L3BvZHMw\",\"start_revision\":\"123457\",\"progress_notify\":true,"
+	    "\"prev_kv\":true}}",
+	    200000);
 	return 0;
 }

@@ -35,31 +35,31 @@ static void moor_errors_map_to_etcds_codes_messages_and_http_statuses(void **sta
 		int http;
 		const char *msg;
 	} cases[] = {
-		{MOOR_ECOMPACTED, 11, 400, "etcdserver: mvcc: required revision has been compacted"},
-		{MOOR_EFUTUREREV, 11, 400, "etcdserver: mvcc: required revision is a future revision"},
-		{MOOR_ENOSPACE, 8, 429, "etcdserver: mvcc: database space exceeded"},
-		{MOOR_ETOOMANYREQUESTS, 8, 429, "etcdserver: too many requests"},
-		{MOOR_ENOLEADER, 14, 503, "etcdserver: no leader"},
-		{MOOR_ETIMEOUT, 14, 503, "etcdserver: request timed out"},
-		{MOOR_EEMPTYKEY, 3, 400, "etcdserver: key is not provided"},
-		{MOOR_EDUPKEY, 3, 400, "etcdserver: duplicate key given in txn request"},
-		{MOOR_ETOOMANYOPS, 3, 400, "etcdserver: too many operations in txn request"},
-		{MOOR_ELEASENOTFOUND, 5, 404, "etcdserver: requested lease not found"},
-		{MOOR_ETOOLARGE, 3, 400, "etcdserver: request is too large"},
-		{MOOR_EVALUEPROVIDED, 3, 400, "etcdserver: value is provided"},
-		{MOOR_ELEASEPROVIDED, 3, 400, "etcdserver: lease is provided"},
-		{MOOR_EKEYNOTFOUND, 3, 400, "etcdserver: key not found"},
-		{MOOR_EMEMBEREXISTS, 9, 400, "etcdserver: member ID already exist"},
-		{MOOR_EMEMBERNOTFOUND, 5, 404, "etcdserver: member not found"},
-		{MOOR_EPEERURLEXISTS, 9, 400, "etcdserver: Peer URLs already exists"},
-		{MOOR_ETOOMANYLEARNERS, 9, 400, "etcdserver: too many learner members in cluster"},
-		{MOOR_ELEARNER, 14, 503, "etcdserver: rpc not supported for learner"},
-		{MOOR_ELEADERCHANGED, 14, 503, "etcdserver: leader changed"},
-		{MOOR_ELEASEEXISTS, 9, 400, "etcdserver: lease already exists"},
-		{MOOR_EUNAVAILABLE, 14, 503, "etcdserver: unhealthy cluster"},
-		{MOOR_ECORRUPT, 15, 500, "etcdserver: corrupt cluster"},
-		{MOOR_ENOTLEADER, 9, 400, "etcdserver: not leader"},
-		{MOOR_EWATCHCANCELED, 1, 408, "etcdserver: watch canceled"},
+	    {MOOR_ECOMPACTED, 11, 400, "etcdserver: mvcc: required revision has been compacted"},
+	    {MOOR_EFUTUREREV, 11, 400, "etcdserver: mvcc: required revision is a future revision"},
+	    {MOOR_ENOSPACE, 8, 429, "etcdserver: mvcc: database space exceeded"},
+	    {MOOR_ETOOMANYREQUESTS, 8, 429, "etcdserver: too many requests"},
+	    {MOOR_ENOLEADER, 14, 503, "etcdserver: no leader"},
+	    {MOOR_ETIMEOUT, 14, 503, "etcdserver: request timed out"},
+	    {MOOR_EEMPTYKEY, 3, 400, "etcdserver: key is not provided"},
+	    {MOOR_EDUPKEY, 3, 400, "etcdserver: duplicate key given in txn request"},
+	    {MOOR_ETOOMANYOPS, 3, 400, "etcdserver: too many operations in txn request"},
+	    {MOOR_ELEASENOTFOUND, 5, 404, "etcdserver: requested lease not found"},
+	    {MOOR_ETOOLARGE, 3, 400, "etcdserver: request is too large"},
+	    {MOOR_EVALUEPROVIDED, 3, 400, "etcdserver: value is provided"},
+	    {MOOR_ELEASEPROVIDED, 3, 400, "etcdserver: lease is provided"},
+	    {MOOR_EKEYNOTFOUND, 3, 400, "etcdserver: key not found"},
+	    {MOOR_EMEMBEREXISTS, 9, 400, "etcdserver: member ID already exist"},
+	    {MOOR_EMEMBERNOTFOUND, 5, 404, "etcdserver: member not found"},
+	    {MOOR_EPEERURLEXISTS, 9, 400, "etcdserver: Peer URLs already exists"},
+	    {MOOR_ETOOMANYLEARNERS, 9, 400, "etcdserver: too many learner members in cluster"},
+	    {MOOR_ELEARNER, 14, 503, "etcdserver: rpc not supported for learner"},
+	    {MOOR_ELEADERCHANGED, 14, 503, "etcdserver: leader changed"},
+	    {MOOR_ELEASEEXISTS, 9, 400, "etcdserver: lease already exists"},
+	    {MOOR_EUNAVAILABLE, 14, 503, "etcdserver: unhealthy cluster"},
+	    {MOOR_ECORRUPT, 15, 500, "etcdserver: corrupt cluster"},
+	    {MOOR_ENOTLEADER, 9, 400, "etcdserver: not leader"},
+	    {MOOR_EWATCHCANCELED, 1, 408, "etcdserver: watch canceled"},
 	};
 	struct srv_gw_error e;
 
@@ -76,7 +76,7 @@ static void every_moor_error_code_has_an_etcd_status(void **state)
 {
 	static const int codes[] = {
 #define CODE(name, value, msg) name,
-		MOOR_ERRORS(CODE)
+	    MOOR_ERRORS(CODE)
 #undef CODE
 	};
 	struct srv_gw_error e;
@@ -88,9 +88,9 @@ static void every_moor_error_code_has_an_etcd_status(void **state)
 		srv_gw_error_from_code(codes[i], &e);
 		if (e.grpc_code == SRV_GRPC_UNKNOWN)
 			print_message("note: %s has no etcd status and maps to Unknown\n",
-				      moor_errname(codes[i]));
+			              moor_errname(codes[i]));
 		assert_true(strncmp(e.message, "etcdserver: ", 12) == 0 ||
-			    e.grpc_code == SRV_GRPC_UNKNOWN);
+		            e.grpc_code == SRV_GRPC_UNKNOWN);
 	}
 }
 
@@ -111,7 +111,7 @@ static void unmapped_codes_are_unknown_with_their_message(void **state)
 static void grpc_codes_map_to_grpc_gateway_v1_http_statuses(void **state)
 {
 	static const int want[17] = {200, 408, 500, 400, 504, 404, 409, 403, 429,
-				     400, 409, 400, 501, 500, 503, 500, 401};
+	                             400, 409, 400, 501, 500, 503, 500, 401};
 
 	(void)state;
 	for (int c = 0; c < 17; c++)
@@ -134,12 +134,12 @@ static void the_unary_error_body_is_etcd_3_5s(void **state)
 	srv_gw_error_from_code(MOOR_ECOMPACTED, &e);
 	assert_int_equal(srv_gw_write_error(&b, &e), 0);
 	assert_body(&b, "{\"error\":\"etcdserver: mvcc: required revision has been compacted\","
-			"\"code\":11,\"message\":\"etcdserver: mvcc: required revision has been "
-			"compacted\"}");
+	                "\"code\":11,\"message\":\"etcdserver: mvcc: required revision has been "
+	                "compacted\"}");
 	srv_gw_error_set(&e, SRV_GRPC_INVALID_ARGUMENT, "field \"%s\": <bad> \"x\"", "key");
 	assert_int_equal(srv_gw_write_error(&b, &e), 0);
 	assert_body(&b, "{\"error\":\"field \\\"key\\\": \\u003cbad\\u003e \\\"x\\\"\",\"code\":3,"
-			"\"message\":\"field \\\"key\\\": \\u003cbad\\u003e \\\"x\\\"\"}");
+	                "\"message\":\"field \\\"key\\\": \\u003cbad\\u003e \\\"x\\\"\"}");
 	moor_buf_free(&b);
 }
 
@@ -153,7 +153,7 @@ static void the_stream_error_chunk_carries_both_codes_and_the_status_text(void *
 	srv_gw_error_from_code(MOOR_ENOLEADER, &e);
 	assert_int_equal(srv_gw_write_stream_error(&b, &e), 0);
 	assert_body(&b, "{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":\"etcdserver: "
-			"no leader\",\"http_status\":\"Service Unavailable\"}}");
+	                "no leader\",\"http_status\":\"Service Unavailable\"}}");
 	moor_buf_free(&b);
 }
 
@@ -172,7 +172,7 @@ static void unknown_paths_and_wrong_methods_get_the_gateways_bodies(void **state
 	assert_int_equal(e.http_status, 405);
 	assert_int_equal(srv_gw_write_error(&b, &e), 0);
 	assert_body(&b, "{\"error\":\"Method Not Allowed\",\"code\":12,\"message\":\"Method Not "
-			"Allowed\"}");
+	                "Allowed\"}");
 	moor_buf_free(&b);
 }
 
@@ -219,7 +219,8 @@ static void gateway_paths_resolve_under_every_prefix(void **state)
 	assert_int_equal(find("/v3/maintenance/snapshot")->kind, SRV_GW_SERVER_STREAM);
 	assert_int_equal(find("/v3/maintenance/transfer-leadership")->rpc, SRV_RPC_MOVE_LEADER);
 	assert_int_equal(find("/v3/lock/lock")->rpc, SRV_RPC_LOCK);
-	assert_ptr_equal(find("/v3/election/campaign")->request, &v3lockpb__campaign_request__descriptor);
+	assert_ptr_equal(find("/v3/election/campaign")->request,
+	                 &v3lockpb__campaign_request__descriptor);
 	assert_int_equal(find("/v3/election/observe")->kind, SRV_GW_SERVER_STREAM);
 	assert_null(find("/v3/kv/ranges"));
 	assert_null(find("/v3/kv/rang"));
@@ -254,16 +255,16 @@ static void decoding_a_bad_body_gives_invalid_argument_and_the_reason(void **sta
 
 	(void)state;
 	assert_int_equal(srv_gw_decode_request(&etcdserverpb__range_request__descriptor, body,
-					       strlen(body), NULL, &m, &e),
-			 MOOR_EINVAL);
+	                                       strlen(body), NULL, &m, &e),
+	                 MOOR_EINVAL);
 	assert_null(m);
 	assert_int_equal(e.grpc_code, SRV_GRPC_INVALID_ARGUMENT);
 	assert_int_equal(e.http_status, 400);
 	assert_string_equal(e.message, "field \"sort_order\": unknown value \"SIDEWAYS\" for "
-				       "enum etcdserverpb.RangeRequest.SortOrder");
-	assert_int_equal(srv_gw_decode_request(&etcdserverpb__range_request__descriptor, "{", 1,
-					       NULL, &m, &e),
-			 MOOR_EINVAL);
+	                               "enum etcdserverpb.RangeRequest.SortOrder");
+	assert_int_equal(
+	    srv_gw_decode_request(&etcdserverpb__range_request__descriptor, "{", 1, NULL, &m, &e),
+	    MOOR_EINVAL);
 	assert_string_equal(e.message, "invalid JSON: unexpected end of input");
 }
 
@@ -282,18 +283,19 @@ static void a_request_over_the_grpc_limit_is_resource_exhausted(void **state)
 	memset(body + n, 'A', vlen);
 	n += vlen;
 	n += (size_t)sprintf(body + n, "\"}");
-	assert_int_equal(srv_gw_decode_request(&etcdserverpb__put_request__descriptor, body, n,
-					       &lim, &m, &e),
-			 MOOR_ETOOLARGE);
+	assert_int_equal(
+	    srv_gw_decode_request(&etcdserverpb__put_request__descriptor, body, n, &lim, &m, &e),
+	    MOOR_ETOOLARGE);
 	assert_null(m);
 	assert_int_equal(e.grpc_code, SRV_GRPC_RESOURCE_EXHAUSTED);
 	assert_int_equal(e.http_status, 429);
-	assert_string_equal(e.message, "grpc: received message larger than max (537609 vs. 525312)");
+	assert_string_equal(e.message,
+	                    "grpc: received message larger than max (537609 vs. 525312)");
 	/* Within the limit it decodes. */
 	lim.max_request_bytes = SRV_GW_DEFAULT_MAX_REQUEST_BYTES;
-	assert_int_equal(srv_gw_decode_request(&etcdserverpb__put_request__descriptor, body, n,
-					       &lim, &m, &e),
-			 0);
+	assert_int_equal(
+	    srv_gw_decode_request(&etcdserverpb__put_request__descriptor, body, n, &lim, &m, &e),
+	    0);
 	assert_int_equal(e.grpc_code, 0);
 	assert_int_equal(((Etcdserverpb__PutRequest *)m)->value.len, vlen / 4 * 3);
 	protobuf_c_message_free_unpacked(m, NULL);
@@ -308,15 +310,15 @@ static void streamed_requests_decode_through_the_gateway_layer(void **state)
 	size_t used;
 
 	(void)state;
-	assert_int_equal(srv_gw_decode_next(&etcdserverpb__lease_keep_alive_request__descriptor,
-					    s, strlen(s), true, NULL, &m, &used, &e),
-			 0);
+	assert_int_equal(srv_gw_decode_next(&etcdserverpb__lease_keep_alive_request__descriptor, s,
+	                                    strlen(s), true, NULL, &m, &used, &e),
+	                 0);
 	assert_int_equal(((Etcdserverpb__LeaseKeepAliveRequest *)m)->id, 5);
 	protobuf_c_message_free_unpacked(m, NULL);
 	s += used;
-	assert_int_equal(srv_gw_decode_next(&etcdserverpb__lease_keep_alive_request__descriptor,
-					    s, strlen(s), true, NULL, &m, &used, &e),
-			 MOOR_EINVAL);
+	assert_int_equal(srv_gw_decode_next(&etcdserverpb__lease_keep_alive_request__descriptor, s,
+	                                    strlen(s), true, NULL, &m, &used, &e),
+	                 MOOR_EINVAL);
 	assert_null(m);
 	assert_int_equal(e.http_status, 400);
 	assert_string_equal(e.message, "field \"ID\": \"x\" is not an integer (int64)");
@@ -325,19 +327,19 @@ static void streamed_requests_decode_through_the_gateway_layer(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(moor_errors_map_to_etcds_codes_messages_and_http_statuses),
-		cmocka_unit_test(every_moor_error_code_has_an_etcd_status),
-		cmocka_unit_test(unmapped_codes_are_unknown_with_their_message),
-		cmocka_unit_test(grpc_codes_map_to_grpc_gateway_v1_http_statuses),
-		cmocka_unit_test(the_unary_error_body_is_etcd_3_5s),
-		cmocka_unit_test(the_stream_error_chunk_carries_both_codes_and_the_status_text),
-		cmocka_unit_test(unknown_paths_and_wrong_methods_get_the_gateways_bodies),
-		cmocka_unit_test(a_body_that_cannot_grow_is_left_unchanged),
-		cmocka_unit_test(gateway_paths_resolve_under_every_prefix),
-		cmocka_unit_test(every_rpc_has_a_route),
-		cmocka_unit_test(decoding_a_bad_body_gives_invalid_argument_and_the_reason),
-		cmocka_unit_test(a_request_over_the_grpc_limit_is_resource_exhausted),
-		cmocka_unit_test(streamed_requests_decode_through_the_gateway_layer),
+	    cmocka_unit_test(moor_errors_map_to_etcds_codes_messages_and_http_statuses),
+	    cmocka_unit_test(every_moor_error_code_has_an_etcd_status),
+	    cmocka_unit_test(unmapped_codes_are_unknown_with_their_message),
+	    cmocka_unit_test(grpc_codes_map_to_grpc_gateway_v1_http_statuses),
+	    cmocka_unit_test(the_unary_error_body_is_etcd_3_5s),
+	    cmocka_unit_test(the_stream_error_chunk_carries_both_codes_and_the_status_text),
+	    cmocka_unit_test(unknown_paths_and_wrong_methods_get_the_gateways_bodies),
+	    cmocka_unit_test(a_body_that_cannot_grow_is_left_unchanged),
+	    cmocka_unit_test(gateway_paths_resolve_under_every_prefix),
+	    cmocka_unit_test(every_rpc_has_a_route),
+	    cmocka_unit_test(decoding_a_bad_body_gives_invalid_argument_and_the_reason),
+	    cmocka_unit_test(a_request_over_the_grpc_limit_is_resource_exhausted),
+	    cmocka_unit_test(streamed_requests_decode_through_the_gateway_layer),
 	};
 
 	return cmocka_run_group_tests_name("gateway_errors", tests, NULL, NULL);

@@ -46,7 +46,7 @@ static void assert_encodes_as(const void *msg, const char *want)
 }
 
 static void *dec_opts(const ProtobufCMessageDescriptor *d, const char *json,
-		      const struct srv_jsonpb_opts *o)
+                      const struct srv_jsonpb_opts *o)
 {
 	ProtobufCMessage *m = NULL;
 	struct srv_jsonpb_error err;
@@ -65,8 +65,7 @@ static void *dec(const ProtobufCMessageDescriptor *d, const char *json)
 }
 
 static void assert_rejected_opts(const ProtobufCMessageDescriptor *d, const char *json,
-				 const struct srv_jsonpb_opts *o, int want_rc,
-				 const char *want_msg)
+                                 const struct srv_jsonpb_opts *o, int want_rc, const char *want_msg)
 {
 	ProtobufCMessage *m = (void *)1;
 	struct srv_jsonpb_error err;
@@ -80,7 +79,7 @@ static void assert_rejected_opts(const ProtobufCMessageDescriptor *d, const char
 }
 
 static void assert_rejected(const ProtobufCMessageDescriptor *d, const char *json,
-			    const char *want_msg)
+                            const char *want_msg)
 {
 	assert_rejected_opts(d, json, NULL, MOOR_EINVAL, want_msg);
 }
@@ -131,8 +130,7 @@ static bool oneof_last_member(const ProtobufCMessageDescriptor *d, unsigned i)
 
 static void fill_message(ProtobufCMessage *m, unsigned seed, unsigned depth);
 
-static void fill_value(const ProtobufCFieldDescriptor *f, void *p, unsigned seed,
-		       unsigned depth)
+static void fill_value(const ProtobufCFieldDescriptor *f, void *p, unsigned seed, unsigned depth)
 {
 	switch (f->type) {
 	case PROTOBUF_C_TYPE_INT32:
@@ -285,7 +283,7 @@ static Etcdserverpb__ResponseHeader sample_header(void)
 	return h;
 }
 
-#define HEADER_JSON                                                                     \
+#define HEADER_JSON                                                                        \
 	"{\"cluster_id\":\"14841639068965178418\",\"member_id\":\"10276657743932975437\"," \
 	"\"revision\":\"2\",\"raft_term\":\"3\"}"
 
@@ -316,8 +314,8 @@ static void range_response_lists_kvs_with_base64_bytes_and_omits_zero_fields(voi
 	r.n_kvs = 1;
 	r.count = 1;
 	assert_encodes_as(&r, "{\"header\":" HEADER_JSON ",\"kvs\":[{\"key\":\"Zm9v\","
-			      "\"create_revision\":\"2\",\"mod_revision\":\"2\",\"version\":\"1\","
-			      "\"value\":\"YmFy\"}],\"count\":\"1\"}");
+	                      "\"create_revision\":\"2\",\"mod_revision\":\"2\",\"version\":\"1\","
+	                      "\"value\":\"YmFy\"}],\"count\":\"1\"}");
 }
 
 static void watch_event_names_delete_and_omits_put_because_it_is_zero(void **state)
@@ -343,10 +341,11 @@ static void watch_event_names_delete_and_omits_put_because_it_is_zero(void **sta
 	w.watch_id = 0;
 	w.events = evs;
 	w.n_events = 2;
-	assert_encodes_as(&w, "{\"header\":{\"revision\":\"5\"},\"events\":["
-			      "{\"kv\":{\"key\":\"YQ==\",\"create_revision\":\"4\","
-			      "\"mod_revision\":\"4\",\"version\":\"1\",\"value\":\"MQ==\"}},"
-			      "{\"type\":\"DELETE\",\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"5\"}}]}");
+	assert_encodes_as(
+	    &w, "{\"header\":{\"revision\":\"5\"},\"events\":["
+	        "{\"kv\":{\"key\":\"YQ==\",\"create_revision\":\"4\","
+	        "\"mod_revision\":\"4\",\"version\":\"1\",\"value\":\"MQ==\"}},"
+	        "{\"type\":\"DELETE\",\"kv\":{\"key\":\"YQ==\",\"mod_revision\":\"5\"}}]}");
 }
 
 static void created_watch_shows_created_and_header_only(void **state)
@@ -361,14 +360,15 @@ static void created_watch_shows_created_and_header_only(void **state)
 	w.created = 1;
 	moor_buf_init(&b, NULL);
 	assert_int_equal(srv_jsonpb_encode_result(&w.base, &b), 0);
-	assert_int_equal(b.len, strlen("{\"result\":{\"header\":{\"cluster_id\":\"14841639068965178418\","
-				       "\"member_id\":\"10276657743932975437\",\"revision\":\"1\","
-				       "\"raft_term\":\"3\"},\"created\":true}}\n"));
+	assert_int_equal(b.len,
+	                 strlen("{\"result\":{\"header\":{\"cluster_id\":\"14841639068965178418\","
+	                        "\"member_id\":\"10276657743932975437\",\"revision\":\"1\","
+	                        "\"raft_term\":\"3\"},\"created\":true}}\n"));
 	assert_memory_equal(b.data,
-			    "{\"result\":{\"header\":{\"cluster_id\":\"14841639068965178418\","
-			    "\"member_id\":\"10276657743932975437\",\"revision\":\"1\","
-			    "\"raft_term\":\"3\"},\"created\":true}}\n",
-			    b.len);
+	                    "{\"result\":{\"header\":{\"cluster_id\":\"14841639068965178418\","
+	                    "\"member_id\":\"10276657743932975437\",\"revision\":\"1\","
+	                    "\"raft_term\":\"3\"},\"created\":true}}\n",
+	                    b.len);
 	moor_buf_free(&b);
 }
 
@@ -377,15 +377,15 @@ static void created_watch_shows_created_and_header_only(void **state)
 static void status_and_member_list_match_bodies_printed_by_etcd(void **state)
 {
 	static const char status_json[] =
-		"{\"header\":{\"cluster_id\":\"14841639068965178418\",\"member_id\":"
-		"\"10276657743932975437\",\"revision\":\"95\",\"raft_term\":\"8\"},\"version\":"
-		"\"3.4.0\",\"dbSize\":\"40960\",\"leader\":\"10276657743932975437\",\"raftIndex\":"
-		"\"158\",\"raftTerm\":\"8\",\"raftAppliedIndex\":\"158\",\"dbSizeInUse\":\"32768\"}";
+	    "{\"header\":{\"cluster_id\":\"14841639068965178418\",\"member_id\":"
+	    "\"10276657743932975437\",\"revision\":\"95\",\"raft_term\":\"8\"},\"version\":"
+	    "\"3.4.0\",\"dbSize\":\"40960\",\"leader\":\"10276657743932975437\",\"raftIndex\":"
+	    "\"158\",\"raftTerm\":\"8\",\"raftAppliedIndex\":\"158\",\"dbSizeInUse\":\"32768\"}";
 	static const char members_json[] =
-		"{\"header\":{\"cluster_id\":\"2037210783374497686\",\"member_id\":"
-		"\"13195394291058371180\",\"raft_term\":\"3\"},\"members\":[{\"ID\":"
-		"\"13195394291058371180\",\"name\":\"node1\",\"peerURLs\":[\"http://127.0.0.1:2380\"],"
-		"\"clientURLs\":[\"http://127.0.0.1:2379\"]}]}";
+	    "{\"header\":{\"cluster_id\":\"2037210783374497686\",\"member_id\":"
+	    "\"13195394291058371180\",\"raft_term\":\"3\"},\"members\":[{\"ID\":"
+	    "\"13195394291058371180\",\"name\":\"node1\",\"peerURLs\":[\"http://127.0.0.1:2380\"],"
+	    "\"clientURLs\":[\"http://127.0.0.1:2379\"]}]}";
 	Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
 	Etcdserverpb__StatusResponse st = ETCDSERVERPB__STATUS_RESPONSE__INIT;
 	Etcdserverpb__MemberListResponse ml = ETCDSERVERPB__MEMBER_LIST_RESPONSE__INIT;
@@ -464,8 +464,8 @@ static void enums_are_names_and_unknown_values_numbers(void **state)
 	Etcdserverpb__RangeRequest r = ETCDSERVERPB__RANGE_REQUEST__INIT;
 	Etcdserverpb__WatchCreateRequest w = ETCDSERVERPB__WATCH_CREATE_REQUEST__INIT;
 	Etcdserverpb__WatchCreateRequest__FilterType f[2] = {
-		ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NOPUT,
-		ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NODELETE};
+	    ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NOPUT,
+	    ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NODELETE};
 
 	(void)state;
 	r.sort_order = ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__DESCEND;
@@ -491,8 +491,8 @@ static void original_field_names_are_kept_as_the_proto_spells_them(void **state)
 	m.n_clienturls = 1;
 	m.islearner = 1;
 	assert_encodes_as(&m, "{\"ID\":\"13195394291058371180\",\"name\":\"node1\","
-			      "\"peerURLs\":[\"http://127.0.0.1:2380\"],"
-			      "\"clientURLs\":[\"http://127.0.0.1:2380\"],\"isLearner\":true}");
+	                      "\"peerURLs\":[\"http://127.0.0.1:2380\"],"
+	                      "\"clientURLs\":[\"http://127.0.0.1:2380\"],\"isLearner\":true}");
 	t.id = 7;
 	t.ttl = -1;
 	t.grantedttl = 60;
@@ -516,7 +516,7 @@ static void strings_are_escaped_as_go_escapes_them(void **state)
 	(void)state;
 	m.name = "a<b>&\"\\\n\t\x01\b\f\x7f \xc3\xa9 \xe2\x80\xa8\xe2\x80\xa9 \xff\xc3";
 	assert_encodes_as(&m, "{\"name\":\"a\\u003cb\\u003e\\u0026\\\"\\\\\\n\\t\\u0001\\b\\f\x7f "
-			      "\xc3\xa9 \\u2028\\u2029 \\ufffd\\ufffd\"}");
+	                      "\xc3\xa9 \\u2028\\u2029 \\ufffd\\ufffd\"}");
 }
 
 static void base64_padding_follows_the_length(void **state)
@@ -537,7 +537,8 @@ static void base64_padding_follows_the_length(void **state)
 static void an_encoding_failure_leaves_the_buffer_as_it_was(void **state)
 {
 	struct moor_alloc_failing fa;
-	Etcdserverpb__RangeResponse *r = (void *)new_filled(&etcdserverpb__range_response__descriptor, 3);
+	Etcdserverpb__RangeResponse *r =
+	    (void *)new_filled(&etcdserverpb__range_response__descriptor, 3);
 	struct moor_buf b;
 	int rc = MOOR_ENOMEM;
 	long n;
@@ -600,9 +601,9 @@ static void every_gateway_message_round_trips_with_every_field_set(void **state)
 static void nested_messages_and_oneofs_round_trip(void **state)
 {
 	const ProtobufCMessageDescriptor *ds[] = {
-		&etcdserverpb__request_op__descriptor, &etcdserverpb__response_op__descriptor,
-		&etcdserverpb__compare__descriptor, &mvccpb__event__descriptor,
-		&etcdserverpb__watch_request__descriptor, &v3lockpb__leader_key__descriptor,
+	    &etcdserverpb__request_op__descriptor,    &etcdserverpb__response_op__descriptor,
+	    &etcdserverpb__compare__descriptor,       &mvccpb__event__descriptor,
+	    &etcdserverpb__watch_request__descriptor, &v3lockpb__leader_key__descriptor,
 	};
 
 	(void)state;
@@ -625,11 +626,11 @@ static void decoding_accepts_proto_names_and_camel_case(void **state)
 
 	(void)state;
 	a = dec(&etcdserverpb__range_request__descriptor,
-		"{\"key\":\"Zm9v\",\"range_end\":\"Zm9w\",\"sort_order\":\"DESCEND\","
-		"\"sort_target\":\"MOD\",\"keys_only\":true,\"min_mod_revision\":\"5\"}");
+	        "{\"key\":\"Zm9v\",\"range_end\":\"Zm9w\",\"sort_order\":\"DESCEND\","
+	        "\"sort_target\":\"MOD\",\"keys_only\":true,\"min_mod_revision\":\"5\"}");
 	b = dec(&etcdserverpb__range_request__descriptor,
-		"{\"key\":\"Zm9v\",\"rangeEnd\":\"Zm9w\",\"sortOrder\":\"DESCEND\","
-		"\"sortTarget\":\"MOD\",\"keysOnly\":true,\"minModRevision\":\"5\"}");
+	        "{\"key\":\"Zm9v\",\"rangeEnd\":\"Zm9w\",\"sortOrder\":\"DESCEND\","
+	        "\"sortTarget\":\"MOD\",\"keysOnly\":true,\"minModRevision\":\"5\"}");
 	assert_bin(a->key, "foo");
 	assert_bin(a->range_end, "fop");
 	assert_int_equal(a->sort_order, ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__DESCEND);
@@ -648,15 +649,16 @@ static void etcds_documented_txn_example_decodes(void **state)
 	(void)state;
 	/* From etcd's dev-guide/api_grpc_gateway.md. */
 	t = dec(&etcdserverpb__txn_request__descriptor,
-		"{\"compare\":[{\"target\":\"CREATE\",\"key\":\"Zm9v\",\"createRevision\":\"2\"}],"
-		"\"success\":[{\"requestPut\":{\"key\":\"Zm9v\",\"value\":\"YmFy\"}}]}");
+	        "{\"compare\":[{\"target\":\"CREATE\",\"key\":\"Zm9v\",\"createRevision\":\"2\"}],"
+	        "\"success\":[{\"requestPut\":{\"key\":\"Zm9v\",\"value\":\"YmFy\"}}]}");
 	assert_int_equal(t->n_compare, 1);
 	assert_int_equal(t->compare[0]->target, ETCDSERVERPB__COMPARE__COMPARE_TARGET__CREATE);
 	assert_int_equal(t->compare[0]->target_union_case,
-			 ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION);
+	                 ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION);
 	assert_int_equal(t->compare[0]->create_revision, 2);
 	assert_int_equal(t->n_success, 1);
-	assert_int_equal(t->success[0]->request_case, ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT);
+	assert_int_equal(t->success[0]->request_case,
+	                 ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT);
 	assert_bin(t->success[0]->request_put->value, "bar");
 	assert_int_equal(t->n_failure, 0);
 	free_msg(t);
@@ -673,7 +675,7 @@ static void original_uppercase_names_decode(void **state)
 	assert_int_equal(g->id, 7);
 	free_msg(g);
 	m = dec(&etcdserverpb__member_add_request__descriptor,
-		"{\"peerURLs\":[\"http://10.0.0.1:2380\",\"\"],\"isLearner\":true}");
+	        "{\"peerURLs\":[\"http://10.0.0.1:2380\",\"\"],\"isLearner\":true}");
 	assert_int_equal(m->n_peerurls, 2);
 	assert_string_equal(m->peerurls[0], "http://10.0.0.1:2380");
 	assert_string_equal(m->peerurls[1], "");
@@ -687,19 +689,20 @@ static void int64_is_read_from_strings_and_numbers(void **state)
 		const char *json;
 		int64_t want;
 	} ok[] = {
-		{"{\"limit\":10}", 10},
-		{"{\"limit\":\"10\"}", 10},
-		{"{\"limit\":-1}", -1},
-		{"{\"limit\":\"-9223372036854775808\"}", INT64_MIN},
-		{"{\"limit\":9223372036854775807}", INT64_MAX},
-		{"{\"limit\":1e3}", 1000},
-		{"{\"limit\":2.0}", 2},
-		{"{\"limit\":\"0\"}", 0},
+	    {"{\"limit\":10}", 10},
+	    {"{\"limit\":\"10\"}", 10},
+	    {"{\"limit\":-1}", -1},
+	    {"{\"limit\":\"-9223372036854775808\"}", INT64_MIN},
+	    {"{\"limit\":9223372036854775807}", INT64_MAX},
+	    {"{\"limit\":1e3}", 1000},
+	    {"{\"limit\":2.0}", 2},
+	    {"{\"limit\":\"0\"}", 0},
 	};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
-		Etcdserverpb__RangeRequest *r = dec(&etcdserverpb__range_request__descriptor, ok[i].json);
+		Etcdserverpb__RangeRequest *r =
+		    dec(&etcdserverpb__range_request__descriptor, ok[i].json);
 
 		assert_int_equal(r->limit, ok[i].want);
 		free_msg(r);
@@ -717,9 +720,10 @@ static void int64_rejects_fractions_garbage_and_out_of_range_values(void **state
 	assert_rejected(d, "{\"limit\":\"\"}", "\"\" is not an integer");
 	assert_rejected(d, "{\"limit\":\" 1\"}", "is not an integer");
 	assert_rejected(d, "{\"limit\":\"-\"}", "is not an integer");
-	assert_rejected(d, "{\"limit\":true}", "expected int64 as a number or a decimal string, got boolean");
+	assert_rejected(d, "{\"limit\":true}",
+	                "expected int64 as a number or a decimal string, got boolean");
 	assert_rejected(d, "{\"limit\":9223372036854775808}",
-			"9223372036854775808\" is out of range for int64");
+	                "9223372036854775808\" is out of range for int64");
 	assert_rejected(d, "{\"limit\":\"-9223372036854775809\"}", "out of range for int64");
 	assert_rejected(d, "{\"limit\":\"99999999999999999999999\"}", "out of range for int64");
 	assert_rejected(d, "{\"limit\":123456789012345678901234567890}", "out of range for int64");
@@ -741,10 +745,10 @@ static void uint64_ids_beyond_int64_are_accepted_as_numbers_and_strings(void **s
 	free_msg(b);
 	/* A big literal inside a string value is left alone. */
 	a = dec(&etcdserverpb__member_update_request__descriptor,
-		"{\"peerURLs\":[\"18446744073709551615\"],\"ID\":9223372036854775808}");
+	        "{\"peerURLs\":[\"18446744073709551615\"],\"ID\":9223372036854775808}");
 	assert_true(((Etcdserverpb__MemberUpdateRequest *)a)->id == 9223372036854775808ull);
 	assert_string_equal(((Etcdserverpb__MemberUpdateRequest *)a)->peerurls[0],
-			    "18446744073709551615");
+	                    "18446744073709551615");
 	free_msg(a);
 	assert_rejected(d, "{\"ID\":18446744073709551616}", "out of range for uint64");
 	assert_rejected(d, "{\"ID\":-1}", "-1 is out of range for uint64");
@@ -763,16 +767,16 @@ static void thirty_two_bit_fields_check_their_range(void **state)
 	h = dec(d, "{\"hash\":\"12\"}");
 	assert_int_equal(h->hash, 12);
 	free_msg(h);
-	assert_rejected(d, "{\"hash\":4294967296}", "field \"hash\": 4294967296 is out of range for uint32");
+	assert_rejected(d, "{\"hash\":4294967296}",
+	                "field \"hash\": 4294967296 is out of range for uint32");
 	assert_rejected(d, "{\"hash\":-1}", "out of range for uint32");
 }
 
 static void bytes_accept_standard_and_url_safe_base64_with_or_without_padding(void **state)
 {
 	static const char *const forms[] = {
-		"{\"key\":\"+/8A+w==\"}", "{\"key\":\"+/8A+w\"}",
-		"{\"key\":\"-_8A-w==\"}", "{\"key\":\"-_8A-w\"}",
-		"{\"key\":\"+/8A\\n+w==\"}",
+	    "{\"key\":\"+/8A+w==\"}", "{\"key\":\"+/8A+w\"}",      "{\"key\":\"-_8A-w==\"}",
+	    "{\"key\":\"-_8A-w\"}",   "{\"key\":\"+/8A\\n+w==\"}",
 	};
 	static const uint8_t want[4] = {0xfb, 0xff, 0x00, 0xfb};
 
@@ -791,13 +795,16 @@ static void invalid_base64_is_rejected_with_its_position(void **state)
 	const ProtobufCMessageDescriptor *d = &etcdserverpb__put_request__descriptor;
 
 	(void)state;
-	assert_rejected(d, "{\"key\":\"Zm9v!\"}", "field \"key\": invalid base64 data at input byte 4");
-	assert_rejected(d, "{\"key\":\"Zm9vY\"}", "field \"key\": invalid base64 data: bad length or padding");
+	assert_rejected(d, "{\"key\":\"Zm9v!\"}",
+	                "field \"key\": invalid base64 data at input byte 4");
+	assert_rejected(d, "{\"key\":\"Zm9vY\"}",
+	                "field \"key\": invalid base64 data: bad length or padding");
 	assert_rejected(d, "{\"key\":\"Zm=9v\"}", "invalid base64 data at input byte 3");
 	assert_rejected(d, "{\"key\":\"Zm9vYg=\"}", "bad length or padding");
 	assert_rejected(d, "{\"key\":\"Zm9v===\"}", "bad length or padding");
 	assert_rejected(d, "{\"key\":\"+_8A\"}", "invalid base64 data at input byte 0");
-	assert_rejected(d, "{\"value\":5}", "field \"value\": expected bytes as a base64 string, got number");
+	assert_rejected(d, "{\"value\":5}",
+	                "field \"value\": expected bytes as a base64 string, got number");
 }
 
 static void enums_decode_by_name_or_number_and_unknown_names_are_named(void **state)
@@ -814,13 +821,14 @@ static void enums_decode_by_name_or_number_and_unknown_names_are_named(void **st
 	assert_int_equal(r->sort_order, 9);
 	free_msg(r);
 	assert_rejected(d, "{\"sort_order\":\"descend\"}",
-			"field \"sort_order\": unknown value \"descend\" for enum "
-			"etcdserverpb.RangeRequest.SortOrder");
-	assert_rejected(d, "{\"sort_order\":true}", "expected enum etcdserverpb.RangeRequest.SortOrder");
+	                "field \"sort_order\": unknown value \"descend\" for enum "
+	                "etcdserverpb.RangeRequest.SortOrder");
+	assert_rejected(d, "{\"sort_order\":true}",
+	                "expected enum etcdserverpb.RangeRequest.SortOrder");
 	assert_rejected(d, "{\"sort_order\":4294967296}", "out of range");
 	assert_rejected(&etcdserverpb__watch_request__descriptor,
-			"{\"create_request\":{\"filters\":[\"NOPUT\",\"NOPE\"]}}",
-			"field \"create_request.filters[1]\": unknown value \"NOPE\"");
+	                "{\"create_request\":{\"filters\":[\"NOPUT\",\"NOPE\"]}}",
+	                "field \"create_request.filters[1]\": unknown value \"NOPE\"");
 }
 
 static void null_means_the_default(void **state)
@@ -829,14 +837,16 @@ static void null_means_the_default(void **state)
 
 	(void)state;
 	t = dec(&etcdserverpb__txn_request__descriptor,
-		"{\"compare\":null,\"success\":[{\"request_range\":null,\"request_put\":{\"key\":null}}]}");
+	        "{\"compare\":null,\"success\":[{\"request_range\":null,\"request_put\":{\"key\":"
+	        "null}}]}");
 	assert_int_equal(t->n_compare, 0);
 	assert_int_equal(t->n_success, 1);
-	assert_int_equal(t->success[0]->request_case, ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT);
+	assert_int_equal(t->success[0]->request_case,
+	                 ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT);
 	assert_int_equal(t->success[0]->request_put->key.len, 0);
 	free_msg(t);
 	assert_rejected(&etcdserverpb__txn_request__descriptor, "{\"success\":[null]}",
-			"field \"success[0]\": null is not allowed in a repeated field");
+	                "field \"success[0]\": null is not allowed in a repeated field");
 }
 
 static void unknown_fields_are_ignored_unless_asked_to_reject_them(void **state)
@@ -850,26 +860,28 @@ static void unknown_fields_are_ignored_unless_asked_to_reject_them(void **state)
 	assert_bin(p->key, "foo");
 	free_msg(p);
 	assert_rejected_opts(&etcdserverpb__put_request__descriptor, json, &strict, MOOR_EINVAL,
-			     "unknown field \"future_field\" in etcdserverpb.PutRequest");
+	                     "unknown field \"future_field\" in etcdserverpb.PutRequest");
 }
 
 static void wrong_types_name_the_field_and_the_expected_type(void **state)
 {
 	(void)state;
 	assert_rejected(&etcdserverpb__range_request__descriptor, "{\"serializable\":\"true\"}",
-			"field \"serializable\": expected bool (true or false), got string");
+	                "field \"serializable\": expected bool (true or false), got string");
 	assert_rejected(&etcdserverpb__txn_request__descriptor, "{\"success\":{}}",
-			"field \"success\": expected an array, got object");
+	                "field \"success\": expected an array, got object");
+	assert_rejected(
+	    &etcdserverpb__txn_request__descriptor,
+	    "{\"success\":[{\"request_range\":{}},{\"request_put\":{\"lease\":\"x\"}}]}",
+	    "field \"success[1].request_put.lease\": \"x\" is not an integer (int64)");
 	assert_rejected(&etcdserverpb__txn_request__descriptor,
-			"{\"success\":[{\"request_range\":{}},{\"request_put\":{\"lease\":\"x\"}}]}",
-			"field \"success[1].request_put.lease\": \"x\" is not an integer (int64)");
-	assert_rejected(&etcdserverpb__txn_request__descriptor, "{\"success\":[{\"request_put\":[]}]}",
-			"field \"success[0].request_put\": expected etcdserverpb.PutRequest as an "
-			"object, got array");
+	                "{\"success\":[{\"request_put\":[]}]}",
+	                "field \"success[0].request_put\": expected etcdserverpb.PutRequest as an "
+	                "object, got array");
 	assert_rejected(&etcdserverpb__member_add_request__descriptor, "{\"peerURLs\":[1]}",
-			"field \"peerURLs[0]\": expected string, got number");
+	                "field \"peerURLs[0]\": expected string, got number");
 	assert_rejected(&etcdserverpb__range_request__descriptor, "[]",
-			"expected etcdserverpb.RangeRequest as an object, got array");
+	                "expected etcdserverpb.RangeRequest as an object, got array");
 }
 
 static void malformed_json_is_rejected_with_what_is_wrong(void **state)
@@ -897,7 +909,8 @@ static void an_empty_body_or_null_is_the_empty_message(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
-		Etcdserverpb__RangeRequest *r = dec(&etcdserverpb__range_request__descriptor, bodies[i]);
+		Etcdserverpb__RangeRequest *r =
+		    dec(&etcdserverpb__range_request__descriptor, bodies[i]);
 		Etcdserverpb__RangeRequest empty = ETCDSERVERPB__RANGE_REQUEST__INIT;
 
 		assert_same_message(&r->base, &empty.base);
@@ -909,16 +922,17 @@ static void a_field_given_twice_or_two_oneof_members_are_rejected(void **state)
 {
 	(void)state;
 	assert_rejected(&etcdserverpb__range_request__descriptor,
-			"{\"key\":\"Zm9v\",\"key\":\"Zm9v\"}", "invalid JSON: duplicate object key");
+	                "{\"key\":\"Zm9v\",\"key\":\"Zm9v\"}",
+	                "invalid JSON: duplicate object key");
 	assert_rejected(&etcdserverpb__range_request__descriptor,
-			"{\"range_end\":\"Zm9v\",\"rangeEnd\":\"Zm9v\"}",
-			"field \"range_end\" of etcdserverpb.RangeRequest is given twice");
+	                "{\"range_end\":\"Zm9v\",\"rangeEnd\":\"Zm9v\"}",
+	                "field \"range_end\" of etcdserverpb.RangeRequest is given twice");
 	assert_rejected(&etcdserverpb__request_op__descriptor,
-			"{\"request_range\":{},\"request_put\":{}}",
-			"field \"request_put\": only one field of a oneof may be set, and "
-			"\"request_range\" is");
+	                "{\"request_range\":{},\"request_put\":{}}",
+	                "field \"request_put\": only one field of a oneof may be set, and "
+	                "\"request_range\" is");
 	assert_rejected(&etcdserverpb__compare__descriptor,
-			"{\"version\":\"1\",\"value\":\"Zm9v\"}", "only one field of a oneof");
+	                "{\"version\":\"1\",\"value\":\"Zm9v\"}", "only one field of a oneof");
 }
 
 /* A txn nested `levels` deep: {"success":[{"request_txn":{"success":[... */
@@ -949,7 +963,7 @@ static void deep_nesting_is_refused_before_parsing(void **state)
 	assert_int_equal(t->n_success, 0);
 	free_msg(root);
 	assert_rejected(&etcdserverpb__txn_request__descriptor, deep,
-			"invalid JSON: nested deeper than 32 levels");
+	                "invalid JSON: nested deeper than 32 levels");
 	/* An error deep down names as much of the path as fits. */
 	{
 		char *bad = strdup(ok);
@@ -957,9 +971,9 @@ static void deep_nesting_is_refused_before_parsing(void **state)
 
 		memcpy(leaf, "[]", 2);
 		assert_rejected(&etcdserverpb__txn_request__descriptor, bad,
-				"field \"success[0].request_txn.success[0].request_txn.success[0]."
-				"request_txn.success[0].request_txn.success[0].request_txn.success"
-				"...\": expected etcdserverpb.TxnRequest as an object, got array");
+		                "field \"success[0].request_txn.success[0].request_txn.success[0]."
+		                "request_txn.success[0].request_txn.success[0].request_txn.success"
+		                "...\": expected etcdserverpb.TxnRequest as an object, got array");
 		free(bad);
 	}
 	/* Nesting in an ignored field counts too, and 200k levels do not crash. */
@@ -969,7 +983,7 @@ static void deep_nesting_is_refused_before_parsing(void **state)
 	memset(huge + 5 + n, ']', n);
 	memcpy(huge + 5 + 2 * n, "}", 2);
 	assert_rejected(&etcdserverpb__range_request__descriptor, huge,
-			"nested deeper than 32 levels");
+	                "nested deeper than 32 levels");
 	free(huge);
 	free(ok);
 	free(deep);
@@ -983,28 +997,28 @@ static void oversized_bodies_are_refused(void **state)
 	(void)state;
 	snprintf(body, sizeof body, "{\"key\":\"%0120d\"}", 0);
 	assert_rejected_opts(&etcdserverpb__put_request__descriptor, body, &small, MOOR_ETOOLARGE,
-			     "request body of 130 bytes exceeds the limit of 64 bytes");
+	                     "request body of 130 bytes exceeds the limit of 64 bytes");
 }
 
 /* ------------------------------------------------------------------------ */
 /* Streams                                                                   */
 
 static const char watch_stream[] =
-	"{\"create_request\":{\"key\":\"Zm9v\",\"start_revision\":\"3\"}}\n"
-	"  {\"cancel_request\":{\"watch_id\":\"1\"}}{\"progress_request\":{}}\r\n"
-	"{\"createRequest\":{\"key\":\"YQ==\",\"rangeEnd\":\"Yg==\",\"prevKv\":true}}\n";
+    "{\"create_request\":{\"key\":\"Zm9v\",\"start_revision\":\"3\"}}\n"
+    "  {\"cancel_request\":{\"watch_id\":\"1\"}}{\"progress_request\":{}}\r\n"
+    "{\"createRequest\":{\"key\":\"YQ==\",\"rangeEnd\":\"Yg==\",\"prevKv\":true}}\n";
 
 static void check_watch_sequence(Etcdserverpb__WatchRequest **w)
 {
 	assert_int_equal(w[0]->request_union_case,
-			 ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST);
+	                 ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CREATE_REQUEST);
 	assert_bin(w[0]->create_request->key, "foo");
 	assert_int_equal(w[0]->create_request->start_revision, 3);
 	assert_int_equal(w[1]->request_union_case,
-			 ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CANCEL_REQUEST);
+	                 ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_CANCEL_REQUEST);
 	assert_int_equal(w[1]->cancel_request->watch_id, 1);
 	assert_int_equal(w[2]->request_union_case,
-			 ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_PROGRESS_REQUEST);
+	                 ETCDSERVERPB__WATCH_REQUEST__REQUEST_UNION_PROGRESS_REQUEST);
 	assert_true(w[3]->create_request->prev_kv);
 	assert_bin(w[3]->create_request->range_end, "b");
 }
@@ -1019,16 +1033,18 @@ static void a_body_of_several_watch_requests_decodes_one_at_a_time(void **state)
 
 	(void)state;
 	for (int i = 0; i < 4; i++) {
-		assert_int_equal(srv_jsonpb_decode_next(d, watch_stream + off, len - off, true, NULL,
-							&m, &used, &err), 0);
+		assert_int_equal(srv_jsonpb_decode_next(d, watch_stream + off, len - off, true,
+		                                        NULL, &m, &used, &err),
+		                 0);
 		assert_non_null(m);
 		w[i] = (void *)m;
 		off += used;
 	}
 	assert_int_equal(off, len - 1); /* the last newline is left */
 	check_watch_sequence(w);
-	assert_int_equal(srv_jsonpb_decode_next(d, watch_stream + off, len - off, true, NULL, &m,
-						&used, &err), 0);
+	assert_int_equal(
+	    srv_jsonpb_decode_next(d, watch_stream + off, len - off, true, NULL, &m, &used, &err),
+	    0);
 	assert_null(m);
 	assert_int_equal(used, 1);
 	for (int i = 0; i < 4; i++)
@@ -1054,7 +1070,8 @@ static void a_stream_split_anywhere_decodes_the_same_requests(void **state)
 			bool eof = have == len;
 
 			assert_int_equal(srv_jsonpb_decode_next(d, watch_stream + off, have - off,
-								eof, NULL, &m, &used, &err), 0);
+			                                        eof, NULL, &m, &used, &err),
+			                 0);
 			off += used;
 			if (m) {
 				assert_true(got < 4);
@@ -1091,11 +1108,11 @@ static void a_stream_ending_inside_an_object_is_an_error(void **state)
 	assert_int_equal(used, 1); /* the space */
 	s += used;
 	assert_int_equal(srv_jsonpb_decode_next(d, s, strlen(s), true, NULL, &m, &used, &err),
-			 MOOR_EINVAL);
+	                 MOOR_EINVAL);
 	assert_string_equal(err.msg, "invalid JSON: unexpected end of input");
 	/* Garbage between objects stops the stream. */
 	assert_int_equal(srv_jsonpb_decode_next(d, "x{}", 3, false, NULL, &m, &used, &err),
-			 MOOR_EINVAL);
+	                 MOOR_EINVAL);
 }
 
 static void a_stream_object_growing_past_the_limit_is_refused_before_it_ends(void **state)
@@ -1108,8 +1125,8 @@ static void a_stream_object_growing_past_the_limit_is_refused_before_it_ends(voi
 
 	(void)state;
 	assert_int_equal(srv_jsonpb_decode_next(&etcdserverpb__lease_keep_alive_request__descriptor,
-						s, strlen(s), false, &small, &m, &used, &err),
-			 MOOR_ETOOLARGE);
+	                                        s, strlen(s), false, &small, &m, &used, &err),
+	                 MOOR_ETOOLARGE);
 	assert_null(m);
 	assert_string_equal(err.msg, "JSON value exceeds the limit of 32 bytes");
 }
@@ -1132,9 +1149,9 @@ static void pa_free(void *ctx, void *p)
 static void every_allocation_failure_while_decoding_is_clean(void **state)
 {
 	const char *json =
-		"{\"compare\":[{\"target\":\"VALUE\",\"key\":\"Zm9v\",\"value\":\"YmFy\"}],"
-		"\"success\":[{\"request_put\":{\"key\":\"Zm9v\",\"value\":\"YmFy\"}},"
-		"{\"request_txn\":{\"failure\":[{\"request_range\":{\"key\":\"YQ==\"}}]}}]}";
+	    "{\"compare\":[{\"target\":\"VALUE\",\"key\":\"Zm9v\",\"value\":\"YmFy\"}],"
+	    "\"success\":[{\"request_put\":{\"key\":\"Zm9v\",\"value\":\"YmFy\"}},"
+	    "{\"request_txn\":{\"failure\":[{\"request_range\":{\"key\":\"YQ==\"}}]}}]}";
 	struct moor_alloc_failing fa;
 	ProtobufCAllocator pa = {pa_alloc, pa_free, &fa};
 	struct srv_jsonpb_opts o = {.alloc = &pa};
@@ -1147,7 +1164,7 @@ static void every_allocation_failure_while_decoding_is_clean(void **state)
 	for (n = 0; rc != 0; n++) {
 		moor_alloc_failing_init(&fa, n);
 		rc = srv_jsonpb_decode(&etcdserverpb__txn_request__descriptor, json, strlen(json),
-				       &o, &m, &err);
+		                       &o, &m, &err);
 		if (rc) {
 			assert_int_equal(rc, MOOR_ENOMEM);
 			assert_null(m);
@@ -1163,44 +1180,44 @@ static void every_allocation_failure_while_decoding_is_clean(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(put_response_is_the_header_with_64_bit_integers_as_strings),
-		cmocka_unit_test(range_response_lists_kvs_with_base64_bytes_and_omits_zero_fields),
-		cmocka_unit_test(watch_event_names_delete_and_omits_put_because_it_is_zero),
-		cmocka_unit_test(created_watch_shows_created_and_header_only),
-		cmocka_unit_test(status_and_member_list_match_bodies_printed_by_etcd),
-		cmocka_unit_test(empty_messages_encode_as_empty_objects),
-		cmocka_unit_test(a_set_oneof_member_is_written_even_when_zero),
-		cmocka_unit_test(enums_are_names_and_unknown_values_numbers),
-		cmocka_unit_test(original_field_names_are_kept_as_the_proto_spells_them),
-		cmocka_unit_test(thirty_two_bit_integers_are_numbers),
-		cmocka_unit_test(strings_are_escaped_as_go_escapes_them),
-		cmocka_unit_test(base64_padding_follows_the_length),
-		cmocka_unit_test(an_encoding_failure_leaves_the_buffer_as_it_was),
-		cmocka_unit_test(every_gateway_message_round_trips_with_every_field_set),
-		cmocka_unit_test(nested_messages_and_oneofs_round_trip),
-		cmocka_unit_test(decoding_accepts_proto_names_and_camel_case),
-		cmocka_unit_test(etcds_documented_txn_example_decodes),
-		cmocka_unit_test(original_uppercase_names_decode),
-		cmocka_unit_test(int64_is_read_from_strings_and_numbers),
-		cmocka_unit_test(int64_rejects_fractions_garbage_and_out_of_range_values),
-		cmocka_unit_test(uint64_ids_beyond_int64_are_accepted_as_numbers_and_strings),
-		cmocka_unit_test(thirty_two_bit_fields_check_their_range),
-		cmocka_unit_test(bytes_accept_standard_and_url_safe_base64_with_or_without_padding),
-		cmocka_unit_test(invalid_base64_is_rejected_with_its_position),
-		cmocka_unit_test(enums_decode_by_name_or_number_and_unknown_names_are_named),
-		cmocka_unit_test(null_means_the_default),
-		cmocka_unit_test(unknown_fields_are_ignored_unless_asked_to_reject_them),
-		cmocka_unit_test(wrong_types_name_the_field_and_the_expected_type),
-		cmocka_unit_test(malformed_json_is_rejected_with_what_is_wrong),
-		cmocka_unit_test(an_empty_body_or_null_is_the_empty_message),
-		cmocka_unit_test(a_field_given_twice_or_two_oneof_members_are_rejected),
-		cmocka_unit_test(deep_nesting_is_refused_before_parsing),
-		cmocka_unit_test(oversized_bodies_are_refused),
-		cmocka_unit_test(a_body_of_several_watch_requests_decodes_one_at_a_time),
-		cmocka_unit_test(a_stream_split_anywhere_decodes_the_same_requests),
-		cmocka_unit_test(a_stream_ending_inside_an_object_is_an_error),
-		cmocka_unit_test(a_stream_object_growing_past_the_limit_is_refused_before_it_ends),
-		cmocka_unit_test(every_allocation_failure_while_decoding_is_clean),
+	    cmocka_unit_test(put_response_is_the_header_with_64_bit_integers_as_strings),
+	    cmocka_unit_test(range_response_lists_kvs_with_base64_bytes_and_omits_zero_fields),
+	    cmocka_unit_test(watch_event_names_delete_and_omits_put_because_it_is_zero),
+	    cmocka_unit_test(created_watch_shows_created_and_header_only),
+	    cmocka_unit_test(status_and_member_list_match_bodies_printed_by_etcd),
+	    cmocka_unit_test(empty_messages_encode_as_empty_objects),
+	    cmocka_unit_test(a_set_oneof_member_is_written_even_when_zero),
+	    cmocka_unit_test(enums_are_names_and_unknown_values_numbers),
+	    cmocka_unit_test(original_field_names_are_kept_as_the_proto_spells_them),
+	    cmocka_unit_test(thirty_two_bit_integers_are_numbers),
+	    cmocka_unit_test(strings_are_escaped_as_go_escapes_them),
+	    cmocka_unit_test(base64_padding_follows_the_length),
+	    cmocka_unit_test(an_encoding_failure_leaves_the_buffer_as_it_was),
+	    cmocka_unit_test(every_gateway_message_round_trips_with_every_field_set),
+	    cmocka_unit_test(nested_messages_and_oneofs_round_trip),
+	    cmocka_unit_test(decoding_accepts_proto_names_and_camel_case),
+	    cmocka_unit_test(etcds_documented_txn_example_decodes),
+	    cmocka_unit_test(original_uppercase_names_decode),
+	    cmocka_unit_test(int64_is_read_from_strings_and_numbers),
+	    cmocka_unit_test(int64_rejects_fractions_garbage_and_out_of_range_values),
+	    cmocka_unit_test(uint64_ids_beyond_int64_are_accepted_as_numbers_and_strings),
+	    cmocka_unit_test(thirty_two_bit_fields_check_their_range),
+	    cmocka_unit_test(bytes_accept_standard_and_url_safe_base64_with_or_without_padding),
+	    cmocka_unit_test(invalid_base64_is_rejected_with_its_position),
+	    cmocka_unit_test(enums_decode_by_name_or_number_and_unknown_names_are_named),
+	    cmocka_unit_test(null_means_the_default),
+	    cmocka_unit_test(unknown_fields_are_ignored_unless_asked_to_reject_them),
+	    cmocka_unit_test(wrong_types_name_the_field_and_the_expected_type),
+	    cmocka_unit_test(malformed_json_is_rejected_with_what_is_wrong),
+	    cmocka_unit_test(an_empty_body_or_null_is_the_empty_message),
+	    cmocka_unit_test(a_field_given_twice_or_two_oneof_members_are_rejected),
+	    cmocka_unit_test(deep_nesting_is_refused_before_parsing),
+	    cmocka_unit_test(oversized_bodies_are_refused),
+	    cmocka_unit_test(a_body_of_several_watch_requests_decodes_one_at_a_time),
+	    cmocka_unit_test(a_stream_split_anywhere_decodes_the_same_requests),
+	    cmocka_unit_test(a_stream_ending_inside_an_object_is_an_error),
+	    cmocka_unit_test(a_stream_object_growing_past_the_limit_is_refused_before_it_ends),
+	    cmocka_unit_test(every_allocation_failure_while_decoding_is_clean),
 	};
 
 	return cmocka_run_group_tests_name("jsonpb", tests, NULL, NULL);
