@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "server/gateway_errors.h"
+#include "server/lessor.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -93,10 +94,11 @@ static Etcdserverpb__ResponseHeader *header_of(ProtobufCMessage *m)
 
 /* ---- writes ---- */
 
-static void on_applied(void *ctx, int rc, void *resp)
+static void on_applied(void *ctx, int rc, void *resp, int64_t aux)
 {
 	struct call *c = ctx;
 
+	(void)aux;
 	if (rc) {
 		reply_error(c, rc);
 	} else {
@@ -149,6 +151,8 @@ static void do_write(struct call *c)
 		break;
 	case SRV_RPC_LEASE_GRANT: {
 		Etcdserverpb__LeaseGrantRequest *g = (Etcdserverpb__LeaseGrantRequest *)c->msg;
+		if (g->ttl < SRV_LEASE_MIN_TTL_S)
+			g->ttl = SRV_LEASE_MIN_TTL_S; /* etcd raises short TTLs to its minimum */
 		if (g->id == 0) {
 			/* Chosen here, so every member applies the same id. */
 			struct srv_node_info info;
@@ -372,6 +376,11 @@ int srv_api_handle(struct srv_api *api, struct srv_req *req)
 	if (route->rpc == SRV_RPC_WATCH) {
 		call_free(c);
 		srv_api_watch(api, req, is_proto(req));
+		return 0;
+	}
+	if (route->rpc == SRV_RPC_LEASE_KEEPALIVE) {
+		call_free(c);
+		srv_api_keepalive(api, req, is_proto(req));
 		return 0;
 	}
 	body = srv_req_body(req, &len);

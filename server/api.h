@@ -26,6 +26,9 @@ void srv_api_init(struct srv_api *api, uv_loop_t *loop, struct srv_node *node,
 /* Closes the api's handle (watch streams end with their connections). */
 void srv_api_close(struct srv_api *api);
 
+/* api_lease.c */
+void srv_api_keepalive(struct srv_api *api, struct srv_req *req, int proto);
+
 /* api_watch.c */
 void srv_api_watch(struct srv_api *api, struct srv_req *req, int proto);
 void srv_api_pull(uv_idle_t *idle);

@@ -214,21 +214,67 @@ static int put_signed(struct moor_buf *b, int64_t v, bool quoted)
 	return put_int(b, v < 0, v < 0 ? (uint64_t)(-(v + 1)) + 1 : (uint64_t)v, quoted);
 }
 
-/* The shortest decimal that reads back as the same value. */
+/*
+ * A float as Go's encoding/json writes it: the shortest digits that read
+ * back as the same value (of the field's width), in plain decimal, or in
+ * exponent form ("1e+21", "1.5e-7") below 1e-6 and from 1e21 on; NaN and
+ * the infinities as protobuf's JSON strings.
+ */
 static int enc_float(struct moor_buf *b, double v, int max_prec, bool is_float)
 {
-	char tmp[40];
+	char e[40], out[64], digits[24];
+	int prec, exp, nd = 0, w = 0;
+	double a = v < 0 ? -v : v;
+	const char *mant, *ep;
 
 	if (isnan(v))
 		return put(b, "\"NaN\"");
 	if (isinf(v))
 		return put(b, v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
-	for (int prec = 1; prec <= max_prec; prec++) {
-		snprintf(tmp, sizeof tmp, "%.*g", prec, v);
-		if (is_float ? strtof(tmp, NULL) == (float)v : strtod(tmp, NULL) == v)
+	if (v == 0)
+		return put(b, signbit(v) ? "-0" : "0");
+	for (prec = 1; prec < max_prec; prec++) {
+		snprintf(e, sizeof e, "%.*e", prec - 1, v);
+		if (is_float ? strtof(e, NULL) == (float)v : strtod(e, NULL) == v)
 			break;
 	}
-	return put(b, tmp);
+	snprintf(e, sizeof e, "%.*e", prec - 1, v);
+	if (a < 1e-6 || a >= 1e21) {
+		/* C's form is Go's except that Go drops a leading 0 of a
+		 * negative exponent ("e-07" → "e-7"). */
+		char *x = strchr(e, 'e');
+		size_t n = strlen(e);
+
+		if (x && x[1] == '-' && x[2] == '0' && n - (size_t)(x - e) == 4) {
+			x[2] = x[3];
+			x[3] = '\0';
+		}
+		return put(b, e);
+	}
+	/* Plain decimal from the digits and exponent of the 'e' form. */
+	mant = e[0] == '-' ? e + 1 : e;
+	ep = strchr(mant, 'e');
+	for (const char *c = mant; c < ep; c++)
+		if (*c != '.')
+			digits[nd++] = *c;
+	exp = atoi(ep + 1);
+	if (v < 0)
+		out[w++] = '-';
+	if (exp < 0) {
+		out[w++] = '0';
+		out[w++] = '.';
+		for (int i = -1; i > exp; i--)
+			out[w++] = '0';
+		for (int i = 0; i < nd; i++)
+			out[w++] = digits[i];
+	} else {
+		for (int i = 0; i <= exp || i < nd; i++) {
+			if (i == exp + 1)
+				out[w++] = '.';
+			out[w++] = i < nd ? digits[i] : '0';
+		}
+	}
+	return moor_buf_append(b, out, (size_t)w);
 }
 
 static int enc_message(struct moor_buf *b, const ProtobufCMessage *m, unsigned depth);
@@ -970,8 +1016,12 @@ static int get_bytes(struct dec *d, const json_t *v, ProtobufCBinaryData *out)
 	}
 	if (digits % 4 == 1 || pad > 2 || (pad && (digits + pad) % 4 != 0))
 		return dec_fail(d, "invalid base64 data: bad length or padding");
-	if (digits == 0)
+	if (digits == 0) {
+		/* Empty: also replaces a proto2 default. */
+		out->data = NULL;
+		out->len = 0;
 		return 0;
+	}
 	buf = dec_alloc(d, digits / 4 * 3 + 2);
 	if (!buf)
 		return dec_nomem(d);
@@ -1176,7 +1226,9 @@ static int dec_field(struct dec *d, const ProtobufCMessageDescriptor *desc,
 		*which = f->id;
 		return dec_value(d, f, v, base + f->offset, depth, true);
 	}
-	int rc = dec_value(d, f, v, base + f->offset, depth, false);
+	/* An empty string must replace a proto2 default and mark presence, so
+	 * only a proto3 field (LABEL_NONE) may keep its empty default. */
+	int rc = dec_value(d, f, v, base + f->offset, depth, f->label != PROTOBUF_C_LABEL_NONE);
 
 	if (rc == 0 && f->label == PROTOBUF_C_LABEL_OPTIONAL &&
 	    f->type != PROTOBUF_C_TYPE_MESSAGE && f->type != PROTOBUF_C_TYPE_STRING)
@@ -1220,6 +1272,12 @@ static int dec_message(struct dec *d, const ProtobufCMessageDescriptor *desc, co
 		if (rc)
 			return rc;
 	}
+	/* proto2 required fields (none in etcd's API; kept for genericity). */
+	for (unsigned i = 0; i < desc->n_fields && i < 256; i++)
+		if (desc->fields[i].label == PROTOBUF_C_LABEL_REQUIRED &&
+		    !(seen[i / 64] & (1ull << (i % 64))))
+			return dec_fail(d, "required field \"%s\" of %s is missing",
+					desc->fields[i].name, desc->name);
 	return 0;
 }
 

@@ -54,7 +54,7 @@ static void pend_unlink(struct srv_node *n, struct pending *p)
 	n->n_pending--;
 }
 
-void node_apply_complete_pending(struct srv_node *n, uint64_t id, int rc, void *resp)
+void node_apply_complete_pending(struct srv_node *n, uint64_t id, int rc, void *resp, int64_t aux)
 {
 	struct pending *p;
 
@@ -66,14 +66,14 @@ void node_apply_complete_pending(struct srv_node *n, uint64_t id, int rc, void *
 		return;
 	}
 	pend_unlink(n, p);
-	p->cb(p->ctx, rc, resp);
+	p->cb(p->ctx, rc, resp, aux);
 	free(p);
 }
 
 static void pend_fail(struct srv_node *n, struct pending *p, int rc)
 {
 	pend_unlink(n, p);
-	p->cb(p->ctx, rc, NULL);
+	p->cb(p->ctx, rc, NULL, 0);
 	free(p);
 }
 
@@ -135,6 +135,19 @@ static void wal_job_run(struct srv_job *j)
 
 static void ready_finish(struct srv_node *n);
 
+/* A proposal waiting when the leader changes may have died with the old
+ * leader's log, or may still commit: its client is told at once that the
+ * outcome is unknown (etcd's "leader changed"), instead of waiting for the
+ * timeout, and retries on the new leader. */
+static void leader_changed(struct srv_node *n, uint64_t lead)
+{
+	LOG(n, MOOR_LOG_INFO, "leader is now %016llx (was %016llx) term=%llu",
+	    (unsigned long long)lead, (unsigned long long)n->lead, (unsigned long long)n->term);
+	if (n->lead)
+		while (n->pend_head)
+			pend_fail(n, n->pend_head, MOOR_ELEADERCHANGED);
+}
+
 static void wal_job_done(struct srv_job *j)
 {
 	struct wal_job *w = (struct wal_job *)j;
@@ -170,6 +183,8 @@ static void ready_start(struct srv_node *n)
 		    (unsigned long long)rd->lead, (unsigned long long)rd->hard_state.term);
 	n->lead = rd->lead;
 	n->role = rd->role;
+	srv_lessor_set_leader(&n->lessor, n->role == RAFT_LEADER, node_now_ms(),
+	                      n->election_timeout_ms);
 	if (rd->hard_state_changed) {
 		n->term = rd->hard_state.term;
 		n->commit = rd->hard_state.commit;
@@ -449,10 +464,11 @@ static int on_peer_frame(void *ctx, uint64_t from, const uint8_t *data, size_t l
 
 /* etcd's "publish": once there is a leader, a member proposes its own
  * attributes (name, client URLs) so every member can list them. */
-static void on_published(void *ctx, int rc, void *resp)
+static void on_published(void *ctx, int rc, void *resp, int64_t aux)
 {
 	struct srv_node *n = ctx;
 
+	(void)aux;
 	kv_response_free(resp);
 	n->publishing = false;
 	if (rc == 0)
@@ -492,6 +508,7 @@ static void on_tick(uv_timer_t *t)
 	sweep(n);
 	node_pump(n);
 	publish_self(n);
+	node_leases_tick(n);
 }
 
 /* Feeds every queued input to the core, then starts the next ready batch. */
@@ -526,9 +543,13 @@ static void node_pump(struct srv_node *n)
 	n->props_tail = NULL;
 	read_round_start(n);
 	raft_status(n->raft, &st);
+	if (st.lead != n->lead)
+		leader_changed(n, st.lead);
 	n->lead = st.lead;
 	n->term = st.term;
 	n->role = st.role;
+	srv_lessor_set_leader(&n->lessor, n->role == RAFT_LEADER, node_now_ms(),
+	                      n->election_timeout_ms);
 	if (raft_has_ready(n->raft))
 		ready_start(n);
 }
@@ -799,6 +820,7 @@ static uint64_t seed_from_urandom(uint64_t id)
 
 static void node_free(struct srv_node *n)
 {
+	srv_lessor_free(&n->lessor);
 	watch_hub_free(n->hub);
 	raft_destroy(n->raft);
 	raft_memstorage_destroy(n->ms);
@@ -927,6 +949,14 @@ int srv_node_start(const struct srv_node_options *opts, struct srv_node **out, c
 			goto fail;
 	}
 	n->apply_members = n->members;
+	n->election_timeout_ms =
+	    (uint64_t)n->tick_ms * (opts->election_ticks ? opts->election_ticks : 10);
+	srv_lessor_init(&n->lessor);
+	rc = node_leases_load(n);
+	if (rc) {
+		snprintf(err, errlen, "cannot load the leases: %s", moor_strerror(rc));
+		goto fail;
+	}
 	rc = node_watch_start(n);
 	if (rc) {
 		snprintf(err, errlen, "cannot start the watch hub: %s", moor_strerror(rc));
@@ -1032,6 +1062,11 @@ void srv_node_info(const struct srv_node *n, struct srv_node_info *out)
 	for (int i = 0; i < n->members.n; i++)
 		if (n->members.m[i].id == n->id)
 			out->is_learner = n->members.m[i].learner;
+}
+
+int64_t srv_node_lease_remaining(const struct srv_node *n, int64_t id)
+{
+	return srv_lessor_remaining(&n->lessor, id, node_now_ms());
 }
 
 struct kv *srv_node_kv(const struct srv_node *n)

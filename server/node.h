@@ -42,8 +42,11 @@
 #define SRV_READ_RETRY_MS 500       /* a read-index round unanswered this long is redone */
 
 /* A write's outcome: rc 0 with the store's response (a kv response: the
- * callback frees it with kv_response_free), or a negative code and NULL. */
-typedef void (*srv_apply_cb)(void *ctx, int rc, void *resp);
+ * callback frees it with kv_response_free; NULL for requests the store does
+ * not answer), or a negative code and NULL. `aux` carries a number for
+ * requests answered by the server itself (a keep-alive: the lease's TTL,
+ * 0 when the lease is gone). */
+typedef void (*srv_apply_cb)(void *ctx, int rc, void *resp, int64_t aux);
 /* A linearizable read may now be served from the local store (rc 0), or
  * cannot be (MOOR_ENOLEADER, MOOR_ETIMEOUT, MOOR_ECLOSED at shutdown). */
 typedef void (*srv_read_cb)(void *ctx, int rc);
@@ -102,6 +105,10 @@ struct kv *srv_node_kv(const struct srv_node *n);
 
 /* The watch hub (single-threaded: loop thread only). */
 struct watch_hub *srv_node_hub(const struct srv_node *n);
+
+/* The remaining TTL of a lease in seconds as this member knows it (the
+ * leader exactly; a follower from the last checkpoint), -1 if unknown. */
+int64_t srv_node_lease_remaining(const struct srv_node *n, int64_t id);
 
 /* The members as applied; returns the count (at most `max`). */
 int srv_node_members(const struct srv_node *n, struct srv_node_member *out, int max);

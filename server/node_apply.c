@@ -23,6 +23,7 @@ struct apply_result {
 	uint64_t id;
 	int rc;
 	void *resp;
+	Moorpb__InternalRequest *lease_req; /* kept for the loop's lessor */
 };
 
 struct apply_job {
@@ -171,6 +172,9 @@ static int apply_request(struct srv_node *n, uint64_t index, const Moorpb__Inter
 	case MOORPB__INTERNAL_REQUEST__REQUEST_LEASE_REVOKE:
 		return kv_batch_lease_revoke(kv, index, r->lease_revoke,
 		                             (Etcdserverpb__LeaseRevokeResponse **)resp);
+	case MOORPB__INTERNAL_REQUEST__REQUEST_LEASE_KEEPALIVE:
+	case MOORPB__INTERNAL_REQUEST__REQUEST_LEASE_CHECKPOINT:
+		return 0; /* time is the lessor's, on the loop */
 	case MOORPB__INTERNAL_REQUEST__REQUEST_MEMBER_ATTR: {
 		const Moorpb__MemberAttr *a = r->member_attr;
 		struct node_membership *ms = &n->apply_members;
@@ -268,7 +272,16 @@ static void apply_job_run(struct srv_job *j)
 			res->id = r->id;
 			res->rc = apply_request(n, e->index, r, &res->resp, &changed);
 			a->n_res++;
-			moorpb__internal_request__free_unpacked(r, NULL);
+			switch (r->request_case) {
+			case MOORPB__INTERNAL_REQUEST__REQUEST_LEASE_GRANT:
+			case MOORPB__INTERNAL_REQUEST__REQUEST_LEASE_REVOKE:
+			case MOORPB__INTERNAL_REQUEST__REQUEST_LEASE_KEEPALIVE:
+			case MOORPB__INTERNAL_REQUEST__REQUEST_LEASE_CHECKPOINT:
+				res->lease_req = r;
+				break;
+			default:
+				moorpb__internal_request__free_unpacked(r, NULL);
+			}
 		}
 		if (changed) {
 			void *blob;
@@ -318,8 +331,15 @@ static void apply_job_done(struct srv_job *j)
 		if (!n->stopping)
 			node_membership_changed(n);
 	}
-	for (size_t i = 0; i < a->n_res; i++)
-		node_apply_complete_pending(n, a->res[i].id, a->res[i].rc, a->res[i].resp);
+	for (size_t i = 0; i < a->n_res; i++) {
+		struct apply_result *res = &a->res[i];
+		int64_t aux = 0;
+		if (res->lease_req) {
+			aux = node_lease_effect(n, res->lease_req, res->rc);
+			moorpb__internal_request__free_unpacked(res->lease_req, NULL);
+		}
+		node_apply_complete_pending(n, res->id, res->rc, res->resp, aux);
+	}
 	free(a->res);
 	free(a->ents);
 	free(a);

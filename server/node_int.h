@@ -6,6 +6,7 @@
 #define MOOR_SERVER_NODE_INT_H
 
 #include "server/node.h"
+#include "server/lessor.h"
 #include "server/raftmsg.h"
 #include "watch/watch.h"
 
@@ -107,6 +108,11 @@ struct srv_node {
 	struct read_round *rounds;
 	uint64_t next_read_ctx;
 
+	/* leases */
+	struct srv_lessor lessor;
+	uint64_t last_checkpoint_ms, last_expiry_scan_ms;
+	uint64_t election_timeout_ms;
+
 	/* watches */
 	struct watch_hub *hub;
 	uv_idle_t sync_idle;
@@ -127,7 +133,10 @@ void node_watch_config(struct srv_node *n, struct kv_config *kc);
 int node_watch_start(struct srv_node *n);
 void node_watch_apply(struct srv_node *n, struct watch_batch *b, int64_t revision);
 void node_apply_handoff(struct srv_node *n, const struct raft_entry *ents, size_t n_ents);
-void node_apply_complete_pending(struct srv_node *n, uint64_t id, int rc, void *resp);
+void node_apply_complete_pending(struct srv_node *n, uint64_t id, int rc, void *resp, int64_t aux);
+void node_leases_tick(struct srv_node *n);
+int64_t node_lease_effect(struct srv_node *n, const Moorpb__InternalRequest *r, int rc);
+int node_leases_load(struct srv_node *n);
 void node_reads_release(struct srv_node *n);
 int node_membership_encode(const struct node_membership *ms, void **out, size_t *len);
 int node_membership_decode(const void *data, size_t len, struct node_membership *ms);
