@@ -6,7 +6,8 @@
  * For each segment: its name, header and every record of every complete
  * batch (offset, type, length, synced offset, and the entries' index range,
  * the hard state or the snapshot marker); with -v every entry too. Then how
- * the segment ends: sealed, clean end, or the offset and reason of the first
+ * the segment ends: a clean end (checked against the next segment's header),
+ * or the offset and reason of the first
  * bad record and whether recovery would cut it (torn tail) or refuse it
  * (corruption). Reads only; exit status 0 when recovery would succeed, 1 when
  * it would report corruption, 2 on usage or I/O errors. The tool's main is in
@@ -71,12 +72,6 @@ static int print_rec(void *arg, uint64_t off, const struct wal_rec *r)
 			fprintf(out, "snapshot    malformed");
 		break;
 	}
-	case WAL_REC_SEAL: {
-		uint64_t last = 0;
-		wal_seal_decode(r, &last);
-		fprintf(out, "seal        last_index=%" PRIu64, last);
-		break;
-	}
 	}
 	fprintf(out, "%s synced=%" PRIu64 "\n", r->flags & WAL_REC_F_BATCH_END ? " [end]" : "",
 	       r->synced);
@@ -108,7 +103,9 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int dump_segment(const char *dir, const char *name, int last)
+/* *prev_end: in, where the previous segment's records end (UINT64_MAX:
+ * none seen); out, where this one's end. */
+static int dump_segment(const char *dir, const char *name, int last, uint64_t *prev_end)
 {
 	char path[4096];
 	struct stat st;
@@ -139,18 +136,22 @@ static int dump_segment(const char *dir, const char *name, int last)
 		free(buf);
 		return 1;
 	}
-	fprintf(out, "  header: version=%u seq=%" PRIu64 " first_index=%" PRIu64 "\n",
-	       WAL_FORMAT_VERSION, h.seq, h.first_index);
+	fprintf(out, "  header: version=%u seq=%" PRIu64 " first_index=%" PRIu64
+		     " prev_end=%" PRIu64 "\n",
+		WAL_FORMAT_VERSION, h.seq, h.first_index, h.prev_end);
+	if (*prev_end != UINT64_MAX && h.prev_end != *prev_end) {
+		fprintf(out, "  the previous segment's records end at offset %" PRIu64
+			     ", not %" PRIu64 ": corruption\n",
+			*prev_end, h.prev_end);
+		status = 1;
+	}
 	s.buf = buf;
 	s.len = (size_t)st.st_size;
 	s.seed = h.seed;
 	wal_scan_segment(&s, print_rec, NULL);
-	if (s.sealed) {
-		fprintf(out, "  sealed at offset %" PRIu64 "\n", s.end);
-	} else if (s.bad_off == UINT64_MAX) {
-		fprintf(out, "  end of records at offset %" PRIu64 "%s\n", s.end,
-		       last ? "" : " without a seal: corruption");
-		status = last ? 0 : 1;
+	*prev_end = s.end;
+	if (s.bad_off == UINT64_MAX) {
+		fprintf(out, "  records end at offset %" PRIu64 "\n", s.end);
 	} else {
 		int corrupt = !last || s.durable_after;
 		fprintf(out, "  offset %" PRIu64 ": %s; %s\n", s.bad_off, s.why,
@@ -161,7 +162,8 @@ static int dump_segment(const char *dir, const char *name, int last)
 			       s.durable_after);
 		if (!corrupt)
 			fprintf(out, "  tail to cut: offsets %" PRIu64 "..%" PRIu64 "\n", s.end, s.dirty);
-		status = corrupt;
+		if (corrupt)
+			status = 1;
 	}
 	free(buf);
 	return status;
@@ -170,6 +172,7 @@ static int dump_segment(const char *dir, const char *name, int last)
 int wal_dump_dir(FILE *to, const char *dir, int verbose_entries)
 {
 	struct names ns = {NULL, 0};
+	uint64_t prev_end = UINT64_MAX;
 	int rc, status = 0;
 
 	out = to;
@@ -187,7 +190,7 @@ int wal_dump_dir(FILE *to, const char *dir, int verbose_entries)
 	if (ns.n == 0)
 		fprintf(out, "%s: no segments\n", dir);
 	for (size_t i = 0; i < ns.n; i++) {
-		int st = dump_segment(dir, ns.v[i], i + 1 == ns.n);
+		int st = dump_segment(dir, ns.v[i], i + 1 == ns.n, &prev_end);
 		if (st > status)
 			status = st;
 		free(ns.v[i]);

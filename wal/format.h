@@ -2,12 +2,17 @@
  * The WAL's on-disk format (private to wal/; the reference is
  * docs/wal-format.md, which changes only with WAL_FORMAT_VERSION).
  *
- * A segment file starts with a 40-byte header; records follow at 8-byte
+ * A segment file starts with a 48-byte header; records follow at 8-byte
  * aligned offsets. Every record has a 24-byte header, then its payload, then
  * zero padding to the next multiple of 8. All integers are little-endian.
  *
  *   segment header: magic "MOORWAL\0" | u32 version | u32 0 | u64 seq |
- *                   u64 first_index | u32 crc32c(bytes 0..32) | u32 0
+ *                   u64 first_index | u64 prev_end | u32 crc32c(bytes 0..40) |
+ *                   u32 0
+ *
+ * prev_end is where the records of the previous segment end: that segment
+ * must end exactly there (it was made durable before this one was created),
+ * so no seal record is needed and no extra fdatasync when it was synced.
  *   record header:  u32 crc | u32 len | u8 type | u8 flags | u16 0 | u32 0 |
  *                   u64 synced
  *
@@ -29,14 +34,13 @@
 
 #define WAL_FORMAT_VERSION 1u
 #define WAL_MAGIC "MOORWAL" /* plus its NUL: 8 bytes */
-#define WAL_SEG_HDR_BYTES 40u
+#define WAL_SEG_HDR_BYTES 48u
 #define WAL_REC_HDR_BYTES 24u
 #define WAL_ALIGN 8u
 #define WAL_ENTRIES_HDR_BYTES 16u /* u64 first_index | u32 count | u32 0 */
 #define WAL_ENTRY_HDR_BYTES 16u   /* u64 term | u32 type | u32 len, then data */
 #define WAL_HARD_STATE_BYTES 24u  /* u64 term | u64 vote | u64 commit */
 #define WAL_SNAPSHOT_BYTES 16u    /* u64 index | u64 term */
-#define WAL_SEAL_BYTES 8u         /* u64 last_index */
 #define WAL_REC_MAX_LEN (UINT32_MAX - 64u)
 #define WAL_NAME_MAX 48
 
@@ -44,7 +48,6 @@ enum wal_rec_type {
 	WAL_REC_ENTRIES = 1,
 	WAL_REC_HARD_STATE = 2,
 	WAL_REC_SNAPSHOT = 3,
-	WAL_REC_SEAL = 4, /* the last record of every segment but the last */
 };
 
 #define WAL_REC_F_BATCH_END 0x01u
@@ -63,11 +66,12 @@ static inline uint64_t wal_rec_size(uint64_t len)
 struct wal_seg_header {
 	uint64_t seq;
 	uint64_t first_index;
+	uint64_t prev_end; /* end of the previous segment's records (0 for seq 0) */
 	uint32_t seed; /* the header's crc: the seed of every record's crc */
 };
 
 void wal_seg_header_encode(unsigned char out[WAL_SEG_HDR_BYTES], uint64_t seq,
-			   uint64_t first_index, uint32_t *seed);
+			   uint64_t first_index, uint64_t prev_end, uint32_t *seed);
 /* 0, or MOOR_ECORRUPT with *why set (static string). */
 int wal_seg_header_decode(const unsigned char *p, size_t len, struct wal_seg_header *h,
 			  const char **why);
@@ -121,6 +125,5 @@ int wal_entries_decode(const unsigned char *p, size_t len, uint64_t *first, uint
 		       struct wal_entry *v, const char **why);
 int wal_hard_state_decode(const struct wal_rec *r, struct wal_hard_state *hs);
 int wal_snapshot_decode(const struct wal_rec *r, struct wal_snapshot *s);
-int wal_seal_decode(const struct wal_rec *r, uint64_t *last_index);
 
 #endif

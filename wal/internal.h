@@ -3,7 +3,7 @@
  *
  * Files: record.c (format), state.c (the in-memory index of entries and the
  * rules an append must obey), recovery.c (open: scan and verify), segment.c
- * (create, seal, rotate, cut the torn tail, release), wal.c (append, sync,
+ * (create, rotate, cut the torn tail, release), wal.c (append, sync,
  * group commit, read back).
  */
 #ifndef MOOR_WAL_INTERNAL_H
@@ -62,7 +62,6 @@ struct wal {
 	/* Recovery's findings about the last segment, used when writing starts. */
 	uint64_t rec_end;   /* end of the last complete batch */
 	uint64_t rec_dirty; /* end of nonzero bytes beyond it */
-	bool rec_sealed;
 	char **tmp_names;
 	size_t ntmp;
 
@@ -119,7 +118,6 @@ struct wal_scan {
 	uint64_t bad_off; /* first invalid record or incomplete batch; UINT64_MAX: none */
 	const char *why;
 	uint64_t dirty;   /* end (8-aligned) of nonzero bytes at or after `end` */
-	bool sealed;
 	uint64_t durable_after; /* a valid record beyond `end` proving `end` was durable; 0: none */
 };
 int wal_scan_segment(struct wal_scan *s,

@@ -14,7 +14,7 @@
 #include <string.h>
 
 void wal_seg_header_encode(unsigned char out[WAL_SEG_HDR_BYTES], uint64_t seq,
-			   uint64_t first_index, uint32_t *seed)
+			   uint64_t first_index, uint64_t prev_end, uint32_t *seed)
 {
 	uint32_t crc;
 
@@ -23,8 +23,9 @@ void wal_seg_header_encode(unsigned char out[WAL_SEG_HDR_BYTES], uint64_t seq,
 	moor_put_le32(out + 8, WAL_FORMAT_VERSION);
 	moor_put_le64(out + 16, seq);
 	moor_put_le64(out + 24, first_index);
-	crc = moor_crc32c(0, out, 32);
-	moor_put_le32(out + 32, crc);
+	moor_put_le64(out + 32, prev_end);
+	crc = moor_crc32c(0, out, 40);
+	moor_put_le32(out + 40, crc);
 	*seed = crc;
 }
 
@@ -39,7 +40,7 @@ int wal_seg_header_decode(const unsigned char *p, size_t len, struct wal_seg_hea
 		*why = "bad segment magic";
 		return MOOR_ECORRUPT;
 	}
-	if (moor_get_le32(p + 32) != moor_crc32c(0, p, 32)) {
+	if (moor_get_le32(p + 40) != moor_crc32c(0, p, 40)) {
 		*why = "segment header crc mismatch";
 		return MOOR_ECORRUPT;
 	}
@@ -47,13 +48,14 @@ int wal_seg_header_decode(const unsigned char *p, size_t len, struct wal_seg_hea
 		*why = "unsupported segment format version";
 		return MOOR_ECORRUPT;
 	}
-	if (moor_get_le32(p + 12) != 0 || moor_get_le32(p + 36) != 0) {
+	if (moor_get_le32(p + 12) != 0 || moor_get_le32(p + 44) != 0) {
 		*why = "reserved segment header bytes not zero";
 		return MOOR_ECORRUPT;
 	}
 	h->seq = moor_get_le64(p + 16);
 	h->first_index = moor_get_le64(p + 24);
-	h->seed = moor_get_le32(p + 32);
+	h->prev_end = moor_get_le64(p + 32);
+	h->seed = moor_get_le32(p + 40);
 	return 0;
 }
 
@@ -136,7 +138,7 @@ int wal_rec_check(const unsigned char *p, size_t avail, uint64_t off, uint32_t s
 	r->flags = p[9];
 	r->synced = moor_get_le64(p + 16);
 	r->payload = p + WAL_REC_HDR_BYTES;
-	if (r->type < WAL_REC_ENTRIES || r->type > WAL_REC_SEAL) {
+	if (r->type < WAL_REC_ENTRIES || r->type > WAL_REC_SNAPSHOT) {
 		*why = "unknown record type";
 		return WAL_REC_INVALID;
 	}
@@ -312,13 +314,5 @@ int wal_snapshot_decode(const struct wal_rec *r, struct wal_snapshot *s)
 		return MOOR_ECORRUPT;
 	s->index = moor_get_le64(r->payload);
 	s->term = moor_get_le64(r->payload + 8);
-	return 0;
-}
-
-int wal_seal_decode(const struct wal_rec *r, uint64_t *last_index)
-{
-	if (r->len != WAL_SEAL_BYTES)
-		return MOOR_ECORRUPT;
-	*last_index = moor_get_le64(r->payload);
 	return 0;
 }

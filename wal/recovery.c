@@ -10,8 +10,8 @@
  * end), the bytes beyond are searched for any valid record whose `synced` lies
  * beyond the end of the good data: if one exists, the damaged bytes had been
  * durable and this is corruption; otherwise the tail is torn and is cut. Any
- * damage in a segment other than the last (each is sealed and synced before
- * the next one is created) is corruption.
+ * damage in a segment other than the last (each is synced before the next
+ * one is created, whose header records where it ends) is corruption.
  *
  * Nothing is written here: the cut happens in wal_writer_start.
  */
@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BATCH_MAX_RECS 4 /* snapshot, entries, hard state; or a seal alone */
+#define BATCH_MAX_RECS 3 /* snapshot, entries, hard state */
 
 int wal_scan_segment(struct wal_scan *s,
 		     int (*on_rec)(void *arg, uint64_t off, const struct wal_rec *r), void *arg)
@@ -38,7 +38,6 @@ int wal_scan_segment(struct wal_scan *s,
 
 	s->bad_off = UINT64_MAX;
 	s->why = NULL;
-	s->sealed = false;
 	s->durable_after = 0;
 	MOOR_ASSERT(s->len >= WAL_SEG_HDR_BYTES);
 	for (;;) {
@@ -62,11 +61,6 @@ int wal_scan_segment(struct wal_scan *s,
 			rc = WAL_REC_INVALID;
 			s->why = "batch has too many records";
 		}
-		if (rc == WAL_REC_VALID && r.type == WAL_REC_SEAL &&
-		    (nrec != 0 || !(r.flags & WAL_REC_F_BATCH_END))) {
-			rc = WAL_REC_INVALID;
-			s->why = "seal record not alone in its batch";
-		}
 		if (rc != WAL_REC_VALID) {
 			s->bad_off = off;
 			break;
@@ -81,15 +75,9 @@ int wal_scan_segment(struct wal_scan *s,
 				return rc;
 		nrec = 0;
 		bstart = off;
-		if (r.type == WAL_REC_SEAL) {
-			s->sealed = true;
-			break;
-		}
 	}
 	s->end = bstart;
 	s->dirty = s->end;
-	if (s->sealed)
-		return 0;
 	/* The last nonzero byte at or after the end. */
 	for (uint64_t p = s->len; p > s->end; p--) {
 		if (s->buf[p - 1]) {
@@ -166,18 +154,6 @@ static int apply_rec(void *arg, uint64_t off, const struct wal_rec *r)
 			break;
 		}
 		wal_state_snapshot(w, &s);
-		break;
-	}
-	case WAL_REC_SEAL: {
-		uint64_t last;
-		if ((rc = wal_seal_decode(r, &last)) != 0) {
-			why = "malformed seal record";
-			break;
-		}
-		if (last != w->last_index) {
-			rc = MOOR_ECORRUPT;
-			why = "seal disagrees with the last index";
-		}
 		break;
 	}
 	default:
@@ -286,9 +262,15 @@ static int recover_segment(struct wal *w, struct wal_seg *seg, bool last)
 			      why ? why : "segment header disagrees with the file name");
 		goto out;
 	}
-	if (seg == &w->segs[0])
+	if (seg == &w->segs[0]) {
 		w->last_index = seg->first_index - 1;
-	else if (seg->first_index != w->last_index + 1) {
+	} else if (h.prev_end != w->rec_end) {
+		rc = wal_fail(w, MOOR_ECORRUPT,
+			      "wal: %s/%s: offset %" PRIu64 ": its records end here but the next "
+			      "segment %s says they end at offset %" PRIu64,
+			      w->dir, (seg - 1)->name, w->rec_end, seg->name, h.prev_end);
+		goto out;
+	} else if (seg->first_index != w->last_index + 1) {
 		rc = wal_fail(w, MOOR_ECORRUPT, "wal: %s/%s: offset 0: segment starts at index %" PRIu64
 			      " but the previous one ends at %" PRIu64, w->dir, seg->name,
 			      seg->first_index, w->last_index);
@@ -300,10 +282,9 @@ static int recover_segment(struct wal *w, struct wal_seg *seg, bool last)
 	s.seed = h.seed;
 	if ((rc = wal_scan_segment(&s, apply_rec, &c)) != 0)
 		goto out;
-	if (!last && !s.sealed) {
-		uint64_t at = s.bad_off != UINT64_MAX ? s.bad_off : s.end;
+	if (!last && s.bad_off != UINT64_MAX) {
 		rc = wal_fail(w, MOOR_ECORRUPT, "wal: %s/%s: offset %" PRIu64 ": %s", w->dir,
-			      seg->name, at, s.why ? s.why : "segment ends without its seal");
+			      seg->name, s.bad_off, s.why);
 		goto out;
 	}
 	if (last && s.bad_off != UINT64_MAX) {
@@ -320,7 +301,6 @@ static int recover_segment(struct wal *w, struct wal_seg *seg, bool last)
 	}
 	w->rec_end = s.end;
 	w->rec_dirty = s.dirty;
-	w->rec_sealed = s.sealed;
 out:
 	moor_free(w->alloc, buf);
 	return rc;

@@ -1,7 +1,7 @@
 /*
  * Segment files: creating one (preallocate, header, fdatasync, rename into
- * place, fsync the directory), sealing and syncing a full one before the next
- * is created, starting the writer after recovery (cut the torn tail by
+ * place, fsync the directory), syncing a full one (if it holds unsynced
+ * batches) before the next is created, starting the writer after recovery (cut the torn tail by
  * zeroing it, sync, remove leftover temporary files) and releasing old
  * segments. All with the handle's mutex held and no fdatasync in flight.
  */
@@ -45,7 +45,7 @@ static int seg_sync(struct wal *w, int fd)
 
 /* Create segment `seq` whose first entry will be `first_index`; on success
  * it is the last segment and the writer's tail is after its header. */
-static int create_segment(struct wal *w, uint64_t seq, uint64_t first_index)
+static int create_segment(struct wal *w, uint64_t seq, uint64_t first_index, uint64_t prev_end)
 {
 	unsigned char hdr[WAL_SEG_HDR_BYTES];
 	struct wal_seg s;
@@ -68,7 +68,7 @@ static int create_segment(struct wal *w, uint64_t seq, uint64_t first_index)
 		wal_fail(w, rc, "wal: preallocate %s/%s", w->dir, tmp);
 		goto err_after_open;
 	}
-	wal_seg_header_encode(hdr, seq, first_index, &s.seed);
+	wal_seg_header_encode(hdr, seq, first_index, prev_end, &s.seed);
 	if ((rc = wal_write_all(w, fd, hdr, sizeof hdr, 0)) != 0 || (rc = seg_sync(w, fd)) != 0) {
 		wal_fail(w, rc, "wal: write header of %s/%s", w->dir, tmp);
 		goto err_after_open;
@@ -128,12 +128,12 @@ static int write_state_copy(struct wal *w)
 	return rc;
 }
 
-static int next_segment(struct wal *w)
+static int next_segment(struct wal *w, uint64_t prev_end)
 {
 	uint64_t seq = w->nsegs ? w->segs[w->nsegs - 1].seq + 1 : 0;
 	int rc;
 
-	if ((rc = create_segment(w, seq, w->last_index + 1)) != 0)
+	if ((rc = create_segment(w, seq, w->last_index + 1, prev_end)) != 0)
 		return rc;
 	if ((rc = write_state_copy(w)) != 0)
 		return wal_fail(w, rc, "wal: write %s/%s", w->dir, w->segs[w->nsegs - 1].name);
@@ -143,34 +143,19 @@ static int next_segment(struct wal *w)
 int wal_rotate(struct wal *w)
 {
 	struct wal_seg *cur = &w->segs[w->nsegs - 1];
-	unsigned char seal[WAL_SEAL_BYTES];
-	size_t start;
 	int rc;
 
 	MOOR_ASSERT(w->writing && !w->syncing && w->wbuf.len == 0);
-	MOOR_ASSERT(w->tail + wal_rec_size(WAL_SEAL_BYTES) <= w->segment_bytes);
-	if ((rc = moor_buf_reserve(&w->wbuf, WAL_REC_HDR_BYTES + WAL_SEAL_BYTES)) != 0)
-		return rc;
-	start = wal_rec_begin(&w->wbuf);
-	moor_put_le64(seal, w->last_index);
-	memcpy(w->wbuf.data + w->wbuf.len, seal, sizeof seal);
-	w->wbuf.len += sizeof seal;
-	wal_rec_end(&w->wbuf, start, w->tail, cur->seed, WAL_REC_SEAL, WAL_REC_F_BATCH_END,
-		    w->synced_off);
-	rc = wal_write_all(w, cur->fd, w->wbuf.data, w->wbuf.len, w->tail);
-	if (rc == 0) {
-		w->tail += w->wbuf.len;
-		w->stats.writes++;
-		w->stats.bytes += w->wbuf.len;
+	/* The next segment's header says where this one ends, and recovery
+	 * insists on it: everything here must be durable before it exists. */
+	if (w->synced_off < w->tail) {
+		if ((rc = seg_sync(w, cur->fd)) != 0)
+			return wal_fail(w, rc, "wal: fdatasync %s/%s", w->dir, cur->name);
+		w->synced_off = w->tail;
 	}
-	moor_buf_reset(&w->wbuf);
-	if (rc != 0)
-		return wal_fail(w, rc, "wal: seal %s/%s", w->dir, cur->name);
-	if ((rc = seg_sync(w, cur->fd)) != 0)
-		return wal_fail(w, rc, "wal: fdatasync %s/%s", w->dir, cur->name);
 	w->durable_seq = w->written_seq;
 	w->durable_index = w->last_index;
-	return next_segment(w);
+	return next_segment(w, w->tail);
 }
 
 static int zero_range(struct wal *w, int fd, uint64_t from, uint64_t to)
@@ -200,7 +185,7 @@ int wal_writer_start(struct wal *w)
 		return w->err;
 	if (w->nsegs == 0) {
 		w->writing = true;
-		if ((rc = next_segment(w)) != 0)
+		if ((rc = next_segment(w, 0)) != 0)
 			goto err;
 		goto tmp_files;
 	}
@@ -230,12 +215,6 @@ int wal_writer_start(struct wal *w)
 	w->tail = w->rec_end;
 	w->synced_off = w->rec_end;
 	w->rec_dirty = w->rec_end;
-	if (w->rec_sealed || w->tail + wal_rec_size(WAL_SEAL_BYTES) > w->segment_bytes) {
-		if (!w->rec_sealed && (rc = wal_rotate(w)) != 0)
-			goto err;
-		if (w->rec_sealed && (rc = next_segment(w)) != 0)
-			goto err;
-	}
 tmp_files:
 	for (size_t i = 0; i < w->ntmp; i++) {
 		rc = w->fs->unlink(w->fs->ctx, w->dir, w->tmp_names[i]);

@@ -69,7 +69,7 @@ static struct wal_seg *cur_seg(struct wal *w)
 uint64_t wal_batch_max_bytes(uint64_t segment_bytes)
 {
 	uint64_t reserved = WAL_SEG_HDR_BYTES + wal_rec_size(WAL_SNAPSHOT_BYTES) +
-			    wal_rec_size(WAL_HARD_STATE_BYTES) + wal_rec_size(WAL_SEAL_BYTES);
+			    wal_rec_size(WAL_HARD_STATE_BYTES);
 
 	return segment_bytes > reserved ? segment_bytes - reserved : 0;
 }
@@ -128,7 +128,7 @@ static int append_locked(struct wal *w, const struct wal_batch *b)
 		return MOOR_ETOOLARGE;
 	if ((rc = wal_locs_reserve(w, 1)) != 0)
 		return rc;
-	while (w->tail + w->wbuf.len + size + wal_rec_size(WAL_SEAL_BYTES) > w->segment_bytes) {
+	while (w->tail + w->wbuf.len + size > w->segment_bytes) {
 		if ((rc = flush(w)) != 0)
 			return rc;
 		if (w->syncing) {

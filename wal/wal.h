@@ -183,8 +183,8 @@ uint64_t wal_batch_max_bytes(uint64_t segment_bytes);
 
 /*
  * Validate, encode and write the batch with one write call (two when it
- * opens a new segment: never more than the old segment is sealed and synced
- * first). Returns without syncing. Errors: MOOR_EINVAL (batch breaks the
+ * opens a new segment, whose first write copies the snapshot marker and hard
+ * state; the old segment is synced first if it holds unsynced batches). Returns without syncing. Errors: MOOR_EINVAL (batch breaks the
  * rules above; the log is unchanged), MOOR_ETOOLARGE, MOOR_ENOMEM (log
  * unchanged), or an I/O error, which stops the log.
  */

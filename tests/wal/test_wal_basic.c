@@ -448,7 +448,7 @@ static void wal_dump_prints_records_and_tells_a_torn_tail_from_corruption(void *
 	assert_int_equal(wal_sync(w, NULL), 0);
 	wal_close(w);
 	assert_int_equal(dump_to_string(dir, &text), 0);
-	assert_non_null(strstr(text, "sealed at offset"));
+	assert_non_null(strstr(text, "records end at offset"));
 	assert_non_null(strstr(text, "hard-state  term=3 vote=2 commit=40"));
 	assert_non_null(strstr(text, "entry index=200 term=3"));
 	free(text);

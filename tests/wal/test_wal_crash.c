@@ -301,8 +301,8 @@ static void bit_flips_in_an_older_segment_are_corruption_naming_file_and_offset(
 		if (strcmp(h.p[i].seg, names[0]) == 0)
 			end0 = h.p[i].end;
 	assert_int_equal(memfs_read_file(h.fs, names[0], &img, &len), 0);
-	/* Through the last batch and the seal that follows it. */
-	for (uint64_t off = 0; off < end0 + wal_rec_size(WAL_SEAL_BYTES); off += 7) {
+	/* Through the last batch and a little after it. */
+	for (uint64_t off = 0; off < end0 + 64; off += 7) {
 		struct memfs *c = memfs_clone(h.fs);
 		struct wal *w = NULL;
 		char err[512];
@@ -318,6 +318,34 @@ static void bit_flips_in_an_older_segment_are_corruption_naming_file_and_offset(
 	history_free(&h);
 }
 
+static void an_older_segment_that_lost_its_last_batch_is_corruption(void **state)
+{
+	struct history h;
+	char names[16][64], err[512];
+	unsigned char *img;
+	size_t len;
+	uint64_t end0 = 0, start0 = 0;
+	struct wal *w = NULL;
+
+	(void)state;
+	build(&h, false, 1);
+	assert_true(memfs_list(h.fs, names, 16) >= 3);
+	for (size_t i = 0; i < h.n; i++)
+		if (strcmp(h.p[i].seg, names[0]) == 0) {
+			start0 = end0;
+			end0 = h.p[i].end;
+		}
+	assert_true(start0 > 0 && start0 < end0);
+	assert_int_equal(memfs_read_file(h.fs, names[0], &img, &len), 0);
+	memset(img + start0, 0, end0 - start0); /* whole records gone, no bad one */
+	assert_int_equal(memfs_write_file(h.fs, names[0], img, len), 0);
+	assert_int_equal(try_open_mem(h.fs, CSEG, &w, NULL, err, sizeof err), MOOR_ECORRUPT);
+	assert_non_null(strstr(err, names[0]));
+	assert_int_equal(reported_offset(err), start0);
+	free(img);
+	history_free(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -326,6 +354,7 @@ int main(void)
 		cmocka_unit_test(power_loss_tearing_unsynced_writes_keeps_every_synced_batch),
 		cmocka_unit_test(bit_flips_are_corruption_before_the_last_batch_and_cut_within_it),
 		cmocka_unit_test(bit_flips_in_an_older_segment_are_corruption_naming_file_and_offset),
+		cmocka_unit_test(an_older_segment_that_lost_its_last_batch_is_corruption),
 	};
 
 	return cmocka_run_group_tests_name("wal_crash", tests, NULL, NULL);

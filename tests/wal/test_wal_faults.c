@@ -110,7 +110,7 @@ static void failures_while_rotating_segments_stop_the_log(void **state)
 		else if (which == 1)
 			memfs_fail_sync(fs, 2, EIO); /* the old segment's, then the header's */
 		else
-			memfs_fail_write(fs, 5, ENOSPC); /* some write, maybe a seal */
+			memfs_fail_write(fs, 5, ENOSPC); /* some write, maybe a header */
 		while (rc == 0 && i < 1000) {
 			rc = append_entries(w, &m, i, 4, 1, NULL, NULL);
 			i += 4;

@@ -60,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	len = WAL_SEG_HDR_BYTES + size - 1;
 	if (!(img = malloc(len)))
 		return 0;
-	wal_seg_header_encode(img, 0, 1, &seed);
+	wal_seg_header_encode(img, 0, 1, 0, &seed);
 	memcpy(img + WAL_SEG_HDR_BYTES, data + 1, size - 1);
 	if (data[0] & 1)
 		fix_crcs(img, len, seed);
