@@ -10,17 +10,17 @@
  * way protobuf_c_message_free_unpacked expects. The message under
  * construction is freeable at every step, so any error frees it whole.
  *
- * One wrinkle of jansson: it refuses integer literals beyond int64 ("too big
- * integer"), yet uint64 member IDs above 2^63 are legal JSON numbers that Go
- * accepts. The scanner notes such literals and the parser is then given a
- * copy in which they are quoted; the integer decoder takes both forms.
+ * Two wrinkles of jansson: it refuses integer literals beyond int64 ("too
+ * big integer"), yet uint64 member IDs above 2^63 are legal JSON numbers that
+ * Go accepts; and it reads "-0" as the integer 0, losing the sign of a
+ * negative zero double. The scanner notes such tokens and the parser is then
+ * given a copy in which they are quoted; the number decoders take both forms.
  */
 #include "server/jsonpb.h"
 
 #include "common/assert.h"
 #include "common/error.h"
 
-#include <float.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
@@ -518,7 +518,7 @@ enum scan_status { SCAN_DONE, SCAN_EMPTY, SCAN_PARTIAL };
 struct scan {
 	size_t start, end; /* the value is [start, end) */
 	bool is_null;      /* the value is the literal null */
-	bool big_ints;     /* holds integer literals beyond int64 */
+	bool big_ints;     /* holds numbers to quote for jansson */
 };
 
 static bool is_ws(unsigned char c)
@@ -554,6 +554,14 @@ static bool int_literal_overflows(const unsigned char *p, size_t n)
 		if (p[i] < '0' || p[i] > '9')
 			return false;
 	return n > 19 || (n == 19 && memcmp(p, lim, 19) > 0);
+}
+
+/* Whether jansson would misread the number token [p, p+n): an integer
+ * beyond int64 (it refuses those) or "-0" (it reads an integer 0 and loses
+ * the sign Go writes for a negative zero double). Such tokens are quoted. */
+static bool number_needs_quotes(const unsigned char *p, size_t n)
+{
+	return int_literal_overflows(p, n) || (n == 2 && p[0] == '-' && p[1] == '0');
 }
 
 /* Length of the number-like token at p: digits, signs, '.', 'e'. */
@@ -637,7 +645,7 @@ static int scan_value(const unsigned char *p, size_t len, size_t max_bytes, unsi
 		} else if (c == '-' || (c >= '0' && c <= '9')) {
 			size_t k = number_token(p + j, len - j);
 
-			if (int_literal_overflows(p + j, k))
+			if (number_needs_quotes(p + j, k))
 				s->big_ints = true;
 			j += k - 1;
 		}
@@ -645,11 +653,11 @@ static int scan_value(const unsigned char *p, size_t len, size_t max_bytes, unsi
 	return SCAN_PARTIAL;
 }
 
-/* A copy of the value [p, p+n) with every integer literal beyond int64
- * quoted, for jansson; NULL on out of memory. */
+/* A copy of the value [p, p+n) with the numbers jansson would misread
+ * quoted (see number_needs_quotes); NULL on out of memory. */
 static char *quote_big_ints(const unsigned char *p, size_t n, size_t *out_len)
 {
-	size_t cap = n + 2 * (n / 19 + 1), w = 0;
+	size_t cap = n + 2 * (n / 3 + 1), w = 0;
 	char *q = malloc(cap);
 	bool in_str = false, esc = false;
 
@@ -673,9 +681,9 @@ static char *quote_big_ints(const unsigned char *p, size_t n, size_t *out_len)
 		} else if (c == '-' || (c >= '0' && c <= '9')) {
 			size_t k = number_token(p + j, n - j);
 
-			if (int_literal_overflows(p + j, k)) {
-				/* Each such literal is >= 19 bytes, so two quotes per
-				 * 19 bytes of input always fit in cap. */
+			if (number_needs_quotes(p + j, k)) {
+				/* Each such token is at least 2 bytes and followed by
+				 * a delimiter, so two quotes per 3 input bytes fit. */
 				q[w++] = '"';
 				memcpy(q + w, p + j, k);
 				w += k;
@@ -958,8 +966,10 @@ static int get_double(struct dec *d, const json_t *v, bool is_float, double *out
 	} else {
 		return dec_fail(d, "expected %s as a number, got %s", tname, json_kind(v));
 	}
-	if (is_float && isfinite(*out) && (*out > FLT_MAX || *out < -FLT_MAX))
-		return dec_fail(d, "%g is out of range for float", *out);
+	/* Out of range: what would round to an infinite float (halfway
+	 * between FLT_MAX and 2^128 rounds up, to even). */
+	if (is_float && isfinite(*out) && (*out >= 0x1.ffffffp127 || *out <= -0x1.ffffffp127))
+		return dec_fail(d, "%.9g is out of range for float", *out);
 	return 0;
 }
 
@@ -1277,7 +1287,7 @@ static int dec_message(struct dec *d, const ProtobufCMessageDescriptor *desc, co
 		if (desc->fields[i].label == PROTOBUF_C_LABEL_REQUIRED &&
 		    !(seen[i / 64] & (1ull << (i % 64))))
 			return dec_fail(d, "required field \"%s\" of %s is missing",
-					desc->fields[i].name, desc->name);
+			                desc->fields[i].name, desc->name);
 	return 0;
 }
 

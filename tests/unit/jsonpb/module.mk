@@ -16,3 +16,14 @@ test-jsonpb: $(BUILD)/tests/unit_jsonpb $(BUILD)/tests/unit_gateway_errors $(BUI
 # Micro-benchmark (make bench only).
 $(eval $(call link_bin,$(BUILD)/bench/bench_jsonpb,$(call objs,tests/unit/jsonpb/bench_jsonpb.c) $(JSONPB_TEST_OBJS),$(JSONPB_TEST_LDLIBS)))
 BENCHES += $(BUILD)/bench/bench_jsonpb
+
+# Field types and labels etcd's API does not use, from a test-only .proto.
+JSONPB_TYPES_GEN := $(BUILD)/gen/tests/unit/jsonpb/jsonpb_test.pb-c
+$(JSONPB_TYPES_GEN).c $(JSONPB_TYPES_GEN).h: tests/unit/jsonpb/jsonpb_test.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --c_out=$(BUILD)/gen $<
+.SECONDARY: $(JSONPB_TYPES_GEN).c $(JSONPB_TYPES_GEN).h
+$(BUILD)/obj/tests/unit/jsonpb/test_jsonpb_types.o: $(JSONPB_TYPES_GEN).h
+$(eval $(call link_bin,$(BUILD)/tests/unit_jsonpb_types,$(call objs,tests/unit/jsonpb/test_jsonpb_types.c) $(BUILD)/obj/gen/tests/unit/jsonpb/jsonpb_test.pb-c.o $(JSONPB_TEST_OBJS),$(JSONPB_TEST_LDLIBS) -lcmocka))
+TESTS += $(BUILD)/tests/unit_jsonpb_types
+test-jsonpb: $(BUILD)/tests/unit_jsonpb_types
