@@ -19,7 +19,7 @@
 void sim_repropose(struct sim *s, uint64_t node, struct sim_prop *p);
 
 #define SIM_RETRY_TICKS 40
-#define SWARM_STEPS 1500
+#define SWARM_STEPS 2000
 #define SWARM_SETTLE_TICKS 800
 
 static uint64_t random_up(struct sim *s)
@@ -141,15 +141,19 @@ static void partition(struct sim *s)
 void sim_chaos(struct sim *s)
 {
 	unsigned r = sim_below(s, 1000);
+	unsigned f = s->o.fault_level ? s->o.fault_level : 1; /* scales fault rates */
 	uint64_t x;
 
-	if (r < 150) {
+	if (r < 130) {
 		if ((x = random_up(s)))
 			sim_propose(s, x);
+	} else if (r < 150) {
+		if ((x = random_up(s)))
+			sim_propose_batch(s, x, 2 + sim_below(s, 6));
 	} else if (r < 200) {
 		if ((x = random_up(s)))
 			sim_read(s, x);
-	} else if (s->o.faults && r < 206) {
+	} else if (s->o.faults && r < 200 + 3 * f) {
 		if ((x = random_up(s))) {
 			if (sim_below(s, 2)) {
 				s->nodes[x].crash_mid_ready = true;
@@ -159,20 +163,20 @@ void sim_chaos(struct sim *s)
 				sim_crash(s, x);
 			}
 		}
-	} else if (s->o.faults && r < 236) {
+	} else if (s->o.faults && r < 230 + 3 * f) {
 		for (unsigned i = 1; i <= SIM_MAX_NODES; i++)
 			if (s->nodes[i].exists && !s->nodes[i].up) {
 				sim_restart(s, i);
 				break;
 			}
-	} else if (s->o.faults && r < 242) {
+	} else if (s->o.faults && r < 230 + 6 * f) {
 		partition(s);
-	} else if (s->o.faults && r < 252) {
+	} else if (s->o.faults && r < 240 + 6 * f) {
 		sim_heal_net(s);
-	} else if (s->o.faults && r < 256) {
+	} else if (s->o.faults && r < 240 + 8 * f) {
 		if ((x = random_existing(s)))
 			sim_transfer(s, x);
-	} else if (s->o.membership && r < 261) {
+	} else if (s->o.membership && r < 245 + 8 * f) {
 		membership_change(s);
 	}
 	retry_writes(s);
@@ -185,6 +189,7 @@ void sim_heal(struct sim *s)
 	memset(s->cut, 0, sizeof s->cut);
 	s->o.drop_pct = 0;
 	s->o.dup_pct = 0;
+	s->o.skew_pct = 0;
 	for (unsigned i = 1; i <= SIM_MAX_NODES; i++) {
 		s->nodes[i].crash_mid_ready = false;
 		if (s->nodes[i].exists && !s->nodes[i].up)
@@ -234,6 +239,8 @@ uint64_t sim_swarm_run(uint64_t seed, bool verbose, const char *replay, bool *ok
 	o.faults = true;
 	o.membership = (pick >> 32) % 2 == 0;
 	o.compact_every = (pick >> 40) % 3 == 0 ? 0 : 20 + (unsigned)(pick >> 44) % 80;
+	o.fault_level = 1 + (unsigned)(pick >> 56) % 4;
+	o.skew_pct = (pick >> 48) % 4 == 0 ? 20 + (unsigned)(pick >> 52) % 30 : 0;
 	o.verbose = verbose;
 	sim_init(s, seed, &o);
 	if (verbose)

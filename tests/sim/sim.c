@@ -656,8 +656,10 @@ void sim_init(struct sim *s, uint64_t seed, const struct sim_opts *o)
 	for (unsigned i = 0; i < o->n_voters; i++)
 		node_create(s, i + 1, voters, o->n_voters);
 	s->next_new_id = o->n_voters + 1;
-	sim_tracef(s, "start seed=%llu voters=%u drop=%u%% dup=%u%% delay<=%u",
-		   (unsigned long long)seed, o->n_voters, o->drop_pct, o->dup_pct, o->max_delay);
+	sim_tracef(s, "start seed=%llu voters=%u drop=%u%% dup=%u%% delay<=%u skew=%u%% compact=%u "
+		      "membership=%d faults=x%u",
+		   (unsigned long long)seed, o->n_voters, o->drop_pct, o->dup_pct, o->max_delay,
+		   o->skew_pct, o->compact_every, (int)o->membership, o->fault_level);
 }
 
 void sim_free(struct sim *s)
@@ -778,6 +780,9 @@ void sim_step(struct sim *s)
 
 		if (!n->up)
 			continue;
+		/* clock skew: a slow member misses some ticks */
+		if (s->o.skew_pct && sim_below(s, 100) < s->o.skew_pct && (i & 1))
+			continue;
 		if (raft_tick(n->r))
 			sim_fail(s, "n%u tick failed", i);
 		process_ready(s, n);
@@ -816,6 +821,41 @@ void sim_propose(struct sim *s, uint64_t node)
 	rc = raft_propose(s->nodes[node].r, data, sizeof data);
 	sim_tracef(s, "n%llu propose p%llu -> %s", (unsigned long long)node,
 		   (unsigned long long)p->id, rc ? moor_errname(rc) : "ok");
+	process_ready(s, &s->nodes[node]);
+}
+
+/* Several new proposals in one raft_propose_batch call. */
+void sim_propose_batch(struct sim *s, uint64_t node, unsigned n)
+{
+	unsigned char data[8][SIM_DATA_BYTES];
+	struct raft_buf b[8];
+	uint64_t first;
+	int rc;
+
+	if (!s->nodes[node].up || n == 0 || n > 8)
+		return;
+	if (s->n_props + n > s->cap_props) {
+		s->cap_props = (s->cap_props ? s->cap_props * 2 : 64) + n;
+		s->props = xrealloc(s->props, s->cap_props * sizeof *s->props);
+	}
+	first = s->n_props + 1;
+	for (unsigned k = 0; k < n; k++) {
+		struct sim_prop *p = &s->props[s->n_props++];
+
+		memset(p, 0, sizeof *p);
+		p->id = s->n_props;
+		p->proposed_at = p->first_at = s->now;
+		for (int i = 0; i < 8; i++)
+			data[k][i] = (unsigned char)(p->id >> (56 - 8 * i));
+		for (int i = 8; i < SIM_DATA_BYTES; i++)
+			data[k][i] = (unsigned char)sim_rand(s);
+		b[k].data = data[k];
+		b[k].len = SIM_DATA_BYTES;
+	}
+	rc = raft_propose_batch(s->nodes[node].r, b, n);
+	sim_tracef(s, "n%llu propose p%llu..p%llu -> %s", (unsigned long long)node,
+		   (unsigned long long)first, (unsigned long long)(first + n - 1),
+		   rc ? moor_errname(rc) : "ok");
 	process_ready(s, &s->nodes[node]);
 }
 

@@ -74,6 +74,8 @@ struct sim_opts {
 	bool membership;       /* random membership changes */
 	bool verbose;          /* print the trace as it goes */
 	unsigned compact_every; /* entries between snapshots, 0: never */
+	unsigned skew_pct;     /* odd members miss this share of ticks */
+	unsigned fault_level;  /* 1..4: how often crashes, cuts, transfers strike */
 };
 
 struct sim {
@@ -140,6 +142,7 @@ uint64_t sim_swarm_run(uint64_t seed, bool verbose, const char *replay, bool *ok
 
 /* Scripted actions. */
 void sim_propose(struct sim *s, uint64_t node);
+void sim_propose_batch(struct sim *s, uint64_t node, unsigned n);
 void sim_read(struct sim *s, uint64_t node);
 void sim_crash(struct sim *s, uint64_t node);
 void sim_restart(struct sim *s, uint64_t node);

@@ -21,9 +21,9 @@
 /* The default seed count: about two minutes on one core in `make test`;
  * scaled down under the sanitizers. */
 #ifdef MOOR_SAN
-#define SWARM_DEFAULT_SEEDS 60
+#define SWARM_DEFAULT_SEEDS 1500 /* about 25 s */
 #else
-#define SWARM_DEFAULT_SEEDS 1500
+#define SWARM_DEFAULT_SEEDS 25000 /* about 100 s at 4 ms a seed */
 #endif
 
 static const char *g_argv0 = "sim_swarm";
