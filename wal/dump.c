@@ -44,22 +44,24 @@ static int print_rec(void *arg, uint64_t off, const struct wal_rec *r)
 			fprintf(out, "entries     len=%u malformed: %s\n", r->len, why);
 			break;
 		}
-		fprintf(out, "entries     len=%u index=%" PRIu64 "..%" PRIu64 " count=%u", r->len, f,
-		       f + n - 1, n);
+		fprintf(out, "entries     len=%u index=%" PRIu64 "..%" PRIu64 " count=%u", r->len,
+		        f, f + n - 1, n);
 		if (verbose && (v = calloc(n, sizeof *v)) &&
 		    wal_entries_decode(r->payload, r->len, &f, &n, v, &why) == 0)
 			for (uint32_t i = 0; i < n; i++)
-				fprintf(out, "\n              entry index=%" PRIu64 " term=%" PRIu64
-				       " type=%u len=%zu",
-				       v[i].index, v[i].term, v[i].type, v[i].len);
+				fprintf(out,
+				        "\n              entry index=%" PRIu64 " term=%" PRIu64
+				        " type=%u len=%zu",
+				        v[i].index, v[i].term, v[i].type, v[i].len);
 		free(v);
 		break;
 	}
 	case WAL_REC_HARD_STATE: {
 		struct wal_hard_state hs;
 		if (wal_hard_state_decode(r, &hs) == 0)
-			fprintf(out, "hard-state  term=%" PRIu64 " vote=%" PRIu64 " commit=%" PRIu64,
-			       hs.term, hs.vote, hs.commit);
+			fprintf(out,
+			        "hard-state  term=%" PRIu64 " vote=%" PRIu64 " commit=%" PRIu64,
+			        hs.term, hs.vote, hs.commit);
 		else
 			fprintf(out, "hard-state  malformed");
 		break;
@@ -67,14 +69,15 @@ static int print_rec(void *arg, uint64_t off, const struct wal_rec *r)
 	case WAL_REC_SNAPSHOT: {
 		struct wal_snapshot s;
 		if (wal_snapshot_decode(r, &s) == 0)
-			fprintf(out, "snapshot    index=%" PRIu64 " term=%" PRIu64, s.index, s.term);
+			fprintf(out, "snapshot    index=%" PRIu64 " term=%" PRIu64, s.index,
+			        s.term);
 		else
 			fprintf(out, "snapshot    malformed");
 		break;
 	}
 	}
 	fprintf(out, "%s synced=%" PRIu64 "\n", r->flags & WAL_REC_F_BATCH_END ? " [end]" : "",
-	       r->synced);
+	        r->synced);
 	return 0;
 }
 
@@ -136,13 +139,15 @@ static int dump_segment(const char *dir, const char *name, int last, uint64_t *p
 		free(buf);
 		return 1;
 	}
-	fprintf(out, "  header: version=%u seq=%" PRIu64 " first_index=%" PRIu64
-		     " prev_end=%" PRIu64 "\n",
-		WAL_FORMAT_VERSION, h.seq, h.first_index, h.prev_end);
+	fprintf(out,
+	        "  header: version=%u seq=%" PRIu64 " first_index=%" PRIu64 " prev_end=%" PRIu64
+	        "\n",
+	        WAL_FORMAT_VERSION, h.seq, h.first_index, h.prev_end);
 	if (*prev_end != UINT64_MAX && h.prev_end != *prev_end) {
-		fprintf(out, "  the previous segment's records end at offset %" PRIu64
-			     ", not %" PRIu64 ": corruption\n",
-			*prev_end, h.prev_end);
+		fprintf(out,
+		        "  the previous segment's records end at offset %" PRIu64 ", not %" PRIu64
+		        ": corruption\n",
+		        *prev_end, h.prev_end);
 		status = 1;
 	}
 	s.buf = buf;
@@ -155,13 +160,15 @@ static int dump_segment(const char *dir, const char *name, int last, uint64_t *p
 	} else {
 		int corrupt = !last || s.durable_after;
 		fprintf(out, "  offset %" PRIu64 ": %s; %s\n", s.bad_off, s.why,
-		       corrupt ? "corruption" : "torn tail, recovery cuts it");
+		        corrupt ? "corruption" : "torn tail, recovery cuts it");
 		if (s.durable_after)
-			fprintf(out, "  (the valid record at offset %" PRIu64
-			       " was written after that data was durable)\n",
-			       s.durable_after);
+			fprintf(out,
+			        "  (the valid record at offset %" PRIu64
+			        " was written after that data was durable)\n",
+			        s.durable_after);
 		if (!corrupt)
-			fprintf(out, "  tail to cut: offsets %" PRIu64 "..%" PRIu64 "\n", s.end, s.dirty);
+			fprintf(out, "  tail to cut: offsets %" PRIu64 "..%" PRIu64 "\n", s.end,
+			        s.dirty);
 		if (corrupt)
 			status = 1;
 	}

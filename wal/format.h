@@ -67,14 +67,14 @@ struct wal_seg_header {
 	uint64_t seq;
 	uint64_t first_index;
 	uint64_t prev_end; /* end of the previous segment's records (0 for seq 0) */
-	uint32_t seed; /* the header's crc: the seed of every record's crc */
+	uint32_t seed;     /* the header's crc: the seed of every record's crc */
 };
 
-void wal_seg_header_encode(unsigned char out[WAL_SEG_HDR_BYTES], uint64_t seq,
-			   uint64_t first_index, uint64_t prev_end, uint32_t *seed);
+void wal_seg_header_encode(unsigned char out[WAL_SEG_HDR_BYTES], uint64_t seq, uint64_t first_index,
+                           uint64_t prev_end, uint32_t *seed);
 /* 0, or MOOR_ECORRUPT with *why set (static string). */
 int wal_seg_header_decode(const unsigned char *p, size_t len, struct wal_seg_header *h,
-			  const char **why);
+                          const char **why);
 
 /* "%016x-%016x.wal" and its parser (0 or -1). */
 void wal_seg_name(char out[WAL_NAME_MAX], uint64_t seq, uint64_t first_index);
@@ -98,7 +98,7 @@ enum {
 
 /* Check the record at segment offset `off`, `avail` bytes available from p. */
 int wal_rec_check(const unsigned char *p, size_t avail, uint64_t off, uint32_t seed,
-		  struct wal_rec *r, const char **why);
+                  struct wal_rec *r, const char **why);
 
 /*
  * Encoding into a buffer that will be written at segment offset `base`:
@@ -108,7 +108,7 @@ int wal_rec_check(const unsigned char *p, size_t avail, uint64_t off, uint32_t s
  */
 size_t wal_rec_begin(struct moor_buf *b);
 void wal_rec_end(struct moor_buf *b, size_t start, uint64_t base, uint32_t seed, uint8_t type,
-		 uint8_t flags, uint64_t synced);
+                 uint8_t flags, uint64_t synced);
 
 /* Payload sizes and encoders (into reserved room). */
 uint64_t wal_entries_payload_bytes(const struct wal_entry *e, size_t n);
@@ -122,7 +122,7 @@ void wal_snapshot_encode(struct moor_buf *b, const struct wal_snapshot *s);
  * 0 or MOOR_ECORRUPT with *why.
  */
 int wal_entries_decode(const unsigned char *p, size_t len, uint64_t *first, uint32_t *count,
-		       struct wal_entry *v, const char **why);
+                       struct wal_entry *v, const char **why);
 int wal_hard_state_decode(const struct wal_rec *r, struct wal_hard_state *hs);
 int wal_snapshot_decode(const struct wal_rec *r, struct wal_snapshot *s);
 

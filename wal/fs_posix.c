@@ -161,7 +161,7 @@ static int px_dir_sync(void *ctx, const char *dir)
 }
 
 static int px_dir_list(void *ctx, const char *dir, int (*fn)(void *arg, const char *name),
-		       void *arg)
+                       void *arg)
 {
 	DIR *d;
 	struct dirent *e;
@@ -188,19 +188,19 @@ static int px_dir_list(void *ctx, const char *dir, int (*fn)(void *arg, const ch
 }
 
 static const struct wal_fs posix_fs = {
-	.open = px_open,
-	.close = px_close,
-	.pread = px_pread,
-	.pwrite = px_pwrite,
-	.fdatasync = px_fdatasync,
-	.fallocate = px_fallocate,
-	.ftruncate = px_ftruncate,
-	.size = px_size,
-	.rename = px_rename,
-	.unlink = px_unlink,
-	.dir_sync = px_dir_sync,
-	.dir_list = px_dir_list,
-	.ctx = NULL,
+    .open = px_open,
+    .close = px_close,
+    .pread = px_pread,
+    .pwrite = px_pwrite,
+    .fdatasync = px_fdatasync,
+    .fallocate = px_fallocate,
+    .ftruncate = px_ftruncate,
+    .size = px_size,
+    .rename = px_rename,
+    .unlink = px_unlink,
+    .dir_sync = px_dir_sync,
+    .dir_list = px_dir_list,
+    .ctx = NULL,
 };
 
 const struct wal_fs *wal_fs_posix(void)

@@ -66,10 +66,10 @@ struct wal {
 	size_t ntmp;
 
 	/* Writer. */
-	bool writing;      /* writer started: tail cut, last segment open rw */
-	uint64_t tail;     /* next write offset in the last segment */
-	uint64_t synced_off; /* durable prefix of the last segment */
-	struct moor_buf wbuf; /* encoded, not yet written; base offset = tail */
+	bool writing;                      /* writer started: tail cut, last segment open rw */
+	uint64_t tail;                     /* next write offset in the last segment */
+	uint64_t synced_off;               /* durable prefix of the last segment */
+	struct moor_buf wbuf;              /* encoded, not yet written; base offset = tail */
 	uint64_t written_seq, durable_seq; /* batches */
 	uint64_t durable_index;
 	bool syncing; /* an fdatasync is in flight (the mutex is not held) */
@@ -85,8 +85,8 @@ int wal_fail(struct wal *w, int rc, const char *fmt, ...) __attribute__((format(
 /* state.c */
 int wal_batch_check(const struct wal *w, const struct wal_batch *b);
 int wal_locs_reserve(struct wal *w, size_t extra);
-void wal_state_entries(struct wal *w, uint64_t first, uint32_t count, uint64_t seq,
-		       uint64_t offset, uint32_t len);
+void wal_state_entries(struct wal *w, uint64_t first, uint32_t count, uint64_t seq, uint64_t offset,
+                       uint32_t len);
 void wal_state_snapshot(struct wal *w, const struct wal_snapshot *s);
 void wal_state_drop_segs_before(struct wal *w, uint64_t seq);
 size_t wal_locs_find(const struct wal *w, uint64_t index);
@@ -117,10 +117,10 @@ struct wal_scan {
 	uint64_t end;     /* offset after the last complete batch */
 	uint64_t bad_off; /* first invalid record or incomplete batch; UINT64_MAX: none */
 	const char *why;
-	uint64_t dirty;   /* end (8-aligned) of nonzero bytes at or after `end` */
+	uint64_t dirty;         /* end (8-aligned) of nonzero bytes at or after `end` */
 	uint64_t durable_after; /* a valid record beyond `end` proving `end` was durable; 0: none */
 };
 int wal_scan_segment(struct wal_scan *s,
-		     int (*on_rec)(void *arg, uint64_t off, const struct wal_rec *r), void *arg);
+                     int (*on_rec)(void *arg, uint64_t off, const struct wal_rec *r), void *arg);
 
 #endif

@@ -13,8 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
-void wal_seg_header_encode(unsigned char out[WAL_SEG_HDR_BYTES], uint64_t seq,
-			   uint64_t first_index, uint64_t prev_end, uint32_t *seed)
+void wal_seg_header_encode(unsigned char out[WAL_SEG_HDR_BYTES], uint64_t seq, uint64_t first_index,
+                           uint64_t prev_end, uint32_t *seed)
 {
 	uint32_t crc;
 
@@ -30,7 +30,7 @@ void wal_seg_header_encode(unsigned char out[WAL_SEG_HDR_BYTES], uint64_t seq,
 }
 
 int wal_seg_header_decode(const unsigned char *p, size_t len, struct wal_seg_header *h,
-			  const char **why)
+                          const char **why)
 {
 	if (len < WAL_SEG_HDR_BYTES) {
 		*why = "segment shorter than its header";
@@ -121,7 +121,7 @@ static int all_zero(const unsigned char *p, size_t n)
 }
 
 int wal_rec_check(const unsigned char *p, size_t avail, uint64_t off, uint32_t seed,
-		  struct wal_rec *r, const char **why)
+                  struct wal_rec *r, const char **why)
 {
 	uint64_t size;
 
@@ -177,7 +177,7 @@ size_t wal_rec_begin(struct moor_buf *b)
 }
 
 void wal_rec_end(struct moor_buf *b, size_t start, uint64_t base, uint32_t seed, uint8_t type,
-		 uint8_t flags, uint64_t synced)
+                 uint8_t flags, uint64_t synced)
 {
 	unsigned char *h = b->data + start;
 	size_t len = b->len - start - WAL_REC_HDR_BYTES;
@@ -253,7 +253,7 @@ void wal_snapshot_encode(struct moor_buf *b, const struct wal_snapshot *s)
 }
 
 int wal_entries_decode(const unsigned char *p, size_t len, uint64_t *first, uint32_t *count,
-		       struct wal_entry *v, const char **why)
+                       struct wal_entry *v, const char **why)
 {
 	size_t off = WAL_ENTRIES_HDR_BYTES;
 	uint32_t n;

@@ -28,7 +28,7 @@
 #define BATCH_MAX_RECS 3 /* snapshot, entries, hard state */
 
 int wal_scan_segment(struct wal_scan *s,
-		     int (*on_rec)(void *arg, uint64_t off, const struct wal_rec *r), void *arg)
+                     int (*on_rec)(void *arg, uint64_t off, const struct wal_rec *r), void *arg)
 {
 	struct wal_rec recs[BATCH_MAX_RECS];
 	uint64_t offs[BATCH_MAX_RECS];
@@ -127,7 +127,7 @@ static int apply_rec(void *arg, uint64_t off, const struct wal_rec *r)
 		if (f > w->last_index + 1 || f <= snap_index) {
 			rc = MOOR_ECORRUPT;
 			why = f > w->last_index + 1 ? "entries leave a gap after the last index"
-						    : "entries at or below the snapshot index";
+			                            : "entries at or below the snapshot index";
 			break;
 		}
 		if ((rc = wal_locs_reserve(w, 1)) != 0)
@@ -161,7 +161,7 @@ static int apply_rec(void *arg, uint64_t off, const struct wal_rec *r)
 	}
 	if (rc != 0)
 		return wal_fail(w, MOOR_ECORRUPT, "wal: %s/%s: offset %" PRIu64 ": %s", w->dir,
-				c->seg->name, off, why);
+		                c->seg->name, off, why);
 	return 0;
 }
 
@@ -259,21 +259,22 @@ static int recover_segment(struct wal *w, struct wal_seg *seg, bool last)
 	if (wal_seg_header_decode(buf, len, &h, &why) != 0 || h.seq != seg->seq ||
 	    h.first_index != seg->first_index) {
 		rc = wal_fail(w, MOOR_ECORRUPT, "wal: %s/%s: offset 0: %s", w->dir, seg->name,
-			      why ? why : "segment header disagrees with the file name");
+		              why ? why : "segment header disagrees with the file name");
 		goto out;
 	}
 	if (seg == &w->segs[0]) {
 		w->last_index = seg->first_index - 1;
 	} else if (h.prev_end != w->rec_end) {
 		rc = wal_fail(w, MOOR_ECORRUPT,
-			      "wal: %s/%s: offset %" PRIu64 ": its records end here but the next "
-			      "segment %s says they end at offset %" PRIu64,
-			      w->dir, (seg - 1)->name, w->rec_end, seg->name, h.prev_end);
+		              "wal: %s/%s: offset %" PRIu64 ": its records end here but the next "
+		              "segment %s says they end at offset %" PRIu64,
+		              w->dir, (seg - 1)->name, w->rec_end, seg->name, h.prev_end);
 		goto out;
 	} else if (seg->first_index != w->last_index + 1) {
-		rc = wal_fail(w, MOOR_ECORRUPT, "wal: %s/%s: offset 0: segment starts at index %" PRIu64
-			      " but the previous one ends at %" PRIu64, w->dir, seg->name,
-			      seg->first_index, w->last_index);
+		rc = wal_fail(w, MOOR_ECORRUPT,
+		              "wal: %s/%s: offset 0: segment starts at index %" PRIu64
+		              " but the previous one ends at %" PRIu64,
+		              w->dir, seg->name, seg->first_index, w->last_index);
 		goto out;
 	}
 	seg->seed = h.seed;
@@ -284,20 +285,21 @@ static int recover_segment(struct wal *w, struct wal_seg *seg, bool last)
 		goto out;
 	if (!last && s.bad_off != UINT64_MAX) {
 		rc = wal_fail(w, MOOR_ECORRUPT, "wal: %s/%s: offset %" PRIu64 ": %s", w->dir,
-			      seg->name, s.bad_off, s.why);
+		              seg->name, s.bad_off, s.why);
 		goto out;
 	}
 	if (last && s.bad_off != UINT64_MAX) {
 		if (s.durable_after) {
 			rc = wal_fail(w, MOOR_ECORRUPT,
-				      "wal: %s/%s: offset %" PRIu64 ": %s (the record at offset %" PRIu64
-				      " was written after it was made durable)",
-				      w->dir, seg->name, s.bad_off, s.why, s.durable_after);
+			              "wal: %s/%s: offset %" PRIu64
+			              ": %s (the record at offset %" PRIu64
+			              " was written after it was made durable)",
+			              w->dir, seg->name, s.bad_off, s.why, s.durable_after);
 			goto out;
 		}
 		moor_log(w->logger, MOOR_LOG_WARN, "wal",
-			 "torn tail file=%s/%s offset=%" PRIu64 " bytes=%" PRIu64 " reason=\"%s\"",
-			 w->dir, seg->name, s.end, s.dirty - s.end, s.why);
+		         "torn tail file=%s/%s offset=%" PRIu64 " bytes=%" PRIu64 " reason=\"%s\"",
+		         w->dir, seg->name, s.end, s.dirty - s.end, s.why);
 	}
 	w->rec_end = s.end;
 	w->rec_dirty = s.dirty;
@@ -320,9 +322,10 @@ int wal_recover(struct wal *w)
 		qsort(l.v, l.n, sizeof *l.v, cmp_seq);
 	for (size_t i = 1; i < l.n; i++) {
 		if (l.v[i].seq != l.v[i - 1].seq + 1) {
-			rc = wal_fail(w, MOOR_ECORRUPT,
-				      "wal: %s/%s: offset 0: segment missing before it (previous is %s)",
-				      w->dir, l.v[i].name, l.v[i - 1].name);
+			rc = wal_fail(
+			    w, MOOR_ECORRUPT,
+			    "wal: %s/%s: offset 0: segment missing before it (previous is %s)",
+			    w->dir, l.v[i].name, l.v[i - 1].name);
 			moor_free(w->alloc, l.v);
 			return rc;
 		}
@@ -337,8 +340,8 @@ int wal_recover(struct wal *w)
 	first = w->nlocs ? w->locs[0].first_index : w->last_index + 1;
 	if (w->nsegs && first > snap_index + 1)
 		return wal_fail(w, MOOR_ECORRUPT,
-				"wal: %s/%s: offset 0: entries %" PRIu64 "..%" PRIu64
-				" are missing (neither in a segment nor below the snapshot)",
-				w->dir, w->segs[0].name, snap_index + 1, first - 1);
+		                "wal: %s/%s: offset 0: entries %" PRIu64 "..%" PRIu64
+		                " are missing (neither in a segment nor below the snapshot)",
+		                w->dir, w->segs[0].name, snap_index + 1, first - 1);
 	return 0;
 }

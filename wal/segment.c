@@ -86,7 +86,7 @@ static int create_segment(struct wal *w, uint64_t seq, uint64_t first_index, uin
 	w->synced_off = WAL_SEG_HDR_BYTES;
 	w->stats.segments_created++;
 	moor_log(w->logger, MOOR_LOG_INFO, "wal", "new segment file=%s/%s index=%" PRIu64, w->dir,
-		 s.name, first_index);
+	         s.name, first_index);
 	return 0;
 err_after_open:
 	w->fs->close(w->fs->ctx, fd);
@@ -104,19 +104,19 @@ static int write_state_copy(struct wal *w)
 		return 0;
 	MOOR_ASSERT(w->wbuf.len == 0);
 	if ((rc = moor_buf_reserve(&w->wbuf, 2 * WAL_REC_HDR_BYTES + WAL_SNAPSHOT_BYTES +
-						      WAL_HARD_STATE_BYTES)) != 0)
+	                                         WAL_HARD_STATE_BYTES)) != 0)
 		return rc;
 	if (w->has_snap) {
 		start = wal_rec_begin(&w->wbuf);
 		wal_snapshot_encode(&w->wbuf, &w->snap);
 		wal_rec_end(&w->wbuf, start, w->tail, w->segs[w->nsegs - 1].seed, WAL_REC_SNAPSHOT,
-			    w->has_hs ? 0 : WAL_REC_F_BATCH_END, w->synced_off);
+		            w->has_hs ? 0 : WAL_REC_F_BATCH_END, w->synced_off);
 	}
 	if (w->has_hs) {
 		start = wal_rec_begin(&w->wbuf);
 		wal_hard_state_encode(&w->wbuf, &w->hs);
 		wal_rec_end(&w->wbuf, start, w->tail, w->segs[w->nsegs - 1].seed,
-			    WAL_REC_HARD_STATE, WAL_REC_F_BATCH_END, w->synced_off);
+		            WAL_REC_HARD_STATE, WAL_REC_F_BATCH_END, w->synced_off);
 	}
 	rc = wal_write_all(w, w->segs[w->nsegs - 1].fd, w->wbuf.data, w->wbuf.len, w->tail);
 	if (rc == 0) {
@@ -200,12 +200,12 @@ int wal_writer_start(struct wal *w)
 		 * what we write next, and make the cut durable first. */
 		if ((rc = zero_range(w, fd, w->rec_end, w->rec_dirty)) != 0) {
 			wal_fail(w, rc, "wal: cut the tail of %s/%s at offset %" PRIu64, w->dir,
-				 last->name, w->rec_end);
+			         last->name, w->rec_end);
 			goto err;
 		}
 		moor_log(w->logger, MOOR_LOG_WARN, "wal",
-			 "cut torn tail file=%s/%s offset=%" PRIu64 " bytes=%" PRIu64, w->dir,
-			 last->name, w->rec_end, w->rec_dirty - w->rec_end);
+		         "cut torn tail file=%s/%s offset=%" PRIu64 " bytes=%" PRIu64, w->dir,
+		         last->name, w->rec_end, w->rec_dirty - w->rec_end);
 	}
 	/* What recovery read may have been in the page cache only. */
 	if ((rc = seg_sync(w, fd)) != 0) {
@@ -244,8 +244,8 @@ int wal_release_locked(struct wal *w, uint64_t index, unsigned *released)
 
 	if (index > (w->has_snap ? w->snap.index : 0))
 		return wal_fail(w, MOOR_EINVAL,
-				"wal: release up to index %" PRIu64 " not covered by a snapshot",
-				index);
+		                "wal: release up to index %" PRIu64 " not covered by a snapshot",
+		                index);
 	/* Oldest first, never the last, and the directory synced after each
 	 * unlink: a crash leaves a prefix deleted, never a hole. */
 	while (n + 1 < w->nsegs && w->segs[n].max_index <= index) {
@@ -263,7 +263,7 @@ int wal_release_locked(struct wal *w, uint64_t index, unsigned *released)
 			break;
 		}
 		moor_log(w->logger, MOOR_LOG_INFO, "wal", "released segment file=%s/%s", w->dir,
-			 s->name);
+		         s->name);
 	}
 	if (n)
 		wal_state_drop_segs_before(w, w->segs[n].seq);

@@ -52,7 +52,8 @@ int wal_batch_check(const struct wal *w, const struct wal_batch *b)
 		for (size_t i = 0; i < b->n_entries; i++) {
 			if (b->entries[i].index != f + i)
 				return MOOR_EINVAL;
-			if (b->entries[i].len > UINT32_MAX || (b->entries[i].len && !b->entries[i].data))
+			if (b->entries[i].len > UINT32_MAX ||
+			    (b->entries[i].len && !b->entries[i].data))
 				return MOOR_EINVAL;
 		}
 	}
@@ -114,8 +115,8 @@ struct wal_seg *wal_seg_by_seq(struct wal *w, uint64_t seq)
 	return &w->segs[seq - w->segs[0].seq];
 }
 
-void wal_state_entries(struct wal *w, uint64_t first, uint32_t count, uint64_t seq,
-		       uint64_t offset, uint32_t len)
+void wal_state_entries(struct wal *w, uint64_t first, uint32_t count, uint64_t seq, uint64_t offset,
+                       uint32_t len)
 {
 	struct wal_seg *s = wal_seg_by_seq(w, seq);
 	struct wal_loc *l;
@@ -123,8 +124,8 @@ void wal_state_entries(struct wal *w, uint64_t first, uint32_t count, uint64_t s
 	MOOR_ASSERT(s && count > 0 && first <= w->last_index + 1);
 	MOOR_ASSERT(w->nlocs < w->loccap);
 	locs_truncate(w, first);
-	MOOR_ASSERT(!w->nlocs || w->locs[w->nlocs - 1].first_index +
-						   w->locs[w->nlocs - 1].count == first);
+	MOOR_ASSERT(!w->nlocs ||
+	            w->locs[w->nlocs - 1].first_index + w->locs[w->nlocs - 1].count == first);
 	l = &w->locs[w->nlocs++];
 	l->first_index = first;
 	l->count = count;

@@ -69,7 +69,7 @@ static struct wal_seg *cur_seg(struct wal *w)
 uint64_t wal_batch_max_bytes(uint64_t segment_bytes)
 {
 	uint64_t reserved = WAL_SEG_HDR_BYTES + wal_rec_size(WAL_SNAPSHOT_BYTES) +
-			    wal_rec_size(WAL_HARD_STATE_BYTES);
+	                    wal_rec_size(WAL_HARD_STATE_BYTES);
 
 	return segment_bytes > reserved ? segment_bytes - reserved : 0;
 }
@@ -153,23 +153,23 @@ static int append_locked(struct wal *w, const struct wal_batch *b)
 		start = wal_rec_begin(&w->wbuf);
 		wal_snapshot_encode(&w->wbuf, b->snapshot);
 		wal_rec_end(&w->wbuf, start, base, seed, WAL_REC_SNAPSHOT,
-			    b->n_entries || b->hard_state ? 0 : WAL_REC_F_BATCH_END, synced);
+		            b->n_entries || b->hard_state ? 0 : WAL_REC_F_BATCH_END, synced);
 		wal_state_snapshot(w, b->snapshot);
 	}
 	if (b->n_entries) {
 		start = wal_rec_begin(&w->wbuf);
 		wal_entries_encode(&w->wbuf, b->entries, b->n_entries);
 		wal_state_entries(w, b->entries[0].index, (uint32_t)b->n_entries, cur_seg(w)->seq,
-				  base + start,
-				  (uint32_t)(w->wbuf.len - start - WAL_REC_HDR_BYTES));
+		                  base + start,
+		                  (uint32_t)(w->wbuf.len - start - WAL_REC_HDR_BYTES));
 		wal_rec_end(&w->wbuf, start, base, seed, WAL_REC_ENTRIES,
-			    b->hard_state ? 0 : WAL_REC_F_BATCH_END, synced);
+		            b->hard_state ? 0 : WAL_REC_F_BATCH_END, synced);
 	}
 	if (b->hard_state) {
 		start = wal_rec_begin(&w->wbuf);
 		wal_hard_state_encode(&w->wbuf, b->hard_state);
 		wal_rec_end(&w->wbuf, start, base, seed, WAL_REC_HARD_STATE, WAL_REC_F_BATCH_END,
-			    synced);
+		            synced);
 		w->hs = *b->hard_state;
 		w->has_hs = true;
 	}
@@ -320,8 +320,7 @@ int wal_append_sync(struct wal *w, const struct wal_batch *b, uint64_t *durable_
 	return rc != 0 ? rc : wal_wait(w, &req, durable_index);
 }
 
-int wal_read(struct wal *w, uint64_t lo, uint64_t hi, size_t max_bytes,
-	     struct wal_entries *out)
+int wal_read(struct wal *w, uint64_t lo, uint64_t hi, size_t max_bytes, struct wal_entries *out)
 {
 	size_t i0, i1, rbytes = 0, nent = 0, pos = 0;
 	uint64_t first, pay = 0;
@@ -368,12 +367,12 @@ int wal_read(struct wal *w, uint64_t lo, uint64_t hi, size_t max_bytes,
 		while (got < size) {
 			size_t n = 0;
 			rc = w->fs->pread(w->fs->ctx, s->fd, buf + pos + got, size - got,
-					  l->offset + got, &n);
+			                  l->offset + got, &n);
 			if (rc == 0 && n == 0)
 				rc = -EIO;
 			if (rc != 0) {
-				wal_fail(w, rc, "wal: read %s/%s at offset %" PRIu64, w->dir, s->name,
-					 l->offset);
+				wal_fail(w, rc, "wal: read %s/%s at offset %" PRIu64, w->dir,
+				         s->name, l->offset);
 				goto out;
 			}
 			got += n;
@@ -382,8 +381,8 @@ int wal_read(struct wal *w, uint64_t lo, uint64_t hi, size_t max_bytes,
 		    r.type != WAL_REC_ENTRIES || r.len != l->len || r.len < WAL_ENTRIES_HDR_BYTES ||
 		    moor_get_le64(r.payload) != l->first_index ||
 		    moor_get_le32(r.payload + 8) < l->count) {
-			rc = wal_fail(w, MOOR_ECORRUPT, "wal: %s/%s: offset %" PRIu64 ": %s", w->dir,
-				      s->name, l->offset, why);
+			rc = wal_fail(w, MOOR_ECORRUPT, "wal: %s/%s: offset %" PRIu64 ": %s",
+			              w->dir, s->name, l->offset, why);
 			goto out;
 		}
 		nent += moor_get_le32(r.payload + 8);
@@ -401,10 +400,10 @@ int wal_read(struct wal *w, uint64_t lo, uint64_t hi, size_t max_bytes,
 		uint32_t cnt;
 		const char *why;
 		rc = wal_entries_decode(buf + pos + WAL_REC_HDR_BYTES, l->len, &f, &cnt, v + out->n,
-					&why);
+		                        &why);
 		if (rc != 0) {
 			rc = wal_fail(w, rc, "wal: %s/%s: offset %" PRIu64 ": %s", w->dir,
-				      wal_seg_by_seq(w, l->seq)->name, l->offset, why);
+			              wal_seg_by_seq(w, l->seq)->name, l->offset, why);
 			goto out;
 		}
 		pos += (size_t)wal_rec_size(l->len);
@@ -499,11 +498,11 @@ void wal_close(struct wal *w)
 }
 
 int wal_open(const struct wal_config *cfg, struct wal **out, struct wal_recovered *rec,
-	     char *errbuf, size_t errlen)
+             char *errbuf, size_t errlen)
 {
 	const struct moor_alloc *a = cfg ? moor_alloc_or_default(cfg->alloc) : NULL;
-	uint64_t seg_bytes = cfg && cfg->segment_bytes ? cfg->segment_bytes
-						       : WAL_SEGMENT_BYTES_DEFAULT;
+	uint64_t seg_bytes =
+	    cfg && cfg->segment_bytes ? cfg->segment_bytes : WAL_SEGMENT_BYTES_DEFAULT;
 	struct wal *w;
 	int rc;
 
@@ -548,8 +547,8 @@ int wal_open(const struct wal_config *cfg, struct wal **out, struct wal_recovere
 	}
 	w->durable_index = w->last_index;
 	moor_log(w->logger, MOOR_LOG_INFO, "wal",
-		 "recovered dir=%s segments=%zu index=%" PRIu64 "..%" PRIu64, w->dir, w->nsegs,
-		 w->nlocs ? w->locs[0].first_index : w->last_index + 1, w->last_index);
+	         "recovered dir=%s segments=%zu index=%" PRIu64 "..%" PRIu64, w->dir, w->nsegs,
+	         w->nlocs ? w->locs[0].first_index : w->last_index + 1, w->last_index);
 	*out = w;
 	return 0;
 nomem:

@@ -80,7 +80,7 @@ struct wal_fs {
 	/* Call fn for every entry of dir except "." and ".."; a non-zero return
 	 * from fn stops the listing and is returned. */
 	int (*dir_list)(void *ctx, const char *dir, int (*fn)(void *arg, const char *name),
-			void *arg);
+	                void *arg);
 	void *ctx;
 };
 
@@ -134,9 +134,9 @@ struct wal_batch {
 #define WAL_SEGMENT_BYTES_MAX (1u << 30)
 
 struct wal_config {
-	const char *dir;                 /* must exist; copied */
-	const struct wal_fs *fs;         /* NULL: wal_fs_posix(); must outlive the handle */
-	const struct moor_alloc *alloc;  /* NULL: libc; must outlive the handle */
+	const char *dir;                  /* must exist; copied */
+	const struct wal_fs *fs;          /* NULL: wal_fs_posix(); must outlive the handle */
+	const struct moor_alloc *alloc;   /* NULL: libc; must outlive the handle */
 	const struct moor_logger *logger; /* NULL: silent; must outlive the handle */
 	/* Size of every segment file; 0: WAL_SEGMENT_BYTES_DEFAULT. A batch
 	 * whose records do not fit in an empty segment fails with
@@ -170,7 +170,7 @@ struct wal_recovered {
  */
 struct wal;
 int wal_open(const struct wal_config *cfg, struct wal **out, struct wal_recovered *rec,
-	     char *errbuf, size_t errlen);
+             char *errbuf, size_t errlen);
 
 /* Close every file and free the handle. Does not sync: what was not synced
  * may or may not survive. NULL is a no-op. */
@@ -184,9 +184,9 @@ uint64_t wal_batch_max_bytes(uint64_t segment_bytes);
 /*
  * Validate, encode and write the batch with one write call (two when it
  * opens a new segment, whose first write copies the snapshot marker and hard
- * state; the old segment is synced first if it holds unsynced batches). Returns without syncing. Errors: MOOR_EINVAL (batch breaks the
- * rules above; the log is unchanged), MOOR_ETOOLARGE, MOOR_ENOMEM (log
- * unchanged), or an I/O error, which stops the log.
+ * state; the old segment is synced first if it holds unsynced batches). Returns without syncing.
+ * Errors: MOOR_EINVAL (batch breaks the rules above; the log is unchanged), MOOR_ETOOLARGE,
+ * MOOR_ENOMEM (log unchanged), or an I/O error, which stops the log.
  */
 int wal_append(struct wal *w, const struct wal_batch *b);
 
@@ -245,8 +245,7 @@ struct wal_entries {
  * last_index + 1), MOOR_ECORRUPT (with file and offset in wal_errmsg),
  * MOOR_ENOMEM, -errno. On error *out holds nothing to free.
  */
-int wal_read(struct wal *w, uint64_t lo, uint64_t hi, size_t max_bytes,
-	     struct wal_entries *out);
+int wal_read(struct wal *w, uint64_t lo, uint64_t hi, size_t max_bytes, struct wal_entries *out);
 void wal_entries_free(struct wal_entries *e);
 
 /* [first, last] readable index range now (empty when first > last). */
@@ -266,15 +265,15 @@ const char *wal_errmsg(struct wal *w);
 
 /* Counters, for tests, benchmarks and /metrics. */
 struct wal_stats {
-	uint64_t batches;     /* batches appended */
-	uint64_t writes;      /* write calls that carried batches */
-	uint64_t fdatasyncs;  /* of segment files */
-	uint64_t bytes;       /* bytes of records written */
+	uint64_t batches;    /* batches appended */
+	uint64_t writes;     /* write calls that carried batches */
+	uint64_t fdatasyncs; /* of segment files */
+	uint64_t bytes;      /* bytes of records written */
 	uint64_t segments_created;
 	uint64_t durable_index;
-	unsigned queued;      /* group-commit callers waiting now */
-	int syncing;          /* an fdatasync is in flight now */
-	int error;            /* the error that stopped the log, 0 if none */
+	unsigned queued; /* group-commit callers waiting now */
+	int syncing;     /* an fdatasync is in flight now */
+	int error;       /* the error that stopped the log, 0 if none */
 };
 void wal_stats_get(struct wal *w, struct wal_stats *st);
 

@@ -105,9 +105,9 @@ static int c_dir_list(void *c, const char *d, int (*fn)(void *, const char *), v
 {
 	return real_fs->dir_list(c, d, fn, a);
 }
-static struct wal_fs counting_fs = {c_open,	c_close,    c_pread,  c_pwrite,
-				    c_fdatasync, c_fallocate, c_ftruncate, c_size,
-				    c_rename,	c_unlink,   c_dir_sync, c_dir_list, NULL};
+static struct wal_fs counting_fs = {c_open,      c_close,     c_pread, c_pwrite, c_fdatasync,
+                                    c_fallocate, c_ftruncate, c_size,  c_rename, c_unlink,
+                                    c_dir_sync,  c_dir_list,  NULL};
 
 /* ---- helpers --------------------------------------------------------------- */
 
@@ -318,7 +318,7 @@ static void *writer_main(void *arg)
 			die("group append", rc);
 		if (me->n == me->cap &&
 		    !(me->lat = realloc(me->lat, (me->cap = me->cap ? me->cap * 2 : 1024) *
-							 sizeof *me->lat)))
+		                                     sizeof *me->lat)))
 			die("realloc", MOOR_ENOMEM);
 		me->lat[me->n++] = moor_clock_mono_ns() - t0;
 	}
@@ -329,7 +329,8 @@ static void run_group(void)
 {
 	struct group g;
 	struct writer *ws = calloc(WRITERS, sizeof *ws);
-	struct timespec ts = {(time_t)(2 * run_seconds), (long)((2 * run_seconds - (double)(time_t)(2 * run_seconds)) * 1e9)};
+	struct timespec ts = {(time_t)(2 * run_seconds),
+	                      (long)((2 * run_seconds - (double)(time_t)(2 * run_seconds)) * 1e9)};
 	uint64_t start, end, s0, *all, total = 0;
 	struct wal_stats st;
 	size_t k = 0;
@@ -374,7 +375,7 @@ static void run_group(void)
 	printf("write calls: %" PRIu64 " for %" PRIu64 " batches\n", st.writes, st.batches);
 	if (atomic_load(&max_in_flight) != 1) {
 		fprintf(stderr, "bench_wal: %u fdatasyncs were in flight at once\n",
-			atomic_load(&max_in_flight));
+		        atomic_load(&max_in_flight));
 		exit(1);
 	}
 	free(all);
@@ -397,8 +398,8 @@ int main(void)
 	printf("WAL vs raw write+fdatasync, %d B entries, %.1f s per run, dir %s\n", ENTRY_BYTES,
 	       run_seconds, base_dir);
 	printf("%6s | %11s %8s %9s %8s %8s | %11s %8s %8s %8s | %6s\n", "batch", "records/s",
-	       "MiB/s", "fsync/s", "p50 us", "p99 us", "raw rec/s", "raw MiB/s", "p50 us",
-	       "p99 us", "ratio");
+	       "MiB/s", "fsync/s", "p50 us", "p99 us", "raw rec/s", "raw MiB/s", "p50 us", "p99 us",
+	       "ratio");
 	for (size_t i = 0; i < sizeof batches / sizeof batches[0]; i++) {
 		struct result wr, rr;
 		run_pair(batches[i], &wr, &rr);

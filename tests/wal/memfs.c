@@ -101,7 +101,6 @@ static int take(long *n)
 	return --*n == 0;
 }
 
-
 static int m_open(void *ctx, const char *dir, const char *name, int flags, int *fd)
 {
 	struct memfs *m = ctx;
@@ -327,8 +326,7 @@ static int m_dir_sync(void *ctx, const char *dir)
 	return rc;
 }
 
-static int m_dir_list(void *ctx, const char *dir, int (*fn)(void *arg, const char *name),
-		      void *arg)
+static int m_dir_list(void *ctx, const char *dir, int (*fn)(void *arg, const char *name), void *arg)
 {
 	struct memfs *m = ctx;
 	char names[MAX_NAMES][64];
@@ -354,9 +352,9 @@ struct memfs *memfs_new(void)
 		m->cur[i].ino = m->dur[i].ino = -1;
 	for (int i = 0; i < MAX_FDS; i++)
 		m->fds[i] = -1;
-	m->fs = (struct wal_fs){m_open,     m_close,    m_pread,  m_pwrite, m_fdatasync,
-				m_fallocate, m_ftruncate, m_size,   m_rename, m_unlink,
-				m_dir_sync, m_dir_list, m};
+	m->fs = (struct wal_fs){m_open,      m_close,     m_pread, m_pwrite, m_fdatasync,
+	                        m_fallocate, m_ftruncate, m_size,  m_rename, m_unlink,
+	                        m_dir_sync,  m_dir_list,  m};
 	return m;
 }
 
@@ -395,8 +393,9 @@ struct memfs *memfs_clone(const struct memfs *src)
 		b->len = b->cap = a->len;
 		b->dur = dup_bytes(a->dur, a->dur_len);
 		b->dur_len = a->dur_len;
-		b->pend = a->npend ? (void *)dup_bytes((const void *)a->pend, a->npend * sizeof *a->pend)
-				   : NULL;
+		b->pend = a->npend
+		              ? (void *)dup_bytes((const void *)a->pend, a->npend * sizeof *a->pend)
+		              : NULL;
 		b->npend = b->pendcap = a->npend;
 	}
 	memcpy(m->cur, src->cur, sizeof m->cur);

@@ -490,18 +490,18 @@ static void wal_dump_prints_records_and_tells_a_torn_tail_from_corruption(void *
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(opening_an_empty_directory_gives_an_empty_log_and_writes_nothing),
-		cmocka_unit_test(synced_entries_and_hard_state_survive_reopen),
-		cmocka_unit_test(a_conflicting_suffix_is_overwritten_and_only_the_new_version_survives),
-		cmocka_unit_test(batches_that_break_the_rules_are_refused_and_leave_the_log_usable),
-		cmocka_unit_test(a_snapshot_above_the_last_index_drops_the_entries_it_covers),
-		cmocka_unit_test(reads_serve_any_range_from_the_files_and_respect_max_bytes),
-		cmocka_unit_test(release_deletes_only_whole_segments_covered_by_the_snapshot),
-		cmocka_unit_test(a_missing_segment_is_corruption_naming_the_file),
-		cmocka_unit_test(every_allocation_failure_is_a_clean_enomem),
-		cmocka_unit_test(a_log_on_the_real_file_system_round_trips_and_releases),
-		cmocka_unit_test(submitted_batches_are_written_in_submission_order),
-		cmocka_unit_test(wal_dump_prints_records_and_tells_a_torn_tail_from_corruption),
+	    cmocka_unit_test(opening_an_empty_directory_gives_an_empty_log_and_writes_nothing),
+	    cmocka_unit_test(synced_entries_and_hard_state_survive_reopen),
+	    cmocka_unit_test(a_conflicting_suffix_is_overwritten_and_only_the_new_version_survives),
+	    cmocka_unit_test(batches_that_break_the_rules_are_refused_and_leave_the_log_usable),
+	    cmocka_unit_test(a_snapshot_above_the_last_index_drops_the_entries_it_covers),
+	    cmocka_unit_test(reads_serve_any_range_from_the_files_and_respect_max_bytes),
+	    cmocka_unit_test(release_deletes_only_whole_segments_covered_by_the_snapshot),
+	    cmocka_unit_test(a_missing_segment_is_corruption_naming_the_file),
+	    cmocka_unit_test(every_allocation_failure_is_a_clean_enomem),
+	    cmocka_unit_test(a_log_on_the_real_file_system_round_trips_and_releases),
+	    cmocka_unit_test(submitted_batches_are_written_in_submission_order),
+	    cmocka_unit_test(wal_dump_prints_records_and_tells_a_torn_tail_from_corruption),
 	};
 
 	return cmocka_run_group_tests_name("wal_basic", tests, NULL, NULL);

@@ -82,8 +82,8 @@ static void build(struct history *h, bool overwrite, int sync_every)
 		if (overwrite && i % 7 == 6 && m.last > 12)
 			first = m.last - 2;
 		assert_int_equal(append_entries(w, &m, first, 1 + (size_t)i % 4, term,
-						i % 2 ? &hs : NULL, i == 10 ? &snap : NULL),
-				 0);
+		                                i % 2 ? &hs : NULL, i == 10 ? &snap : NULL),
+		                 0);
 		if (i % sync_every == 0)
 			assert_int_equal(wal_sync(w, NULL), 0);
 		record(h, w, &m, i % sync_every == 0);
@@ -120,8 +120,8 @@ static uint64_t xs(uint64_t *s)
 	return *s;
 }
 
-static void check_open_matches(struct memfs *fs, const struct model *m,
-			       const unsigned char *img, size_t len, const char *name)
+static void check_open_matches(struct memfs *fs, const struct model *m, const unsigned char *img,
+                               size_t len, const char *name)
 {
 	struct wal_recovered rec;
 	struct wal *w = open_mem(fs, CSEG, &rec);
@@ -349,12 +349,12 @@ static void an_older_segment_that_lost_its_last_batch_is_corruption(void **state
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(a_crash_at_any_byte_with_zeros_after_it_recovers_whole_batches),
-		cmocka_unit_test(a_crash_at_any_byte_with_garbage_after_it_recovers_whole_batches),
-		cmocka_unit_test(power_loss_tearing_unsynced_writes_keeps_every_synced_batch),
-		cmocka_unit_test(bit_flips_are_corruption_before_the_last_batch_and_cut_within_it),
-		cmocka_unit_test(bit_flips_in_an_older_segment_are_corruption_naming_file_and_offset),
-		cmocka_unit_test(an_older_segment_that_lost_its_last_batch_is_corruption),
+	    cmocka_unit_test(a_crash_at_any_byte_with_zeros_after_it_recovers_whole_batches),
+	    cmocka_unit_test(a_crash_at_any_byte_with_garbage_after_it_recovers_whole_batches),
+	    cmocka_unit_test(power_loss_tearing_unsynced_writes_keeps_every_synced_batch),
+	    cmocka_unit_test(bit_flips_are_corruption_before_the_last_batch_and_cut_within_it),
+	    cmocka_unit_test(bit_flips_in_an_older_segment_are_corruption_naming_file_and_offset),
+	    cmocka_unit_test(an_older_segment_that_lost_its_last_batch_is_corruption),
 	};
 
 	return cmocka_run_group_tests_name("wal_crash", tests, NULL, NULL);

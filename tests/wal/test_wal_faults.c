@@ -303,13 +303,14 @@ static void a_failed_group_fdatasync_fails_every_caller_in_the_group(void **stat
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(a_failed_fdatasync_stops_the_log_and_nothing_unsynced_is_durable),
-		cmocka_unit_test(failed_writes_stop_the_log_with_their_error),
-		cmocka_unit_test(failures_while_rotating_segments_stop_the_log),
-		cmocka_unit_test(short_writes_are_completed_and_recover_intact),
-		cmocka_unit_test(callers_arriving_during_an_fdatasync_share_one_write_and_one_fdatasync),
-		cmocka_unit_test(many_concurrent_callers_never_have_two_fdatasyncs_in_flight),
-		cmocka_unit_test(a_failed_group_fdatasync_fails_every_caller_in_the_group),
+	    cmocka_unit_test(a_failed_fdatasync_stops_the_log_and_nothing_unsynced_is_durable),
+	    cmocka_unit_test(failed_writes_stop_the_log_with_their_error),
+	    cmocka_unit_test(failures_while_rotating_segments_stop_the_log),
+	    cmocka_unit_test(short_writes_are_completed_and_recover_intact),
+	    cmocka_unit_test(
+	        callers_arriving_during_an_fdatasync_share_one_write_and_one_fdatasync),
+	    cmocka_unit_test(many_concurrent_callers_never_have_two_fdatasyncs_in_flight),
+	    cmocka_unit_test(a_failed_group_fdatasync_fails_every_caller_in_the_group),
 	};
 
 	return cmocka_run_group_tests_name("wal_faults", tests, NULL, NULL);

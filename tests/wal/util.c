@@ -34,7 +34,7 @@ void model_init(struct model *m)
 }
 
 int append_entries(struct wal *w, struct model *m, uint64_t first, size_t n, uint64_t term,
-		   const struct wal_hard_state *hs, const struct wal_snapshot *snap)
+                   const struct wal_hard_state *hs, const struct wal_snapshot *snap)
 {
 	struct wal_entry *e = calloc(n ? n : 1, sizeof *e);
 	unsigned char *data = malloc(n * 64 + 1);
@@ -119,8 +119,8 @@ void check_entries(struct wal *w, const struct model *m)
 	wal_entries_free(&es);
 }
 
-int try_open_mem(struct memfs *fs, uint64_t seg_bytes, struct wal **w,
-		 struct wal_recovered *rec, char *err, size_t errlen)
+int try_open_mem(struct memfs *fs, uint64_t seg_bytes, struct wal **w, struct wal_recovered *rec,
+                 char *err, size_t errlen)
 {
 	struct wal_config cfg = {.dir = "mem", .fs = memfs_fs(fs), .segment_bytes = seg_bytes};
 

@@ -34,7 +34,7 @@ void model_init(struct model *m);
  * optional hard state and snapshot marker; appends to the WAL (with
  * wal_append) and, when that succeeds, to the model. Returns wal_append's rc. */
 int append_entries(struct wal *w, struct model *m, uint64_t first, size_t n, uint64_t term,
-		   const struct wal_hard_state *hs, const struct wal_snapshot *snap);
+                   const struct wal_hard_state *hs, const struct wal_snapshot *snap);
 
 /* cmocka checks: the recovered info and every readable entry match. */
 void check_recovered(const struct wal_recovered *rec, const struct model *m);
@@ -43,7 +43,7 @@ void check_entries(struct wal *w, const struct model *m);
 /* Open a WAL on memfs with the given segment size; asserts success. */
 struct wal *open_mem(struct memfs *fs, uint64_t seg_bytes, struct wal_recovered *rec);
 /* Same, returning rc and filling errbuf. */
-int try_open_mem(struct memfs *fs, uint64_t seg_bytes, struct wal **w,
-		 struct wal_recovered *rec, char *err, size_t errlen);
+int try_open_mem(struct memfs *fs, uint64_t seg_bytes, struct wal **w, struct wal_recovered *rec,
+                 char *err, size_t errlen);
 
 #endif

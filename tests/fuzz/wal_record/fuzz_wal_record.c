@@ -37,7 +37,7 @@ static void fix_crcs(unsigned char *img, size_t len, uint32_t seed)
 			break;
 		moor_put_le64(o, off);
 		crc = moor_crc32c(moor_crc32c(seed, o, 8), img + off + 4,
-				  WAL_REC_HDR_BYTES - 4 + (size_t)rlen);
+		                  WAL_REC_HDR_BYTES - 4 + (size_t)rlen);
 		moor_put_le32(img + off, crc);
 		off += wal_rec_size(rlen);
 	}
