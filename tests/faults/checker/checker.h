@@ -11,6 +11,7 @@
  *   chk_watch   watch streams are ordered, gap-free, duplicate-free, atomic
  *               per revision, and agree with the writes
  *   chk_lock    fenced writes of the lock workload never let two holders win
+ *   chk_revision  response revisions never go back in real time
  *
  * This is test tooling, not a library of the server: it allocates with the C
  * library and reports out-of-memory as an "unknown" verdict. Nothing here
@@ -39,27 +40,27 @@ enum hist_status {
 /* One operation: an "invoke" record and its completion. */
 struct hist_op {
 	int64_t process;
-	const char *f;         /* the operation's function ("read", "write", ...) */
-	const char *key;       /* "" when the record has none */
+	const char *f;   /* the operation's function ("read", "write", ...) */
+	const char *key; /* "" when the record has none */
 	size_t key_len;
-	json_t *invoke;        /* borrowed from the history */
-	json_t *done;          /* the completion record; NULL if the history ended first */
+	json_t *invoke; /* borrowed from the history */
+	json_t *done;   /* the completion record; NULL if the history ended first */
 	enum hist_status status;
-	int64_t call_time;     /* time_ns of the invoke (or its line number, see below) */
-	int64_t ret_time;      /* time_ns of the completion; HIST_TIME_INF for info */
-	long call_line;        /* 1-based line numbers in the history */
-	long ret_line;         /* 0 if never completed */
+	int64_t call_time; /* time_ns of the invoke (or its line number, see below) */
+	int64_t ret_time;  /* time_ns of the completion; HIST_TIME_INF for info */
+	long call_line;    /* 1-based line numbers in the history */
+	long ret_line;     /* 0 if never completed */
 };
 
 struct hist {
-	json_t *records;         /* every record, in file order (owned) */
-	long *record_lines;      /* the line of each record */
-	struct hist_op *ops;     /* invocations, in the order of their invoke records */
+	json_t *records;     /* every record, in file order (owned) */
+	long *record_lines;  /* the line of each record */
+	struct hist_op *ops; /* invocations, in the order of their invoke records */
 	size_t n_ops;
-	size_t *others;          /* indexes into records of non-operation records */
-	size_t n_others;         /* (watch streams, write logs), in file order */
-	bool line_times;         /* some record lacked time_ns: line numbers are the clock */
-	char err[256];           /* why loading failed */
+	size_t *others;  /* indexes into records of non-operation records */
+	size_t n_others; /* (watch streams, write logs), in file order */
+	bool line_times; /* some record lacked time_ns: line numbers are the clock */
+	char err[256];   /* why loading failed */
 };
 
 /*
@@ -82,8 +83,9 @@ enum chk_verdict {
 
 struct chk_result {
 	enum chk_verdict verdict;
-	json_t *detail;     /* owned: {"valid": true|false|"unknown", ...counts, explanation} */
-	char summary[512];  /* one human line */
+	json_t *detail;    /* owned: {"valid": true|false|"unknown", ...counts, explanation} */
+	char summary[512]; /* one human line */
+	bool empty;        /* the history holds nothing for this checker (verdict unknown) */
 };
 
 void chk_result_free(struct chk_result *r);
@@ -91,9 +93,9 @@ const char *chk_verdict_name(enum chk_verdict v); /* "valid", "invalid", "unknow
 
 /* Limits of the linearizability search; a zero field means no limit. */
 struct chk_budget {
-	uint64_t max_steps;   /* search steps, per key */
-	size_t max_bytes;     /* memory of the state cache, per key */
-	int64_t deadline_ns;  /* CLOCK_MONOTONIC time at which to give up (all keys) */
+	uint64_t max_steps;  /* search steps, per key */
+	size_t max_bytes;    /* memory of the state cache, per key */
+	int64_t deadline_ns; /* CLOCK_MONOTONIC time at which to give up (all keys) */
 };
 
 /*
@@ -112,5 +114,8 @@ int chk_watch(const struct hist *h, struct chk_result *r);
 
 /* The lock workload: "acquire", "release" and "fenced-write" per lock key. */
 int chk_lock(const struct hist *h, struct chk_result *r);
+
+/* Response revisions of every workload never go back in real time. */
+int chk_revision(const struct hist *h, struct chk_result *r);
 
 #endif

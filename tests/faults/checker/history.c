@@ -28,7 +28,7 @@ struct pairing {
 };
 
 static int bad(struct hist *h, long line, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int bad(struct hist *h, long line, const char *fmt, ...)
 {
@@ -71,18 +71,20 @@ static int push_other(struct hist *h, struct pairing *p, size_t idx)
 }
 
 static int add_invoke(struct hist *h, struct pairing *p, json_t *rec, long line, int64_t proc,
-		      const char *f, int64_t t, int64_t *slot)
+                      const char *f, int64_t t, int64_t *slot)
 {
 	struct hist_op *op;
 
 	if (*slot > 0)
-		return bad(h, line, "process %" PRId64 " invokes %s while its op of line %ld is open",
-			   proc, f, h->ops[*slot - 1].call_line);
+		return bad(h, line,
+		           "process %" PRId64 " invokes %s while its op of line %ld is open", proc,
+		           f, h->ops[*slot - 1].call_line);
 	if (*slot < 0)
 		return bad(h, line,
-			   "process %" PRId64 " invokes %s after its indeterminate op of line %" PRId64
-			   " (a client that got info must use a new process id)",
-			   proc, f, -*slot);
+		           "process %" PRId64
+		           " invokes %s after its indeterminate op of line %" PRId64
+		           " (a client that got info must use a new process id)",
+		           proc, f, -*slot);
 	if (h->n_ops == p->cap_ops) {
 		size_t cap = p->cap_ops ? p->cap_ops * 2 : 256;
 		struct hist_op *o = realloc(h->ops, cap * sizeof *o);
@@ -109,20 +111,20 @@ static int add_invoke(struct hist *h, struct pairing *p, json_t *rec, long line,
 }
 
 static int add_completion(struct hist *h, json_t *rec, long line, int64_t proc, const char *f,
-			  enum hist_status st, int64_t t, int64_t *slot)
+                          enum hist_status st, int64_t t, int64_t *slot)
 {
 	struct hist_op *op;
 
 	if (*slot <= 0)
-		return bad(h, line, "process %" PRId64 " completes %s with no open invocation", proc,
-			   f);
+		return bad(h, line, "process %" PRId64 " completes %s with no open invocation",
+		           proc, f);
 	op = &h->ops[*slot - 1];
 	if (strcmp(op->f, f) != 0)
 		return bad(h, line, "completion %s does not match the invocation %s of line %ld", f,
-			   op->f, op->call_line);
+		           op->f, op->call_line);
 	if (t < op->call_time)
 		return bad(h, line, "completion time is before its invocation (line %ld)",
-			   op->call_line);
+		           op->call_line);
 	op->done = rec;
 	op->status = st;
 	op->ret_line = line;
@@ -212,8 +214,8 @@ static int load_stream(struct hist *h, FILE *in)
 		ssize_t k = 0;
 
 		lineno++;
-		while (k < n && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r' ||
-				 line[k] == '\n'))
+		while (k < n &&
+		       (line[k] == ' ' || line[k] == '\t' || line[k] == '\r' || line[k] == '\n'))
 			k++;
 		if (k == n || line[k] == '#')
 			continue; /* blank lines and comments */

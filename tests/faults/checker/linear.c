@@ -45,7 +45,7 @@ struct lin_op {
 	int64_t call, ret;
 	size_t hist_idx;
 	int32_t orig_arg; /* arg before collapse_unobserved, for explanations */
-	int64_t twin; /* the previous identical op in (return, call) order, or -1 */
+	int64_t twin;     /* the previous identical op in (return, call) order, or -1 */
 };
 
 /* One key's register history and the values it mentions (id 0 = null). */
@@ -418,8 +418,7 @@ static int cache_insert(struct cache *c, const uint64_t *bits, uint64_t state, u
 	for (j = (size_t)h & (c->table_cap - 1); c->table[j]; j = (j + 1) & (c->table_cap - 1)) {
 		const uint64_t *r = &c->arena[(c->table[j] - 1) * c->stride];
 
-		if (r[1] == h && r[0] == state &&
-		    memcmp(r + 2, bits, words * sizeof *bits) == 0)
+		if (r[1] == h && r[0] == state && memcmp(r + 2, bits, words * sizeof *bits) == 0)
 			return 0;
 	}
 	if (c->n == c->cap_records) {
@@ -484,9 +483,9 @@ struct frame {
  */
 struct search {
 	const struct lin_key *k;
-	size_t n;           /* ops */
-	size_t n_entries;   /* entries of completed ops: 2 per op */
-	struct entry *e;    /* node i (1-based) = e[i - 1] */
+	size_t n;         /* ops */
+	size_t n_entries; /* entries of completed ops: 2 per op */
+	struct entry *e;  /* node i (1-based) = e[i - 1] */
 	uint32_t *next, *prev, *match;
 	uint32_t *info_order;
 	size_t n_info;
@@ -567,8 +566,8 @@ static int search_init(struct search *s, const struct lin_key *k, bool exact)
 	s->zob2 = malloc(n * sizeof *s->zob2 + 1);
 	s->stack = malloc(n * sizeof *s->stack + 1);
 	s->best_seq = malloc(n * sizeof *s->best_seq + 1);
-	if (!s->e || !s->next || !s->prev || !s->match || !s->info_order || !s->bits || !s->zob || !s->zob2 ||
-	    !s->stack || !s->best_seq)
+	if (!s->e || !s->next || !s->prev || !s->match || !s->info_order || !s->bits || !s->zob ||
+	    !s->zob2 || !s->stack || !s->best_seq)
 		return MOOR_ENOMEM;
 	s->exact = exact;
 	s->cache.stride = exact ? words + 2 : 3;
@@ -667,8 +666,8 @@ static bool dominated(const struct search *s, uint32_t id, int64_t first_ret)
 	return false;
 }
 
-static int try_op(struct search *s, uint32_t id, int32_t *state, uint64_t hash[2],
-		  struct frame fr, int64_t first_ret)
+static int try_op(struct search *s, uint32_t id, int32_t *state, uint64_t hash[2], struct frame fr,
+                  int64_t first_ret)
 {
 	const struct lin_op *op = &s->k->ops[id];
 	int32_t ns;
@@ -685,8 +684,8 @@ static int try_op(struct search *s, uint32_t id, int32_t *state, uint64_t hash[2
 	h3 = hash[1] ^ s->zob2[id];
 	s->bits[id / 64] |= 1ull << (id % 64);
 	/* The configuration: linearized set, value, and whether an info write just ran. */
-	key = (uint64_t)(uint32_t)ns | (uint64_t)(op->info && op->kind != LIN_READ &&
-						   op->kind != LIN_CAS_FAIL) << 32;
+	key = (uint64_t)(uint32_t)ns |
+	      (uint64_t)(op->info && op->kind != LIN_READ && op->kind != LIN_CAS_FAIL) << 32;
 	rc = cache_insert(&s->cache, s->exact ? s->bits : &h3, key, h2 ^ mix64(key + 7));
 	if (rc != 1) {
 		s->bits[id / 64] &= ~(1ull << (id % 64));
@@ -742,7 +741,7 @@ static int64_t first_return(const struct search *s)
 
 /* CHK_VALID, CHK_INVALID or CHK_UNKNOWN (why in *why); negative on OOM. */
 static int search_run(struct search *s, const struct chk_budget *b, uint64_t *steps_out,
-		      const char **why)
+                      const char **why)
 {
 	size_t remaining = s->n_entries / 2, cursor = 0;
 	int32_t state = 0;
@@ -770,8 +769,8 @@ static int search_run(struct search *s, const struct chk_budget *b, uint64_t *st
 		}
 		if (fresh && !dead && (forced = find_forced(s, state, first_ret)) != 0) {
 			rc = try_op(s, s->e[forced - 1].op, &state, hash,
-				    (struct frame){.node = forced, .info = false, .forced = true},
-				    first_ret);
+			            (struct frame){.node = forced, .info = false, .forced = true},
+			            first_ret);
 			if (rc < 0)
 				break;
 			MOOR_ASSERT(rc != 0); /* find_forced checked model and dominance */
@@ -789,7 +788,7 @@ static int search_run(struct search *s, const struct chk_budget *b, uint64_t *st
 		fresh = false;
 		if (!dead && node && s->e[node - 1].is_call) {
 			rc = try_op(s, s->e[node - 1].op, &state, hash,
-				    (struct frame){.node = node, .info = false}, first_ret);
+			            (struct frame){.node = node, .info = false}, first_ret);
 			if (rc < 0)
 				break;
 			if (rc == 1) {
@@ -815,9 +814,9 @@ static int search_run(struct search *s, const struct chk_budget *b, uint64_t *st
 			if (is_set(s, id))
 				continue;
 			rc = try_op(s, id, &state, hash,
-				    (struct frame){.node = id, .info = true, .at_ret = node,
-						   .cursor = cursor},
-				    first_ret);
+			            (struct frame){
+			                .node = id, .info = true, .at_ret = node, .cursor = cursor},
+			            first_ret);
 			if (rc < 0)
 				break;
 			if (rc == 1) {
@@ -866,7 +865,7 @@ static int search_run(struct search *s, const struct chk_budget *b, uint64_t *st
 /* ---- explanations -------------------------------------------------------- */
 
 static void describe(const struct hist *h, const struct lin_key *k, uint32_t id, char *out,
-		     size_t cap)
+                     size_t cap)
 {
 	hist_op_describe(&h->ops[k->ops[id].hist_idx], out, cap);
 }
@@ -952,7 +951,7 @@ static json_t *find_phantom_read(const struct hist *h, const struct lin_key *k)
  * by a second search with exact bitsets before it is reported.
  */
 static int lin_check_key(const struct hist *h, struct lin_key *k, const struct chk_budget *b,
-			 json_t **explanation, uint64_t *steps, const char **why)
+                         json_t **explanation, uint64_t *steps, const char **why)
 {
 	struct search s;
 	uint64_t more = 0;
@@ -983,7 +982,8 @@ static int lin_check_key(const struct hist *h, struct lin_key *k, const struct c
 			break;
 	}
 	if (rc == CHK_UNKNOWN && *steps > more)
-		*why = "a violation found with fingerprints could not be confirmed within the budget";
+		*why =
+		    "a violation found with fingerprints could not be confirmed within the budget";
 	return rc;
 }
 
@@ -1035,7 +1035,7 @@ int chk_linear(const struct hist *h, const struct chk_budget *budget, struct chk
 		} else if (rc != CHK_VALID) {
 			n_unknown++;
 			json_array_appendf(unknown, "%.*s: %s", (int)keys[i].key_len, keys[i].key,
-					   rc < 0 ? "out of memory" : why);
+			                   rc < 0 ? "out of memory" : why);
 		}
 	}
 	for (size_t i = 0; i < n_keys; i++)
@@ -1048,16 +1048,19 @@ int chk_linear(const struct hist *h, const struct chk_budget *budget, struct chk
 		json_t *first = json_array_get(bad, 0);
 
 		chk_result_set(r, CHK_INVALID,
-			       "linear: NOT linearizable: %zu of %zu keys; key %s cannot place %s",
-			       n_invalid, n_keys,
-			       or_q(json_string_value(json_object_get(first, "key"))),
-			       or_q(json_string_value(json_object_get(first, "cannot_place"))));
+		               "linear: NOT linearizable: %zu of %zu keys; key %s cannot place %s",
+		               n_invalid, n_keys,
+		               or_q(json_string_value(json_object_get(first, "key"))),
+		               or_q(json_string_value(json_object_get(first, "cannot_place"))));
 	} else if (n_unknown) {
-		chk_result_set(r, CHK_UNKNOWN, "linear: unknown for %zu of %zu keys (%s)", n_unknown,
-			       n_keys, json_string_value(json_array_get(unknown, 0)));
+		chk_result_set(r, CHK_UNKNOWN, "linear: unknown for %zu of %zu keys (%s)",
+		               n_unknown, n_keys, json_string_value(json_array_get(unknown, 0)));
+	} else if (n_keys == 0) {
+		r->empty = true;
+		chk_result_set(r, CHK_UNKNOWN, "linear: no register operations in the history");
 	} else {
 		chk_result_set(r, CHK_VALID, "linear: linearizable: %zu keys, %zu ops", n_keys,
-			       n_ops);
+		               n_ops);
 	}
 	return 0;
 }

@@ -11,8 +11,9 @@
  * A violation is two holders' writes both succeeding while their holds
  * overlapped, which with fences in creation order means:
  *   - two ok acquires returning the same fence;
- *   - an ok fenced write whose fence its process never acquired, or invoked
- *     after that process's release completed;
+ *   - an ok fenced write whose fence its process never acquired, invoked
+ *     after that process's release completed, or whose revision is not
+ *     after its fence;
  *   - an ok write with fence F ordered after an ok write with a newer fence
  *     G > F: by revision when both carry one, else by real time (the newer
  *     holder's write completed before the older one's was invoked). The newer
@@ -60,7 +61,7 @@ static void violation(const struct hist *h, json_t *list, const char *what, size
 
 /* Checks the ops of one lock (indexes into h->ops); returns violations found. */
 static size_t check_lock(const struct hist *h, const size_t *ops, size_t n, json_t *out,
-			 size_t *n_writes)
+                         size_t *n_writes)
 {
 	struct grant *g = calloc(n + 1, sizeof *g);
 	struct wr *w = calloc(n + 1, sizeof *w);
@@ -80,7 +81,7 @@ static size_t check_lock(const struct hist *h, const size_t *ops, size_t n, json
 			for (size_t j = 0; j < ng; j++)
 				if (g[j].fence == fence) {
 					violation(h, out, "two holders got the same fence", ops[i],
-						  g[j].acquire - 1);
+					          g[j].acquire - 1);
 					bad++;
 				}
 			g[ng++] = (struct grant){fence, ops[i] + 1, 0};
@@ -92,7 +93,7 @@ static size_t check_lock(const struct hist *h, const size_t *ops, size_t n, json
 					break;
 				}
 		} else if (strcmp(op->f, "fenced-write") == 0 && op->status == HIST_OK &&
-			   json_get_i64(op->invoke, "fence", &fence) == 0) {
+		           json_get_i64(op->invoke, "fence", &fence) == 0) {
 			w[nw].fence = fence;
 			w[nw].op = ops[i];
 			w[nw].has_rev = json_get_i64(op->done, "revision", &w[nw].rev) == 0;
@@ -109,11 +110,15 @@ static size_t check_lock(const struct hist *h, const size_t *ops, size_t n, json
 				mine = &g[j];
 		if (!mine || h->ops[mine->acquire - 1].ret_time > op->call_time) {
 			violation(h, out, "write succeeded with a fence its process did not hold",
-				  w[i].op, SIZE_MAX);
+			          w[i].op, SIZE_MAX);
+			bad++;
+		} else if (w[i].has_rev && w[i].rev <= w[i].fence) {
+			violation(h, out, "write's revision is not after its lock's revision",
+			          w[i].op, SIZE_MAX);
 			bad++;
 		} else if (mine->release && h->ops[mine->release - 1].ret_time < op->call_time) {
 			violation(h, out, "write succeeded after its holder released the lock",
-				  w[i].op, mine->release - 1);
+			          w[i].op, mine->release - 1);
 			bad++;
 		}
 	}
@@ -126,12 +131,12 @@ static size_t check_lock(const struct hist *h, const size_t *ops, size_t n, json
 			if (w[i].fence == w[j].fence)
 				continue;
 			after = w[i].has_rev && w[j].has_rev ? w[i].rev > w[j].rev
-							     : new->ret_time < old->call_time;
+			                                     : new->ret_time < old->call_time;
 			if (after) {
 				violation(h, out,
-					  "an older holder's write succeeded after a newer "
-					  "holder's write (overlapping holds)",
-					  w[i].op, w[j].op);
+				          "an older holder's write succeeded after a newer "
+				          "holder's write (overlapping holds)",
+				          w[i].op, w[j].op);
 				bad++;
 			}
 		}
@@ -202,15 +207,16 @@ out:
 	json_object_set_new(r->detail, "violations_count", json_integer((json_int_t)bad));
 	if (out)
 		json_object_set_new(r->detail, "violations", out);
+	r->empty = n_lock_ops == 0;
 	if (rc < 0)
 		chk_result_set(r, CHK_UNKNOWN, "lock: out of memory");
 	else if (bad)
 		chk_result_set(r, CHK_INVALID, "lock: INVALID: %zu fencing violations; first: %s",
-			       bad, json_string_value(json_array_get(out, 0)));
+		               bad, json_string_value(json_array_get(out, 0)));
 	else if (n_lock_ops == 0)
 		chk_result_set(r, CHK_UNKNOWN, "lock: no lock operations in the history");
 	else
 		chk_result_set(r, CHK_VALID, "lock: valid: %zu locks, %zu successful fenced writes",
-			       n_keys, n_writes);
+		               n_keys, n_writes);
 	return 0;
 }

@@ -1,7 +1,7 @@
 # tests/faults/checker: the history checkers of the fault-injection suite
 # (libfaultcheck), the moor-check CLI, their cmocka tests and a script that
 # runs the CLI over the example histories in tests/faults/histories/.
-FAULTCHECK_SRCS := $(addprefix tests/faults/checker/,util.c history.c linear.c set.c watch.c lock.c)
+FAULTCHECK_SRCS := $(addprefix tests/faults/checker/,util.c history.c linear.c set.c watch.c lock.c revision.c)
 $(eval $(call module_lib,faultcheck,$(FAULTCHECK_SRCS)))
 FAULTCHECK_LIBS := $(BUILD)/lib/libfaultcheck.a $(BUILD)/lib/libcommon.a
 
@@ -17,3 +17,6 @@ SCRIPT_TESTS += tests/faults/checker/tests/histories.sh
 .PHONY: test-faults
 test-faults: $(FAULTCHECK_TESTS) $(BUILD)/bin/moor-check
 	@BUILD=$(BUILD) tests/run.sh $(FAULTCHECK_TESTS) tests/faults/checker/tests/histories.sh
+
+$(eval $(call link_bin,$(BUILD)/bench/faults_check,$(call objs,tests/faults/checker/tests/bench_check.c tests/faults/checker/tests/gen.c) $(FAULTCHECK_LIBS),-ljansson))
+BENCHES += $(BUILD)/bench/faults_check

@@ -41,7 +41,7 @@ static int note_unexpected(json_t *list, const char *elem, const char *why)
 }
 
 static int check_read(const struct hist *h, const struct set_key *k, const struct hist_op *rd,
-		      struct set_counts *c, json_t *lost, json_t *unexp)
+                      struct set_counts *c, json_t *lost, json_t *unexp)
 {
 	const json_t *val = json_object_get(rd->done, "value");
 	struct strmap seen;
@@ -114,8 +114,8 @@ static int check_read(const struct hist *h, const struct set_key *k, const struc
 	return rc;
 }
 
-static struct set_key *key_for(struct set_key **keys, size_t *n, size_t *cap,
-			       struct strmap *index, const struct hist_op *op, int *rc)
+static struct set_key *key_for(struct set_key **keys, size_t *n, size_t *cap, struct strmap *index,
+                               const struct hist_op *op, int *rc)
 {
 	int64_t *slot;
 
@@ -172,7 +172,7 @@ static int gather(const struct hist *h, struct set_key **keys_out, size_t *n_out
 			rc = strmap_put(&k->adds, s, strlen(s), (int64_t)i + 1, NULL);
 			if (rc == 0)
 				json_array_appendf(errs, "line %ld: element %s added twice",
-						   op->call_line, s);
+				                   op->call_line, s);
 			free(s);
 			rc = rc < 0 ? rc : 0;
 			continue;
@@ -235,26 +235,28 @@ int chk_set(const struct hist *h, struct chk_result *r)
 	json_object_set_new(r->detail, "unexpected_count", json_integer((json_int_t)c.unexpected));
 	json_object_set_new(r->detail, "recovered_count", json_integer((json_int_t)c.recovered));
 	json_object_set_new(r->detail, "indeterminate_absent",
-			    json_integer((json_int_t)c.indeterminate_absent));
+	                    json_integer((json_int_t)c.indeterminate_absent));
 	json_object_set_new(r->detail, "lost", lost);
 	json_object_set_new(r->detail, "unexpected", unexp);
 	json_object_set_new(r->detail, "history_errors", errs);
+	r->empty = n == 0;
 	if (rc < 0)
 		chk_result_set(r, CHK_UNKNOWN, "set: out of memory");
 	else if (json_array_size(errs))
 		chk_result_set(r, CHK_UNKNOWN, "set: bad history: %s",
-			       json_string_value(json_array_get(errs, 0)));
+		               json_string_value(json_array_get(errs, 0)));
 	else if (c.lost || c.unexpected)
 		chk_result_set(r, CHK_INVALID,
-			       "set: INVALID: %zu lost, %zu unexpected, %zu recovered of %zu adds",
-			       c.lost, c.unexpected, c.recovered, n_adds);
+		               "set: INVALID: %zu lost, %zu unexpected, %zu recovered of %zu adds",
+		               c.lost, c.unexpected, c.recovered, n_adds);
 	else if (unread || n == 0)
 		chk_result_set(r, CHK_UNKNOWN, "set: %s",
-			       n == 0 ? "no set operations in the history"
-				      : "a key with adds has no ok final-read");
+		               n == 0 ? "no set operations in the history"
+		                      : "a key with adds has no ok final-read");
 	else
-		chk_result_set(r, CHK_VALID,
-			       "set: valid: %zu adds, %zu acknowledged reads checked, %zu recovered",
-			       n_adds, c.acked, c.recovered);
+		chk_result_set(
+		    r, CHK_VALID,
+		    "set: valid: %zu adds, %zu acknowledged reads checked, %zu recovered", n_adds,
+		    c.acked, c.recovered);
 	return 0;
 }

@@ -44,7 +44,7 @@ void strmap_free(struct strmap *m)
 }
 
 static struct strmap_slot *find_slot(struct strmap_slot *slots, size_t cap, const char *key,
-				     size_t len, uint64_t h)
+                                     size_t len, uint64_t h)
 {
 	size_t i = (size_t)h & (cap - 1);
 
@@ -174,10 +174,10 @@ void hist_op_describe(const struct hist_op *op, char *out, size_t cap)
 {
 	const json_t *e = json_object_get(op->invoke, "expect");
 	bool is_read = strcmp(op->f, "read") == 0 || strcmp(op->f, "final-read") == 0;
-	const json_t *v = is_read ? (op->done && op->status == HIST_OK
-					     ? json_object_get(op->done, "value")
-					     : NULL)
-				  : json_object_get(op->invoke, "value");
+	const json_t *v =
+	    is_read
+	        ? (op->done && op->status == HIST_OK ? json_object_get(op->done, "value") : NULL)
+	        : json_object_get(op->invoke, "value");
 	char *val = is_read && !v ? NULL : json_canon(v);
 	char *exp = e ? json_canon(e) : NULL;
 	char ret[32];
@@ -187,9 +187,9 @@ void hist_op_describe(const struct hist_op *op, char *out, size_t cap)
 	else
 		snprintf(ret, sizeof ret, "%" PRId64, op->ret_time);
 	snprintf(out, cap, "p%" PRId64 " %s %.*s%s%s%s%.200s -> %s [t=%" PRId64 "..%s, line %ld]",
-		 op->process, op->f, (int)(op->key_len > 64 ? 64 : op->key_len), op->key,
-		 exp ? " expect=" : "", exp ? exp : "", val ? " " : "", val ? val : "",
-		 status_name(op->status), op->call_time, ret, op->call_line);
+	         op->process, op->f, (int)(op->key_len > 64 ? 64 : op->key_len), op->key,
+	         exp ? " expect=" : "", exp ? exp : "", val ? " " : "", val ? val : "",
+	         status_name(op->status), op->call_time, ret, op->call_line);
 	free(val);
 	free(exp);
 }
@@ -203,9 +203,9 @@ void chk_result_set(struct chk_result *r, enum chk_verdict v, const char *fmt, .
 		r->detail = json_object();
 	if (r->detail)
 		json_object_set_new(r->detail, "valid",
-				    v == CHK_VALID     ? json_true()
-				    : v == CHK_INVALID ? json_false()
-						       : json_string("unknown"));
+		                    v == CHK_VALID     ? json_true()
+		                    : v == CHK_INVALID ? json_false()
+		                                       : json_string("unknown"));
 	va_start(ap, fmt);
 	vsnprintf(r->summary, sizeof r->summary, fmt, ap);
 	va_end(ap);

@@ -48,14 +48,13 @@ int json_get_i64(const json_t *obj, const char *name, int64_t *out);
 const char *json_get_str(const json_t *obj, const char *name, size_t *len);
 
 /* Appends a formatted string to a JSON array (silently drops on OOM). */
-void json_array_appendf(json_t *arr, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void json_array_appendf(json_t *arr, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* A short human description of an op: "p3 write k=\"x\" 5 ok [t 10..20]". */
 void hist_op_describe(const struct hist_op *op, char *out, size_t cap);
 
 /* Fills r: verdict, detail["valid"], and the summary line. */
 void chk_result_set(struct chk_result *r, enum chk_verdict v, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #endif

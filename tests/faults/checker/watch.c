@@ -143,7 +143,7 @@ static bool was_attempted(struct wctx *c, const char *key, size_t len, const cha
 
 /* Adds a known write; 1 if new, 0 if the same was known, -2 on a conflict. */
 static int ref_add(struct wctx *c, int64_t rev, const char *key, size_t len, bool del,
-		   const json_t *value, long line, enum ref_source src, size_t *conflict)
+                   const json_t *value, long line, enum ref_source src, size_t *conflict)
 {
 	char *canon = del ? NULL : json_canon(value);
 	int64_t *slot;
@@ -215,8 +215,8 @@ static int load_writes(struct wctx *c)
 			continue;
 		key = json_get_str(o, "key", &len);
 		if (!key || json_get_i64(o, "revision", &rev) != 0 || parse_op(o, &del) != 0) {
-			json_array_appendf(c->errors, "line %ld: log record needs key, revision, op",
-					   line);
+			json_array_appendf(c->errors,
+			                   "line %ld: log record needs key, revision, op", line);
 			continue;
 		}
 		if (!c->have_log || rev < c->log_min)
@@ -225,11 +225,12 @@ static int load_writes(struct wctx *c)
 			c->log_max = rev;
 		c->have_log = true;
 		rc = ref_add(c, rev, key, len, del, json_object_get(o, "value"), line, REF_LOG,
-			     &other);
+		             &other);
 		if (rc == -2 || rc == 0)
-			json_array_appendf(c->errors, "line %ld: log lists revision %" PRId64
-					   " of this key twice (line %ld)", line, rev,
-					   c->refs[other].line);
+			json_array_appendf(c->errors,
+			                   "line %ld: log lists revision %" PRId64
+			                   " of this key twice (line %ld)",
+			                   line, rev, c->refs[other].line);
 	}
 	for (size_t i = 0; rc >= 0 && i < h->n_ops; i++) {
 		const struct hist_op *op = &h->ops[i];
@@ -251,25 +252,29 @@ static int load_writes(struct wctx *c)
 		    json_get_i64(op->done, "revision", &rev) != 0)
 			continue;
 		if (c->have_log && rev >= c->log_min && rev <= c->log_max) {
-			int64_t *slot = strmap_get(&c->ref_index, c->tmp,
-						   revkey(c, rev, op->key, op->key_len));
+			int64_t *slot =
+			    strmap_get(&c->ref_index, c->tmp, revkey(c, rev, op->key, op->key_len));
 			char d[512];
 
 			hist_op_describe(op, d, sizeof d);
 			canon = json_canon(json_object_get(op->invoke, "value"));
 			if (!slot || c->refs[*slot].del || !canon ||
 			    strcmp(c->refs[*slot].value, canon) != 0)
-				violation(c, "acknowledged write at revision %" PRId64
-					  " is not in the write log: %s", rev, d);
+				violation(c,
+				          "acknowledged write at revision %" PRId64
+				          " is not in the write log: %s",
+				          rev, d);
 			free(canon);
 			continue;
 		}
-		rc = ref_add(c, rev, op->key, op->key_len, false, json_object_get(op->invoke, "value"),
-			     op->ret_line, REF_ACK, &other);
+		rc = ref_add(c, rev, op->key, op->key_len, false,
+		             json_object_get(op->invoke, "value"), op->ret_line, REF_ACK, &other);
 		if (rc == -2) {
-			violation(c, "two acknowledgements claim revision %" PRId64
-				  " of key %.*s with different values (lines %ld, %ld)", rev,
-				  (int)op->key_len, op->key, c->refs[other].line, op->ret_line);
+			violation(c,
+			          "two acknowledgements claim revision %" PRId64
+			          " of key %.*s with different values (lines %ld, %ld)",
+			          rev, (int)op->key_len, op->key, c->refs[other].line,
+			          op->ret_line);
 			rc = 0;
 		}
 	}
@@ -347,7 +352,7 @@ static void on_start(struct wctx *c, struct watcher *w, const json_t *o, long li
 
 	if (!key || json_get_i64(o, "start_revision", &s) != 0 || s < 1) {
 		json_array_appendf(c->errors,
-				   "line %ld: watch start needs key and start_revision >= 1", line);
+		                   "line %ld: watch start needs key and start_revision >= 1", line);
 		return;
 	}
 	if (w->s0 < 0) {
@@ -365,11 +370,12 @@ static void on_start(struct wctx *c, struct watcher *w, const json_t *o, long li
 	if (keycmp(key, kl, w->key, w->key_len) != 0 || el != w->end_len ||
 	    (el && memcmp(end, w->end, el) != 0))
 		json_array_appendf(c->errors, "line %ld: watch %s resumes with another range", line,
-				   w->id);
+		                   w->id);
 	if (s > w->pos + 1)
-		violation(c, "watch %s resumed at revision %" PRId64 " (line %ld) but had only "
-			  "reached %" PRId64 ": revisions %" PRId64 "..%" PRId64 " skipped",
-			  w->id, s, line, w->pos, w->pos + 1, s - 1);
+		violation(c,
+		          "watch %s resumed at revision %" PRId64 " (line %ld) but had only "
+		          "reached %" PRId64 ": revisions %" PRId64 "..%" PRId64 " skipped",
+		          w->id, s, line, w->pos, w->pos + 1, s - 1);
 	w->cur_start = s;
 }
 
@@ -380,7 +386,8 @@ static void on_event(struct wctx *c, struct watcher *w, const json_t *o, size_t 
 	size_t i;
 
 	if (!json_is_array(evs)) {
-		json_array_appendf(c->errors, "line %ld: watch event record needs \"events\"", line);
+		json_array_appendf(c->errors, "line %ld: watch event record needs \"events\"",
+		                   line);
 		return;
 	}
 	json_array_foreach(evs, i, e)
@@ -393,29 +400,41 @@ static void on_event(struct wctx *c, struct watcher *w, const json_t *o, size_t 
 
 		if (!k || json_get_i64(e, "revision", &rev) != 0 || parse_op(e, &del) != 0) {
 			json_array_appendf(c->errors, "line %ld: event needs key, revision, op",
-					   line);
+			                   line);
 			continue;
 		}
 		w->n_events++;
 		if (!in_range(w, k, kl))
-			violation(c, "watch %s got key %.*s outside its range at revision %" PRId64
-				  " (line %ld)", w->id, (int)kl, k, rev, line);
+			violation(c,
+			          "watch %s got key %.*s outside its range at revision %" PRId64
+			          " (line %ld)",
+			          w->id, (int)kl, k, rev, line);
 		if (rev < w->cur_start)
-			violation(c, "watch %s got revision %" PRId64 " below its start %" PRId64
-				  " (line %ld)", w->id, rev, w->cur_start, line);
+			violation(c,
+			          "watch %s got revision %" PRId64 " below its start %" PRId64
+			          " (line %ld)",
+			          w->id, rev, w->cur_start, line);
 		if (prev >= 0 && rev < prev)
-			violation(c, "watch %s: revision %" PRId64 " after %" PRId64
-				  " in one response (line %ld)", w->id, rev, prev, line);
+			violation(c,
+			          "watch %s: revision %" PRId64 " after %" PRId64
+			          " in one response (line %ld)",
+			          w->id, rev, prev, line);
 		rc = strmap_put(&w->delivered, c->tmp, revkey(c, rev, k, kl), (int64_t)ri, NULL);
 		if (rc == 0)
-			violation(c, "watch %s: duplicate event for key %.*s at revision %" PRId64
-				  " (line %ld)", w->id, (int)kl, k, rev, line);
+			violation(c,
+			          "watch %s: duplicate event for key %.*s at revision %" PRId64
+			          " (line %ld)",
+			          w->id, (int)kl, k, rev, line);
 		else if (rev == w->last_rev && prev != rev)
-			violation(c, "watch %s: revision %" PRId64 " split across responses "
-				  "(line %ld)", w->id, rev, line);
+			violation(c,
+			          "watch %s: revision %" PRId64 " split across responses "
+			          "(line %ld)",
+			          w->id, rev, line);
 		else if (rev <= w->pos && prev != rev && rev >= w->cur_start)
-			violation(c, "watch %s: revision %" PRId64 " delivered after the stream "
-				  "had reached %" PRId64 " (line %ld)", w->id, rev, w->pos, line);
+			violation(c,
+			          "watch %s: revision %" PRId64 " delivered after the stream "
+			          "had reached %" PRId64 " (line %ld)",
+			          w->id, rev, w->pos, line);
 		prev = rev;
 	}
 	if (prev > w->last_rev)
@@ -440,7 +459,7 @@ static void on_watch_record(struct wctx *c, const json_t *o, size_t ri, long lin
 	}
 	if (w->s0 < 0) {
 		json_array_appendf(c->errors, "line %ld: watch %s has a %s before its start", line,
-				   w->id, type);
+		                   w->id, type);
 		return;
 	}
 	if (strcmp(type, "event") == 0) {
@@ -451,7 +470,7 @@ static void on_watch_record(struct wctx *c, const json_t *o, size_t ri, long lin
 	} else if (strcmp(type, "compacted") == 0) {
 		if (json_get_i64(o, "compact_revision", &r) != 0) {
 			json_array_appendf(c->errors, "line %ld: compacted needs compact_revision",
-					   line);
+			                   line);
 			return;
 		}
 		if (excuse(w, w->pos + 1, r - 1) != 0)
@@ -498,31 +517,36 @@ static int check_values(struct wctx *c)
 				    parse_op(e, &del) != 0)
 					continue;
 				rc = ref_add(c, rev, k, kl, del, json_object_get(e, "value"), line,
-					     REF_WATCH, &other);
+				             REF_WATCH, &other);
 				if (rc < 0 && rc != -2)
 					return rc;
 				if (rc == -2) {
 					const struct ref *r = &c->refs[other];
 
-					violation(c, "watch %s: %s of %.*s at revision %" PRId64
-						  " (line %ld) disagrees with the %s %s (line %ld)",
-						  w->id, op_name(del), (int)kl, k, rev, line,
-						  r->source == REF_LOG   ? "write log's"
-						  : r->source == REF_ACK ? "acknowledged"
-									 : "other watcher's",
-						  op_name(r->del), r->line);
+					violation(c,
+					          "watch %s: %s of %.*s at revision %" PRId64
+					          " (line %ld) disagrees with the %s %s (line %ld)",
+					          w->id, op_name(del), (int)kl, k, rev, line,
+					          r->source == REF_LOG   ? "write log's"
+					          : r->source == REF_ACK ? "acknowledged"
+					                                 : "other watcher's",
+					          op_name(r->del), r->line);
 				} else if (rc == 1 && c->have_log && rev >= c->log_min &&
-					   rev <= c->log_max) {
-					violation(c, "watch %s: %s of %.*s at revision %" PRId64
-						  " (line %ld) is not in the write log", w->id,
-						  op_name(del), (int)kl, k, rev, line);
+				           rev <= c->log_max) {
+					violation(c,
+					          "watch %s: %s of %.*s at revision %" PRId64
+					          " (line %ld) is not in the write log",
+					          w->id, op_name(del), (int)kl, k, rev, line);
 				} else if (rc == 1) {
-					canon = del ? NULL : json_canon(json_object_get(e, "value"));
+					canon =
+					    del ? NULL : json_canon(json_object_get(e, "value"));
 					if (!was_attempted(c, k, kl, canon))
-						violation(c, "watch %s: %s of %.*s = %s at revision %" PRId64
-							  " (line %ld) was never written", w->id,
-							  op_name(del), (int)kl, k, canon ? canon : "",
-							  rev, line);
+						violation(
+						    c,
+						    "watch %s: %s of %.*s = %s at revision %" PRId64
+						    " (line %ld) was never written",
+						    w->id, op_name(del), (int)kl, k,
+						    canon ? canon : "", rev, line);
 					free(canon);
 				}
 				break;
@@ -553,15 +577,17 @@ static void check_gaps(struct wctx *c)
 			if (f->rev < w->s0 || f->rev > w->pos || !in_range(w, f->key, f->key_len) ||
 			    excused(w, f->rev))
 				continue;
-			if (strmap_get(&w->delivered, c->tmp, revkey(c, f->rev, f->key, f->key_len)))
+			if (strmap_get(&w->delivered, c->tmp,
+			               revkey(c, f->rev, f->key, f->key_len)))
 				continue;
-			violation(c, "watch %s missed the %s of %.*s at revision %" PRId64
-				  " (known from %s line %ld) though it reached revision %" PRId64,
-				  w->id, op_name(f->del), (int)f->key_len, f->key, f->rev,
-				  f->source == REF_LOG   ? "the write log,"
-				  : f->source == REF_ACK ? "an acknowledgement,"
-							 : "another watcher,",
-				  f->line, w->pos);
+			violation(c,
+			          "watch %s missed the %s of %.*s at revision %" PRId64
+			          " (known from %s line %ld) though it reached revision %" PRId64,
+			          w->id, op_name(f->del), (int)f->key_len, f->key, f->rev,
+			          f->source == REF_LOG   ? "the write log,"
+			          : f->source == REF_ACK ? "an acknowledgement,"
+			                                 : "another watcher,",
+			          f->line, w->pos);
 		}
 	}
 }
@@ -613,23 +639,26 @@ int chk_watch(const struct hist *h, struct chk_result *r)
 	json_object_set_new(r->detail, "events", json_integer((json_int_t)n_events));
 	json_object_set_new(r->detail, "known_writes", json_integer((json_int_t)c.n_refs));
 	json_object_set_new(r->detail, "write_log", json_boolean(c.have_log));
-	json_object_set_new(r->detail, "violations_count", json_integer((json_int_t)c.n_violations));
+	json_object_set_new(r->detail, "violations_count",
+	                    json_integer((json_int_t)c.n_violations));
 	if (c.violations)
 		json_object_set_new(r->detail, "violations", c.violations);
 	if (c.errors)
 		json_object_set_new(r->detail, "history_errors", c.errors);
+	r->empty = c.n_w == 0;
 	if (rc < 0)
 		chk_result_set(r, CHK_UNKNOWN, "watch: out of memory");
 	else if (c.n_violations)
 		chk_result_set(r, CHK_INVALID, "watch: INVALID: %zu violations; first: %s",
-			       c.n_violations, json_string_value(json_array_get(c.violations, 0)));
+		               c.n_violations, json_string_value(json_array_get(c.violations, 0)));
 	else if (json_array_size(c.errors))
 		chk_result_set(r, CHK_UNKNOWN, "watch: bad history: %s",
-			       json_string_value(json_array_get(c.errors, 0)));
+		               json_string_value(json_array_get(c.errors, 0)));
 	else if (c.n_w == 0)
 		chk_result_set(r, CHK_UNKNOWN, "watch: no watchers in the history");
 	else
-		chk_result_set(r, CHK_VALID, "watch: valid: %zu watchers, %zu events, %zu known writes",
-			       c.n_w, n_events, c.n_refs);
+		chk_result_set(r, CHK_VALID,
+		               "watch: valid: %zu watchers, %zu events, %zu known writes", c.n_w,
+		               n_events, c.n_refs);
 	return 0;
 }

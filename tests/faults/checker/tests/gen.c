@@ -39,7 +39,7 @@ struct proc {
 	struct gen_event call;
 	int done_type; /* 1 ok, 2 fail, 3 info */
 	int result;
-	bool lost;     /* an info op that never takes effect */
+	bool lost; /* an info op that never takes effect */
 };
 
 static int push(struct gen_history *g, size_t *cap, const struct gen_event *e)
@@ -110,9 +110,9 @@ int gen_register(const struct gen_cfg *cfg, struct gen_history *out)
 			memset(&e, 0, sizeof e);
 			e.process = ids[i];
 			e.type = 0;
-			e.kind = r < cfg->read_pct		  ? GEN_READ
-				 : r < cfg->read_pct + cfg->cas_pct ? GEN_CAS
-								    : GEN_WRITE;
+			e.kind = r < cfg->read_pct                  ? GEN_READ
+			         : r < cfg->read_pct + cfg->cas_pct ? GEN_CAS
+			                                            : GEN_WRITE;
 			e.key = (int)(gen_rand(&s) % (uint64_t)cfg->keys);
 			if (e.kind != GEN_READ)
 				e.value = 1 + (int)(gen_rand(&s) % (uint64_t)cfg->values);
@@ -190,10 +190,10 @@ char *gen_to_jsonl(const struct gen_history *g)
 		if (e->kind == GEN_READ && (e->type == 0 || e->type == 3))
 			snprintf(val, sizeof val, "null");
 		len += (size_t)snprintf(out + len, cap - len,
-					"{\"process\":%" PRId64 ",\"type\":\"%s\",\"f\":\"%s\","
-					"\"key\":\"k%d\",\"value\":%s%s,\"time_ns\":%zu}\n",
-					e->process, type_name[e->type], kind_name[e->kind], e->key,
-					val, exp, i);
+		                        "{\"process\":%" PRId64 ",\"type\":\"%s\",\"f\":\"%s\","
+		                        "\"key\":\"k%d\",\"value\":%s%s,\"time_ns\":%zu}\n",
+		                        e->process, type_name[e->type], kind_name[e->kind], e->key,
+		                        val, exp, i);
 	}
 	out[len] = '\0';
 	return out;

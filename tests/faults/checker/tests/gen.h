@@ -13,13 +13,13 @@
 
 struct gen_cfg {
 	uint64_t seed;
-	int processes;    /* concurrent clients */
-	int ops;          /* operations to invoke */
-	int keys;         /* registers "k0".."kN-1" */
-	int values;       /* values written are drawn from 1..values */
-	int read_pct;     /* the rest split between write and cas */
+	int processes; /* concurrent clients */
+	int ops;       /* operations to invoke */
+	int keys;      /* registers "k0".."kN-1" */
+	int values;    /* values written are drawn from 1..values */
+	int read_pct;  /* the rest split between write and cas */
 	int cas_pct;
-	int info_pct;     /* ops that end indeterminate */
+	int info_pct;      /* ops that end indeterminate */
 	int info_lost_pct; /* of those, the share that never takes effect */
 };
 
@@ -28,12 +28,12 @@ enum gen_kind { GEN_READ, GEN_WRITE, GEN_CAS };
 /* One recorded event; a history is an array of them in time order. */
 struct gen_event {
 	int64_t process;
-	int type;       /* 0 invoke, 1 ok, 2 fail, 3 info */
+	int type; /* 0 invoke, 1 ok, 2 fail, 3 info */
 	enum gen_kind kind;
 	int key;
-	int value;      /* read result / written value; 0 = null */
-	int expect;     /* cas */
-	int op;         /* the op's number, shared by invoke and completion */
+	int value;  /* read result / written value; 0 = null */
+	int expect; /* cas */
+	int op;     /* the op's number, shared by invoke and completion */
 };
 
 struct gen_history {

@@ -49,97 +49,92 @@ static enum chk_verdict check(const char *text)
 	return verdict_of(text, 10000000, NULL);
 }
 
-#define OP(p, t, f, rest, time)                                                                    \
-	"{\"process\":" #p ",\"type\":\"" t "\",\"f\":\"" f "\",\"key\":\"x\"" rest                 \
+#define OP(p, t, f, rest, time)                                                     \
+	"{\"process\":" #p ",\"type\":\"" t "\",\"f\":\"" f "\",\"key\":\"x\"" rest \
 	",\"time_ns\":" #time "}\n"
 
 static void concurrent_reads_may_see_the_old_or_the_new_value(void **state)
 {
 	(void)state;
 	assert_int_equal(check(OP(0, "invoke", "write", ",\"value\":1", 0)
-				       OP(1, "invoke", "read", "", 1)
-				       OP(2, "invoke", "read", "", 2)
-				       OP(1, "ok", "read", ",\"value\":null", 3)
-				       OP(2, "ok", "read", ",\"value\":1", 4)
-				       OP(0, "ok", "write", ",\"value\":1", 5)),
-			 CHK_VALID);
+	                           OP(1, "invoke", "read", "", 1) OP(2, "invoke", "read", "", 2)
+	                               OP(1, "ok", "read", ",\"value\":null", 3)
+	                                   OP(2, "ok", "read", ",\"value\":1", 4)
+	                                       OP(0, "ok", "write", ",\"value\":1", 5)),
+	                 CHK_VALID);
 }
 
 static void a_read_that_sees_the_new_value_then_one_that_sees_the_old_is_rejected(void **state)
 {
 	(void)state;
 	/* Both reads run during the write, but one finished before the other began. */
-	assert_int_equal(check(OP(0, "invoke", "write", ",\"value\":1", 0)
-				       OP(1, "invoke", "read", "", 1)
-				       OP(1, "ok", "read", ",\"value\":1", 2)
-				       OP(2, "invoke", "read", "", 3)
-				       OP(2, "ok", "read", ",\"value\":null", 4)
-				       OP(0, "ok", "write", ",\"value\":1", 5)),
-			 CHK_INVALID);
+	assert_int_equal(
+	    check(OP(0, "invoke", "write", ",\"value\":1", 0) OP(1, "invoke", "read", "", 1)
+	              OP(1, "ok", "read", ",\"value\":1", 2) OP(2, "invoke", "read", "", 3)
+	                  OP(2, "ok", "read", ",\"value\":null", 4)
+	                      OP(0, "ok", "write", ",\"value\":1", 5)),
+	    CHK_INVALID);
 }
 
 static void a_stale_read_after_an_acknowledged_write_is_rejected(void **state)
 {
 	(void)state;
-	assert_int_equal(check(OP(0, "invoke", "write", ",\"value\":1", 0)
-				       OP(0, "ok", "write", ",\"value\":1", 1)
-				       OP(0, "invoke", "write", ",\"value\":2", 2)
-				       OP(0, "ok", "write", ",\"value\":2", 3)
-				       OP(1, "invoke", "read", "", 4)
-				       OP(1, "ok", "read", ",\"value\":1", 5)),
-			 CHK_INVALID);
+	assert_int_equal(
+	    check(OP(0, "invoke", "write", ",\"value\":1", 0) OP(
+	        0, "ok", "write", ",\"value\":1", 1) OP(0, "invoke", "write", ",\"value\":2", 2)
+	              OP(0, "ok", "write", ",\"value\":2", 3) OP(1, "invoke", "read", "", 4)
+	                  OP(1, "ok", "read", ",\"value\":1", 5)),
+	    CHK_INVALID);
 }
 
 static void a_lost_write_is_rejected(void **state)
 {
 	(void)state;
 	/* The write of 2 was acknowledged, yet later reads never see it after the write of 1. */
-	assert_int_equal(check(OP(0, "invoke", "write", ",\"value\":1", 0)
-				       OP(1, "invoke", "write", ",\"value\":2", 1)
-				       OP(0, "ok", "write", ",\"value\":1", 2)
-				       OP(1, "ok", "write", ",\"value\":2", 3)
-				       OP(2, "invoke", "read", "", 4)
-				       OP(2, "ok", "read", ",\"value\":1", 5)
-				       OP(2, "invoke", "read", "", 6)
-				       OP(2, "ok", "read", ",\"value\":null", 7)),
-			 CHK_INVALID);
+	assert_int_equal(
+	    check(OP(0, "invoke", "write", ",\"value\":1", 0) OP(
+	        1, "invoke", "write", ",\"value\":2", 1) OP(0, "ok", "write", ",\"value\":1", 2)
+	              OP(1, "ok", "write", ",\"value\":2", 3) OP(2, "invoke", "read", "", 4)
+	                  OP(2, "ok", "read", ",\"value\":1", 5) OP(2, "invoke", "read", "", 6)
+	                      OP(2, "ok", "read", ",\"value\":null", 7)),
+	    CHK_INVALID);
 }
 
 static void two_cas_from_the_same_value_cannot_both_succeed(void **state)
 {
 	(void)state;
-	assert_int_equal(check(OP(0, "invoke", "write", ",\"value\":0", 0)
-				       OP(0, "ok", "write", ",\"value\":0", 1)
-				       OP(1, "invoke", "cas", ",\"expect\":0,\"value\":1", 2)
-				       OP(2, "invoke", "cas", ",\"expect\":0,\"value\":2", 3)
-				       OP(1, "ok", "cas", ",\"expect\":0,\"value\":1", 4)
-				       OP(2, "ok", "cas", ",\"expect\":0,\"value\":2", 5)),
-			 CHK_INVALID);
+	assert_int_equal(check(OP(0, "invoke", "write", ",\"value\":0", 0) OP(0, "ok", "write",
+	                                                                      ",\"value\":0", 1)
+	                           OP(1, "invoke", "cas", ",\"expect\":0,\"value\":1", 2)
+	                               OP(2, "invoke", "cas", ",\"expect\":0,\"value\":2", 3)
+	                                   OP(1, "ok", "cas", ",\"expect\":0,\"value\":1", 4)
+	                                       OP(2, "ok", "cas", ",\"expect\":0,\"value\":2", 5)),
+	                 CHK_INVALID);
 	/* One success and one failed compare is fine. */
-	assert_int_equal(check(OP(0, "invoke", "write", ",\"value\":0", 0)
-				       OP(0, "ok", "write", ",\"value\":0", 1)
-				       OP(1, "invoke", "cas", ",\"expect\":0,\"value\":1", 2)
-				       OP(2, "invoke", "cas", ",\"expect\":0,\"value\":2", 3)
-				       OP(1, "ok", "cas", ",\"expect\":0,\"value\":1", 4)
-				       OP(2, "fail", "cas", ",\"expect\":0,\"value\":2", 5)),
-			 CHK_VALID);
+	assert_int_equal(check(OP(0, "invoke", "write", ",\"value\":0",
+	                          0) OP(0, "ok", "write", ",\"value\":0",
+	                                1) OP(1, "invoke", "cas", ",\"expect\":0,\"value\":1", 2)
+	                           OP(2, "invoke", "cas", ",\"expect\":0,\"value\":2", 3)
+	                               OP(1, "ok", "cas", ",\"expect\":0,\"value\":1", 4)
+	                                   OP(2, "fail", "cas", ",\"expect\":0,\"value\":2", 5)),
+	                 CHK_VALID);
 }
 
 static void a_cas_that_failed_its_compare_while_the_value_matched_is_rejected(void **state)
 {
 	(void)state;
 	assert_int_equal(check(OP(0, "invoke", "write", ",\"value\":3", 0)
-				       OP(0, "ok", "write", ",\"value\":3", 1)
-				       OP(1, "invoke", "cas", ",\"expect\":3,\"value\":4", 2)
-				       OP(1, "fail", "cas", ",\"expect\":3,\"value\":4", 3)),
-			 CHK_INVALID);
+	                           OP(0, "ok", "write", ",\"value\":3", 1)
+	                               OP(1, "invoke", "cas", ",\"expect\":3,\"value\":4", 2)
+	                                   OP(1, "fail", "cas", ",\"expect\":3,\"value\":4", 3)),
+	                 CHK_INVALID);
 	/* With "error" the cas never ran: it tells nothing. */
-	assert_int_equal(check(OP(0, "invoke", "write", ",\"value\":3", 0)
-				       OP(0, "ok", "write", ",\"value\":3", 1)
-				       OP(1, "invoke", "cas", ",\"expect\":3,\"value\":4", 2)
-				       OP(1, "fail", "cas", ",\"expect\":3,\"value\":4,\"error\":\"no leader\"",
-					  3)),
-			 CHK_VALID);
+	assert_int_equal(check(OP(0, "invoke", "write", ",\"value\":3", 0) OP(0, "ok", "write",
+	                                                                      ",\"value\":3", 1)
+	                           OP(1, "invoke", "cas", ",\"expect\":3,\"value\":4", 2)
+	                               OP(1, "fail", "cas",
+	                                  ",\"expect\":3,\"value\":4,\"error\":\"no leader\"", 3)),
+	                 CHK_VALID);
 }
 
 static void a_read_of_a_value_never_written_is_rejected_and_named(void **state)
@@ -149,95 +144,97 @@ static void a_read_of_a_value_never_written_is_rejected_and_named(void **state)
 
 	(void)state;
 	assert_int_equal(verdict_of(OP(0, "invoke", "write", ",\"value\":1", 0)
-					    OP(0, "ok", "write", ",\"value\":1", 1)
-					    OP(1, "invoke", "read", "", 2)
-					    OP(1, "ok", "read", ",\"value\":7", 3),
-				    1000, &r),
-			 CHK_INVALID);
+	                                OP(0, "ok", "write", ",\"value\":1", 1)
+	                                    OP(1, "invoke", "read", "", 2)
+	                                        OP(1, "ok", "read", ",\"value\":7", 3),
+	                            1000, &r),
+	                 CHK_INVALID);
 	bad = json_array_get(json_object_get(r.detail, "invalid_keys"), 0);
 	assert_string_equal(json_string_value(json_object_get(bad, "reason")),
-			    "read of a value never written");
-	assert_non_null(strstr(json_string_value(json_object_get(bad, "cannot_place")), "read x 7"));
+	                    "read of a value never written");
+	assert_non_null(
+	    strstr(json_string_value(json_object_get(bad, "cannot_place")), "read x 7"));
 	chk_result_free(&r);
 }
 
 static void a_definitely_failed_write_must_not_be_seen(void **state)
 {
 	(void)state;
-	assert_int_equal(check(OP(0, "invoke", "write", ",\"value\":1", 0)
-				       OP(0, "fail", "write", ",\"value\":1", 1)
-				       OP(1, "invoke", "read", "", 2)
-				       OP(1, "ok", "read", ",\"value\":1", 3)),
-			 CHK_INVALID);
+	assert_int_equal(check(OP(0, "invoke", "write", ",\"value\":1", 0) OP(
+	                     0, "fail", "write", ",\"value\":1", 1) OP(1, "invoke", "read", "", 2)
+	                           OP(1, "ok", "read", ",\"value\":1", 3)),
+	                 CHK_INVALID);
 }
 
 static void an_indeterminate_write_may_take_effect_long_after_it_timed_out(void **state)
 {
 	(void)state;
-	assert_int_equal(check(OP(0, "invoke", "write", ",\"value\":5", 0)
-				       OP(0, "info", "write", ",\"value\":5", 1)
-				       OP(1, "invoke", "read", "", 10)
-				       OP(1, "ok", "read", ",\"value\":null", 11)
-				       OP(1, "invoke", "read", "", 20)
-				       OP(1, "ok", "read", ",\"value\":5", 21)),
-			 CHK_VALID);
+	assert_int_equal(
+	    check(OP(0, "invoke", "write", ",\"value\":5", 0)
+	              OP(0, "info", "write", ",\"value\":5", 1) OP(1, "invoke", "read", "", 10)
+	                  OP(1, "ok", "read", ",\"value\":null", 11) OP(1, "invoke", "read", "", 20)
+	                      OP(1, "ok", "read", ",\"value\":5", 21)),
+	    CHK_VALID);
 }
 
 static void an_indeterminate_write_that_never_took_effect_is_accepted(void **state)
 {
 	(void)state;
-	assert_int_equal(check(OP(0, "invoke", "write", ",\"value\":5", 0)
-				       OP(0, "info", "write", ",\"value\":5", 1)
-				       OP(1, "invoke", "read", "", 10)
-				       OP(1, "ok", "read", ",\"value\":null", 11)
-				       OP(1, "invoke", "write", ",\"value\":6", 12)
-				       OP(1, "ok", "write", ",\"value\":6", 13)
-				       OP(1, "invoke", "read", "", 20)
-				       OP(1, "ok", "read", ",\"value\":6", 21)),
-			 CHK_VALID);
+	assert_int_equal(check(OP(0, "invoke", "write", ",\"value\":5", 0) OP(
+	                     0, "info", "write", ",\"value\":5", 1) OP(1, "invoke", "read", "", 10)
+	                           OP(1, "ok", "read", ",\"value\":null", 11)
+	                               OP(1, "invoke", "write", ",\"value\":6", 12)
+	                                   OP(1, "ok", "write", ",\"value\":6", 13)
+	                                       OP(1, "invoke", "read", "", 20)
+	                                           OP(1, "ok", "read", ",\"value\":6", 21)),
+	                 CHK_VALID);
 	/* An op the history ends before completing is indeterminate too. */
 	assert_int_equal(check(OP(0, "invoke", "write", ",\"value\":5", 0)
-				       OP(1, "invoke", "read", "", 10)
-				       OP(1, "ok", "read", ",\"value\":null", 11)),
-			 CHK_VALID);
+	                           OP(1, "invoke", "read", "", 10)
+	                               OP(1, "ok", "read", ",\"value\":null", 11)),
+	                 CHK_VALID);
 }
 
 static void an_indeterminate_write_cannot_take_effect_before_it_was_invoked(void **state)
 {
 	(void)state;
-	assert_int_equal(check(OP(1, "invoke", "read", "", 0)
-				       OP(1, "ok", "read", ",\"value\":5", 1)
-				       OP(0, "invoke", "write", ",\"value\":5", 2)
-				       OP(0, "info", "write", ",\"value\":5", 3)),
-			 CHK_INVALID);
+	assert_int_equal(check(OP(1, "invoke", "read", "", 0) OP(1, "ok", "read", ",\"value\":5", 1)
+	                           OP(0, "invoke", "write", ",\"value\":5", 2)
+	                               OP(0, "info", "write", ",\"value\":5", 3)),
+	                 CHK_INVALID);
 }
 
 static void an_indeterminate_write_takes_effect_at_most_once(void **state)
 {
 	(void)state;
 	/* 5 appears, is overwritten by 6, and cannot come back. */
-	assert_int_equal(check(OP(0, "invoke", "write", ",\"value\":5", 0)
-				       OP(0, "info", "write", ",\"value\":5", 1)
-				       OP(1, "invoke", "read", "", 2)
-				       OP(1, "ok", "read", ",\"value\":5", 3)
-				       OP(1, "invoke", "write", ",\"value\":6", 4)
-				       OP(1, "ok", "write", ",\"value\":6", 5)
-				       OP(1, "invoke", "read", "", 6)
-				       OP(1, "ok", "read", ",\"value\":5", 7)),
-			 CHK_INVALID);
+	assert_int_equal(
+	    check(OP(0, "invoke", "write", ",\"value\":5", 0)
+	              OP(0, "info", "write", ",\"value\":5", 1) OP(1, "invoke", "read", "", 2)
+	                  OP(1, "ok", "read", ",\"value\":5", 3) OP(1, "invoke", "write",
+	                                                            ",\"value\":6", 4)
+	                      OP(1, "ok", "write", ",\"value\":6", 5) OP(1, "invoke", "read", "", 6)
+	                          OP(1, "ok", "read", ",\"value\":5", 7)),
+	    CHK_INVALID);
 }
 
 static void keys_are_checked_independently_and_the_explanation_names_the_culprit(void **state)
 {
 	const char *text =
-		"{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"key\":\"a\",\"value\":1,\"time_ns\":0}\n"
-		"{\"process\":1,\"type\":\"invoke\",\"f\":\"write\",\"key\":\"b\",\"value\":1,\"time_ns\":1}\n"
-		"{\"process\":0,\"type\":\"ok\",\"f\":\"write\",\"key\":\"a\",\"value\":1,\"time_ns\":2}\n"
-		"{\"process\":1,\"type\":\"ok\",\"f\":\"write\",\"key\":\"b\",\"value\":1,\"time_ns\":3}\n"
-		"{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"key\":\"b\",\"time_ns\":4}\n"
-		"{\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"key\":\"b\",\"value\":1,\"time_ns\":5}\n"
-		"{\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"key\":\"a\",\"time_ns\":6}\n"
-		"{\"process\":1,\"type\":\"ok\",\"f\":\"read\",\"key\":\"a\",\"value\":null,\"time_ns\":7}\n";
+	    "{\"process\":0,\"type\":\"invoke\",\"f\":\"write\",\"key\":\"a\",\"value\":1,\"time_"
+	    "ns\":0}\n"
+	    "{\"process\":1,\"type\":\"invoke\",\"f\":\"write\",\"key\":\"b\",\"value\":1,\"time_"
+	    "ns\":1}\n"
+	    "{\"process\":0,\"type\":\"ok\",\"f\":\"write\",\"key\":\"a\",\"value\":1,\"time_ns\":"
+	    "2}\n"
+	    "{\"process\":1,\"type\":\"ok\",\"f\":\"write\",\"key\":\"b\",\"value\":1,\"time_ns\":"
+	    "3}\n"
+	    "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"key\":\"b\",\"time_ns\":4}\n"
+	    "{\"process\":0,\"type\":\"ok\",\"f\":\"read\",\"key\":\"b\",\"value\":1,\"time_ns\":5}"
+	    "\n"
+	    "{\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"key\":\"a\",\"time_ns\":6}\n"
+	    "{\"process\":1,\"type\":\"ok\",\"f\":\"read\",\"key\":\"a\",\"value\":null,\"time_"
+	    "ns\":7}\n";
 	struct chk_result r;
 	const json_t *bad;
 
@@ -248,8 +245,8 @@ static void keys_are_checked_independently_and_the_explanation_names_the_culprit
 	bad = json_array_get(json_object_get(r.detail, "invalid_keys"), 0);
 	assert_string_equal(json_string_value(json_object_get(bad, "key")), "a");
 	assert_int_equal(json_integer_value(json_object_get(bad, "linearizable_prefix_length")), 1);
-	assert_non_null(strstr(json_string_value(json_object_get(bad, "cannot_place")),
-			       "read a null"));
+	assert_non_null(
+	    strstr(json_string_value(json_object_get(bad, "cannot_place")), "read a null"));
 	assert_string_equal(json_string_value(json_object_get(bad, "value_after_prefix")), "1");
 	assert_non_null(strstr(r.summary, "key a"));
 	chk_result_free(&r);
@@ -262,29 +259,29 @@ static void the_loader_rejects_histories_that_break_the_format(void **state)
 	(void)state;
 	/* A process that got info must not issue another op. */
 	assert_int_equal(hist_load_string(&h, OP(0, "invoke", "write", ",\"value\":1", 0)
-						      OP(0, "info", "write", "", 1)
-						      OP(0, "invoke", "read", "", 2)),
-			 MOOR_EINVAL);
+	                                          OP(0, "info", "write", "", 1)
+	                                              OP(0, "invoke", "read", "", 2)),
+	                 MOOR_EINVAL);
 	assert_non_null(strstr(h.err, "line 3"));
 	hist_free(&h);
 	assert_int_equal(hist_load_string(&h, OP(0, "ok", "read", "", 1)), MOOR_EINVAL);
 	hist_free(&h);
-	assert_int_equal(hist_load_string(&h, OP(0, "invoke", "read", "", 1)
-						      OP(0, "invoke", "read", "", 2)),
-			 MOOR_EINVAL);
+	assert_int_equal(
+	    hist_load_string(&h, OP(0, "invoke", "read", "", 1) OP(0, "invoke", "read", "", 2)),
+	    MOOR_EINVAL);
 	hist_free(&h);
-	assert_int_equal(hist_load_string(&h, OP(0, "invoke", "read", "", 1)
-						      OP(0, "ok", "write", "", 2)),
-			 MOOR_EINVAL);
+	assert_int_equal(
+	    hist_load_string(&h, OP(0, "invoke", "read", "", 1) OP(0, "ok", "write", "", 2)),
+	    MOOR_EINVAL);
 	hist_free(&h);
 	assert_int_equal(hist_load_string(&h, "\n# comment\n{\"process\":1,\"type\":\"invoke\"\n"),
-			 MOOR_EINVAL);
+	                 MOOR_EINVAL);
 	assert_non_null(strstr(h.err, "line 3"));
 	hist_free(&h);
 	/* Without time_ns the line numbers order the events. */
 	assert_int_equal(hist_load_string(&h, "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\"}\n"
-					      "{\"process\":0,\"type\":\"ok\",\"f\":\"read\"}\n"),
-			 0);
+	                                      "{\"process\":0,\"type\":\"ok\",\"f\":\"read\"}\n"),
+	                 0);
 	assert_true(h.line_times);
 	assert_int_equal(h.n_ops, 1);
 	assert_int_equal(h.ops[0].call_time, 1);
@@ -320,7 +317,7 @@ static bool bf(const struct bop *ops, size_t n, bool *done, const json_t *st, si
 		ok = o->kind == 0   ? json_equal(st, o->arg)
 		     : o->kind == 1 ? true
 		     : o->kind == 2 ? json_equal(st, o->expect)
-				    : !json_equal(st, o->expect);
+		                    : !json_equal(st, o->expect);
 		if (!ok)
 			continue;
 		if (o->kind == 1 || o->kind == 2)
@@ -389,14 +386,14 @@ static void random_linearizable_histories_are_all_accepted(void **state)
 	(void)state;
 	for (int seed = 1; seed <= runs; seed++) {
 		struct gen_cfg cfg = {.seed = (uint64_t)seed,
-				      .processes = 2 + seed % 7,
-				      .ops = 40 + seed % 120,
-				      .keys = 1 + seed % 3,
-				      .values = 2 + seed % 4,
-				      .read_pct = 40,
-				      .cas_pct = 30,
-				      .info_pct = seed % 4 == 0 ? 10 : 0,
-				      .info_lost_pct = 50};
+		                      .processes = 2 + seed % 7,
+		                      .ops = 40 + seed % 120,
+		                      .keys = 1 + seed % 3,
+		                      .values = 2 + seed % 4,
+		                      .read_pct = 40,
+		                      .cas_pct = 30,
+		                      .info_pct = seed % 4 == 0 ? 10 : 0,
+		                      .info_lost_pct = 50};
 		struct gen_history g;
 		struct chk_result r;
 		char *text;
@@ -421,14 +418,14 @@ static void mutated_histories_are_judged_as_an_exhaustive_search_judges_them(voi
 	(void)state;
 	for (int seed = 1; seed <= runs; seed++) {
 		struct gen_cfg cfg = {.seed = (uint64_t)seed * 7919,
-				      .processes = 2 + seed % 3,
-				      .ops = 8 + seed % 7,
-				      .keys = 1,
-				      .values = 3,
-				      .read_pct = 50,
-				      .cas_pct = 25,
-				      .info_pct = seed % 3 == 0 ? 15 : 0,
-				      .info_lost_pct = 50};
+		                      .processes = 2 + seed % 3,
+		                      .ops = 8 + seed % 7,
+		                      .keys = 1,
+		                      .values = 3,
+		                      .read_pct = 50,
+		                      .cas_pct = 25,
+		                      .info_pct = seed % 3 == 0 ? 15 : 0,
+		                      .info_lost_pct = 50};
 		uint64_t rs = (uint64_t)seed;
 		struct gen_history g;
 		struct hist h;
@@ -440,7 +437,8 @@ static void mutated_histories_are_judged_as_an_exhaustive_search_judges_them(voi
 		assert_int_equal(gen_register(&cfg, &g), 0);
 		for (size_t i = 0; i < g.n; i++)
 			if (((g.ev[i].kind == GEN_READ && g.ev[i].type == 1) ||
-			     (g.ev[i].kind == GEN_CAS && (g.ev[i].type == 1 || g.ev[i].type == 2))) &&
+			     (g.ev[i].kind == GEN_CAS &&
+			      (g.ev[i].type == 1 || g.ev[i].type == 2))) &&
 			    n_reads < 64)
 				reads[n_reads++] = i;
 		if (n_reads == 0) {
@@ -464,7 +462,7 @@ static void mutated_histories_are_judged_as_an_exhaustive_search_judges_them(voi
 		v = verdict_of(text, 20000000, NULL);
 		if (v != (truth ? CHK_VALID : CHK_INVALID)) {
 			fprintf(stderr, "seed %d: oracle says %s, checker %s\n%s", seed,
-				truth ? "valid" : "invalid", chk_verdict_name(v), text);
+			        truth ? "valid" : "invalid", chk_verdict_name(v), text);
 			fail();
 		}
 		rejected += !truth;
@@ -484,14 +482,14 @@ static void a_read_mutated_to_a_value_never_written_is_always_rejected(void **st
 	(void)state;
 	for (int seed = 1; seed <= runs; seed++) {
 		struct gen_cfg cfg = {.seed = (uint64_t)seed * 31,
-				      .processes = 5,
-				      .ops = 300,
-				      .keys = 2,
-				      .values = 5,
-				      .read_pct = 50,
-				      .cas_pct = 25,
-				      .info_pct = 5,
-				      .info_lost_pct = 50};
+		                      .processes = 5,
+		                      .ops = 300,
+		                      .keys = 2,
+		                      .values = 5,
+		                      .read_pct = 50,
+		                      .cas_pct = 25,
+		                      .info_pct = 5,
+		                      .info_lost_pct = 50};
 		struct gen_history g;
 		char *text;
 
@@ -511,14 +509,14 @@ static void a_read_mutated_to_a_value_never_written_is_always_rejected(void **st
 static void many_concurrent_ops_are_checked_within_the_step_budget(void **state)
 {
 	struct gen_cfg cfg = {.seed = 42,
-			      .processes = 24,
-			      .ops = 6000 / SCALE,
-			      .keys = 1,
-			      .values = 6,
-			      .read_pct = 50,
-			      .cas_pct = 30,
-			      .info_pct = 2,
-			      .info_lost_pct = 50};
+	                      .processes = 24,
+	                      .ops = 6000 / SCALE,
+	                      .keys = 1,
+	                      .values = 6,
+	                      .read_pct = 50,
+	                      .cas_pct = 30,
+	                      .info_pct = 2,
+	                      .info_lost_pct = 50};
 	struct gen_history g;
 	struct chk_result r;
 	char *text;
@@ -526,9 +524,12 @@ static void many_concurrent_ops_are_checked_within_the_step_budget(void **state)
 	(void)state;
 	assert_int_equal(gen_register(&cfg, &g), 0);
 	text = gen_to_jsonl(&g);
-	if (verdict_of(text, 50000000, &r) != CHK_VALID) { fprintf(stderr, "%s\n", r.summary); fail(); }
+	if (verdict_of(text, 50000000, &r) != CHK_VALID) {
+		fprintf(stderr, "%s\n", r.summary);
+		fail();
+	}
 	fprintf(stderr, "%zu events on one key: %s, %lld steps\n", g.n, r.summary,
-		(long long)json_integer_value(json_object_get(r.detail, "steps")));
+	        (long long)json_integer_value(json_object_get(r.detail, "steps")));
 	chk_result_free(&r);
 	free(text);
 	gen_free(&g);
@@ -537,14 +538,14 @@ static void many_concurrent_ops_are_checked_within_the_step_budget(void **state)
 static void an_exhausted_budget_gives_unknown_rather_than_a_guess(void **state)
 {
 	struct gen_cfg cfg = {.seed = 7,
-			      .processes = 10,
-			      .ops = 400,
-			      .keys = 1,
-			      .values = 3,
-			      .read_pct = 50,
-			      .cas_pct = 30,
-			      .info_pct = 5,
-			      .info_lost_pct = 50};
+	                      .processes = 10,
+	                      .ops = 400,
+	                      .keys = 1,
+	                      .values = 3,
+	                      .read_pct = 50,
+	                      .cas_pct = 30,
+	                      .info_pct = 5,
+	                      .info_lost_pct = 50};
 	struct gen_history g;
 	struct chk_result r;
 	char *text;
@@ -562,25 +563,25 @@ static void an_exhausted_budget_gives_unknown_rather_than_a_guess(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(concurrent_reads_may_see_the_old_or_the_new_value),
-		cmocka_unit_test(a_read_that_sees_the_new_value_then_one_that_sees_the_old_is_rejected),
-		cmocka_unit_test(a_stale_read_after_an_acknowledged_write_is_rejected),
-		cmocka_unit_test(a_lost_write_is_rejected),
-		cmocka_unit_test(two_cas_from_the_same_value_cannot_both_succeed),
-		cmocka_unit_test(a_cas_that_failed_its_compare_while_the_value_matched_is_rejected),
-		cmocka_unit_test(a_read_of_a_value_never_written_is_rejected_and_named),
-		cmocka_unit_test(a_definitely_failed_write_must_not_be_seen),
-		cmocka_unit_test(an_indeterminate_write_may_take_effect_long_after_it_timed_out),
-		cmocka_unit_test(an_indeterminate_write_that_never_took_effect_is_accepted),
-		cmocka_unit_test(an_indeterminate_write_cannot_take_effect_before_it_was_invoked),
-		cmocka_unit_test(an_indeterminate_write_takes_effect_at_most_once),
-		cmocka_unit_test(keys_are_checked_independently_and_the_explanation_names_the_culprit),
-		cmocka_unit_test(the_loader_rejects_histories_that_break_the_format),
-		cmocka_unit_test(random_linearizable_histories_are_all_accepted),
-		cmocka_unit_test(mutated_histories_are_judged_as_an_exhaustive_search_judges_them),
-		cmocka_unit_test(a_read_mutated_to_a_value_never_written_is_always_rejected),
-		cmocka_unit_test(many_concurrent_ops_are_checked_within_the_step_budget),
-		cmocka_unit_test(an_exhausted_budget_gives_unknown_rather_than_a_guess),
+	    cmocka_unit_test(concurrent_reads_may_see_the_old_or_the_new_value),
+	    cmocka_unit_test(a_read_that_sees_the_new_value_then_one_that_sees_the_old_is_rejected),
+	    cmocka_unit_test(a_stale_read_after_an_acknowledged_write_is_rejected),
+	    cmocka_unit_test(a_lost_write_is_rejected),
+	    cmocka_unit_test(two_cas_from_the_same_value_cannot_both_succeed),
+	    cmocka_unit_test(a_cas_that_failed_its_compare_while_the_value_matched_is_rejected),
+	    cmocka_unit_test(a_read_of_a_value_never_written_is_rejected_and_named),
+	    cmocka_unit_test(a_definitely_failed_write_must_not_be_seen),
+	    cmocka_unit_test(an_indeterminate_write_may_take_effect_long_after_it_timed_out),
+	    cmocka_unit_test(an_indeterminate_write_that_never_took_effect_is_accepted),
+	    cmocka_unit_test(an_indeterminate_write_cannot_take_effect_before_it_was_invoked),
+	    cmocka_unit_test(an_indeterminate_write_takes_effect_at_most_once),
+	    cmocka_unit_test(keys_are_checked_independently_and_the_explanation_names_the_culprit),
+	    cmocka_unit_test(the_loader_rejects_histories_that_break_the_format),
+	    cmocka_unit_test(random_linearizable_histories_are_all_accepted),
+	    cmocka_unit_test(mutated_histories_are_judged_as_an_exhaustive_search_judges_them),
+	    cmocka_unit_test(a_read_mutated_to_a_value_never_written_is_always_rejected),
+	    cmocka_unit_test(many_concurrent_ops_are_checked_within_the_step_budget),
+	    cmocka_unit_test(an_exhausted_budget_gives_unknown_rather_than_a_guess),
 	};
 	return cmocka_run_group_tests_name("faults_linear", tests, NULL, NULL);
 }

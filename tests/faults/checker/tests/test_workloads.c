@@ -35,7 +35,7 @@ static json_int_t count(const struct chk_result *r, const char *name)
 
 /* The first violation message contains needle. */
 static void first_violation_mentions(const struct chk_result *r, const char *field,
-				     const char *needle)
+                                     const char *needle)
 {
 	const char *msg = json_string_value(json_array_get(json_object_get(r->detail, field), 0));
 
@@ -47,11 +47,11 @@ static void first_violation_mentions(const struct chk_result *r, const char *fie
 
 /* ---- set ---------------------------------------------------------------- */
 
-#define ADD(p, t, v, time)                                                                         \
-	"{\"process\":" #p ",\"type\":\"" t "\",\"f\":\"add\",\"key\":\"s\",\"value\":" #v          \
+#define ADD(p, t, v, time)                                                                 \
+	"{\"process\":" #p ",\"type\":\"" t "\",\"f\":\"add\",\"key\":\"s\",\"value\":" #v \
 	",\"time_ns\":" #time "}\n"
-#define FINAL(p, t, v, time)                                                                       \
-	"{\"process\":" #p ",\"type\":\"" t "\",\"f\":\"final-read\",\"key\":\"s\",\"value\":" v    \
+#define FINAL(p, t, v, time)                                                                     \
+	"{\"process\":" #p ",\"type\":\"" t "\",\"f\":\"final-read\",\"key\":\"s\",\"value\":" v \
 	",\"time_ns\":" #time "}\n"
 
 static void a_final_read_with_every_acknowledged_add_is_valid_and_counts_recoveries(void **state)
@@ -60,14 +60,12 @@ static void a_final_read_with_every_acknowledged_add_is_valid_and_counts_recover
 
 	(void)state;
 	assert_int_equal(run(chk_set,
-			     ADD(0, "invoke", 1, 0) ADD(0, "ok", 1, 1) ADD(1, "invoke", 2, 2)
-				     ADD(1, "info", 2, 3) ADD(2, "invoke", 3, 4)
-					     ADD(2, "info", 3, 5) ADD(3, "invoke", 4, 6)
-						     ADD(3, "fail", 4, 7)
-							     FINAL(4, "invoke", "null", 10)
-								     FINAL(4, "ok", "[1,2]", 11),
-			     &r),
-			 CHK_VALID);
+	                     ADD(0, "invoke", 1, 0) ADD(0, "ok", 1, 1) ADD(1, "invoke", 2, 2)
+	                         ADD(1, "info", 2, 3) ADD(2, "invoke", 3, 4) ADD(2, "info", 3, 5)
+	                             ADD(3, "invoke", 4, 6) ADD(3, "fail", 4, 7)
+	                                 FINAL(4, "invoke", "null", 10) FINAL(4, "ok", "[1,2]", 11),
+	                     &r),
+	                 CHK_VALID);
 	assert_int_equal(count(&r, "recovered_count"), 1);
 	assert_int_equal(count(&r, "indeterminate_absent"), 1);
 	assert_int_equal(count(&r, "lost_count"), 0);
@@ -80,11 +78,11 @@ static void an_acknowledged_add_missing_from_the_final_read_is_lost(void **state
 
 	(void)state;
 	assert_int_equal(run(chk_set,
-			     ADD(0, "invoke", 1, 0) ADD(0, "ok", 1, 1) ADD(0, "invoke", 2, 2)
-				     ADD(0, "ok", 2, 3) FINAL(4, "invoke", "null", 10)
-					     FINAL(4, "ok", "[2]", 11),
-			     &r),
-			 CHK_INVALID);
+	                     ADD(0, "invoke", 1, 0) ADD(0, "ok", 1, 1) ADD(0, "invoke", 2, 2)
+	                         ADD(0, "ok", 2, 3) FINAL(4, "invoke", "null", 10)
+	                             FINAL(4, "ok", "[2]", 11),
+	                     &r),
+	                 CHK_INVALID);
 	assert_int_equal(count(&r, "lost_count"), 1);
 	first_violation_mentions(&r, "lost", "add s 1");
 	chk_result_free(&r);
@@ -96,11 +94,11 @@ static void elements_never_added_failed_or_repeated_are_unexpected(void **state)
 
 	(void)state;
 	assert_int_equal(run(chk_set,
-			     ADD(0, "invoke", 1, 0) ADD(0, "ok", 1, 1) ADD(1, "invoke", 2, 2)
-				     ADD(1, "fail", 2, 3) FINAL(4, "invoke", "null", 10)
-					     FINAL(4, "ok", "[1,1,2,9]", 11),
-			     &r),
-			 CHK_INVALID);
+	                     ADD(0, "invoke", 1, 0) ADD(0, "ok", 1, 1) ADD(1, "invoke", 2, 2)
+	                         ADD(1, "fail", 2, 3) FINAL(4, "invoke", "null", 10)
+	                             FINAL(4, "ok", "[1,1,2,9]", 11),
+	                     &r),
+	                 CHK_INVALID);
 	assert_int_equal(count(&r, "unexpected_count"), 3);
 	assert_int_equal(count(&r, "lost_count"), 0);
 	chk_result_free(&r);
@@ -112,10 +110,10 @@ static void an_add_acknowledged_after_the_final_read_began_may_be_absent(void **
 
 	(void)state;
 	assert_int_equal(run(chk_set,
-			     ADD(0, "invoke", 1, 0) FINAL(4, "invoke", "null", 1)
-				     ADD(0, "ok", 1, 2) FINAL(4, "ok", "[]", 3),
-			     &r),
-			 CHK_VALID);
+	                     ADD(0, "invoke", 1, 0) FINAL(4, "invoke", "null", 1) ADD(0, "ok", 1, 2)
+	                         FINAL(4, "ok", "[]", 3),
+	                     &r),
+	                 CHK_VALID);
 	chk_result_free(&r);
 }
 
@@ -130,22 +128,24 @@ static void adds_without_a_final_read_give_unknown(void **state)
 
 /* ---- watch -------------------------------------------------------------- */
 
-#define LOG(rev, key, op, val)                                                                     \
-	"{\"type\":\"log\",\"revision\":" #rev ",\"key\":\"" key "\",\"op\":\"" op "\",\"value\":" \
-	val "}\n"
-#define START(w, key, extra, rev)                                                                  \
-	"{\"f\":\"watch\",\"type\":\"start\",\"watch\":" #w ",\"key\":\"" key "\"" extra          \
+#define LOG(rev, key, op, val)                                                     \
+	"{\"type\":\"log\",\"revision\":" #rev ",\"key\":\"" key "\",\"op\":\"" op \
+	"\",\"value\":" val "}\n"
+#define START(w, key, extra, rev)                                                        \
+	"{\"f\":\"watch\",\"type\":\"start\",\"watch\":" #w ",\"key\":\"" key "\"" extra \
 	",\"start_revision\":" #rev "}\n"
-#define EVENTS(w, list) "{\"f\":\"watch\",\"type\":\"event\",\"watch\":" #w ",\"events\":[" list "]}\n"
-#define EV(rev, key, op, val)                                                                      \
+#define EVENTS(w, list) \
+	"{\"f\":\"watch\",\"type\":\"event\",\"watch\":" #w ",\"events\":[" list "]}\n"
+#define EV(rev, key, op, val) \
 	"{\"revision\":" #rev ",\"key\":\"" key "\",\"op\":\"" op "\",\"value\":" val "}"
-#define PROGRESS(w, rev) "{\"f\":\"watch\",\"type\":\"progress\",\"watch\":" #w ",\"revision\":" #rev "}\n"
+#define PROGRESS(w, rev) \
+	"{\"f\":\"watch\",\"type\":\"progress\",\"watch\":" #w ",\"revision\":" #rev "}\n"
 
 /* Revisions 2..6: a=1, b=1, {a=2, b=2} in one txn, delete a, b=3. */
-#define WRITE_LOG                                                                                  \
-	LOG(2, "a", "put", "1")                                                                    \
-	LOG(3, "b", "put", "1")                                                                    \
-	LOG(4, "a", "put", "2")                                                                    \
+#define WRITE_LOG               \
+	LOG(2, "a", "put", "1") \
+	LOG(3, "b", "put", "1") \
+	LOG(4, "a", "put", "2") \
 	LOG(4, "b", "put", "2") LOG(5, "a", "delete", "null") LOG(6, "b", "put", "3")
 
 #define PREFIX ",\"prefix\":true"
@@ -156,18 +156,16 @@ static void streams_that_match_the_write_log_are_valid(void **state)
 
 	(void)state;
 	assert_int_equal(
-		run(chk_watch,
-		    WRITE_LOG START(1, "a", "", 2) EVENTS(1, EV(2, "a", "put", "1"))
-			    EVENTS(1, EV(4, "a", "put", "2") "," EV(5, "a", "delete", "null"))
-				    PROGRESS(1, 6) START(2, "", PREFIX, 2)
-					    EVENTS(2, EV(2, "a", "put", "1") "," EV(3, "b", "put", "1"))
-			    /* the stream broke; resumed from the next revision */
-			    START(2, "", PREFIX, 4)
-				    EVENTS(2, EV(4, "a", "put", "2") "," EV(4, "b", "put", "2"))
-					    EVENTS(2, EV(5, "a", "delete", "null"))
-						    EVENTS(2, EV(6, "b", "put", "3")),
-		    &r),
-		CHK_VALID);
+	    run(chk_watch,
+	        WRITE_LOG START(1, "a", "", 2) EVENTS(1, EV(2, "a", "put", "1"))
+	            EVENTS(1, EV(4, "a", "put", "2") "," EV(5, "a", "delete", "null"))
+	                PROGRESS(1, 6) START(2, "", PREFIX, 2)
+	                    EVENTS(2, EV(2, "a", "put", "1") "," EV(3, "b", "put", "1"))
+	        /* the stream broke; resumed from the next revision */
+	        START(2, "", PREFIX, 4) EVENTS(2, EV(4, "a", "put", "2") "," EV(4, "b", "put", "2"))
+	            EVENTS(2, EV(5, "a", "delete", "null")) EVENTS(2, EV(6, "b", "put", "3")),
+	        &r),
+	    CHK_VALID);
 	assert_int_equal(count(&r, "watchers"), 2);
 	assert_int_equal(count(&r, "events"), 9);
 	chk_result_free(&r);
@@ -179,10 +177,10 @@ static void a_missed_revision_is_a_gap(void **state)
 
 	(void)state;
 	assert_int_equal(run(chk_watch,
-			     WRITE_LOG START(1, "b", "", 2) EVENTS(1, EV(3, "b", "put", "1"))
-				     EVENTS(1, EV(6, "b", "put", "3")),
-			     &r),
-			 CHK_INVALID);
+	                     WRITE_LOG START(1, "b", "", 2) EVENTS(1, EV(3, "b", "put", "1"))
+	                         EVENTS(1, EV(6, "b", "put", "3")),
+	                     &r),
+	                 CHK_INVALID);
 	first_violation_mentions(&r, "violations", "missed the put of b at revision 4");
 	chk_result_free(&r);
 }
@@ -193,16 +191,15 @@ static void only_revisions_up_to_the_last_one_reached_or_bookmarked_are_owed(voi
 
 	(void)state;
 	/* Nothing after revision 4 was delivered, so 5 and 6 are not yet owed; 4 is. */
-	assert_int_equal(run(chk_watch,
-			     WRITE_LOG START(1, "b", "", 2) EVENTS(1, EV(3, "b", "put", "1")),
-			     &r),
-			 CHK_VALID);
+	assert_int_equal(
+	    run(chk_watch, WRITE_LOG START(1, "b", "", 2) EVENTS(1, EV(3, "b", "put", "1")), &r),
+	    CHK_VALID);
 	chk_result_free(&r);
 	assert_int_equal(run(chk_watch,
-			     WRITE_LOG START(1, "b", "", 2) EVENTS(1, EV(3, "b", "put", "1"))
-				     PROGRESS(1, 5),
-			     &r),
-			 CHK_INVALID);
+	                     WRITE_LOG START(1, "b", "", 2) EVENTS(1, EV(3, "b", "put", "1"))
+	                         PROGRESS(1, 5),
+	                     &r),
+	                 CHK_INVALID);
 	chk_result_free(&r);
 }
 
@@ -212,10 +209,10 @@ static void a_repeated_event_is_a_duplicate(void **state)
 
 	(void)state;
 	assert_int_equal(run(chk_watch,
-			     WRITE_LOG START(1, "a", "", 2) EVENTS(1, EV(2, "a", "put", "1"))
-				     EVENTS(1, EV(2, "a", "put", "1")),
-			     &r),
-			 CHK_INVALID);
+	                     WRITE_LOG START(1, "a", "", 2) EVENTS(1, EV(2, "a", "put", "1"))
+	                         EVENTS(1, EV(2, "a", "put", "1")),
+	                     &r),
+	                 CHK_INVALID);
 	first_violation_mentions(&r, "violations", "duplicate");
 	chk_result_free(&r);
 }
@@ -226,10 +223,10 @@ static void a_revision_split_across_responses_is_not_atomic(void **state)
 
 	(void)state;
 	assert_int_equal(run(chk_watch,
-			     WRITE_LOG START(1, "", PREFIX, 4) EVENTS(1, EV(4, "a", "put", "2"))
-				     EVENTS(1, EV(4, "b", "put", "2")),
-			     &r),
-			 CHK_INVALID);
+	                     WRITE_LOG START(1, "", PREFIX, 4) EVENTS(1, EV(4, "a", "put", "2"))
+	                         EVENTS(1, EV(4, "b", "put", "2")),
+	                     &r),
+	                 CHK_INVALID);
 	first_violation_mentions(&r, "violations", "split");
 	chk_result_free(&r);
 }
@@ -240,17 +237,18 @@ static void events_out_of_revision_order_are_rejected(void **state)
 
 	(void)state;
 	assert_int_equal(run(chk_watch,
-			     WRITE_LOG START(1, "b", "", 3) EVENTS(1, EV(4, "b", "put", "2"))
-				     EVENTS(1, EV(3, "b", "put", "1")) EVENTS(1, EV(6, "b", "put", "3")),
-			     &r),
-			 CHK_INVALID);
+	                     WRITE_LOG START(1, "b", "", 3) EVENTS(1, EV(4, "b", "put", "2"))
+	                         EVENTS(1, EV(3, "b", "put", "1"))
+	                             EVENTS(1, EV(6, "b", "put", "3")),
+	                     &r),
+	                 CHK_INVALID);
 	first_violation_mentions(&r, "violations", "revision 3 delivered after the stream");
 	chk_result_free(&r);
 	assert_int_equal(run(chk_watch,
-			     WRITE_LOG START(1, "b", "", 3)
-				     EVENTS(1, EV(4, "b", "put", "2") "," EV(3, "b", "put", "1")),
-			     &r),
-			 CHK_INVALID);
+	                     WRITE_LOG START(1, "b", "", 3)
+	                         EVENTS(1, EV(4, "b", "put", "2") "," EV(3, "b", "put", "1")),
+	                     &r),
+	                 CHK_INVALID);
 	chk_result_free(&r);
 }
 
@@ -259,22 +257,20 @@ static void an_event_that_disagrees_with_the_write_log_is_rejected(void **state)
 	struct chk_result r;
 
 	(void)state;
-	assert_int_equal(run(chk_watch,
-			     WRITE_LOG START(1, "b", "", 3) EVENTS(1, EV(3, "b", "put", "7")),
-			     &r),
-			 CHK_INVALID);
+	assert_int_equal(
+	    run(chk_watch, WRITE_LOG START(1, "b", "", 3) EVENTS(1, EV(3, "b", "put", "7")), &r),
+	    CHK_INVALID);
 	first_violation_mentions(&r, "violations", "disagrees with the write log");
 	chk_result_free(&r);
 	assert_int_equal(run(chk_watch,
-			     WRITE_LOG START(1, "b", "", 3) EVENTS(1, EV(3, "b", "delete", "null")),
-			     &r),
-			 CHK_INVALID);
+	                     WRITE_LOG START(1, "b", "", 3) EVENTS(1, EV(3, "b", "delete", "null")),
+	                     &r),
+	                 CHK_INVALID);
 	chk_result_free(&r);
 	/* An event of a key at a revision the log gives to another key. */
-	assert_int_equal(run(chk_watch,
-			     WRITE_LOG START(1, "", PREFIX, 2) EVENTS(1, EV(2, "c", "put", "1")),
-			     &r),
-			 CHK_INVALID);
+	assert_int_equal(
+	    run(chk_watch, WRITE_LOG START(1, "", PREFIX, 2) EVENTS(1, EV(2, "c", "put", "1")), &r),
+	    CHK_INVALID);
 	first_violation_mentions(&r, "violations", "not in the write log");
 	chk_result_free(&r);
 }
@@ -285,10 +281,10 @@ static void events_outside_the_watched_range_are_rejected(void **state)
 
 	(void)state;
 	assert_int_equal(run(chk_watch,
-			     WRITE_LOG START(1, "a", ",\"range_end\":\"b\"", 2)
-				     EVENTS(1, EV(2, "a", "put", "1") "," EV(3, "b", "put", "1")),
-			     &r),
-			 CHK_INVALID);
+	                     WRITE_LOG START(1, "a", ",\"range_end\":\"b\"", 2)
+	                         EVENTS(1, EV(2, "a", "put", "1") "," EV(3, "b", "put", "1")),
+	                     &r),
+	                 CHK_INVALID);
 	first_violation_mentions(&r, "violations", "outside its range");
 	chk_result_free(&r);
 }
@@ -299,10 +295,10 @@ static void a_resume_that_skips_revisions_is_rejected(void **state)
 
 	(void)state;
 	assert_int_equal(run(chk_watch,
-			     WRITE_LOG START(1, "b", "", 2) EVENTS(1, EV(3, "b", "put", "1"))
-				     START(1, "b", "", 5) EVENTS(1, EV(6, "b", "put", "3")),
-			     &r),
-			 CHK_INVALID);
+	                     WRITE_LOG START(1, "b", "", 2) EVENTS(1, EV(3, "b", "put", "1"))
+	                         START(1, "b", "", 5) EVENTS(1, EV(6, "b", "put", "3")),
+	                     &r),
+	                 CHK_INVALID);
 	first_violation_mentions(&r, "violations", "resumed at revision 5");
 	chk_result_free(&r);
 }
@@ -313,18 +309,19 @@ static void revisions_removed_by_compaction_are_not_owed(void **state)
 
 	(void)state;
 	assert_int_equal(
-		run(chk_watch,
-		    WRITE_LOG START(1, "b", "", 2) EVENTS(1, EV(3, "b", "put", "1"))
-			    "{\"f\":\"watch\",\"type\":\"compacted\",\"watch\":1,\"compact_revision\":5}\n"
-				    START(1, "b", "", 5) EVENTS(1, EV(6, "b", "put", "3")),
-		    &r),
-		CHK_VALID);
+	    run(chk_watch,
+	        WRITE_LOG START(1, "b", "", 2) EVENTS(
+	            1, EV(3, "b", "put", "1")) "{\"f\":\"watch\",\"type\":\"compacted\",\"watch\":"
+	                                       "1,\"compact_revision\":5}\n" START(1, "b", "", 5)
+	                                           EVENTS(1, EV(6, "b", "put", "3")),
+	        &r),
+	    CHK_VALID);
 	chk_result_free(&r);
 }
 
-#define W(p, t, key, v, extra, time)                                                               \
-	"{\"process\":" #p ",\"type\":\"" t "\",\"f\":\"write\",\"key\":\"" key "\",\"value\":" #v \
-	extra ",\"time_ns\":" #time "}\n"
+#define W(p, t, key, v, extra, time)                                            \
+	"{\"process\":" #p ",\"type\":\"" t "\",\"f\":\"write\",\"key\":\"" key \
+	"\",\"value\":" #v extra ",\"time_ns\":" #time "}\n"
 
 static void without_a_log_events_are_checked_against_acknowledgements(void **state)
 {
@@ -333,40 +330,39 @@ static void without_a_log_events_are_checked_against_acknowledgements(void **sta
 	(void)state;
 	/* Acknowledged at revision 2 with value 1; the watcher saw 5. */
 	assert_int_equal(run(chk_watch,
-			     W(0, "invoke", "a", 1, "", 0) W(0, "ok", "a", 1, ",\"revision\":2", 1)
-				     W(0, "invoke", "a", 5, "", 2) W(0, "info", "a", 5, "", 3)
-					     START(1, "a", "", 2) EVENTS(1, EV(2, "a", "put", "5")),
-			     &r),
-			 CHK_INVALID);
+	                     W(0, "invoke", "a", 1, "", 0) W(0, "ok", "a", 1, ",\"revision\":2", 1)
+	                         W(0, "invoke", "a", 5, "", 2) W(0, "info", "a", 5, "", 3)
+	                             START(1, "a", "", 2) EVENTS(1, EV(2, "a", "put", "5")),
+	                     &r),
+	                 CHK_INVALID);
 	first_violation_mentions(&r, "violations", "acknowledged");
 	chk_result_free(&r);
 	/* An indeterminate write may show up at a revision nobody acknowledged. */
 	assert_int_equal(run(chk_watch,
-			     W(0, "invoke", "a", 1, "", 0) W(0, "ok", "a", 1, ",\"revision\":2", 1)
-				     W(1, "invoke", "a", 5, "", 2) W(1, "info", "a", 5, "", 3)
-					     START(1, "a", "", 2) EVENTS(1, EV(2, "a", "put", "1"))
-						     EVENTS(1, EV(3, "a", "put", "5")),
-			     &r),
-			 CHK_VALID);
+	                     W(0, "invoke", "a", 1, "", 0) W(0, "ok", "a", 1, ",\"revision\":2", 1)
+	                         W(1, "invoke", "a", 5, "", 2) W(1, "info", "a", 5, "", 3)
+	                             START(1, "a", "", 2) EVENTS(1, EV(2, "a", "put", "1"))
+	                                 EVENTS(1, EV(3, "a", "put", "5")),
+	                     &r),
+	                 CHK_VALID);
 	chk_result_free(&r);
 	/* A value nobody wrote. */
 	assert_int_equal(run(chk_watch,
-			     W(0, "invoke", "a", 1, "", 0) W(0, "ok", "a", 1, ",\"revision\":2", 1)
-				     START(1, "a", "", 2) EVENTS(1, EV(2, "a", "put", "1"))
-					     EVENTS(1, EV(3, "a", "put", "8")),
-			     &r),
-			 CHK_INVALID);
+	                     W(0, "invoke", "a", 1, "", 0) W(0, "ok", "a", 1, ",\"revision\":2", 1)
+	                         START(1, "a", "", 2) EVENTS(1, EV(2, "a", "put", "1"))
+	                             EVENTS(1, EV(3, "a", "put", "8")),
+	                     &r),
+	                 CHK_INVALID);
 	first_violation_mentions(&r, "violations", "never written");
 	chk_result_free(&r);
 	/* An acknowledged write the watcher passed over. */
 	assert_int_equal(run(chk_watch,
-			     W(0, "invoke", "a", 1, "", 0) W(0, "ok", "a", 1, ",\"revision\":2", 1)
-				     W(0, "invoke", "a", 3, "", 2)
-					     W(0, "ok", "a", 3, ",\"revision\":3", 3)
-						     START(1, "a", "", 2)
-							     EVENTS(1, EV(3, "a", "put", "3")),
-			     &r),
-			 CHK_INVALID);
+	                     W(0, "invoke", "a", 1, "", 0) W(0, "ok", "a", 1, ",\"revision\":2", 1)
+	                         W(0, "invoke", "a", 3, "", 2)
+	                             W(0, "ok", "a", 3, ",\"revision\":3", 3) START(1, "a", "", 2)
+	                                 EVENTS(1, EV(3, "a", "put", "3")),
+	                     &r),
+	                 CHK_INVALID);
 	first_violation_mentions(&r, "violations", "missed the put of a at revision 2");
 	chk_result_free(&r);
 }
@@ -375,21 +371,21 @@ static void watchers_must_agree_and_one_reveals_the_others_gaps(void **state)
 {
 	struct chk_result r;
 	const char *writes = W(0, "invoke", "a", 1, "", 0) W(0, "info", "a", 1, "", 1)
-		W(1, "invoke", "a", 2, "", 2) W(1, "info", "a", 2, "", 3);
+	    W(1, "invoke", "a", 2, "", 2) W(1, "info", "a", 2, "", 3);
 
 	(void)state;
 	char text[4096];
 
 	snprintf(text, sizeof text, "%s%s", writes,
-		 START(1, "a", "", 2) EVENTS(1, EV(2, "a", "put", "1")) START(2, "a", "", 2)
-			 EVENTS(2, EV(2, "a", "put", "2")));
+	         START(1, "a", "", 2) EVENTS(1, EV(2, "a", "put", "1")) START(2, "a", "", 2)
+	             EVENTS(2, EV(2, "a", "put", "2")));
 	assert_int_equal(run(chk_watch, text, &r), CHK_INVALID);
 	first_violation_mentions(&r, "violations", "other watcher");
 	chk_result_free(&r);
 	snprintf(text, sizeof text, "%s%s", writes,
-		 START(1, "a", "", 2) EVENTS(1, EV(2, "a", "put", "1"))
-			 EVENTS(1, EV(3, "a", "put", "2")) START(2, "a", "", 2)
-				 EVENTS(2, EV(3, "a", "put", "2")));
+	         START(1, "a", "", 2) EVENTS(1, EV(2, "a", "put", "1"))
+	             EVENTS(1, EV(3, "a", "put", "2")) START(2, "a", "", 2)
+	                 EVENTS(2, EV(3, "a", "put", "2")));
 	assert_int_equal(run(chk_watch, text, &r), CHK_INVALID);
 	first_violation_mentions(&r, "violations", "another watcher");
 	chk_result_free(&r);
@@ -401,18 +397,18 @@ static void an_acknowledged_write_missing_from_the_write_log_is_rejected(void **
 
 	(void)state;
 	assert_int_equal(run(chk_watch,
-			     W(0, "invoke", "b", 9, "", 0) W(0, "ok", "b", 9, ",\"revision\":3", 1)
-				     WRITE_LOG START(1, "a", "", 2) EVENTS(1, EV(2, "a", "put", "1")),
-			     &r),
-			 CHK_INVALID);
+	                     W(0, "invoke", "b", 9, "", 0) W(0, "ok", "b", 9, ",\"revision\":3", 1)
+	                         WRITE_LOG START(1, "a", "", 2) EVENTS(1, EV(2, "a", "put", "1")),
+	                     &r),
+	                 CHK_INVALID);
 	first_violation_mentions(&r, "violations", "not in the write log");
 	chk_result_free(&r);
 }
 
 /* ---- lock --------------------------------------------------------------- */
 
-#define L(p, t, f, extra, time)                                                                    \
-	"{\"process\":" #p ",\"type\":\"" t "\",\"f\":\"" f "\",\"key\":\"lock\"" extra            \
+#define L(p, t, f, extra, time)                                                         \
+	"{\"process\":" #p ",\"type\":\"" t "\",\"f\":\"" f "\",\"key\":\"lock\"" extra \
 	",\"time_ns\":" #time "}\n"
 
 static void holders_in_fence_order_are_valid(void **state)
@@ -421,21 +417,20 @@ static void holders_in_fence_order_are_valid(void **state)
 
 	(void)state;
 	assert_int_equal(
-		run(chk_lock,
-		    L(0, "invoke", "acquire", "", 0) L(0, "ok", "acquire", ",\"fence\":10", 1)
-			    L(1, "invoke", "acquire", "", 2)
-				    L(0, "invoke", "fenced-write", ",\"fence\":10,\"value\":1", 3)
-					    L(0, "ok", "fenced-write", ",\"revision\":11", 4)
-						    L(0, "invoke", "release", "", 5)
-							    L(0, "ok", "release", "", 6)
-			    L(1, "ok", "acquire", ",\"fence\":12", 7)
-				    L(1, "invoke", "fenced-write", ",\"fence\":12,\"value\":2", 8)
-					    L(1, "ok", "fenced-write", ",\"revision\":13", 9)
-			    /* the old holder's late write is refused: fine */
-			    L(0, "invoke", "fenced-write", ",\"fence\":10,\"value\":3", 10)
-				    L(0, "fail", "fenced-write", "", 11),
-		    &r),
-		CHK_VALID);
+	    run(chk_lock,
+	        L(0, "invoke", "acquire", "", 0) L(0, "ok", "acquire", ",\"fence\":10", 1)
+	            L(1, "invoke", "acquire", "", 2) L(0, "invoke", "fenced-write",
+	                                               ",\"fence\":10,\"value\":1", 3)
+	                L(0, "ok", "fenced-write", ",\"revision\":11", 4)
+	                    L(0, "invoke", "release", "", 5) L(0, "ok", "release", "", 6)
+	                        L(1, "ok", "acquire", ",\"fence\":12", 7)
+	                            L(1, "invoke", "fenced-write", ",\"fence\":12,\"value\":2", 8)
+	                                L(1, "ok", "fenced-write", ",\"revision\":13", 9)
+	        /* the old holder's late write is refused: fine */
+	        L(0, "invoke", "fenced-write", ",\"fence\":10,\"value\":3", 10)
+	            L(0, "fail", "fenced-write", "", 11),
+	        &r),
+	    CHK_VALID);
 	assert_int_equal(count(&r, "ok_fenced_writes"), 2);
 	chk_result_free(&r);
 }
@@ -447,86 +442,158 @@ static void an_older_holder_writing_after_a_newer_one_is_rejected(void **state)
 	(void)state;
 	/* By revision. */
 	assert_int_equal(
-		run(chk_lock,
-		    L(0, "invoke", "acquire", "", 0) L(0, "ok", "acquire", ",\"fence\":10", 1)
-			    L(1, "invoke", "acquire", "", 2) L(1, "ok", "acquire", ",\"fence\":12", 3)
-				    L(0, "invoke", "fenced-write", ",\"fence\":10", 4)
-					    L(1, "invoke", "fenced-write", ",\"fence\":12", 5)
-						    L(1, "ok", "fenced-write", ",\"revision\":13", 6)
-							    L(0, "ok", "fenced-write", ",\"revision\":14", 7),
-		    &r),
-		CHK_INVALID);
+	    run(chk_lock,
+	        L(0, "invoke", "acquire", "", 0) L(0, "ok", "acquire", ",\"fence\":10", 1)
+	            L(1, "invoke", "acquire", "", 2) L(1, "ok", "acquire", ",\"fence\":12", 3)
+	                L(0, "invoke", "fenced-write", ",\"fence\":10", 4)
+	                    L(1, "invoke", "fenced-write", ",\"fence\":12", 5)
+	                        L(1, "ok", "fenced-write", ",\"revision\":13", 6)
+	                            L(0, "ok", "fenced-write", ",\"revision\":14", 7),
+	        &r),
+	    CHK_INVALID);
 	first_violation_mentions(&r, "violations", "overlapping holds");
 	chk_result_free(&r);
 	/* By real time, without revisions. */
 	assert_int_equal(
-		run(chk_lock,
-		    L(0, "invoke", "acquire", "", 0) L(0, "ok", "acquire", ",\"fence\":10", 1)
-			    L(1, "invoke", "acquire", "", 2) L(1, "ok", "acquire", ",\"fence\":12", 3)
-				    L(1, "invoke", "fenced-write", ",\"fence\":12", 4)
-					    L(1, "ok", "fenced-write", "", 5)
-						    L(0, "invoke", "fenced-write", ",\"fence\":10", 6)
-							    L(0, "ok", "fenced-write", "", 7),
-		    &r),
-		CHK_INVALID);
+	    run(chk_lock,
+	        L(0, "invoke", "acquire", "", 0) L(0, "ok", "acquire", ",\"fence\":10", 1)
+	            L(1, "invoke", "acquire", "", 2) L(1, "ok", "acquire", ",\"fence\":12", 3)
+	                L(1, "invoke", "fenced-write", ",\"fence\":12", 4)
+	                    L(1, "ok", "fenced-write", "", 5)
+	                        L(0, "invoke", "fenced-write", ",\"fence\":10", 6)
+	                            L(0, "ok", "fenced-write", "", 7),
+	        &r),
+	    CHK_INVALID);
 	chk_result_free(&r);
 }
 
-static void the_same_fence_twice_or_a_write_after_release_is_rejected(void **state)
+static void a_shared_fence_a_write_after_release_or_before_the_lock_is_rejected(void **state)
 {
 	struct chk_result r;
 
 	(void)state;
-	assert_int_equal(run(chk_lock,
-			     L(0, "invoke", "acquire", "", 0) L(0, "ok", "acquire", ",\"fence\":10", 1)
-				     L(1, "invoke", "acquire", "", 2)
-					     L(1, "ok", "acquire", ",\"fence\":10", 3),
-			     &r),
-			 CHK_INVALID);
+	assert_int_equal(
+	    run(chk_lock,
+	        L(0, "invoke", "acquire", "", 0) L(0, "ok", "acquire", ",\"fence\":10", 1)
+	            L(1, "invoke", "acquire", "", 2) L(1, "ok", "acquire", ",\"fence\":10", 3),
+	        &r),
+	    CHK_INVALID);
 	first_violation_mentions(&r, "violations", "same fence");
 	chk_result_free(&r);
 	assert_int_equal(run(chk_lock,
-			     L(0, "invoke", "acquire", "", 0) L(0, "ok", "acquire", ",\"fence\":10", 1)
-				     L(0, "invoke", "release", "", 2) L(0, "ok", "release", "", 3)
-					     L(0, "invoke", "fenced-write", ",\"fence\":10", 4)
-						     L(0, "ok", "fenced-write", "", 5),
-			     &r),
-			 CHK_INVALID);
+	                     L(0, "invoke", "acquire", "", 0)
+	                         L(0, "ok", "acquire", ",\"fence\":10", 1)
+	                             L(0, "invoke", "release", "", 2) L(0, "ok", "release", "", 3)
+	                                 L(0, "invoke", "fenced-write", ",\"fence\":10", 4)
+	                                     L(0, "ok", "fenced-write", "", 5),
+	                     &r),
+	                 CHK_INVALID);
 	first_violation_mentions(&r, "violations", "after its holder released");
 	chk_result_free(&r);
 	assert_int_equal(run(chk_lock,
-			     L(0, "invoke", "fenced-write", ",\"fence\":10", 4)
-				     L(0, "ok", "fenced-write", "", 5),
-			     &r),
-			 CHK_INVALID);
+	                     L(0, "invoke", "fenced-write", ",\"fence\":10", 4)
+	                         L(0, "ok", "fenced-write", "", 5),
+	                     &r),
+	                 CHK_INVALID);
 	first_violation_mentions(&r, "violations", "did not hold");
+	chk_result_free(&r);
+	assert_int_equal(run(chk_lock,
+	                     L(0, "invoke", "acquire", "", 0)
+	                         L(0, "ok", "acquire", ",\"fence\":10", 1)
+	                             L(0, "invoke", "fenced-write", ",\"fence\":10", 4)
+	                                 L(0, "ok", "fenced-write", ",\"revision\":9", 5),
+	                     &r),
+	                 CHK_INVALID);
+	first_violation_mentions(&r, "violations", "not after its lock");
+	chk_result_free(&r);
+}
+
+/* ---- revision ------------------------------------------------------------ */
+
+#define RV(p, t, f, key, rev, time)                                                              \
+	"{\"process\":" #p ",\"type\":\"" t "\",\"f\":\"" f "\",\"key\":\"" key "\",\"value\":1" \
+	",\"revision\":" #rev ",\"time_ns\":" #time "}\n"
+
+static void revisions_that_follow_real_time_are_valid(void **state)
+{
+	struct chk_result r;
+
+	(void)state;
+	/* Concurrent ops may come back in any revision order. */
+	assert_int_equal(
+	    run(chk_revision,
+	        RV(0, "invoke", "write", "a", 0, 0) RV(1, "invoke", "read", "b", 0, 1)
+	            RV(0, "ok", "write", "a", 7, 2) RV(1, "ok", "read", "b", 6, 3)
+	                RV(1, "invoke", "read", "a", 0, 4) RV(1, "ok", "read", "a", 7, 5)
+	                    RV(0, "invoke", "write", "b", 0, 6) RV(0, "ok", "write", "b", 8, 7),
+	        &r),
+	    CHK_VALID);
+	assert_int_equal(count(&r, "ops_with_revision"), 4);
+	chk_result_free(&r);
+}
+
+static void a_read_behind_a_completed_write_goes_back_in_time(void **state)
+{
+	struct chk_result r;
+
+	(void)state;
+	assert_int_equal(run(chk_revision,
+	                     RV(0, "invoke", "write", "a", 0, 0) RV(0, "ok", "write", "a", 7, 1)
+	                         RV(1, "invoke", "read", "b", 0, 2) RV(1, "ok", "read", "b", 6, 3),
+	                     &r),
+	                 CHK_INVALID);
+	first_violation_mentions(&r, "violations", "back in time");
+	chk_result_free(&r);
+}
+
+static void a_write_must_get_a_revision_above_everything_before_it(void **state)
+{
+	struct chk_result r;
+
+	(void)state;
+	assert_int_equal(run(chk_revision,
+	                     RV(0, "invoke", "read", "a", 0, 0) RV(0, "ok", "read", "a", 7, 1) RV(
+	                         1, "invoke", "write", "b", 0, 2) RV(1, "ok", "write", "b", 7, 3),
+	                     &r),
+	                 CHK_INVALID);
+	chk_result_free(&r);
+	assert_int_equal(run(chk_revision,
+	                     RV(0, "invoke", "write", "a", 0, 0) RV(1, "invoke", "write", "b", 0, 1)
+	                         RV(0, "ok", "write", "a", 9, 2) RV(1, "ok", "write", "b", 9, 3),
+	                     &r),
+	                 CHK_INVALID);
+	first_violation_mentions(&r, "violations", "share a revision");
 	chk_result_free(&r);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(a_final_read_with_every_acknowledged_add_is_valid_and_counts_recoveries),
-		cmocka_unit_test(an_acknowledged_add_missing_from_the_final_read_is_lost),
-		cmocka_unit_test(elements_never_added_failed_or_repeated_are_unexpected),
-		cmocka_unit_test(an_add_acknowledged_after_the_final_read_began_may_be_absent),
-		cmocka_unit_test(adds_without_a_final_read_give_unknown),
-		cmocka_unit_test(streams_that_match_the_write_log_are_valid),
-		cmocka_unit_test(a_missed_revision_is_a_gap),
-		cmocka_unit_test(only_revisions_up_to_the_last_one_reached_or_bookmarked_are_owed),
-		cmocka_unit_test(a_repeated_event_is_a_duplicate),
-		cmocka_unit_test(a_revision_split_across_responses_is_not_atomic),
-		cmocka_unit_test(events_out_of_revision_order_are_rejected),
-		cmocka_unit_test(an_event_that_disagrees_with_the_write_log_is_rejected),
-		cmocka_unit_test(events_outside_the_watched_range_are_rejected),
-		cmocka_unit_test(a_resume_that_skips_revisions_is_rejected),
-		cmocka_unit_test(revisions_removed_by_compaction_are_not_owed),
-		cmocka_unit_test(without_a_log_events_are_checked_against_acknowledgements),
-		cmocka_unit_test(watchers_must_agree_and_one_reveals_the_others_gaps),
-		cmocka_unit_test(an_acknowledged_write_missing_from_the_write_log_is_rejected),
-		cmocka_unit_test(holders_in_fence_order_are_valid),
-		cmocka_unit_test(an_older_holder_writing_after_a_newer_one_is_rejected),
-		cmocka_unit_test(the_same_fence_twice_or_a_write_after_release_is_rejected),
+	    cmocka_unit_test(
+	        a_final_read_with_every_acknowledged_add_is_valid_and_counts_recoveries),
+	    cmocka_unit_test(an_acknowledged_add_missing_from_the_final_read_is_lost),
+	    cmocka_unit_test(elements_never_added_failed_or_repeated_are_unexpected),
+	    cmocka_unit_test(an_add_acknowledged_after_the_final_read_began_may_be_absent),
+	    cmocka_unit_test(adds_without_a_final_read_give_unknown),
+	    cmocka_unit_test(streams_that_match_the_write_log_are_valid),
+	    cmocka_unit_test(a_missed_revision_is_a_gap),
+	    cmocka_unit_test(only_revisions_up_to_the_last_one_reached_or_bookmarked_are_owed),
+	    cmocka_unit_test(a_repeated_event_is_a_duplicate),
+	    cmocka_unit_test(a_revision_split_across_responses_is_not_atomic),
+	    cmocka_unit_test(events_out_of_revision_order_are_rejected),
+	    cmocka_unit_test(an_event_that_disagrees_with_the_write_log_is_rejected),
+	    cmocka_unit_test(events_outside_the_watched_range_are_rejected),
+	    cmocka_unit_test(a_resume_that_skips_revisions_is_rejected),
+	    cmocka_unit_test(revisions_removed_by_compaction_are_not_owed),
+	    cmocka_unit_test(without_a_log_events_are_checked_against_acknowledgements),
+	    cmocka_unit_test(watchers_must_agree_and_one_reveals_the_others_gaps),
+	    cmocka_unit_test(an_acknowledged_write_missing_from_the_write_log_is_rejected),
+	    cmocka_unit_test(holders_in_fence_order_are_valid),
+	    cmocka_unit_test(an_older_holder_writing_after_a_newer_one_is_rejected),
+	    cmocka_unit_test(a_shared_fence_a_write_after_release_or_before_the_lock_is_rejected),
+	    cmocka_unit_test(revisions_that_follow_real_time_are_valid),
+	    cmocka_unit_test(a_read_behind_a_completed_write_goes_back_in_time),
+	    cmocka_unit_test(a_write_must_get_a_revision_above_everything_before_it),
 	};
 	return cmocka_run_group_tests_name("faults_workloads", tests, NULL, NULL);
 }
