@@ -257,9 +257,10 @@ static int recover_segment(struct wal *w, struct wal_seg *seg, bool last)
 	if ((rc = read_whole(w, seg->fd, &buf, &len)) != 0)
 		return wal_fail(w, rc, "wal: read %s/%s", w->dir, seg->name);
 	if (wal_seg_header_decode(buf, len, &h, &why) != 0 || h.seq != seg->seq ||
-	    h.first_index != seg->first_index) {
+	    h.first_index != seg->first_index || h.first_index == 0) {
 		rc = wal_fail(w, MOOR_ECORRUPT, "wal: %s/%s: offset 0: %s", w->dir, seg->name,
-		              why ? why : "segment header disagrees with the file name");
+		              why ? why
+		                  : "segment header disagrees with the file name or has index 0");
 		goto out;
 	}
 	if (seg == &w->segs[0]) {

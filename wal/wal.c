@@ -126,8 +126,6 @@ static int append_locked(struct wal *w, const struct wal_batch *b)
 	size = batch_bytes(b);
 	if (size > wal_batch_max_bytes(w->segment_bytes))
 		return MOOR_ETOOLARGE;
-	if ((rc = wal_locs_reserve(w, 1)) != 0)
-		return rc;
 	while (w->tail + w->wbuf.len + size > w->segment_bytes) {
 		if ((rc = flush(w)) != 0)
 			return rc;
@@ -141,9 +139,11 @@ static int append_locked(struct wal *w, const struct wal_batch *b)
 		if ((rc = wal_rotate(w)) != 0)
 			return stop(w, rc);
 	}
-	if ((rc = moor_buf_reserve(&w->wbuf, (size_t)size)) != 0)
+	/* Reserved after any wait above, which may have let other appends in. */
+	if ((rc = wal_locs_reserve(w, 1)) != 0 ||
+	    (rc = moor_buf_reserve(&w->wbuf, (size_t)size)) != 0)
 		return rc;
-	/* Re-checked: a wait above may have let other appends in. */
+	/* Re-checked for the same reason. */
 	if ((rc = wal_batch_check(w, b)) != 0)
 		return rc;
 	base = w->tail;

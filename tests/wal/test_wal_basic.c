@@ -210,6 +210,38 @@ static void reads_serve_any_range_from_the_files_and_respect_max_bytes(void **st
 	memfs_free(fs);
 }
 
+static void reads_verify_every_record_and_report_damage_with_file_and_offset(void **state)
+{
+	struct memfs *fs = memfs_new();
+	struct wal *w = open_mem(fs, SEG, NULL);
+	struct model m;
+	struct wal_entries es;
+	char names[16][64];
+	unsigned char *img;
+	size_t len;
+
+	(void)state;
+	model_init(&m);
+	for (uint64_t i = 1; i <= 200; i += 5)
+		assert_int_equal(append_entries(w, &m, i, 5, 1, NULL, NULL), 0);
+	assert_int_equal(wal_sync(w, NULL), 0);
+	assert_true(memfs_list(fs, names, 16) >= 2);
+	/* Damage the first entries record of the first segment under the WAL. */
+	assert_int_equal(memfs_read_file(fs, names[0], &img, &len), 0);
+	img[48 + 24 + 20] ^= 0x40;
+	assert_int_equal(memfs_write_file(fs, names[0], img, len), 0);
+	assert_int_equal(wal_read(w, 1, 3, 0, &es), MOOR_ECORRUPT);
+	assert_non_null(strstr(wal_errmsg(w), names[0]));
+	assert_non_null(strstr(wal_errmsg(w), "offset 48"));
+	/* Entries elsewhere still read. */
+	assert_int_equal(wal_read(w, 150, 201, 0, &es), 0);
+	assert_int_equal(es.n, 51);
+	wal_entries_free(&es);
+	free(img);
+	wal_close(w);
+	memfs_free(fs);
+}
+
 static void release_deletes_only_whole_segments_covered_by_the_snapshot(void **state)
 {
 	struct memfs *fs = memfs_new();
@@ -496,6 +528,7 @@ int main(void)
 	    cmocka_unit_test(batches_that_break_the_rules_are_refused_and_leave_the_log_usable),
 	    cmocka_unit_test(a_snapshot_above_the_last_index_drops_the_entries_it_covers),
 	    cmocka_unit_test(reads_serve_any_range_from_the_files_and_respect_max_bytes),
+	    cmocka_unit_test(reads_verify_every_record_and_report_damage_with_file_and_offset),
 	    cmocka_unit_test(release_deletes_only_whole_segments_covered_by_the_snapshot),
 	    cmocka_unit_test(a_missing_segment_is_corruption_naming_the_file),
 	    cmocka_unit_test(every_allocation_failure_is_a_clean_enomem),

@@ -346,6 +346,48 @@ static void an_older_segment_that_lost_its_last_batch_is_corruption(void **state
 	history_free(&h);
 }
 
+static void entries_of_a_cut_tail_never_reappear_after_new_appends(void **state)
+{
+	struct memfs *fs = memfs_new();
+	struct wal *w = open_mem(fs, CSEG, NULL);
+	struct wal_recovered rec;
+	struct model m, after_a;
+	char name[WAL_NAME_MAX];
+	unsigned char *img;
+	size_t len;
+	uint64_t b_start;
+
+	(void)state;
+	model_init(&m);
+	assert_int_equal(append_entries(w, &m, 1, 3, 1, NULL, NULL), 0);
+	assert_int_equal(wal_sync(w, NULL), 0);
+	after_a = m;
+	b_start = w->tail;
+	memcpy(name, w->segs[w->nsegs - 1].name, WAL_NAME_MAX);
+	assert_int_equal(append_entries(w, &m, 4, 3, 1, NULL, NULL), 0); /* B, unsynced */
+	assert_int_equal(append_entries(w, &m, 7, 3, 1, NULL, NULL), 0); /* C, unsynced */
+	wal_close(w);
+	/* Power loss: B's first sector is lost, C reached the disk. */
+	assert_int_equal(memfs_read_file(fs, name, &img, &len), 0);
+	memset(img + b_start, 0, 16);
+	assert_int_equal(memfs_write_file(fs, name, img, len), 0);
+	w = open_mem(fs, CSEG, &rec);
+	check_recovered(&rec, &after_a);
+	/* D has B's indexes and byte length (term + 61 keeps every length), so
+	 * C's old bytes sit right where a next batch would be. */
+	m = after_a;
+	assert_int_equal(append_entries(w, &m, 4, 3, 62, NULL, NULL), 0);
+	assert_int_equal(wal_sync(w, NULL), 0);
+	wal_close(w);
+	w = open_mem(fs, CSEG, &rec);
+	check_recovered(&rec, &m);
+	assert_int_equal(rec.last_index, 6);
+	check_entries(w, &m);
+	wal_close(w);
+	free(img);
+	memfs_free(fs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -355,6 +397,7 @@ int main(void)
 	    cmocka_unit_test(bit_flips_are_corruption_before_the_last_batch_and_cut_within_it),
 	    cmocka_unit_test(bit_flips_in_an_older_segment_are_corruption_naming_file_and_offset),
 	    cmocka_unit_test(an_older_segment_that_lost_its_last_batch_is_corruption),
+	    cmocka_unit_test(entries_of_a_cut_tail_never_reappear_after_new_appends),
 	};
 
 	return cmocka_run_group_tests_name("wal_crash", tests, NULL, NULL);
