@@ -542,13 +542,14 @@ static void random_schedules_keep_every_guarantee_for_every_watcher(void **state
 	int seeds = 2000 / SCALE, first = 1;
 
 	(void)state;
-	/* MOOR_WATCH_SEEDS=N runs more (a soak); MOOR_WATCH_SEED=S replays one. */
-	if (getenv("MOOR_WATCH_SEEDS"))
-		seeds = atoi(getenv("MOOR_WATCH_SEEDS"));
+	/* MOOR_WATCH_SEED=S replays one seed; MOOR_WATCH_SEEDS=N runs N seeds
+	 * (from S when both are given): a soak. */
 	if (getenv("MOOR_WATCH_SEED")) {
 		first = atoi(getenv("MOOR_WATCH_SEED"));
 		seeds = 1;
 	}
+	if (getenv("MOOR_WATCH_SEEDS"))
+		seeds = atoi(getenv("MOOR_WATCH_SEEDS"));
 	for (int s = first; s < first + seeds; s++) {
 		random_run((uint64_t)s, 3000, &m);
 		events += m.events;
