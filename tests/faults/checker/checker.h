@@ -37,14 +37,25 @@ enum hist_status {
 /* The return time of an operation that never returned. */
 #define HIST_TIME_INF INT64_MAX
 
-/* One operation: an "invoke" record and its completion. */
+/*
+ * One operation: an "invoke" record and its completion, reduced to the
+ * fields the checkers read (the records themselves are not kept, so that a
+ * history of millions of ops fits in memory). Strings are interned in the
+ * history and live until hist_free; values are canonical JSON text (compact,
+ * sorted keys), so equal values have equal text.
+ */
 struct hist_op {
 	int64_t process;
 	const char *f;   /* the operation's function ("read", "write", ...) */
 	const char *key; /* "" when the record has none */
 	size_t key_len;
-	json_t *invoke; /* borrowed from the history */
-	json_t *done;   /* the completion record; NULL if the history ended first */
+	const char *value;  /* the invoke's "value"; NULL if absent */
+	const char *expect; /* the invoke's "expect"; NULL if absent */
+	const char *result; /* the completion's "value"; NULL if absent or not completed */
+	int64_t fence;      /* the invoke's "fence", else the completion's */
+	int64_t revision;   /* the completion's "revision" */
+	bool has_fence, has_revision;
+	bool has_error; /* the completion carries "error" */
 	enum hist_status status;
 	int64_t call_time; /* time_ns of the invoke (or its line number, see below) */
 	int64_t ret_time;  /* time_ns of the completion; HIST_TIME_INF for info */
@@ -53,13 +64,12 @@ struct hist_op {
 };
 
 struct hist {
-	json_t *records;     /* every record, in file order (owned) */
-	long *record_lines;  /* the line of each record */
-	struct hist_op *ops; /* invocations, in the order of their invoke records */
+	json_t *records;     /* the non-operation records (watch streams, write log), in order */
+	long *record_lines;  /* the line of each of them */
+	struct hist_op *ops; /* operations, in the order of their invoke records */
 	size_t n_ops;
-	size_t *others;  /* indexes into records of non-operation records */
-	size_t n_others; /* (watch streams, write logs), in file order */
-	bool line_times; /* some record lacked time_ns: line numbers are the clock */
+	void *pool;      /* interned strings (private) */
+	bool line_times; /* some op record lacked time_ns: line numbers are the clock */
 	char err[256];   /* why loading failed */
 };
 

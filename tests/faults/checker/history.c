@@ -1,14 +1,16 @@
 /*
- * Loading a history: JSON lines → records, and invocations paired with their
- * completions by process.
+ * Loading a history: JSON lines → operations paired by process, plus the
+ * other records kept as JSON.
  *
  * A record whose "type" is invoke, ok, fail or info is an operation event;
- * any other record (watch stream records, the write log) is kept in order for
- * the checkers that read it. The pairing enforces Jepsen's rules: a process
- * has at most one operation in flight, a completion matches an invocation of
- * the same function, and a process whose operation ended "info" issues no
- * further operation (the client replaces it with a new process id). An
- * operation still open at the end of the history is indeterminate.
+ * it is reduced to the fields the checkers read (struct hist_op, strings
+ * interned) and its JSON freed at once, which keeps a long history small.
+ * Any other record (watch stream records, the write log) is kept in order.
+ * The pairing enforces Jepsen's rules: a process has at most one operation
+ * in flight, a completion matches an invocation of the same function, and a
+ * process whose operation ended "info" issues no further operation (the
+ * client replaces it with a new process id). An operation still open at the
+ * end of the history is indeterminate.
  */
 #include "tests/faults/checker/util.h"
 
@@ -20,11 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Open operation per process: value = op index + 1; 0 = none; -line = retired by info. */
-struct pairing {
-	struct strmap procs;
-	size_t cap_ops;
-	size_t cap_others;
+struct loader {
+	struct hist *h;
+	struct strmap procs; /* process → op index + 1; 0 none; -line: retired by info */
+	size_t cap_ops, cap_records;
+	bool missing_time; /* an op record without time_ns */
 };
 
 static int bad(struct hist *h, long line, const char *fmt, ...)
@@ -55,25 +57,53 @@ static int status_of(const char *type, enum hist_status *s)
 	return 0;
 }
 
-static int push_other(struct hist *h, struct pairing *p, size_t idx)
+static struct strmap *pool(struct hist *h)
 {
-	if (h->n_others == p->cap_others) {
-		size_t cap = p->cap_others ? p->cap_others * 2 : 64;
-		size_t *o = realloc(h->others, cap * sizeof *o);
-
-		if (!o)
-			return MOOR_ENOMEM;
-		h->others = o;
-		p->cap_others = cap;
-	}
-	h->others[h->n_others++] = idx;
-	return 0;
+	return h->pool;
 }
 
-static int add_invoke(struct hist *h, struct pairing *p, json_t *rec, long line, int64_t proc,
-                      const char *f, int64_t t, int64_t *slot)
+/* Interns rec[name]'s canonical text in *out (NULL if absent). */
+static int intern_value(struct hist *h, const json_t *rec, const char *name, const char **out)
 {
+	const json_t *v = json_object_get(rec, name);
+	char *canon;
+
+	*out = NULL;
+	if (!v)
+		return 0;
+	canon = json_canon(v);
+	if (!canon)
+		return MOOR_ENOMEM;
+	*out = strmap_intern(pool(h), canon, strlen(canon));
+	free(canon);
+	return *out ? 0 : MOOR_ENOMEM;
+}
+
+static int keep_record(struct loader *l, json_t *rec, long line)
+{
+	struct hist *h = l->h;
+
+	if (json_array_size(h->records) == l->cap_records) {
+		size_t cap = l->cap_records ? l->cap_records * 2 : 64;
+		long *lines = realloc(h->record_lines, cap * sizeof *lines);
+
+		if (!lines)
+			return MOOR_ENOMEM;
+		h->record_lines = lines;
+		l->cap_records = cap;
+	}
+	h->record_lines[json_array_size(h->records)] = line;
+	return json_array_append(h->records, rec) == 0 ? 0 : MOOR_ENOMEM;
+}
+
+static int add_invoke(struct loader *l, const json_t *rec, long line, int64_t proc, const char *f,
+                      int64_t t, int64_t *slot)
+{
+	struct hist *h = l->h;
 	struct hist_op *op;
+	size_t klen;
+	const char *key = json_get_str(rec, "key", &klen);
+	int rc;
 
 	if (*slot > 0)
 		return bad(h, line,
@@ -85,34 +115,41 @@ static int add_invoke(struct hist *h, struct pairing *p, json_t *rec, long line,
 		           " invokes %s after its indeterminate op of line %" PRId64
 		           " (a client that got info must use a new process id)",
 		           proc, f, -*slot);
-	if (h->n_ops == p->cap_ops) {
-		size_t cap = p->cap_ops ? p->cap_ops * 2 : 256;
+	if (h->n_ops == l->cap_ops) {
+		size_t cap = l->cap_ops ? l->cap_ops * 2 : 256;
 		struct hist_op *o = realloc(h->ops, cap * sizeof *o);
 
 		if (!o)
 			return MOOR_ENOMEM;
 		h->ops = o;
-		p->cap_ops = cap;
+		l->cap_ops = cap;
 	}
-	op = &h->ops[h->n_ops++];
+	op = &h->ops[h->n_ops];
 	memset(op, 0, sizeof *op);
 	op->process = proc;
-	op->f = f;
-	op->key = json_get_str(rec, "key", &op->key_len);
-	if (!op->key)
-		op->key = "";
-	op->invoke = rec;
+	op->f = strmap_intern(pool(h), f, strlen(f));
+	op->key = strmap_intern(pool(h), key ? key : "", key ? klen : 0);
+	op->key_len = key ? klen : 0;
+	if (!op->f || !op->key)
+		return MOOR_ENOMEM;
+	rc = intern_value(h, rec, "value", &op->value);
+	if (rc == 0)
+		rc = intern_value(h, rec, "expect", &op->expect);
+	if (rc != 0)
+		return rc;
+	op->has_fence = json_get_i64(rec, "fence", &op->fence) == 0;
 	op->status = HIST_INFO;
 	op->call_time = t;
 	op->ret_time = HIST_TIME_INF;
 	op->call_line = line;
-	*slot = (int64_t)h->n_ops;
+	*slot = (int64_t)++h->n_ops;
 	return 0;
 }
 
-static int add_completion(struct hist *h, json_t *rec, long line, int64_t proc, const char *f,
-                          enum hist_status st, int64_t t, int64_t *slot)
+static int add_completion(struct loader *l, const json_t *rec, long line, int64_t proc,
+                          const char *f, enum hist_status st, int64_t t, int64_t *slot)
 {
+	struct hist *h = l->h;
 	struct hist_op *op;
 
 	if (*slot <= 0)
@@ -122,10 +159,15 @@ static int add_completion(struct hist *h, json_t *rec, long line, int64_t proc, 
 	if (strcmp(op->f, f) != 0)
 		return bad(h, line, "completion %s does not match the invocation %s of line %ld", f,
 		           op->f, op->call_line);
-	if (t < op->call_time)
+	if (!l->missing_time && t < op->call_time)
 		return bad(h, line, "completion time is before its invocation (line %ld)",
 		           op->call_line);
-	op->done = rec;
+	if (intern_value(h, rec, "value", &op->result) != 0)
+		return MOOR_ENOMEM;
+	if (!op->has_fence)
+		op->has_fence = json_get_i64(rec, "fence", &op->fence) == 0;
+	op->has_revision = json_get_i64(rec, "revision", &op->revision) == 0;
+	op->has_error = json_object_get(rec, "error") != NULL;
 	op->status = st;
 	op->ret_line = line;
 	op->ret_time = st == HIST_INFO ? HIST_TIME_INF : t;
@@ -133,81 +175,66 @@ static int add_completion(struct hist *h, json_t *rec, long line, int64_t proc, 
 	return 0;
 }
 
-static int add_record(struct hist *h, struct pairing *p, size_t idx, long line)
+static int add_record(struct loader *l, json_t *rec, long line)
 {
-	json_t *rec = json_array_get(h->records, idx);
+	struct hist *h = l->h;
 	const char *type = json_string_value(json_object_get(rec, "type"));
 	const char *f = json_string_value(json_object_get(rec, "f"));
-	enum hist_status st;
-	int64_t proc, t, *slot;
+	enum hist_status st = HIST_OK;
+	int64_t proc, t = 0, *slot;
 	char pkey[32];
 	int rc;
 
 	if (!type)
 		return bad(h, line, "record has no \"type\"");
 	if (strcmp(type, "invoke") != 0 && status_of(type, &st) != 0)
-		return push_other(h, p, idx);
+		return keep_record(l, rec, line);
 	if (!f)
 		return bad(h, line, "operation record has no \"f\"");
 	if (json_get_i64(rec, "process", &proc) != 0)
 		return bad(h, line, "operation record has no integer \"process\"");
-	if (h->line_times)
-		t = line;
-	else if (json_get_i64(rec, "time_ns", &t) != 0)
-		return bad(h, line, "operation record has no \"time_ns\"");
+	if (json_get_i64(rec, "time_ns", &t) != 0)
+		l->missing_time = true;
 	snprintf(pkey, sizeof pkey, "%" PRId64, proc);
-	rc = strmap_put(&p->procs, pkey, strlen(pkey), 0, &slot);
+	rc = strmap_put(&l->procs, pkey, strlen(pkey), 0, &slot);
 	if (rc < 0)
 		return rc;
 	if (strcmp(type, "invoke") == 0)
-		return add_invoke(h, p, rec, line, proc, f, t, slot);
-	return add_completion(h, rec, line, proc, f, st, t, slot);
+		return add_invoke(l, rec, line, proc, f, t, slot);
+	return add_completion(l, rec, line, proc, f, st, t, slot);
 }
 
-/* Records without time_ns make the line number the clock for the whole history. */
-static void choose_clock(struct hist *h)
+/* Without time_ns on every op record, line numbers are the clock for all. */
+static void use_line_clock(struct hist *h)
 {
-	size_t i;
-	json_t *rec;
+	h->line_times = true;
+	for (size_t i = 0; i < h->n_ops; i++) {
+		struct hist_op *op = &h->ops[i];
 
-	h->line_times = false;
-	json_array_foreach(h->records, i, rec)
-	{
-		const char *type = json_string_value(json_object_get(rec, "type"));
-		int64_t t;
-		enum hist_status st;
-
-		if (type && (strcmp(type, "invoke") == 0 || status_of(type, &st) == 0) &&
-		    json_get_i64(rec, "time_ns", &t) != 0)
-			h->line_times = true;
+		op->call_time = op->call_line;
+		if (op->ret_time != HIST_TIME_INF)
+			op->ret_time = op->ret_line;
 	}
-}
-
-static int pair_all(struct hist *h)
-{
-	struct pairing p = {.cap_ops = 0, .cap_others = 0};
-	int rc = 0;
-
-	strmap_init(&p.procs);
-	choose_clock(h);
-	for (size_t i = 0; rc == 0 && i < json_array_size(h->records); i++)
-		rc = add_record(h, &p, i, h->record_lines[i]);
-	strmap_free(&p.procs);
-	return rc;
 }
 
 static int load_stream(struct hist *h, FILE *in)
 {
+	struct loader l = {.h = h};
 	char *line = NULL;
-	size_t cap = 0, cap_lines = 0;
+	size_t cap = 0;
 	ssize_t n;
 	long lineno = 0;
 	int rc = 0;
 
 	memset(h, 0, sizeof *h);
+	strmap_init(&l.procs);
 	h->records = json_array();
-	if (!h->records)
-		return MOOR_ENOMEM;
+	h->pool = malloc(sizeof(struct strmap));
+	if (!h->records || !h->pool) {
+		rc = MOOR_ENOMEM;
+		goto out;
+	}
+	strmap_init(h->pool);
 	while (rc == 0 && (n = getline(&line, &cap, in)) >= 0) {
 		json_error_t jerr;
 		json_t *rec;
@@ -224,30 +251,17 @@ static int load_stream(struct hist *h, FILE *in)
 			rc = bad(h, lineno, "bad JSON: %s", jerr.text);
 			break;
 		}
-		if (!json_is_object(rec)) {
-			json_decref(rec);
+		if (!json_is_object(rec))
 			rc = bad(h, lineno, "record is not a JSON object");
-			break;
-		}
-		if (json_array_size(h->records) == cap_lines) {
-			size_t c2 = cap_lines ? cap_lines * 2 : 256;
-			long *l2 = realloc(h->record_lines, c2 * sizeof *l2);
-
-			if (!l2) {
-				json_decref(rec);
-				rc = MOOR_ENOMEM;
-				break;
-			}
-			h->record_lines = l2;
-			cap_lines = c2;
-		}
-		h->record_lines[json_array_size(h->records)] = lineno;
-		if (json_array_append_new(h->records, rec) != 0)
-			rc = MOOR_ENOMEM;
+		else
+			rc = add_record(&l, rec, lineno);
+		json_decref(rec);
 	}
+	if (rc == 0 && l.missing_time)
+		use_line_clock(h);
+out:
 	free(line);
-	if (rc == 0)
-		rc = pair_all(h);
+	strmap_free(&l.procs);
 	if (rc != 0) {
 		char err[sizeof h->err];
 
@@ -276,12 +290,14 @@ int hist_load_file(struct hist *h, const char *path)
 
 int hist_load_string(struct hist *h, const char *text)
 {
-	FILE *in = fmemopen((void *)text, strlen(text), "r");
+	/* fmemopen refuses a zero size: an empty history reads as one blank line. */
+	FILE *in = strlen(text) ? fmemopen((void *)text, strlen(text), "r")
+	                        : fmemopen((void *)"\n", 1, "r");
 	int rc;
 
 	if (!in) {
 		memset(h, 0, sizeof *h);
-		return strlen(text) == 0 ? hist_load_string(h, "\n") : MOOR_ENOMEM;
+		return MOOR_ENOMEM;
 	}
 	rc = load_stream(h, in);
 	fclose(in);
@@ -293,11 +309,13 @@ void hist_free(struct hist *h)
 	json_decref(h->records);
 	free(h->record_lines);
 	free(h->ops);
-	free(h->others);
+	if (h->pool) {
+		strmap_free(h->pool);
+		free(h->pool);
+	}
 	h->records = NULL;
 	h->record_lines = NULL;
 	h->ops = NULL;
-	h->others = NULL;
+	h->pool = NULL;
 	h->n_ops = 0;
-	h->n_others = 0;
 }

@@ -90,9 +90,10 @@ static int intern_text(struct lin_key *k, char *s, int32_t *id)
 	return 0;
 }
 
-static int intern(struct lin_key *k, const json_t *v, int32_t *id)
+/* Interns a value's canonical text; NULL (absent) is null. */
+static int intern(struct lin_key *k, const char *canon, int32_t *id)
 {
-	return intern_text(k, json_canon(v), id);
+	return intern_text(k, strdup(canon ? canon : "null"), id);
 }
 
 static void lin_key_free(struct lin_key *k)
@@ -112,7 +113,7 @@ static int lin_key_init(struct lin_key *k, const char *key, size_t len)
 	k->key = key;
 	k->key_len = len;
 	strmap_init(&k->values);
-	return intern(k, json_null(), &id); /* id 0 is null: the absent key */
+	return intern(k, NULL, &id); /* id 0 is null: the absent key */
 }
 
 /* Translates one history op; *skip when it says nothing about the register. */
@@ -132,7 +133,7 @@ static int translate(struct lin_key *k, const struct hist_op *h, struct lin_op *
 			return 0;
 		}
 		op->kind = LIN_READ;
-		return intern(k, json_object_get(h->done, "value"), &op->arg);
+		return intern(k, h->result, &op->arg);
 	}
 	if (strcmp(f, "write") == 0 || strcmp(f, "delete") == 0) {
 		if (h->status == HIST_FAIL) {
@@ -141,19 +142,19 @@ static int translate(struct lin_key *k, const struct hist_op *h, struct lin_op *
 		}
 		op->kind = LIN_WRITE;
 		if (f[0] == 'w')
-			rc = intern(k, json_object_get(h->invoke, "value"), &op->arg);
+			rc = intern(k, h->value, &op->arg);
 		return rc;
 	}
 	if (strcmp(f, "cas") == 0) {
 		/* A failed cas that carries "error" never ran; one without it compared and lost. */
-		if (h->status == HIST_FAIL && json_object_get(h->done, "error")) {
+		if (h->status == HIST_FAIL && h->has_error) {
 			*skip = true;
 			return 0;
 		}
 		op->kind = h->status == HIST_FAIL ? LIN_CAS_FAIL : LIN_CAS;
-		rc = intern(k, json_object_get(h->invoke, "expect"), &op->expect);
+		rc = intern(k, h->expect, &op->expect);
 		if (rc == 0)
-			rc = intern(k, json_object_get(h->invoke, "value"), &op->arg);
+			rc = intern(k, h->value, &op->arg);
 		return rc;
 	}
 	*skip = true;

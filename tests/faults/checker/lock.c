@@ -76,8 +76,8 @@ static size_t check_lock(const struct hist *h, const size_t *ops, size_t n, json
 		const struct hist_op *op = &h->ops[ops[i]];
 		int64_t fence;
 
-		if (strcmp(op->f, "acquire") == 0 && op->status == HIST_OK &&
-		    json_get_i64(op->done, "fence", &fence) == 0) {
+		if (strcmp(op->f, "acquire") == 0 && op->status == HIST_OK && op->has_fence) {
+			fence = op->fence;
 			for (size_t j = 0; j < ng; j++)
 				if (g[j].fence == fence) {
 					violation(h, out, "two holders got the same fence", ops[i],
@@ -93,10 +93,12 @@ static size_t check_lock(const struct hist *h, const size_t *ops, size_t n, json
 					break;
 				}
 		} else if (strcmp(op->f, "fenced-write") == 0 && op->status == HIST_OK &&
-		           json_get_i64(op->invoke, "fence", &fence) == 0) {
+		           op->has_fence) {
+			fence = op->fence;
 			w[nw].fence = fence;
 			w[nw].op = ops[i];
-			w[nw].has_rev = json_get_i64(op->done, "revision", &w[nw].rev) == 0;
+			w[nw].has_rev = op->has_revision;
+			w[nw].rev = op->revision;
 			nw++;
 		}
 	}

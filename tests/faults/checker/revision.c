@@ -94,12 +94,12 @@ int chk_revision(const struct hist *h, struct chk_result *r)
 		int64_t rev;
 
 		/* A cas that lost its compare still read the store at its revision. */
-		bool lost_cas = op->status == HIST_FAIL && strcmp(op->f, "cas") == 0 &&
-		                !json_object_get(op->done, "error");
+		bool lost_cas =
+		    op->status == HIST_FAIL && strcmp(op->f, "cas") == 0 && !op->has_error;
 
-		if ((op->status != HIST_OK && !lost_cas) ||
-		    json_get_i64(op->done, "revision", &rev) != 0)
+		if ((op->status != HIST_OK && !lost_cas) || !op->has_revision)
 			continue;
+		rev = op->revision;
 		ops[n] = (struct rev_op){rev, i, op->status == HIST_OK && writes(op)};
 		ev[m++] = (struct rev_event){op->call_time, (uint32_t)n, true};
 		ev[m++] = (struct rev_event){op->ret_time, (uint32_t)n, false};

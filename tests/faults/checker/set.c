@@ -43,7 +43,7 @@ static int note_unexpected(json_t *list, const char *elem, const char *why)
 static int check_read(const struct hist *h, const struct set_key *k, const struct hist_op *rd,
                       struct set_counts *c, json_t *lost, json_t *unexp)
 {
-	const json_t *val = json_object_get(rd->done, "value");
+	json_t *val = rd->result ? json_loads(rd->result, JSON_DECODE_ANY, NULL) : NULL;
 	struct strmap seen;
 	size_t i;
 	json_t *e;
@@ -52,6 +52,7 @@ static int check_read(const struct hist *h, const struct set_key *k, const struc
 	if (!json_is_array(val)) {
 		note_unexpected(unexp, "final-read value", "is not an array");
 		c->unexpected++;
+		json_decref(val);
 		return 0;
 	}
 	strmap_init(&seen);
@@ -111,6 +112,7 @@ static int check_read(const struct hist *h, const struct set_key *k, const struc
 			c->indeterminate_absent++;
 	}
 	strmap_free(&seen);
+	json_decref(val);
 	return rc;
 }
 
@@ -163,7 +165,7 @@ static int gather(const struct hist *h, struct set_key **keys_out, size_t *n_out
 		if (!k)
 			break;
 		if (add) {
-			char *s = json_canon(json_object_get(op->invoke, "value"));
+			char *s = strdup(op->value ? op->value : "null");
 
 			if (!s) {
 				rc = MOOR_ENOMEM;

@@ -113,6 +113,18 @@ int strmap_put(struct strmap *m, const char *key, size_t len, int64_t val, int64
 	return 1;
 }
 
+const char *strmap_intern(struct strmap *m, const char *key, size_t len)
+{
+	uint64_t h = hash_bytes(key, len);
+	struct strmap_slot *s;
+
+	/* A slot's key buffer never moves when the table grows, so the pointer is stable. */
+	if (strmap_put(m, key, len, 0, NULL) < 0)
+		return NULL;
+	s = find_slot(m->slots, m->cap, key, len, h);
+	return s->key;
+}
+
 char *json_canon(const json_t *v)
 {
 	if (!v)
@@ -172,14 +184,8 @@ static const char *status_name(enum hist_status s)
 
 void hist_op_describe(const struct hist_op *op, char *out, size_t cap)
 {
-	const json_t *e = json_object_get(op->invoke, "expect");
 	bool is_read = strcmp(op->f, "read") == 0 || strcmp(op->f, "final-read") == 0;
-	const json_t *v =
-	    is_read
-	        ? (op->done && op->status == HIST_OK ? json_object_get(op->done, "value") : NULL)
-	        : json_object_get(op->invoke, "value");
-	char *val = is_read && !v ? NULL : json_canon(v);
-	char *exp = e ? json_canon(e) : NULL;
+	const char *val = is_read ? (op->status == HIST_OK ? op->result : NULL) : op->value;
 	char ret[32];
 
 	if (op->ret_time == HIST_TIME_INF)
@@ -188,10 +194,8 @@ void hist_op_describe(const struct hist_op *op, char *out, size_t cap)
 		snprintf(ret, sizeof ret, "%" PRId64, op->ret_time);
 	snprintf(out, cap, "p%" PRId64 " %s %.*s%s%s%s%.200s -> %s [t=%" PRId64 "..%s, line %ld]",
 	         op->process, op->f, (int)(op->key_len > 64 ? 64 : op->key_len), op->key,
-	         exp ? " expect=" : "", exp ? exp : "", val ? " " : "", val ? val : "",
-	         status_name(op->status), op->call_time, ret, op->call_line);
-	free(val);
-	free(exp);
+	         op->expect ? " expect=" : "", op->expect ? op->expect : "", val ? " " : "",
+	         val ? val : "", status_name(op->status), op->call_time, ret, op->call_line);
 }
 
 void chk_result_set(struct chk_result *r, enum chk_verdict v, const char *fmt, ...)

@@ -35,6 +35,12 @@ int64_t *strmap_get(const struct strmap *m, const char *key, size_t len);
 int strmap_put(struct strmap *m, const char *key, size_t len, int64_t val, int64_t **slot_val);
 
 /*
+ * A stable copy of key (NUL-terminated) shared by every equal key: the map
+ * owns it until strmap_free. NULL on OOM.
+ */
+const char *strmap_intern(struct strmap *m, const char *key, size_t len);
+
+/*
  * The canonical text of a JSON value (compact, sorted keys), malloc'd; NULL
  * on OOM. A missing value (NULL) reads as "null".
  */

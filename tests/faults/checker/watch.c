@@ -203,9 +203,9 @@ static int load_writes(struct wctx *c)
 	const struct hist *h = c->h;
 	int rc = 0;
 
-	for (size_t i = 0; rc >= 0 && i < h->n_others; i++) {
-		const json_t *o = json_array_get(h->records, h->others[i]);
-		long line = h->record_lines[h->others[i]];
+	for (size_t i = 0; rc >= 0 && i < json_array_size(h->records); i++) {
+		const json_t *o = json_array_get(h->records, i);
+		long line = h->record_lines[i];
 		const char *key;
 		size_t len, other;
 		int64_t rev;
@@ -242,22 +242,22 @@ static int load_writes(struct wctx *c)
 
 		if ((!put && !del) || op->status == HIST_FAIL)
 			continue;
-		canon = put ? json_canon(json_object_get(op->invoke, "value")) : NULL;
+		canon = put ? strdup(op->value ? op->value : "null") : NULL;
 		if (put && !canon)
 			return MOOR_ENOMEM;
 		rc = attempted_put(c, op->key, op->key_len, canon);
 		free(canon);
 		/* A delete's header revision is not its own when it deleted nothing. */
-		if (rc < 0 || !put || op->status != HIST_OK ||
-		    json_get_i64(op->done, "revision", &rev) != 0)
+		if (rc < 0 || !put || op->status != HIST_OK || !op->has_revision)
 			continue;
+		rev = op->revision;
 		if (c->have_log && rev >= c->log_min && rev <= c->log_max) {
 			int64_t *slot =
 			    strmap_get(&c->ref_index, c->tmp, revkey(c, rev, op->key, op->key_len));
 			char d[512];
 
 			hist_op_describe(op, d, sizeof d);
-			canon = json_canon(json_object_get(op->invoke, "value"));
+			canon = strdup(op->value ? op->value : "null");
 			if (!slot || c->refs[*slot].del || !canon ||
 			    strcmp(c->refs[*slot].value, canon) != 0)
 				violation(c,
@@ -267,8 +267,12 @@ static int load_writes(struct wctx *c)
 			free(canon);
 			continue;
 		}
-		rc = ref_add(c, rev, op->key, op->key_len, false,
-		             json_object_get(op->invoke, "value"), op->ret_line, REF_ACK, &other);
+		json_t *v = json_loads(op->value ? op->value : "null", JSON_DECODE_ANY, NULL);
+
+		if (!v)
+			return MOOR_ENOMEM;
+		rc = ref_add(c, rev, op->key, op->key_len, false, v, op->ret_line, REF_ACK, &other);
+		json_decref(v);
 		if (rc == -2) {
 			violation(c,
 			          "two acknowledgements claim revision %" PRId64
@@ -607,12 +611,12 @@ int chk_watch(const struct hist *h, struct chk_result *r)
 	rc = c.violations && c.errors && r->detail ? 0 : MOOR_ENOMEM;
 	if (rc == 0)
 		rc = load_writes(&c);
-	for (size_t i = 0; rc == 0 && i < h->n_others; i++) {
-		const json_t *o = json_array_get(h->records, h->others[i]);
+	for (size_t i = 0; rc == 0 && i < json_array_size(h->records); i++) {
+		const json_t *o = json_array_get(h->records, i);
 		const char *f = json_string_value(json_object_get(o, "f"));
 
 		if (f && strcmp(f, "watch") == 0)
-			on_watch_record(&c, o, h->others[i], h->record_lines[h->others[i]]);
+			on_watch_record(&c, o, i, h->record_lines[i]);
 	}
 	if (rc == 0)
 		rc = check_values(&c);
