@@ -16,6 +16,7 @@
 #include "proto/rpc.pb-c.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -394,6 +395,24 @@ static int check_size(const ProtobufCMessage *msg, const struct srv_gw_limits *l
 	return MOOR_ETOOLARGE;
 }
 
+/* The JSON decoder's options for these limits (see srv_gw_limits.json). */
+static const struct srv_jsonpb_opts *json_opts(const struct srv_gw_limits *lim,
+                                               struct srv_jsonpb_opts *tmp)
+{
+	if (!lim)
+		return NULL;
+	if (lim->json && lim->json->max_bytes)
+		return lim->json;
+	if (lim->json)
+		*tmp = *lim->json;
+	else
+		memset(tmp, 0, sizeof *tmp);
+	if (lim->max_request_bytes &&
+	    lim->max_request_bytes < (SIZE_MAX - SRV_GW_GRPC_OVERHEAD_BYTES) / 2)
+		tmp->max_bytes = 2 * (lim->max_request_bytes + SRV_GW_GRPC_OVERHEAD_BYTES);
+	return tmp;
+}
+
 static ProtobufCAllocator *lim_alloc(const struct srv_gw_limits *lim)
 {
 	return lim && lim->json ? lim->json->alloc : NULL;
@@ -403,8 +422,9 @@ int srv_gw_decode_request(const ProtobufCMessageDescriptor *desc, const void *bo
                           const struct srv_gw_limits *lim, ProtobufCMessage **out,
                           struct srv_gw_error *gerr)
 {
+	struct srv_jsonpb_opts tmp;
 	struct srv_jsonpb_error jerr;
-	int rc = srv_jsonpb_decode(desc, body, len, lim ? lim->json : NULL, out, &jerr);
+	int rc = srv_jsonpb_decode(desc, body, len, json_opts(lim, &tmp), out, &jerr);
 
 	if (rc) {
 		map_decode_error(rc, &jerr, gerr);
@@ -424,8 +444,9 @@ int srv_gw_decode_next(const ProtobufCMessageDescriptor *desc, const void *data,
                        bool at_eof, const struct srv_gw_limits *lim, ProtobufCMessage **out,
                        size_t *consumed, struct srv_gw_error *gerr)
 {
+	struct srv_jsonpb_opts tmp;
 	struct srv_jsonpb_error jerr;
-	int rc = srv_jsonpb_decode_next(desc, data, len, at_eof, lim ? lim->json : NULL, out,
+	int rc = srv_jsonpb_decode_next(desc, data, len, at_eof, json_opts(lim, &tmp), out,
 	                                consumed, &jerr);
 
 	if (rc) {

@@ -173,7 +173,10 @@ struct srv_gw_limits {
 	 * etcd's gRPC server refuses it (ResourceExhausted, "grpc: received
 	 * message larger than max (N vs. M)"); 0: no check. */
 	size_t max_request_bytes;
-	/* Passed to the JSON decoder; NULL: its defaults. */
+	/* Passed to the JSON decoder; NULL: its defaults, except that a JSON
+	 * value may then be as long as twice the gRPC limit above (base64
+	 * grows bytes by 4/3, and field names and quotes add more), so that
+	 * the protobuf-size check, not the JSON one, decides what is too big. */
 	const struct srv_jsonpb_opts *json;
 };
 

@@ -302,6 +302,35 @@ static void a_request_over_the_grpc_limit_is_resource_exhausted(void **state)
 	free(body);
 }
 
+static void the_json_size_limit_follows_the_request_limit(void **state)
+{
+	size_t vlen = 5u << 20, n;
+	char *body = malloc(vlen + 64);
+	struct srv_gw_limits lim = {.max_request_bytes = 4u << 20};
+	struct srv_gw_error e;
+	ProtobufCMessage *m;
+
+	(void)state;
+	n = (size_t)sprintf(body, "{\"key\":\"Zm9v\",\"value\":\"");
+	memset(body + n, 'A', vlen);
+	n += vlen;
+	n += (size_t)sprintf(body + n, "\"}");
+	/* 5 MiB of JSON is 3.75 MiB of protobuf: within a 4 MiB limit. */
+	assert_int_equal(
+	    srv_gw_decode_request(&etcdserverpb__put_request__descriptor, body, n, &lim, &m, &e),
+	    0);
+	protobuf_c_message_free_unpacked(m, NULL);
+	/* With the default 1.5 MiB, the JSON is refused before it is parsed. */
+	lim.max_request_bytes = SRV_GW_DEFAULT_MAX_REQUEST_BYTES;
+	assert_int_equal(
+	    srv_gw_decode_request(&etcdserverpb__put_request__descriptor, body, n, &lim, &m, &e),
+	    MOOR_ETOOLARGE);
+	assert_int_equal(e.http_status, 429);
+	assert_string_equal(e.message, "request body of 5242905 bytes exceeds the limit of 4194304 "
+	                               "bytes");
+	free(body);
+}
+
 static void streamed_requests_decode_through_the_gateway_layer(void **state)
 {
 	const char *s = "{\"ID\":\"5\"}\n{\"ID\":\"x\"}";
@@ -339,6 +368,7 @@ int main(void)
 	    cmocka_unit_test(every_rpc_has_a_route),
 	    cmocka_unit_test(decoding_a_bad_body_gives_invalid_argument_and_the_reason),
 	    cmocka_unit_test(a_request_over_the_grpc_limit_is_resource_exhausted),
+	    cmocka_unit_test(the_json_size_limit_follows_the_request_limit),
 	    cmocka_unit_test(streamed_requests_decode_through_the_gateway_layer),
 	};
 
