@@ -11,15 +11,18 @@
  * never; indeterminate reads tell nothing and are dropped.
  *
  * The search is Wing & Gong's, with Lowe's memoization as Porcupine and
- * Knossos use it: call and return entries in one doubly-linked list ordered
- * by time; repeatedly linearize the first call that the model accepts
- * (unlinking the call and its return, dancing-links style), backtrack when a
- * return is reached whose call is still pending, and never enter the same
- * (set of linearized ops, register value) twice. The set is a bitset with an
- * incrementally maintained Zobrist hash. An indeterminate op's return lies
- * past every other entry, so it never forces a backtrack; the search ends
- * when every completed op is linearized. Steps, cache memory and a deadline
- * bound the search; running out gives "unknown", never a guess.
+ * Knossos use it: the call and return entries of completed ops in one
+ * doubly-linked list ordered by time; repeatedly linearize a call that the
+ * model accepts (unlinking the call and its return, dancing-links style),
+ * backtrack when a return is reached whose call is still pending, and never
+ * enter the same (set of linearized ops, register value) twice. The set has
+ * an incrementally maintained Zobrist hash. Indeterminate ops have no
+ * return to respect, so they live apart in call order and are tried only
+ * where the list is stuck; the search ends when every completed op is
+ * linearized. Sound reductions (find_forced, link_twins, after_info_write,
+ * collapse_unobserved) keep the search near-linear on the histories a
+ * cluster produces. Steps, cache memory and a deadline bound it; running
+ * out gives "unknown", never a guess.
  *
  * On a violation the explanation is the deepest partial linearization the
  * search reached and the operation whose return it could not pass.

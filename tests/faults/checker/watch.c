@@ -16,6 +16,7 @@
  *   in range    no event outside the watched range;
  *   resumable   a resume starts no later than one past what was delivered
  *               (or acknowledged by a bookmark, or compacted away);
+ *   txn order   the events of one revision follow the log's order;
  *   values      an event matches the log or the acknowledgement of its
  *               revision, every watcher agrees on it, and without either
  *               its value was at least written by some client;
@@ -560,6 +561,44 @@ static int check_values(struct wctx *c)
 	return 0;
 }
 
+/*
+ * The events of one txn arrive in the txn's op order, which the write log
+ * gives by its line order within a revision.
+ */
+static void check_txn_order(struct wctx *c)
+{
+	for (size_t i = 0; c->have_log && i < json_array_size(c->h->records); i++) {
+		const json_t *o = json_array_get(c->h->records, i), *evs, *e;
+		const char *f = json_string_value(json_object_get(o, "f"));
+		const char *type = json_string_value(json_object_get(o, "type"));
+		const struct ref *prev = NULL;
+		size_t j;
+
+		if (!f || strcmp(f, "watch") != 0 || strcmp(type, "event") != 0)
+			continue;
+		evs = json_object_get(o, "events");
+		json_array_foreach(evs, j, e)
+		{
+			size_t kl;
+			const char *k = json_get_str(e, "key", &kl);
+			const struct ref *r = NULL;
+			int64_t rev, *slot;
+
+			if (k && json_get_i64(e, "revision", &rev) == 0 &&
+			    (slot = strmap_get(&c->ref_index, c->tmp, revkey(c, rev, k, kl))) &&
+			    c->refs[*slot].source == REF_LOG)
+				r = &c->refs[*slot];
+			if (r && prev && prev->rev == r->rev && prev->line > r->line)
+				violation(c,
+				          "line %ld: the events of revision %" PRId64
+				          " are not in the txn's order (%.*s before %.*s)",
+				          c->h->record_lines[i], r->rev, (int)prev->key_len,
+				          prev->key, (int)r->key_len, r->key);
+			prev = r;
+		}
+	}
+}
+
 static bool excused(const struct watcher *w, int64_t rev)
 {
 	for (size_t i = 0; i < w->n_excused; i++)
@@ -620,8 +659,10 @@ int chk_watch(const struct hist *h, struct chk_result *r)
 	}
 	if (rc == 0)
 		rc = check_values(&c);
-	if (rc == 0)
+	if (rc == 0) {
+		check_txn_order(&c);
 		check_gaps(&c);
+	}
 	for (size_t i = 0; i < c.n_w; i++) {
 		n_events += c.w[i].n_events;
 		free(c.w[i].id);

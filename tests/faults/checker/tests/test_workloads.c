@@ -275,6 +275,20 @@ static void an_event_that_disagrees_with_the_write_log_is_rejected(void **state)
 	chk_result_free(&r);
 }
 
+static void the_events_of_a_txn_arrive_in_its_order(void **state)
+{
+	struct chk_result r;
+
+	(void)state;
+	assert_int_equal(run(chk_watch,
+	                     WRITE_LOG START(1, "", PREFIX, 4)
+	                         EVENTS(1, EV(4, "b", "put", "2") "," EV(4, "a", "put", "2")),
+	                     &r),
+	                 CHK_INVALID);
+	first_violation_mentions(&r, "violations", "txn's order (b before a)");
+	chk_result_free(&r);
+}
+
 static void events_outside_the_watched_range_are_rejected(void **state)
 {
 	struct chk_result r;
@@ -582,6 +596,7 @@ int main(void)
 	    cmocka_unit_test(a_revision_split_across_responses_is_not_atomic),
 	    cmocka_unit_test(events_out_of_revision_order_are_rejected),
 	    cmocka_unit_test(an_event_that_disagrees_with_the_write_log_is_rejected),
+	    cmocka_unit_test(the_events_of_a_txn_arrive_in_its_order),
 	    cmocka_unit_test(events_outside_the_watched_range_are_rejected),
 	    cmocka_unit_test(a_resume_that_skips_revisions_is_rejected),
 	    cmocka_unit_test(revisions_removed_by_compaction_are_not_owed),
