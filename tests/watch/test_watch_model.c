@@ -30,6 +30,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "common/alloc.h"
 #include "common/error.h"
 #include "tests/watch/memstore.h"
 #include "watch/watch.h"
@@ -73,7 +74,54 @@ struct model {
 	/* what was exercised, to prove the runs are not vacuous */
 	uint64_t events, progress, compacted, fragments;
 	uint64_t trace; /* a hash of every response, in order */
+	/* An allocator that fails fail_pct% of calls, drawn from its own rng. */
+	struct {
+		struct moor_alloc a;
+		uint64_t rng;
+		int fail_pct;
+		long live;
+		uint64_t failures;
+	} fl;
 };
+
+static void *fl_malloc(void *ctx, size_t n)
+{
+	struct model *m = ctx;
+	void *p;
+
+	m->fl.rng = m->fl.rng * 6364136223846793005ull + 1442695040888963407ull;
+	if ((int)((m->fl.rng >> 33) % 100) < m->fl.fail_pct) {
+		m->fl.failures++;
+		return NULL;
+	}
+	p = malloc(n ? n : 1);
+	m->fl.live += p != NULL;
+	return p;
+}
+
+static void *fl_realloc(void *ctx, void *old, size_t n)
+{
+	struct model *m = ctx;
+	void *p;
+
+	if (!old)
+		return fl_malloc(ctx, n);
+	m->fl.rng = m->fl.rng * 6364136223846793005ull + 1442695040888963407ull;
+	if ((int)((m->fl.rng >> 33) % 100) < m->fl.fail_pct) {
+		m->fl.failures++;
+		return NULL;
+	}
+	p = realloc(old, n ? n : 1);
+	return p;
+}
+
+static void fl_free(void *ctx, void *p)
+{
+	struct model *m = ctx;
+
+	m->fl.live -= p != NULL;
+	free(p);
+}
 
 static uint64_t rnd(struct model *m)
 {
@@ -252,6 +300,8 @@ static int pull(struct model *m, int si)
 	if (!m->streams[si])
 		return 0;
 	rc = watch_stream_next(m->streams[si], &r);
+	if (rc == MOOR_ENOMEM && m->fl.fail_pct)
+		return 0;
 	CHECK(m, rc == 0 || rc == 1);
 	if (rc == 1) {
 		uint64_t h = m->trace ^ ((uint64_t)si << 56) ^ (uint64_t)r.watch_id;
@@ -317,6 +367,8 @@ static void add_watcher(struct model *m, int si, const struct watch_create *req,
 		CHECK(m, find_mw(m, si, req->watch_id) != NULL);
 		return;
 	}
+	if (rc == MOOR_ENOMEM && m->fl.fail_pct)
+		return;
 	CHECK(m, rc == 0);
 	CHECK(m, rev == watch_hub_revision(m->hub));
 	CHECK(m, find_mw(m, si, id) == NULL);
@@ -435,15 +487,25 @@ static void close_stream(struct model *m, int si)
 
 static void open_stream(struct model *m, int si)
 {
-	CHECK(m, watch_stream_open(m->hub, NULL, &m->streams[si]) == 0);
+	int rc = watch_stream_open(m->hub, NULL, &m->streams[si]);
+
+	if (rc == MOOR_ENOMEM && m->fl.fail_pct) {
+		m->streams[si] = NULL;
+		return;
+	}
+	CHECK(m, rc == 0);
 	m->pull_pct[si] = rnd_below(m, 3) == 0 ? 5 : 60;
 }
 
-static void model_init(struct model *m, uint64_t seed, const struct watch_hub_config *cfg)
+static void model_init(struct model *m, uint64_t seed, const struct watch_hub_config *cfg,
+                       int fail_pct)
 {
 	struct watch_hub_config c = *cfg;
 
 	memset(m, 0, sizeof *m);
+	m->fl.a = (struct moor_alloc){fl_malloc, fl_realloc, fl_free, m};
+	m->fl.rng = seed;
+	c.alloc = &m->fl.a;
 	m->seed = seed;
 	m->rng = seed * 0x9E3779B97F4A7C15ull + 1;
 	memstore_init(&m->ms);
@@ -453,6 +515,7 @@ static void model_init(struct model *m, uint64_t seed, const struct watch_hub_co
 	m->applied = m->ms.rev;
 	m->ms.applied_rev = &m->applied;
 	CHECK(m, watch_hub_new(&c, &m->hub) == 0);
+	m->fl.fail_pct = fail_pct;
 }
 
 /* Apply, sync and drain everything; every live watcher has all it wanted. */
@@ -460,6 +523,10 @@ static void model_finish(struct model *m)
 {
 	int rc, idle = 0;
 
+	m->fl.fail_pct = 0; /* memory is back: everything must get through */
+	for (int si = 0; si < MAX_STREAMS; si++)
+		if (!m->streams[si])
+			open_stream(m, si);
 	apply_to(m, m->ms.rev);
 	while (idle < 2) {
 		bool any = false;
@@ -476,10 +543,11 @@ static void model_finish(struct model *m)
 			CHECK(m, next_expected(m, &m->w[i]) == m->ms.n && m->w[i].frag_rev == 0);
 	watch_hub_free(m->hub);
 	CHECK(m, m->ms.live_batches == 0);
+	CHECK(m, m->fl.live == 0);
 	memstore_free(&m->ms);
 }
 
-static void random_run(uint64_t seed, int steps, struct model *m)
+static void random_run(uint64_t seed, int steps, int fail_pct, struct model *m)
 {
 	struct watch_hub_config cfg = {0};
 	uint64_t r;
@@ -490,7 +558,7 @@ static void random_run(uint64_t seed, int steps, struct model *m)
 	cfg.max_response_bytes = (uint32_t)(20 + rnd_below(m, 150));
 	cfg.max_response_events = (uint32_t)(1 + rnd_below(m, 10));
 	cfg.max_stream_pending_events = (uint32_t)(rnd_below(m, 2) ? 1 + rnd_below(m, 40) : 0);
-	model_init(m, seed, &cfg);
+	model_init(m, seed, &cfg, fail_pct);
 	m->ms.filter_keys = seed & 1;
 	for (int si = 0; si < MAX_STREAMS; si++)
 		open_stream(m, si);
@@ -503,7 +571,7 @@ static void random_run(uint64_t seed, int steps, struct model *m)
 			apply_to(m, m->applied + (int64_t)rnd_below(m, (uint64_t)ahead + 1));
 		} else if (r < 550) {
 			int rc = watch_hub_sync(m->hub, 1 + rnd_below(m, 20));
-			CHECK(m, rc == 0 || rc == 1);
+			CHECK(m, rc == 0 || rc == 1 || (rc == MOOR_ENOMEM && fail_pct));
 		} else if (r < 800) {
 			int si = (int)rnd_below(m, MAX_STREAMS);
 			if (rnd_below(m, 100) < (uint64_t)m->pull_pct[si])
@@ -551,7 +619,7 @@ static void random_schedules_keep_every_guarantee_for_every_watcher(void **state
 	if (getenv("MOOR_WATCH_SEEDS"))
 		seeds = atoi(getenv("MOOR_WATCH_SEEDS"));
 	for (int s = first; s < first + seeds; s++) {
-		random_run((uint64_t)s, 3000, &m);
+		random_run((uint64_t)s, 3000, 0, &m);
 		events += m.events;
 		progress += m.progress;
 		compacted += m.compacted;
@@ -567,17 +635,34 @@ static void random_schedules_keep_every_guarantee_for_every_watcher(void **state
 	            compacted > 2000 / SCALE && fragments > 2000 / SCALE);
 }
 
+/* Allocations fail at random (2%, 10%): creates, pulls and syncs may fail
+ * with MOOR_ENOMEM and apply sends watchers back to history, but nothing is
+ * lost, repeated or leaked, and once memory is back everything arrives. */
+static void random_schedules_under_failing_allocations_keep_every_guarantee(void **state)
+{
+	static struct model m;
+	uint64_t failures = 0;
+
+	(void)state;
+	for (int s = 1; s <= 400 / SCALE; s++) {
+		random_run((uint64_t)s + 500000, 3000, s % 2 ? 2 : 10, &m);
+		failures += m.fl.failures;
+	}
+	printf("failing allocations: %llu failures\n", (unsigned long long)failures);
+	assert_true(failures > 1000 / SCALE);
+}
+
 static void the_same_seed_gives_the_same_trace(void **state)
 {
 	static struct model m;
 	uint64_t first;
 
 	(void)state;
-	random_run(7, 3000, &m);
+	random_run(7, 3000, 0, &m);
 	first = m.trace;
-	random_run(7, 3000, &m);
+	random_run(7, 3000, 0, &m);
 	assert_true(m.trace == first);
-	random_run(8, 3000, &m);
+	random_run(8, 3000, 0, &m);
 	assert_true(m.trace != first);
 }
 
@@ -599,7 +684,7 @@ static void run_schedule(uint32_t code, uint32_t max_pending, struct model *m)
 
 	cfg.max_pending_events = max_pending;
 	cfg.history_batch_events = 1;
-	model_init(m, code, &cfg);
+	model_init(m, code, &cfg, 0);
 	memstore_put(&m->ms, "a", "0");
 	memstore_put(&m->ms, "b", "0");
 	memstore_put(&m->ms, "a", "1");
@@ -677,7 +762,7 @@ static void slow_consumers_under_compaction_lose_nothing_they_are_owed(void **st
 	for (uint64_t seed = 1000; seed < 1000 + 200 / SCALE; seed++) {
 		cfg.max_pending_events = 3;
 		cfg.history_batch_events = 2;
-		model_init(&m, seed, &cfg);
+		model_init(&m, seed, &cfg, 0);
 		for (int si = 0; si < MAX_STREAMS; si++) {
 			open_stream(&m, si);
 			m.pull_pct[si] = 3;
@@ -707,6 +792,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(random_schedules_keep_every_guarantee_for_every_watcher),
+	    cmocka_unit_test(random_schedules_under_failing_allocations_keep_every_guarantee),
 	    cmocka_unit_test(the_same_seed_gives_the_same_trace),
 	    cmocka_unit_test(
 	        every_schedule_of_the_catch_up_to_live_hand_over_loses_and_repeats_nothing),
