@@ -580,6 +580,82 @@ static void a_write_must_get_a_revision_above_everything_before_it(void **state)
 	chk_result_free(&r);
 }
 
+/* ---- robustness ------------------------------------------------------------ */
+
+static uint64_t next_rand(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+static void mangled_histories_are_refused_or_judged_without_crashing(void **state)
+{
+	static const char *const seeds[] = {
+	    WRITE_LOG START(1, "a", "", 2) EVENTS(1, EV(2, "a", "put", "1")) PROGRESS(1, 6)
+	        START(2, "", PREFIX, 2)
+	            EVENTS(2, EV(2, "a", "put", "1")) "{\"f\":\"watch\",\"type\":\"compacted\","
+	                                              "\"watch\":2,\"compact_revision\":5}\n",
+	    ADD(0, "invoke", 1, 0) ADD(0, "ok", 1, 1) ADD(1, "invoke", 2, 2) ADD(1, "info", 2, 3)
+	        FINAL(4, "invoke", "null", 10) FINAL(4, "ok", "[1,2]", 11),
+	    L(0, "invoke", "acquire", "", 0) L(0, "ok", "acquire", ",\"fence\":10", 1)
+	        L(0, "invoke", "fenced-write", ",\"fence\":10", 4)
+	            L(0, "ok", "fenced-write", ",\"revision\":11", 5),
+	    W(0, "invoke", "a", 1, "", 0) W(0, "ok", "a", 1, ",\"revision\":2", 1) W(1, "invoke",
+	                                                                             "a", 5, "", 2)
+	        W(1, "info", "a", 5, "",
+	          3) "{\"process\":2,\"type\":\"invoke\",\"f\":\"cas\",\"key\":\"a\",\"expect\":1,"
+	             "\"value\":3,\"time_ns\":4}\n"
+	             "{\"process\":2,\"type\":\"fail\",\"f\":\"cas\",\"key\":\"a\",\"time_ns\":5}"
+	             "\n",
+	};
+	static const char alphabet[] = "{}[]\":,0123456789-aefklnoprstuvwx \n";
+	uint64_t x = 0x243F6A8885A308D3ull;
+	int runs = 4000, loaded = 0;
+
+	(void)state;
+	for (int i = 0; i < runs; i++) {
+		const char *seed = seeds[i % 4];
+		size_t n = strlen(seed);
+		char *text = malloc(n + 1);
+		struct hist h;
+
+		assert_non_null(text);
+		memcpy(text, seed, n + 1);
+		for (int m = 0; m < 1 + (int)(next_rand(&x) % 4); m++) {
+			size_t at = next_rand(&x) % n;
+
+			if (next_rand(&x) % 3 == 0)
+				memmove(text + at, text + at + 1, n - at); /* delete a byte */
+			else
+				text[at] = alphabet[next_rand(&x) % (sizeof alphabet - 1)];
+			n = strlen(text);
+			if (n == 0)
+				break;
+		}
+		if (hist_load_string(&h, text) == 0) {
+			checker_fn fns[] = {chk_set, chk_watch, chk_lock, chk_revision};
+			struct chk_result r;
+
+			loaded++;
+			for (size_t f = 0; f < 4; f++) {
+				assert_int_equal(fns[f](&h, &r), 0);
+				assert_true(r.verdict <= CHK_UNKNOWN);
+				chk_result_free(&r);
+			}
+			assert_int_equal(chk_linear(&h, NULL, &r), 0);
+			chk_result_free(&r);
+		} else {
+			assert_true(h.err[0] != '\0');
+		}
+		hist_free(&h);
+		free(text);
+	}
+	/* Some mutations must leave a loadable history, or this proves little. */
+	assert_true(loaded > runs / 20);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -609,6 +685,7 @@ int main(void)
 	    cmocka_unit_test(revisions_that_follow_real_time_are_valid),
 	    cmocka_unit_test(a_read_behind_a_completed_write_goes_back_in_time),
 	    cmocka_unit_test(a_write_must_get_a_revision_above_everything_before_it),
+	    cmocka_unit_test(mangled_histories_are_refused_or_judged_without_crashing),
 	};
 	return cmocka_run_group_tests_name("faults_workloads", tests, NULL, NULL);
 }
