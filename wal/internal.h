@@ -4,7 +4,7 @@
  * Files: record.c (format), state.c (the in-memory index of entries and the
  * rules an append must obey), recovery.c (open: scan and verify), segment.c
  * (create, rotate, cut the torn tail, release), wal.c (append, sync,
- * group commit, read back).
+ * group commit), read.c (entries back from the files).
  */
 #ifndef MOOR_WAL_INTERNAL_H
 #define MOOR_WAL_INTERNAL_H
@@ -72,7 +72,8 @@ struct wal {
 	struct moor_buf wbuf;              /* encoded, not yet written; base offset = tail */
 	uint64_t written_seq, durable_seq; /* batches */
 	uint64_t durable_index;
-	bool syncing; /* an fdatasync is in flight (the mutex is not held) */
+	bool syncing;     /* an fdatasync is in flight (the mutex is not held) */
+	unsigned readers; /* wal_read calls reading files without the mutex */
 	struct wal_req *qhead, *qtail;
 	unsigned queued;
 
@@ -93,6 +94,10 @@ size_t wal_locs_find(const struct wal *w, uint64_t index);
 struct wal_seg *wal_seg_by_seq(struct wal *w, uint64_t seq);
 int wal_segs_reserve(struct wal *w);
 int wal_segs_push(struct wal *w, const struct wal_seg *s);
+
+/* wal.c: wait (releasing the mutex) until no wal_read is reading files:
+ * before closing or deleting a segment file. */
+void wal_wait_readers(struct wal *w);
 
 /* segment.c (mutex held) */
 int wal_writer_start(struct wal *w);

@@ -183,6 +183,10 @@ int wal_writer_start(struct wal *w)
 		return 0;
 	if (w->err)
 		return w->err;
+	/* The last segment's read-only descriptor is about to be replaced. */
+	wal_wait_readers(w);
+	if (w->writing || w->err)
+		return w->err;
 	if (w->nsegs == 0) {
 		w->writing = true;
 		if ((rc = next_segment(w, 0)) != 0)
@@ -246,6 +250,7 @@ int wal_release_locked(struct wal *w, uint64_t index, unsigned *released)
 		return wal_fail(w, MOOR_EINVAL,
 		                "wal: release up to index %" PRIu64 " not covered by a snapshot",
 		                index);
+	wal_wait_readers(w);
 	/* Oldest first, never the last, and the directory synced after each
 	 * unlink: a crash leaves a prefix deleted, never a hole. */
 	while (n + 1 < w->nsegs && w->segs[n].max_index <= index) {

@@ -1,8 +1,7 @@
 /*
  * The WAL handle: open and close, append (encode a batch into the write
  * buffer, write it with one call), sync (one fdatasync outside the mutex,
- * never two in flight), the group-commit front, and reading entries back
- * from the files.
+ * never two in flight) and the group-commit front. Reading back is in read.c.
  *
  * Invariant: the write buffer is empty whenever the mutex is released, so a
  * thread that waits on the condition variable never leaves half an append
@@ -35,6 +34,12 @@ static void wait_cond(struct wal *w)
 {
 	MOOR_ASSERT(w->wbuf.len == 0);
 	pthread_cond_wait(&w->cond, &w->mu);
+}
+
+void wal_wait_readers(struct wal *w)
+{
+	while (w->readers)
+		wait_cond(w);
 }
 
 /* Fail every queued group-commit caller with the sticky error. */
@@ -320,135 +325,6 @@ int wal_append_sync(struct wal *w, const struct wal_batch *b, uint64_t *durable_
 	return rc != 0 ? rc : wal_wait(w, &req, durable_index);
 }
 
-int wal_read(struct wal *w, uint64_t lo, uint64_t hi, size_t max_bytes, struct wal_entries *out)
-{
-	size_t i0, i1, rbytes = 0, nent = 0, pos = 0;
-	uint64_t first, pay = 0;
-	unsigned char *buf = NULL;
-	struct wal_entry *v = NULL;
-	int rc = 0;
-
-	memset(out, 0, sizeof *out);
-	lock(w);
-	if (w->err) {
-		rc = w->err;
-		goto out;
-	}
-	first = w->nlocs ? w->locs[0].first_index : w->last_index + 1;
-	if (lo < first) {
-		rc = MOOR_ECOMPACTEDLOG;
-		goto out;
-	}
-	if (hi > w->last_index + 1 || (hi > lo && w->nlocs == 0)) {
-		rc = MOOR_EUNAVAILLOG;
-		goto out;
-	}
-	if (lo >= hi)
-		goto out;
-	/* Which records, within max_bytes (at least one). */
-	i0 = wal_locs_find(w, lo);
-	for (i1 = i0; i1 < w->nlocs && w->locs[i1].first_index < hi; i1++) {
-		if (i1 > i0 && max_bytes && pay > max_bytes)
-			break;
-		rbytes += (size_t)wal_rec_size(w->locs[i1].len);
-		pay += w->locs[i1].len;
-	}
-	if (!(buf = moor_malloc(w->alloc, rbytes))) {
-		rc = MOOR_ENOMEM;
-		goto out;
-	}
-	for (size_t i = i0; i < i1; i++) {
-		const struct wal_loc *l = &w->locs[i];
-		struct wal_seg *s = wal_seg_by_seq(w, l->seq);
-		size_t size = (size_t)wal_rec_size(l->len), got = 0;
-		struct wal_rec r;
-		const char *why = "record changed since it was written";
-		MOOR_ASSERT(s && s->fd >= 0);
-		while (got < size) {
-			size_t n = 0;
-			rc = w->fs->pread(w->fs->ctx, s->fd, buf + pos + got, size - got,
-			                  l->offset + got, &n);
-			if (rc == 0 && n == 0)
-				rc = -EIO;
-			if (rc != 0) {
-				wal_fail(w, rc, "wal: read %s/%s at offset %" PRIu64, w->dir,
-				         s->name, l->offset);
-				goto out;
-			}
-			got += n;
-		}
-		if (wal_rec_check(buf + pos, size, l->offset, s->seed, &r, &why) != WAL_REC_VALID ||
-		    r.type != WAL_REC_ENTRIES || r.len != l->len || r.len < WAL_ENTRIES_HDR_BYTES ||
-		    moor_get_le64(r.payload) != l->first_index ||
-		    moor_get_le32(r.payload + 8) < l->count) {
-			rc = wal_fail(w, MOOR_ECORRUPT, "wal: %s/%s: offset %" PRIu64 ": %s",
-			              w->dir, s->name, l->offset, why);
-			goto out;
-		}
-		nent += moor_get_le32(r.payload + 8);
-		pos += size;
-	}
-	if (!(v = moor_calloc(w->alloc, nent, sizeof *v))) {
-		rc = MOOR_ENOMEM;
-		goto out;
-	}
-	pos = 0;
-	pay = 0;
-	for (size_t i = i0; i < i1; i++) {
-		const struct wal_loc *l = &w->locs[i];
-		uint64_t f, end = l->first_index + l->count;
-		uint32_t cnt;
-		const char *why;
-		rc = wal_entries_decode(buf + pos + WAL_REC_HDR_BYTES, l->len, &f, &cnt, v + out->n,
-		                        &why);
-		if (rc != 0) {
-			rc = wal_fail(w, rc, "wal: %s/%s: offset %" PRIu64 ": %s", w->dir,
-			              wal_seg_by_seq(w, l->seq)->name, l->offset, why);
-			goto out;
-		}
-		pos += (size_t)wal_rec_size(l->len);
-		for (size_t k = 0, base = out->n; k < cnt; k++) {
-			struct wal_entry *e = &v[base + k];
-			if (e->index < lo || e->index >= end || e->index >= hi)
-				continue;
-			if (out->n && max_bytes && pay + e->len > max_bytes)
-				goto done;
-			pay += e->len;
-			v[out->n++] = *e;
-		}
-	}
-done:
-	out->v = v;
-	out->mem = buf;
-	out->alloc = w->alloc;
-	v = NULL;
-	buf = NULL;
-out:
-	if (rc != 0)
-		out->n = 0;
-	moor_free(w->alloc, v);
-	moor_free(w->alloc, buf);
-	unlock(w);
-	return rc;
-}
-
-void wal_entries_free(struct wal_entries *e)
-{
-	if (!e)
-		return;
-	moor_free(e->alloc, e->v);
-	moor_free(e->alloc, e->mem);
-	memset(e, 0, sizeof *e);
-}
-
-void wal_index_range(struct wal *w, uint64_t *first, uint64_t *last)
-{
-	lock(w);
-	*first = w->nlocs ? w->locs[0].first_index : w->last_index + 1;
-	*last = w->last_index;
-	unlock(w);
-}
-
 int wal_release(struct wal *w, uint64_t index, unsigned *released)
 {
 	int rc;
@@ -481,7 +357,7 @@ void wal_close(struct wal *w)
 {
 	if (!w)
 		return;
-	MOOR_ASSERT(!w->syncing && !w->qhead);
+	MOOR_ASSERT(!w->syncing && !w->qhead && !w->readers);
 	for (size_t i = 0; i < w->nsegs; i++)
 		if (w->segs[i].fd >= 0)
 			w->fs->close(w->fs->ctx, w->segs[i].fd);

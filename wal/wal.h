@@ -33,8 +33,10 @@
  * appends.
  *
  * Threading: every function on a handle may be called from any thread; the
- * handle has its own mutex. File I/O other than fdatasync is done under it.
- * wal_close must not race with any other call.
+ * handle has its own mutex. Writes are done under it; fdatasync and the
+ * reads of wal_read are done without it, so neither holds up appends.
+ * wal_close must not race with any other call. When several threads use a
+ * handle, its allocator must be thread-safe.
  *
  * All file operations go through struct wal_fs, so tests can inject write and
  * fsync failures, short writes and power loss.

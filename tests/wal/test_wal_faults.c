@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -300,6 +301,86 @@ static void a_failed_group_fdatasync_fails_every_caller_in_the_group(void **stat
 	memfs_free(fs);
 }
 
+struct reader {
+	struct wal *w;
+	atomic_int stop;
+	atomic_long reads;
+	long compacted;
+	atomic_int bad;
+};
+
+static void *read_loop(void *arg)
+{
+	struct reader *r = arg;
+
+	while (!atomic_load(&r->stop)) {
+		uint64_t first, last;
+		struct wal_entries es;
+		int rc;
+		wal_index_range(r->w, &first, &last);
+		if (first > last)
+			continue;
+		rc = wal_read(r->w, first, last + 1, 4096, &es);
+		if (rc == MOOR_ECOMPACTEDLOG) {
+			r->compacted++;
+			continue;
+		}
+		if (rc != 0 || es.n == 0 || es.v[0].index != first) {
+			atomic_store(&r->bad, 1);
+			break;
+		}
+		for (size_t i = 0; i < es.n; i++) {
+			unsigned char buf[64];
+			entry_fill(buf, es.v[i].index, es.v[i].term);
+			if (es.v[i].index != first + i ||
+			    es.v[i].len != entry_len(es.v[i].index, 1) ||
+			    memcmp(es.v[i].data, buf, es.v[i].len) != 0)
+				atomic_store(&r->bad, 1);
+		}
+		wal_entries_free(&es);
+		atomic_fetch_add(&r->reads, 1);
+	}
+	return NULL;
+}
+
+static void reads_run_beside_appends_rotations_and_releases(void **state)
+{
+	struct memfs *fs = memfs_new();
+	struct wal *w = open_mem(fs, SEG, NULL);
+	struct reader r = {.w = w};
+	struct model m;
+	pthread_t t;
+	unsigned released = 0, total = 0;
+
+	(void)state;
+	model_init(&m);
+	assert_int_equal(append_entries(w, &m, 1, 4, 1, NULL, NULL), 0);
+	assert_int_equal(pthread_create(&t, NULL, read_loop, &r), 0);
+	for (uint64_t i = 5; i < 3000; i += 4) {
+		assert_int_equal(append_entries(w, &m, i, 4, 1, NULL, NULL), 0);
+		if (i % 200 == 1) {
+			struct wal_snapshot snap = {i - 100, 1};
+			assert_int_equal(append_entries(w, &m, i + 4, 0, 1, NULL, &snap), 0);
+			assert_int_equal(wal_sync(w, NULL), 0);
+			assert_int_equal(wal_release(w, snap.index, &released), 0);
+			total += released;
+			/* Let the reader through at least once per round (bounded). */
+			for (long seen = atomic_load(&r.reads), spins = 0;
+			     atomic_load(&r.reads) == seen && !atomic_load(&r.bad); spins++) {
+				assert_true(spins < 100000000L);
+				sched_yield();
+			}
+		}
+	}
+	atomic_store(&r.stop, 1);
+	pthread_join(t, NULL);
+	assert_false(atomic_load(&r.bad));
+	assert_true(atomic_load(&r.reads) >= 10);
+	assert_true(total > 10);
+	wal_close(w);
+	memfs_free(fs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -311,6 +392,7 @@ int main(void)
 	        callers_arriving_during_an_fdatasync_share_one_write_and_one_fdatasync),
 	    cmocka_unit_test(many_concurrent_callers_never_have_two_fdatasyncs_in_flight),
 	    cmocka_unit_test(a_failed_group_fdatasync_fails_every_caller_in_the_group),
+	    cmocka_unit_test(reads_run_beside_appends_rotations_and_releases),
 	};
 
 	return cmocka_run_group_tests_name("wal_faults", tests, NULL, NULL);
