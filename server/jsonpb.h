@@ -8,16 +8,19 @@
  *
  * Output (srv_jsonpb_encode)
  *   - field names exactly as the .proto spells them ("cluster_id", "TTL",
- *     "peerURLs"), in field-number order, compact (no spaces);
+ *     "peerURLs"), compact (no spaces), in field-number order (Go writes
+ *     declaration order; every message in proto/ declares its fields in
+ *     number order, so the two agree);
  *   - fields holding their zero value, empty repeated fields, unset
  *     messages and unset oneofs are omitted; a set oneof member is written
  *     even when its value is zero ("create_revision":"0"); a set message is
  *     written even when empty ({});
  *   - bytes as standard base64 with padding; int64, uint64, sint64, fixed64
  *     and sfixed64 as decimal JSON strings; 32-bit integers as numbers;
- *     bool as true/false; floats as numbers ("NaN", "Infinity", "-Infinity"
- *     as strings); enums by their .proto name, or the number when the value
- *     has no name;
+ *     bool as true/false; floats as Go writes them (shortest digits, plain
+ *     below 1e21, "1e-7" style outside [1e-6, 1e21); "NaN", "Infinity" and
+ *     "-Infinity" as strings); enums by their .proto name, or the number
+ *     when the value has no name; proto2 optional fields when present;
  *   - strings escaped as Go's encoding/json does (so "<" is "\u003c", invalid
  *     UTF-8 becomes U+FFFD), which keeps the bytes equal to etcd's.
  *
@@ -40,8 +43,14 @@
  *   - enums by name or by number (proto3 enums are open, so any int32 is
  *     accepted; the caller validates meaning); an unknown name is an error
  *     that names it;
+ *   - a proto2 required field that is absent is an error;
  *   - limits: nesting deeper than opts->max_depth levels and a value longer
- *     than opts->max_bytes are errors, checked before the JSON is parsed.
+ *     than opts->max_bytes are errors, checked before the JSON is parsed;
+ *   - a unary body must hold nothing but whitespace after its object (Go's
+ *     gateway would ignore trailing bytes; we refuse them).
+ *
+ * Known differences from Go: strings with U+0000 are refused (jansson),
+ * and invalid UTF-8 in a request is an error rather than replaced.
  *
  * Every decoding error is MOOR_EINVAL (or MOOR_ETOOLARGE for the size limit,
  * MOOR_ENOMEM) with a message in err->msg that names the problem and, where
