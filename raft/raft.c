@@ -1,10 +1,7 @@
 /*
- * The handle: creation from what storage holds, the public inputs, and the
- * step dispatcher with the term checks every message goes through (§5.1: a
- * message from a higher term makes us a follower of that term; one from a
- * lower term is dropped, or answered so that a stale leader learns it is
- * stale), before the role-specific handlers in election.c, replication.c,
- * membership.c and readindex.c.
+ * The handle: creation from what storage holds, the outbox, the PRNG, and
+ * the public inputs other than raft_step (step.c): proposals (appended on
+ * the leader, forwarded by a follower), reads, transfers, reports.
  */
 #include "raft/raft_int.h"
 
@@ -200,20 +197,20 @@ void raft_destroy(struct raft *r)
 	moor_free(r->alloc, r);
 }
 
-static int input_begin(struct raft *r)
+int raft_input_begin(struct raft *r)
 {
 	MOOR_ASSERT(!r->in_ready);
 	return r->err ? MOOR_ESTOPPED : 0;
 }
 
-static int input_end(struct raft *r, int rc)
+int raft_input_end(struct raft *r, int rc)
 {
 	return r->err ? r->err : rc;
 }
 
 int raft_tick(struct raft *r)
 {
-	int rc = input_begin(r);
+	int rc = raft_input_begin(r);
 
 	if (rc)
 		return rc;
@@ -221,11 +218,11 @@ int raft_tick(struct raft *r)
 		raft_tick_heartbeat(r);
 	else
 		raft_tick_election(r);
-	return input_end(r, 0);
+	return raft_input_end(r, 0);
 }
 
 /* The entries of a proposal, appended by the leader. */
-static int leader_append(struct raft *r, const struct raft_entry *src, size_t n)
+int raft_leader_append(struct raft *r, const struct raft_entry *src, size_t n)
 {
 	struct raft_entry one, *ents = &one;
 	int rc;
@@ -250,8 +247,8 @@ static int leader_append(struct raft *r, const struct raft_entry *src, size_t n)
 	return 0;
 }
 
-static int forward(struct raft *r, enum raft_msg_type type, const struct raft_entry *e,
-		   size_t n, uint64_t context)
+int raft_forward(struct raft *r, enum raft_msg_type type, const struct raft_entry *e, size_t n,
+		 uint64_t context)
 {
 	struct raft_message m = { 0 };
 	struct raft_arena *a = &r->arena[r->arena_cur];
@@ -283,16 +280,16 @@ static int forward(struct raft *r, enum raft_msg_type type, const struct raft_en
 static int propose(struct raft *r, const struct raft_entry *e, size_t n)
 {
 	if (r->role == RAFT_LEADER)
-		return leader_append(r, e, n);
+		return raft_leader_append(r, e, n);
 	if (r->role == RAFT_FOLLOWER && r->lead)
-		return forward(r, RAFT_MSG_PROP, e, n, 0);
+		return raft_forward(r, RAFT_MSG_PROP, e, n, 0);
 	return MOOR_ENOLEADER;
 }
 
 int raft_propose_batch(struct raft *r, const struct raft_buf *bufs, size_t n)
 {
 	struct raft_entry *e;
-	int rc = input_begin(r);
+	int rc = raft_input_begin(r);
 
 	if (rc)
 		return rc;
@@ -309,40 +306,40 @@ int raft_propose_batch(struct raft *r, const struct raft_buf *bufs, size_t n)
 		e[i].data = (unsigned char *)bufs[i].data;
 		e[i].len = bufs[i].len;
 	}
-	return input_end(r, propose(r, e, n));
+	return raft_input_end(r, propose(r, e, n));
 }
 
 int raft_propose(struct raft *r, const void *data, size_t len)
 {
 	struct raft_entry e = { 0 };
-	int rc = input_begin(r);
+	int rc = raft_input_begin(r);
 
 	if (rc)
 		return rc;
 	e.type = RAFT_ENTRY_NORMAL;
 	e.data = (unsigned char *)data;
 	e.len = len;
-	return input_end(r, propose(r, &e, 1));
+	return raft_input_end(r, propose(r, &e, 1));
 }
 
 int raft_read_index(struct raft *r, uint64_t context)
 {
-	int rc = input_begin(r);
+	int rc = raft_input_begin(r);
 
 	if (rc)
 		return rc;
 	if (r->role == RAFT_LEADER)
 		rc = raft_readindex_request(r, r->id, context);
 	else if (r->role == RAFT_FOLLOWER && r->lead)
-		rc = forward(r, RAFT_MSG_READ_INDEX, NULL, 0, context);
+		rc = raft_forward(r, RAFT_MSG_READ_INDEX, NULL, 0, context);
 	else
 		rc = MOOR_ENOLEADER;
-	return input_end(r, rc);
+	return raft_input_end(r, rc);
 }
 
 int raft_transfer_leadership(struct raft *r, uint64_t target)
 {
-	int rc = input_begin(r);
+	int rc = raft_input_begin(r);
 
 	if (rc)
 		return rc;
@@ -352,27 +349,27 @@ int raft_transfer_leadership(struct raft *r, uint64_t target)
 		else if (target != r->id)
 			raft_transfer_start(r, target);
 	} else if (r->role == RAFT_FOLLOWER && r->lead) {
-		rc = forward(r, RAFT_MSG_TRANSFER_LEADER, NULL, 0, target);
+		rc = raft_forward(r, RAFT_MSG_TRANSFER_LEADER, NULL, 0, target);
 	} else {
 		rc = MOOR_ENOLEADER;
 	}
-	return input_end(r, rc);
+	return raft_input_end(r, rc);
 }
 
 int raft_campaign(struct raft *r)
 {
-	int rc = input_begin(r);
+	int rc = raft_input_begin(r);
 
 	if (rc)
 		return rc;
 	raft_hup(r, false);
-	return input_end(r, 0);
+	return raft_input_end(r, 0);
 }
 
 int raft_report_snapshot(struct raft *r, uint64_t id, bool ok)
 {
 	struct raft_progress *p;
-	int rc = input_begin(r);
+	int rc = raft_input_begin(r);
 
 	if (rc)
 		return rc;
@@ -384,13 +381,13 @@ int raft_report_snapshot(struct raft *r, uint64_t id, bool ok)
 	/* Wait for the next heartbeat answer before probing again. */
 	raft_pr_become_probe(p);
 	p->probe_sent = true;
-	return input_end(r, 0);
+	return raft_input_end(r, 0);
 }
 
 int raft_report_unreachable(struct raft *r, uint64_t id)
 {
 	struct raft_progress *p;
-	int rc = input_begin(r);
+	int rc = raft_input_begin(r);
 
 	if (rc)
 		return rc;
@@ -398,160 +395,6 @@ int raft_report_unreachable(struct raft *r, uint64_t id)
 	if (r->role == RAFT_LEADER && p && p->state == RAFT_PR_REPLICATE)
 		raft_pr_become_probe(p);
 	return 0;
-}
-
-static void step_leader(struct raft *r, const struct raft_message *m)
-{
-	switch (m->type) {
-	case RAFT_MSG_PROP:
-		if (m->n_entries && leader_append(r, m->entries, m->n_entries))
-			raft_logf(r, MOOR_LOG_DEBUG, "forwarded proposal dropped");
-		break;
-	case RAFT_MSG_APP_RESP:
-		raft_handle_append_resp(r, m);
-		break;
-	case RAFT_MSG_HEARTBEAT_RESP:
-		raft_handle_heartbeat_resp(r, m);
-		break;
-	case RAFT_MSG_READ_INDEX:
-		if (raft_pr_get(r, m->from))
-			raft_readindex_request(r, m->from, m->context);
-		break;
-	case RAFT_MSG_TRANSFER_LEADER:
-		if (raft_is_voter(r, m->context) && m->context != r->id)
-			raft_transfer_start(r, m->context);
-		break;
-	default:
-		break;
-	}
-}
-
-static void step_candidate(struct raft *r, const struct raft_message *m)
-{
-	switch (m->type) {
-	case RAFT_MSG_APP:
-		raft_become_follower(r, m->term, m->from);
-		raft_handle_append(r, m);
-		break;
-	case RAFT_MSG_HEARTBEAT:
-		raft_become_follower(r, m->term, m->from);
-		raft_handle_heartbeat(r, m);
-		break;
-	case RAFT_MSG_SNAP:
-		raft_become_follower(r, m->term, m->from);
-		raft_handle_snapshot(r, m);
-		break;
-	case RAFT_MSG_VOTE_RESP:
-	case RAFT_MSG_PRE_VOTE_RESP:
-		raft_handle_vote_resp(r, m);
-		break;
-	default:
-		break;
-	}
-}
-
-static void step_follower(struct raft *r, const struct raft_message *m)
-{
-	switch (m->type) {
-	case RAFT_MSG_PROP:
-		if (r->lead && m->n_entries)
-			forward(r, RAFT_MSG_PROP, m->entries, m->n_entries, 0);
-		break;
-	case RAFT_MSG_APP:
-		r->election_elapsed = 0;
-		r->lead = m->from;
-		raft_handle_append(r, m);
-		break;
-	case RAFT_MSG_HEARTBEAT:
-		r->election_elapsed = 0;
-		r->lead = m->from;
-		raft_handle_heartbeat(r, m);
-		break;
-	case RAFT_MSG_SNAP:
-		r->election_elapsed = 0;
-		r->lead = m->from;
-		raft_handle_snapshot(r, m);
-		break;
-	case RAFT_MSG_TRANSFER_LEADER:
-		if (r->lead)
-			forward(r, RAFT_MSG_TRANSFER_LEADER, NULL, 0, m->context);
-		break;
-	case RAFT_MSG_TIMEOUT_NOW:
-		raft_logf(r, MOOR_LOG_INFO, "timeout-now from=%llu: campaigning",
-			  (unsigned long long)m->from);
-		raft_hup(r, true);
-		break;
-	case RAFT_MSG_READ_INDEX_RESP:
-		if (raft_read_state_push(r, m->index, m->context))
-			raft_logf(r, MOOR_LOG_WARN, "read state dropped: out of memory");
-		break;
-	default:
-		break;
-	}
-}
-
-static bool msg_type_valid(enum raft_msg_type t)
-{
-	return t >= RAFT_MSG_PROP && t <= RAFT_MSG_TRANSFER_LEADER && t != 11;
-}
-
-int raft_step(struct raft *r, const struct raft_message *m)
-{
-	int rc = input_begin(r);
-
-	if (rc)
-		return rc;
-	if (m->to != r->id || !m->from || !msg_type_valid(m->type) ||
-	    (m->n_entries && !m->entries) || (m->type == RAFT_MSG_SNAP && !m->snapshot))
-		return MOOR_EINVAL;
-	if (m->term == 0) {
-		if (m->type != RAFT_MSG_PROP && m->type != RAFT_MSG_READ_INDEX &&
-		    m->type != RAFT_MSG_TRANSFER_LEADER)
-			return MOOR_EINVAL;
-	} else if (m->term > r->term) {
-		bool vote = m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PRE_VOTE;
-
-		if (vote && m->context != RAFT_CAMPAIGN_TRANSFER && raft_in_lease(r))
-			return 0; /* a live leader exists: ignore the disruptive vote */
-		if (m->type == RAFT_MSG_PRE_VOTE) {
-			/* a pre-vote never changes our term */
-		} else if (m->type == RAFT_MSG_PRE_VOTE_RESP && !m->reject) {
-			/* granted pre-votes carry the future term; counted below */
-		} else if (m->type == RAFT_MSG_APP || m->type == RAFT_MSG_HEARTBEAT ||
-			   m->type == RAFT_MSG_SNAP) {
-			raft_become_follower(r, m->term, m->from);
-		} else {
-			raft_become_follower(r, m->term, 0);
-		}
-	} else if (m->term < r->term) {
-		if ((r->cfg.check_quorum || r->cfg.pre_vote) &&
-		    (m->type == RAFT_MSG_HEARTBEAT || m->type == RAFT_MSG_APP)) {
-			/* tell the stale leader about our term */
-			struct raft_message resp = { 0 };
-
-			resp.type = RAFT_MSG_APP_RESP;
-			resp.to = m->from;
-			raft_send(r, &resp);
-		} else if (m->type == RAFT_MSG_PRE_VOTE) {
-			struct raft_message resp = { 0 };
-
-			resp.type = RAFT_MSG_PRE_VOTE_RESP;
-			resp.to = m->from;
-			resp.term = r->term;
-			resp.reject = true;
-			raft_send(r, &resp);
-		}
-		return input_end(r, 0);
-	}
-	if (m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PRE_VOTE)
-		raft_handle_vote(r, m);
-	else if (r->role == RAFT_LEADER)
-		step_leader(r, m);
-	else if (r->role == RAFT_FOLLOWER)
-		step_follower(r, m);
-	else
-		step_candidate(r, m);
-	return input_end(r, 0);
 }
 
 void raft_status(const struct raft *r, struct raft_status *st)

@@ -275,8 +275,12 @@ int raft_tick(struct raft *r);
 
 /*
  * Feeds a message from a peer. The core copies what it keeps. Messages with
- * a stale term are answered or dropped as the protocol says; MOOR_EINVAL for
- * a malformed message (to != this member, unknown type, local-only type).
+ * a stale term are answered or dropped as the protocol says. MOOR_EINVAL,
+ * with nothing changed, for a malformed message: addressed to another
+ * member or from 0 or from itself, an unknown type, term 0 on anything but
+ * a forwarded proposal, read or transfer, append entries that do not
+ * continue at index+1 with non-decreasing terms up to the message's term, a
+ * snapshot without index or with more than RAFT_MAX_MEMBERS members.
  */
 int raft_step(struct raft *r, const struct raft_message *m);
 

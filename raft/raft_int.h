@@ -3,7 +3,8 @@
  * the files of raft/ call in each other. Nothing outside raft/ includes it.
  *
  * Files by concern:
- *   raft.c        create/destroy, inputs, the step dispatcher and term checks
+ *   raft.c        create/destroy, the outbox, the public inputs but step
+ *   step.c        raft_step: message checks, term rules, dispatch by role
  *   log.c         the log: unstable tail + the caller's storage, commit, terms
  *   arena.c       the per-ready arena that messages and committed entries live in
  *   progress.c    per-member replication progress, in-flight windows, quorums
@@ -198,6 +199,15 @@ void raft_logf(struct raft *r, enum moor_log_level lvl, const char *fmt, ...)
 /* Queues m (copied; entries/snapshot must already be in the arena). */
 void raft_send(struct raft *r, struct raft_message *m);
 int raft_fail(struct raft *r, int err);
+/* Every input starts and ends with these: refuse after a storage failure,
+ * and report one that happened during the input. */
+int raft_input_begin(struct raft *r);
+int raft_input_end(struct raft *r, int rc);
+/* The leader appends entries proposed here or forwarded to it. */
+int raft_leader_append(struct raft *r, const struct raft_entry *src, size_t n);
+/* A follower passes a request to its leader (entries copied). */
+int raft_forward(struct raft *r, enum raft_msg_type type, const struct raft_entry *e, size_t n,
+		 uint64_t context);
 uint64_t raft_prng_next(struct raft *r);
 
 /* election.c */

@@ -855,6 +855,23 @@ static void invalid_input_is_refused_with_einval(void **state)
 	m.type = RAFT_MSG_APP;
 	m.term = 0;
 	assert_int_equal(raft_step(f.nodes[1].r, &m), MOOR_EINVAL);
+	/* entries that do not continue at index + 1, or from a later term */
+	struct raft_entry gap[2] = { { .term = 1, .index = 2 }, { .term = 1, .index = 4 } };
+	m.term = 1;
+	m.index = 1;
+	m.log_term = 1;
+	m.entries = gap;
+	m.n_entries = 2;
+	assert_int_equal(raft_step(f.nodes[1].r, &m), MOOR_EINVAL);
+	gap[1].index = 3;
+	gap[1].term = 2;
+	assert_int_equal(raft_step(f.nodes[1].r, &m), MOOR_EINVAL);
+	gap[1].term = 1;
+	m.from = 1; /* from itself */
+	assert_int_equal(raft_step(f.nodes[1].r, &m), MOOR_EINVAL);
+	m.from = 2;
+	assert_int_equal(raft_step(f.nodes[1].r, &m), 0); /* now well formed */
+	assert_int_equal(fx_status(&f, 1).last_index, 3);
 	assert_int_equal(raft_create(&c, &r), MOOR_EINVAL);
 	c.id = 1;
 	c.storage = raft_memstorage_storage(f.nodes[1].ms);
