@@ -25,8 +25,16 @@ int64_t wev_rev(const Mvccpb__Event *ev)
 void wbatch_unref(struct watch_batch *b)
 {
 	MOOR_ASSERT(b->refs > 0);
-	if (--b->refs == 0)
+	if (--b->refs == 0) {
+		/* The sizes were allocated with the hub's allocator, which
+		 * outlives every batch it holds. */
+		if (b->sizes) {
+			const struct moor_alloc *a = *(const struct moor_alloc **)b->sizes;
+			moor_free(a, b->sizes);
+			b->sizes = NULL;
+		}
 		b->destroy(b);
+	}
 }
 
 bool wfilter_pass(const struct watcher *w, const Mvccpb__Event *ev)
@@ -200,6 +208,7 @@ int watch_hub_apply(struct watch_hub *hub, struct watch_batch *b)
 		return rc;
 	MOOR_ASSERT(!hub->in_apply);
 	b->refs = 1;
+	b->sizes = NULL;
 	hub->in_apply = true;
 	for (size_t i = 0; i < b->n_events; i++) {
 		const ProtobufCBinaryData *k = &b->events[i]->kv->key;

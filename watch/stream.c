@@ -355,7 +355,7 @@ static bool needs_strip(const struct watcher *w, const Mvccpb__Event *ev)
 }
 
 /* Encoded size of the event inside a WatchResponse (tag + length + body). */
-static size_t event_wire_size(const struct watcher *w, const Mvccpb__Event *ev)
+static size_t event_wire_size_of(const struct watcher *w, const Mvccpb__Event *ev)
 {
 	size_t n;
 
@@ -367,6 +367,41 @@ static size_t event_wire_size(const struct watcher *w, const Mvccpb__Event *ev)
 		n = mvccpb__event__get_packed_size(ev);
 	}
 	return n + 1 + (n < 128 ? 1 : n < 16384 ? 2 : n < 2097152 ? 3 : 5);
+}
+
+/*
+ * The same, remembered in the batch: with many watchers on one key every
+ * one of them would size the same event. The cache is one allocation (the
+ * allocator's address, then two sizes + 1 per event, 0 unknown) freed with
+ * the batch; without memory for it sizes are computed each time.
+ */
+static size_t event_wire_size(const struct watch_hub *hub, const struct watcher *w,
+                              const struct wentry *e)
+{
+	struct watch_batch *b = e->b;
+	const Mvccpb__Event *ev = b->events[e->idx];
+	uint32_t *slot;
+	size_t n;
+
+	if (!b->sizes && b->n_events < UINT32_MAX / 2) {
+		size_t bytes =
+		    sizeof(const struct moor_alloc *) + 2 * b->n_events * sizeof(uint32_t);
+		void *blk = moor_calloc(hub->alloc, 1, bytes);
+		if (blk) {
+			*(const struct moor_alloc **)blk = hub->alloc;
+			b->sizes = blk;
+		}
+	}
+	if (!b->sizes)
+		return event_wire_size_of(w, ev);
+	slot = (uint32_t *)(void *)((char *)b->sizes + sizeof(const struct moor_alloc *)) +
+	       2 * e->idx + needs_strip(w, ev);
+	if (*slot)
+		return *slot - 1;
+	n = event_wire_size_of(w, ev);
+	if (n < UINT32_MAX)
+		*slot = (uint32_t)n + 1;
+	return n;
 }
 
 /* How many queue entries the next response takes, and whether it ends
@@ -387,7 +422,7 @@ static uint32_t plan_response(const struct watch_hub *hub, const struct watcher 
 			size_t fb = 0;
 			uint32_t k = i;
 			while (k < w->count && wev_rev(entry_event(wring_at(w, k))) == rev) {
-				size_t es = event_wire_size(w, entry_event(wring_at(w, k)));
+				size_t es = event_wire_size(hub, w, wring_at(w, k));
 				if (k > i && fb + es > lim_bytes)
 					break;
 				fb += es;
@@ -403,7 +438,7 @@ static uint32_t plan_response(const struct watch_hub *hub, const struct watcher 
 			rb = fb;
 		} else {
 			while (j < w->count && wev_rev(entry_event(wring_at(w, j))) == rev) {
-				rb += event_wire_size(w, entry_event(wring_at(w, j)));
+				rb += event_wire_size(hub, w, wring_at(w, j));
 				j++;
 			}
 		}

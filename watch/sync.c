@@ -235,6 +235,7 @@ static int sync_cohort(struct watch_hub *hub, struct watcher *lead, size_t left,
 	}
 	if (res.batch && rc == 0) {
 		res.batch->refs = 1;
+		res.batch->sizes = NULL;
 		n = res.batch->n_events;
 		hub->st.history_events += n;
 	}

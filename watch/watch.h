@@ -115,8 +115,10 @@ struct watch_batch {
 	Mvccpb__Event **events;
 	size_t n_events;
 	void (*destroy)(struct watch_batch *b);
-	void *data;    /* the producer's */
-	uint64_t refs; /* the hub's; leave it 0 */
+	void *data; /* the producer's */
+	/* The hub's, set when it takes the batch: */
+	uint64_t refs;
+	void *sizes; /* encoded sizes, made on first use */
 };
 
 /*
