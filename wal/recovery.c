@@ -78,10 +78,19 @@ int wal_scan_segment(struct wal_scan *s,
 	}
 	s->end = bstart;
 	s->dirty = s->end;
-	/* The last nonzero byte at or after the end. */
-	for (uint64_t p = s->len; p > s->end; p--) {
-		if (s->buf[p - 1]) {
-			s->dirty = wal_align_up(p);
+	/* The last nonzero byte at or after the end: whole words first (a
+	 * preallocated segment is mostly zeros), then bytes. */
+	uint64_t nz = s->len;
+	while (nz >= s->end + 8 && nz % 8 == 0) {
+		uint64_t word;
+		memcpy(&word, s->buf + nz - 8, 8);
+		if (word)
+			break;
+		nz -= 8;
+	}
+	for (; nz > s->end; nz--) {
+		if (s->buf[nz - 1]) {
+			s->dirty = wal_align_up(nz);
 			if (s->dirty > s->len)
 				s->dirty = s->len;
 			break;
