@@ -560,6 +560,65 @@ static void an_exhausted_budget_gives_unknown_rather_than_a_guess(void **state)
 	gen_free(&g);
 }
 
+static void
+a_violation_is_confirmed_by_independent_fingerprints_when_exact_memory_runs_out(void **state)
+{
+	struct gen_cfg cfg = {.seed = 11,
+	                      .processes = 4,
+	                      .ops = 3000,
+	                      .keys = 1,
+	                      .values = 1000000000,
+	                      .read_pct = 50,
+	                      .cas_pct = 0,
+	                      .info_pct = 0,
+	                      .info_lost_pct = 0};
+	/*
+	 * ~3000 ops: the fingerprint cache (24 bytes per configuration) fits
+	 * in 2 MB, exact bitsets (~400 bytes per configuration) do not.
+	 */
+	struct chk_budget b = {.max_steps = 0, .max_bytes = 2000000, .deadline_ns = 0};
+	struct gen_history g;
+	struct chk_result r;
+	struct hist h;
+	char *text, *bad;
+	int first = 0;
+	const json_t *ex;
+
+	(void)state;
+	assert_int_equal(gen_register(&cfg, &g), 0);
+	for (size_t i = 0; i < g.n && !first; i++)
+		if (g.ev[i].kind == GEN_WRITE)
+			first = g.ev[i].value;
+	text = gen_to_jsonl(&g);
+	bad = malloc(strlen(text) + 256);
+	assert_non_null(bad);
+	/* A last read returns the first value written, long overwritten. */
+	sprintf(bad,
+	        "%s{\"process\":999,\"type\":\"invoke\",\"f\":\"read\",\"key\":\"k0\","
+	        "\"time_ns\":%zu}\n{\"process\":999,\"type\":\"ok\",\"f\":\"read\",\"key\":"
+	        "\"k0\",\"value\":%d,\"time_ns\":%zu}\n",
+	        text, g.n + 1, first, g.n + 2);
+	assert_int_equal(hist_load_string(&h, bad), 0);
+	assert_int_equal(chk_linear(&h, &b, &r), 0);
+	assert_int_equal(r.verdict, CHK_INVALID);
+	ex = json_array_get(json_object_get(r.detail, "invalid_keys"), 0);
+	assert_string_equal(json_string_value(json_object_get(ex, "confirmed_by")),
+	                    "two searches with independent 128-bit fingerprints");
+	chk_result_free(&r);
+	/* With room for exact bitsets, the exact search confirms it. */
+	b.max_bytes = 0;
+	assert_int_equal(chk_linear(&h, &b, &r), 0);
+	assert_int_equal(r.verdict, CHK_INVALID);
+	ex = json_array_get(json_object_get(r.detail, "invalid_keys"), 0);
+	assert_string_equal(json_string_value(json_object_get(ex, "confirmed_by")),
+	                    "an exact search");
+	chk_result_free(&r);
+	hist_free(&h);
+	free(bad);
+	free(text);
+	gen_free(&g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -582,6 +641,8 @@ int main(void)
 	    cmocka_unit_test(a_read_mutated_to_a_value_never_written_is_always_rejected),
 	    cmocka_unit_test(many_concurrent_ops_are_checked_within_the_step_budget),
 	    cmocka_unit_test(an_exhausted_budget_gives_unknown_rather_than_a_guess),
+	    cmocka_unit_test(
+	        a_violation_is_confirmed_by_independent_fingerprints_when_exact_memory_runs_out),
 	};
 	return cmocka_run_group_tests_name("faults_linear", tests, NULL, NULL);
 }
