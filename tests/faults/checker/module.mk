@@ -18,5 +18,5 @@ SCRIPT_TESTS += tests/faults/checker/tests/histories.sh
 test-faults: $(FAULTCHECK_TESTS) $(BUILD)/bin/moor-check
 	@BUILD=$(BUILD) tests/run.sh $(FAULTCHECK_TESTS) tests/faults/checker/tests/histories.sh
 
-$(eval $(call link_bin,$(BUILD)/bench/faults_check,$(call objs,tests/faults/checker/tests/bench_check.c tests/faults/checker/tests/gen.c) $(FAULTCHECK_LIBS),-ljansson))
-BENCHES += $(BUILD)/bench/faults_check
+$(eval $(call link_bin,$(BUILD)/bench/bench_faults_check,$(call objs,tests/faults/checker/tests/bench_check.c tests/faults/checker/tests/gen.c) $(FAULTCHECK_LIBS),-ljansson))
+BENCHES += $(BUILD)/bench/bench_faults_check
