@@ -74,6 +74,7 @@ struct wal {
 	uint64_t durable_index;
 	bool syncing;     /* an fdatasync is in flight (the mutex is not held) */
 	unsigned readers; /* wal_read calls reading files without the mutex */
+	bool leading;     /* a group-commit leader is encoding or syncing */
 	struct wal_req *qhead, *qtail;
 	unsigned queued;
 

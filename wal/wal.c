@@ -258,6 +258,10 @@ static void lead(struct wal *w)
 	struct wal_req *list = w->qhead, *q;
 	int rc = 0;
 
+	/* One leader at a time, even while it waits (for readers, or for an
+	 * fdatasync before a rotation): the batches it drained must be encoded
+	 * before any submitted after them. */
+	w->leading = true;
 	w->qhead = w->qtail = NULL;
 	w->queued = 0;
 	for (q = list; q; q = q->next)
@@ -273,6 +277,7 @@ static void lead(struct wal *w)
 		q->durable_index = w->durable_index;
 		q->done = 1;
 	}
+	w->leading = false;
 	pthread_cond_broadcast(&w->cond);
 }
 
@@ -305,7 +310,7 @@ int wal_wait(struct wal *w, struct wal_req *req, uint64_t *durable_index)
 	while (!req->done) {
 		if (w->err && !req->drained)
 			fail_queue(w);
-		else if (!req->drained && !w->syncing)
+		else if (!req->drained && !w->syncing && !w->leading)
 			lead(w);
 		else
 			wait_cond(w);

@@ -301,6 +301,69 @@ static void a_failed_group_fdatasync_fails_every_caller_in_the_group(void **stat
 	memfs_free(fs);
 }
 
+struct ordered {
+	struct wal *w;
+	pthread_mutex_t order;
+	uint64_t next;
+	atomic_int bad;
+};
+
+static void *submit_in_order(void *arg)
+{
+	struct ordered *o = arg;
+
+	for (int i = 0; i < 100; i++) {
+		unsigned char data[64];
+		struct wal_entry e = {0, 1, 0, data, 0};
+		struct wal_batch b = {NULL, &e, 1, NULL};
+		struct wal_req req;
+		uint64_t durable = 0;
+		int rc;
+		pthread_mutex_lock(&o->order);
+		e.index = o->next++;
+		e.type = (uint32_t)(e.index % 3);
+		e.len = entry_len(e.index, 1);
+		entry_fill(data, e.index, 1);
+		rc = wal_submit(o->w, &req, &b);
+		pthread_mutex_unlock(&o->order);
+		if (rc != 0 || wal_wait(o->w, &req, &durable) != 0 || durable < e.index)
+			atomic_store(&o->bad, 1);
+	}
+	return NULL;
+}
+
+static void concurrent_submitters_keep_their_index_order_across_rotations(void **state)
+{
+	enum { N = 16 };
+	struct memfs *fs = memfs_new();
+	struct ordered o = {.w = open_mem(fs, SEG, NULL), .next = 1};
+	struct wal_recovered rec;
+	pthread_t t[N];
+	struct model m;
+	struct wal *w;
+
+	(void)state;
+	pthread_mutex_init(&o.order, NULL);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, submit_in_order, &o), 0);
+	for (int i = 0; i < N; i++)
+		pthread_join(t[i], NULL);
+	assert_false(atomic_load(&o.bad));
+	wal_close(o.w);
+	pthread_mutex_destroy(&o.order);
+	memfs_power_loss(fs, MEMFS_DROP_UNSYNCED, 1);
+	model_init(&m);
+	for (uint64_t i = 1; i <= N * 100; i++)
+		m.term[i] = 1;
+	m.last = N * 100;
+	w = open_mem(fs, SEG, &rec);
+	assert_true(rec.segments > 5);
+	check_recovered(&rec, &m);
+	check_entries(w, &m);
+	wal_close(w);
+	memfs_free(fs);
+}
+
 struct reader {
 	struct wal *w;
 	atomic_int stop;
@@ -393,6 +456,7 @@ int main(void)
 	    cmocka_unit_test(many_concurrent_callers_never_have_two_fdatasyncs_in_flight),
 	    cmocka_unit_test(a_failed_group_fdatasync_fails_every_caller_in_the_group),
 	    cmocka_unit_test(reads_run_beside_appends_rotations_and_releases),
+	    cmocka_unit_test(concurrent_submitters_keep_their_index_order_across_rotations),
 	};
 
 	return cmocka_run_group_tests_name("wal_faults", tests, NULL, NULL);
