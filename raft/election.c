@@ -169,11 +169,11 @@ void raft_hup(struct raft *r, bool transfer)
 
 void raft_tick_election(struct raft *r)
 {
+	/* A learner or a removed member keeps the clock (its lease expires as
+	 * anyone's does) but never campaigns. */
 	r->election_elapsed++;
-	if (!raft_promotable(r)) {
-		r->election_elapsed = 0;
+	if (!raft_promotable(r))
 		return;
-	}
 	if (r->election_elapsed >= r->randomized_timeout) {
 		r->election_elapsed = 0;
 		raft_hup(r, false);

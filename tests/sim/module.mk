@@ -1,7 +1,7 @@
 # tests/sim/: the raft simulator (seeded swarm + scripted scenarios).
 #   make test-sim                the swarm at the default seed count + scenarios
 #   make sim SEEDS=100000        that many seeds, split across 2 processes
-SIM_ENGINE := $(call objs,tests/sim/sim.c tests/sim/chaos.c)
+SIM_ENGINE := $(call objs,tests/sim/sim.c tests/sim/net.c tests/sim/check.c tests/sim/chaos.c)
 SIM_LIBS := $(BUILD)/lib/libraft.a $(BUILD)/lib/libcommon.a
 
 $(eval $(call link_bin,$(BUILD)/tests/sim_swarm,$(call objs,tests/sim/swarm.c) $(SIM_ENGINE) $(SIM_LIBS),))

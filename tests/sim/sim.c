@@ -9,7 +9,7 @@
  *    predecessor term everywhere, ever (the lm table, fed on every persist);
  *    by induction equal (index, term) means equal prefixes;
  *  - leader completeness: a leader's log holds every entry any member had
- *    applied when it became leader (see check_leader());
+ *    applied when it became leader (see sim_check_leader());
  *  - state machine safety: no two members apply different entries, or reach
  *    different states, at the same index (applied_term/hash, state_at);
  *  - commit and applied never go back (per life; the persisted commit across
@@ -18,7 +18,7 @@
  *  - a linearizable read returns a state at least as new as every write
  *    acknowledged before the read started.
  */
-#include "tests/sim/sim.h"
+#include "tests/sim/sim_int.h"
 
 #include "common/error.h"
 
@@ -26,13 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct sim_lm {
-	uint64_t index, term, hash, prev;
-};
 
-#define SIM_DATA_BYTES 24 /* proposal: 8-byte id + filler */
-
-static void *xrealloc(void *p, size_t n)
+void *sim_xrealloc(void *p, size_t n)
 {
 	void *q = realloc(p, n ? n : 1);
 
@@ -43,14 +38,14 @@ static void *xrealloc(void *p, size_t n)
 	return q;
 }
 
-static uint64_t mix(uint64_t h, uint64_t v)
+uint64_t sim_mix(uint64_t h, uint64_t v)
 {
 	h ^= v + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
 	h *= 0xBF58476D1CE4E5B9ull;
 	return h ^ (h >> 31);
 }
 
-static uint64_t hash_bytes(const unsigned char *p, size_t n, uint64_t h)
+uint64_t sim_hash_bytes(const unsigned char *p, size_t n, uint64_t h)
 {
 	h ^= 0xCBF29CE484222325ull;
 	for (size_t i = 0; i < n; i++)
@@ -84,7 +79,7 @@ void sim_tracef(struct sim *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line + k, sizeof s->trace[0] - (size_t)k, fmt, ap);
 	va_end(ap);
-	s->trace_hash = hash_bytes((const unsigned char *)line, strlen(line), s->trace_hash);
+	s->trace_hash = sim_hash_bytes((const unsigned char *)line, strlen(line), s->trace_hash);
 	if (s->trace_n < SIM_TRACE_LINES)
 		s->trace_n++;
 	else
@@ -117,335 +112,6 @@ void sim_report(struct sim *s, FILE *out, const char *replay_cmd)
 		(unsigned long long)s->seed, s->failure, replay_cmd, (unsigned long long)s->seed);
 }
 
-/* ---- messages and the network ---- */
-
-static void msg_free(struct raft_message *m)
-{
-	for (size_t i = 0; i < m->n_entries; i++)
-		free(m->entries[i].data);
-	free(m->entries);
-	if (m->snapshot) {
-		free(m->snapshot->data);
-		free(m->snapshot);
-	}
-	memset(m, 0, sizeof *m);
-}
-
-static void msg_copy(struct raft_message *d, const struct raft_message *m)
-{
-	*d = *m;
-	d->entries = NULL;
-	d->snapshot = NULL;
-	if (m->n_entries) {
-		d->entries = xrealloc(NULL, m->n_entries * sizeof *d->entries);
-		for (size_t i = 0; i < m->n_entries; i++) {
-			d->entries[i] = m->entries[i];
-			d->entries[i].data = NULL;
-			if (m->entries[i].len) {
-				d->entries[i].data = xrealloc(NULL, m->entries[i].len);
-				memcpy(d->entries[i].data, m->entries[i].data, m->entries[i].len);
-			}
-		}
-	}
-	if (m->snapshot) {
-		d->snapshot = xrealloc(NULL, sizeof *d->snapshot);
-		*d->snapshot = *m->snapshot;
-		d->snapshot->data = NULL;
-		if (m->snapshot->len) {
-			d->snapshot->data = xrealloc(NULL, m->snapshot->len);
-			memcpy(d->snapshot->data, m->snapshot->data, m->snapshot->len);
-		}
-	}
-}
-
-static bool q_less(const struct sim_msg *a, const struct sim_msg *b)
-{
-	return a->at < b->at || (a->at == b->at && a->seq < b->seq);
-}
-
-static void q_push(struct sim *s, uint64_t at, const struct raft_message *m)
-{
-	size_t i;
-
-	if (s->nq == s->capq) {
-		s->capq = s->capq ? s->capq * 2 : 256;
-		s->q = xrealloc(s->q, s->capq * sizeof *s->q);
-	}
-	i = s->nq++;
-	s->q[i].at = at;
-	s->q[i].seq = s->seq++;
-	msg_copy(&s->q[i].m, m);
-	while (i > 0) {
-		size_t p = (i - 1) / 2;
-		struct sim_msg t;
-
-		if (!q_less(&s->q[i], &s->q[p]))
-			break;
-		t = s->q[i];
-		s->q[i] = s->q[p];
-		s->q[p] = t;
-		i = p;
-	}
-}
-
-static struct sim_msg q_pop(struct sim *s)
-{
-	struct sim_msg top = s->q[0];
-	size_t i = 0;
-
-	s->q[0] = s->q[--s->nq];
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-		struct sim_msg t;
-
-		if (l < s->nq && q_less(&s->q[l], &s->q[m]))
-			m = l;
-		if (r < s->nq && q_less(&s->q[r], &s->q[m]))
-			m = r;
-		if (m == i)
-			break;
-		t = s->q[i];
-		s->q[i] = s->q[m];
-		s->q[m] = t;
-		i = m;
-	}
-	return top;
-}
-
-/* A local event: the transport tells the leader how a snapshot went. */
-#define SIM_SNAP_STATUS ((enum raft_msg_type)100)
-
-static void snap_status(struct sim *s, uint64_t leader, uint64_t to, bool ok)
-{
-	struct raft_message st = { 0 };
-
-	st.type = SIM_SNAP_STATUS;
-	st.from = to;
-	st.to = leader;
-	st.reject = !ok;
-	q_push(s, s->now + 1, &st);
-}
-
-static bool link_ok(struct sim *s, uint64_t from, uint64_t to)
-{
-	return from <= SIM_MAX_NODES && to <= SIM_MAX_NODES && to > 0 && !s->cut[from][to] &&
-	       s->nodes[to].exists;
-}
-
-static void net_send(struct sim *s, const struct raft_message *m)
-{
-	unsigned copies = 1;
-
-	if (!link_ok(s, m->from, m->to) || sim_below(s, 100) < s->o.drop_pct) {
-		if (m->type == RAFT_MSG_SNAP)
-			snap_status(s, m->from, m->to, false);
-		return;
-	}
-	if (sim_below(s, 100) < s->o.dup_pct)
-		copies = 2;
-	for (unsigned i = 0; i < copies; i++)
-		q_push(s, s->now + 1 + sim_below(s, s->o.max_delay + 1), m);
-}
-
-/* ---- history tables ---- */
-
-static void grow_u64(uint64_t **a, size_t *cap, size_t need)
-{
-	if (need < *cap)
-		return;
-	size_t ncap = *cap ? *cap : 1024;
-	while (ncap <= need)
-		ncap *= 2;
-	*a = xrealloc(*a, ncap * sizeof **a);
-	memset(*a + *cap, 0, (ncap - *cap) * sizeof **a);
-	*cap = ncap;
-}
-
-static void check_completeness(struct sim *s, struct sim_node *n, uint64_t term);
-
-/* Election safety; and leader completeness at the moment a leader is first
- * seen: every entry applied anywhere before then was committed in a term
- * below this one (a quorum that knew a higher term could not have elected
- * it), so its log must hold them all. Checking later would be wrong: a
- * stale leader of an older term legitimately lacks what newer ones commit. */
-static void check_leader(struct sim *s, uint64_t term, uint64_t id)
-{
-	size_t old = s->cap_terms;
-
-	if (term >= s->cap_terms) {
-		grow_u64(&s->term_leader, &old, term);
-		s->cap_terms = old;
-	}
-	if (!s->term_leader[term]) {
-		s->term_leader[term] = id;
-		sim_tracef(s, "n%llu leader term=%llu", (unsigned long long)id,
-			   (unsigned long long)term);
-		check_completeness(s, &s->nodes[id], term);
-	} else if (s->term_leader[term] != id) {
-		sim_fail(s, "two leaders in term %llu: n%llu and n%llu", (unsigned long long)term,
-			 (unsigned long long)s->term_leader[term], (unsigned long long)id);
-	}
-}
-
-static uint64_t entry_hash(const struct raft_entry *e)
-{
-	return hash_bytes(e->data, e->len, (uint64_t)e->type * 31 + 7);
-}
-
-static void lm_insert(struct sim *s, struct sim_lm v);
-
-static void lm_grow(struct sim *s)
-{
-	struct sim_lm *old = s->lm;
-	size_t oldcap = s->cap_lm;
-
-	s->cap_lm = oldcap ? oldcap * 2 : 4096;
-	s->lm = calloc(s->cap_lm, sizeof *s->lm);
-	if (!s->lm)
-		abort();
-	s->n_lm = 0;
-	for (size_t i = 0; i < oldcap; i++)
-		if (old[i].index)
-			lm_insert(s, old[i]);
-	free(old);
-}
-
-static struct sim_lm *lm_find(struct sim *s, uint64_t index, uint64_t term)
-{
-	size_t m = s->cap_lm - 1, i = (size_t)mix(index, term) & m;
-
-	while (s->lm[i].index && !(s->lm[i].index == index && s->lm[i].term == term))
-		i = (i + 1) & m;
-	return &s->lm[i];
-}
-
-static void lm_insert(struct sim *s, struct sim_lm v)
-{
-	struct sim_lm *slot;
-
-	if (2 * (s->n_lm + 1) > s->cap_lm)
-		lm_grow(s);
-	slot = lm_find(s, v.index, v.term);
-	if (!slot->index)
-		s->n_lm++;
-	*slot = v;
-}
-
-/* Log matching, fed with every entry a member persists. */
-static void check_persisted(struct sim *s, struct sim_node *n, const struct raft_entry *e)
-{
-	struct raft_storage st = raft_memstorage_storage(n->ms);
-	struct sim_lm v = { e->index, e->term, entry_hash(e), 0 };
-	struct sim_lm *have;
-
-	if (st.term(st.ctx, e->index - 1, &v.prev))
-		v.prev = UINT64_MAX;
-	if (!s->cap_lm)
-		lm_grow(s);
-	have = lm_find(s, e->index, e->term);
-	if (!have->index) {
-		lm_insert(s, v);
-		return;
-	}
-	if (have->hash != v.hash || (v.prev != UINT64_MAX && have->prev != UINT64_MAX &&
-				     have->prev != v.prev))
-		sim_fail(s, "log matching: n%llu persisted index=%llu term=%llu that differs from "
-			    "another copy (data or previous term %llu vs %llu)",
-			 (unsigned long long)n->id, (unsigned long long)e->index,
-			 (unsigned long long)e->term, (unsigned long long)v.prev,
-			 (unsigned long long)have->prev);
-	else if (have->prev == UINT64_MAX)
-		have->prev = v.prev;
-}
-
-static void check_apply(struct sim *s, struct sim_node *n, const struct raft_entry *e)
-{
-	size_t cap = s->cap_applied;
-	uint64_t h = entry_hash(e);
-
-	if (e->index != n->applied + 1) {
-		sim_fail(s, "n%llu applied index %llu after %llu", (unsigned long long)n->id,
-			 (unsigned long long)e->index, (unsigned long long)n->applied);
-		return;
-	}
-	n->applied = e->index;
-	n->sm_hash = mix(n->sm_hash, h);
-	if (e->index >= cap) {
-		size_t c2 = cap;
-
-		grow_u64(&s->applied_term, &cap, e->index);
-		grow_u64(&s->applied_hash, &c2, e->index);
-		s->cap_applied = cap;
-	}
-	if (!s->applied_term[e->index]) {
-		s->applied_term[e->index] = e->term;
-		s->applied_hash[e->index] = n->sm_hash;
-		if (e->index > s->max_applied)
-			s->max_applied = e->index;
-	} else if (s->applied_term[e->index] != e->term ||
-		   s->applied_hash[e->index] != n->sm_hash) {
-		sim_fail(s, "n%llu applied a different entry or state at index %llu (term %llu, "
-			    "first applied with term %llu)",
-			 (unsigned long long)n->id, (unsigned long long)e->index,
-			 (unsigned long long)e->term, (unsigned long long)s->applied_term[e->index]);
-	}
-}
-
-static void ack_entry(struct sim *s, struct sim_node *n, const struct raft_entry *e)
-{
-	uint64_t id = 0;
-
-	if (e->type != RAFT_ENTRY_NORMAL || e->len != SIM_DATA_BYTES)
-		return;
-	for (int i = 0; i < 8; i++)
-		id = id << 8 | e->data[i];
-	if (!id || id > s->n_props)
-		return;
-	struct sim_prop *p = &s->props[id - 1];
-	if (p->acked)
-		return;
-	p->acked = true;
-	s->acked++;
-	if (e->index > s->max_acked_index)
-		s->max_acked_index = e->index;
-	sim_tracef(s, "n%llu ack p%llu index=%llu", (unsigned long long)n->id,
-		   (unsigned long long)id, (unsigned long long)e->index);
-}
-
-static void serve_reads(struct sim *s, struct sim_node *n)
-{
-	unsigned k = 0;
-
-	for (unsigned i = 0; i < n->n_waiting; i++) {
-		struct raft_read_state *rs = &n->waiting[i];
-		struct sim_read *rd;
-
-		if (rs->index > n->applied) {
-			n->waiting[k++] = *rs;
-			continue;
-		}
-		if (!rs->context || rs->context > s->n_reads)
-			continue;
-		rd = &s->reads[rs->context - 1];
-		if (rd->done || rd->node != n->id)
-			continue;
-		rd->done = true;
-		rd->index = rs->index;
-		s->reads_ok++;
-		sim_tracef(s, "n%llu read r%llu served at applied=%llu (index %llu, needs >= %llu)",
-			   (unsigned long long)n->id, (unsigned long long)rd->id,
-			   (unsigned long long)n->applied, (unsigned long long)rs->index,
-			   (unsigned long long)rd->min_index);
-		if (n->applied < rd->min_index)
-			sim_fail(s, "stale read r%llu at n%llu: state at %llu, but write at %llu was "
-				    "acknowledged before the read began",
-				 (unsigned long long)rd->id, (unsigned long long)n->id,
-				 (unsigned long long)n->applied, (unsigned long long)rd->min_index);
-	}
-	n->n_waiting = k;
-}
-
-/* ---- members ---- */
 
 static void snap_decode(const struct raft_snapshot *sn, uint64_t *hash)
 {
@@ -549,14 +215,14 @@ static void process_ready(struct sim *s, struct sim_node *n)
 			return;
 		}
 		if (rd.role == RAFT_LEADER)
-			check_leader(s, rd.hard_state.term, n->id);
+			sim_check_leader(s, rd.hard_state.term, n->id);
 		if (rd.hard_state.commit < n->seen_commit)
 			sim_fail(s, "n%llu commit went back from %llu to %llu",
 				 (unsigned long long)n->id, (unsigned long long)n->seen_commit,
 				 (unsigned long long)rd.hard_state.commit);
 		n->seen_commit = rd.hard_state.commit;
 		for (size_t i = 0; i < rd.n_msgs_now; i++)
-			net_send(s, &rd.msgs_now[i]);
+			sim_net_send(s, &rd.msgs_now[i]);
 		if (n->crash_mid_ready && (rd.n_entries || rd.hard_state_changed)) {
 			sim_tracef(s, "n%llu crash before persisting %zu entries",
 				   (unsigned long long)n->id, rd.n_entries);
@@ -573,7 +239,7 @@ static void process_ready(struct sim *s, struct sim_node *n)
 			if (rc)
 				sim_fail(s, "n%llu persist entries: %d", (unsigned long long)n->id, rc);
 			for (size_t i = 0; i < rd.n_entries; i++)
-				check_persisted(s, n, &rd.entries[i]);
+				sim_check_persisted(s, n, &rd.entries[i]);
 		}
 		if (rd.hard_state_changed) {
 			if (rd.hard_state.commit < n->disk_commit)
@@ -584,7 +250,7 @@ static void process_ready(struct sim *s, struct sim_node *n)
 			raft_memstorage_set_hard_state(n->ms, &rd.hard_state);
 		}
 		for (size_t i = 0; i < rd.n_msgs_after_persist; i++)
-			net_send(s, &rd.msgs_after_persist[i]);
+			sim_net_send(s, &rd.msgs_after_persist[i]);
 		if (rd.snapshot) {
 			uint64_t si = rd.snapshot->meta.index;
 
@@ -605,8 +271,8 @@ static void process_ready(struct sim *s, struct sim_node *n)
 		for (size_t i = 0; i < rd.n_committed; i++) {
 			const struct raft_entry *e = &rd.committed[i];
 
-			check_apply(s, n, e);
-			ack_entry(s, n, e);
+			sim_check_apply(s, n, e);
+			sim_ack_entry(s, n, e);
 			if (e->type == RAFT_ENTRY_CONF_CHANGE) {
 				struct raft_conf_change cc;
 
@@ -622,7 +288,7 @@ static void process_ready(struct sim *s, struct sim_node *n)
 				n->waiting[n->n_waiting++] = rd.read_states[i];
 		if ((rc = raft_advance(n->r, &rd)))
 			sim_fail(s, "n%llu advance: %d", (unsigned long long)n->id, rc);
-		serve_reads(s, n);
+		sim_serve_reads(s, n);
 		maybe_compact(s, n);
 	}
 }
@@ -670,7 +336,7 @@ void sim_free(struct sim *s)
 		raft_memstorage_destroy(s->nodes[i].ms);
 	}
 	for (size_t i = 0; i < s->nq; i++)
-		msg_free(&s->q[i].m);
+		sim_msg_free(&s->q[i].m);
 	free(s->q);
 	free(s->term_leader);
 	free(s->applied_term);
@@ -712,9 +378,9 @@ static void deliver(struct sim *s, struct sim_msg *sm)
 		}
 		return;
 	}
-	if (!n || !n->up || !link_ok(s, m->from, m->to)) {
+	if (!n || !n->up || !sim_link_ok(s, m->from, m->to)) {
 		if (m->type == RAFT_MSG_SNAP)
-			snap_status(s, m->from, m->to, false);
+			sim_snap_status(s, m->from, m->to, false);
 		return;
 	}
 	if (s->o.verbose || s->trace_out)
@@ -729,44 +395,8 @@ static void deliver(struct sim *s, struct sim_msg *sm)
 		sim_fail(s, "n%llu step %s: %d", (unsigned long long)n->id,
 			 raft_msg_type_name(m->type), rc);
 	if (m->type == RAFT_MSG_SNAP)
-		snap_status(s, m->from, m->to, true);
+		sim_snap_status(s, m->from, m->to, true);
 	process_ready(s, n);
-}
-
-static void check_completeness(struct sim *s, struct sim_node *n, uint64_t term)
-{
-	struct raft_status st;
-
-	raft_status(n->r, &st);
-	for (uint64_t i = st.first_index; i <= s->max_applied && !s->failed; i++) {
-		uint64_t t;
-
-		if (!s->applied_term[i])
-			continue;
-		if (raft_term_at(n->r, i, &t) || t != s->applied_term[i])
-			sim_fail(s, "leader completeness: n%llu leads term %llu without the entry "
-				    "applied at index %llu (term %llu)",
-				 (unsigned long long)n->id, (unsigned long long)term,
-				 (unsigned long long)i, (unsigned long long)s->applied_term[i]);
-	}
-}
-
-static void check_all(struct sim *s)
-{
-	for (unsigned i = 1; i <= SIM_MAX_NODES && !s->failed; i++) {
-		struct sim_node *n = &s->nodes[i];
-		struct raft_status st;
-
-		if (!n->up)
-			continue;
-		raft_status(n->r, &st);
-		if (st.applied != n->applied)
-			sim_fail(s, "n%u: core applied %llu, state machine %llu", i,
-				 (unsigned long long)st.applied, (unsigned long long)n->applied);
-		if (st.role != RAFT_LEADER)
-			continue;
-		check_leader(s, st.term, i);
-	}
 }
 
 void sim_step(struct sim *s)
@@ -788,12 +418,12 @@ void sim_step(struct sim *s)
 		process_ready(s, n);
 	}
 	while (s->nq && s->q[0].at <= s->now && !s->failed) {
-		struct sim_msg sm = q_pop(s);
+		struct sim_msg sm = sim_q_pop(s);
 
 		deliver(s, &sm);
-		msg_free(&sm.m);
+		sim_msg_free(&sm.m);
 	}
-	check_all(s);
+	sim_check_all(s);
 }
 
 /* ---- client requests and scripted faults ---- */
@@ -808,7 +438,7 @@ void sim_propose(struct sim *s, uint64_t node)
 		return;
 	if (s->n_props == s->cap_props) {
 		s->cap_props = s->cap_props ? s->cap_props * 2 : 64;
-		s->props = xrealloc(s->props, s->cap_props * sizeof *s->props);
+		s->props = sim_xrealloc(s->props, s->cap_props * sizeof *s->props);
 	}
 	p = &s->props[s->n_props++];
 	memset(p, 0, sizeof *p);
@@ -836,7 +466,7 @@ void sim_propose_batch(struct sim *s, uint64_t node, unsigned n)
 		return;
 	if (s->n_props + n > s->cap_props) {
 		s->cap_props = (s->cap_props ? s->cap_props * 2 : 64) + n;
-		s->props = xrealloc(s->props, s->cap_props * sizeof *s->props);
+		s->props = sim_xrealloc(s->props, s->cap_props * sizeof *s->props);
 	}
 	first = s->n_props + 1;
 	for (unsigned k = 0; k < n; k++) {
@@ -886,7 +516,7 @@ void sim_read(struct sim *s, uint64_t node)
 		return;
 	if (s->n_reads == s->cap_reads) {
 		s->cap_reads = s->cap_reads ? s->cap_reads * 2 : 64;
-		s->reads = xrealloc(s->reads, s->cap_reads * sizeof *s->reads);
+		s->reads = sim_xrealloc(s->reads, s->cap_reads * sizeof *s->reads);
 	}
 	r = &s->reads[s->n_reads++];
 	memset(r, 0, sizeof *r);
