@@ -1,7 +1,7 @@
 # tests/faults/checker: the history checkers of the fault-injection suite
 # (libfaultcheck), the moor-check CLI, their cmocka tests and a script that
 # runs the CLI over the example histories in tests/faults/histories/.
-FAULTCHECK_SRCS := $(addprefix tests/faults/checker/,util.c history.c linear.c set.c watch.c lock.c revision.c)
+FAULTCHECK_SRCS := $(addprefix tests/faults/checker/,util.c history.c linear.c lin_search.c set.c watch.c lock.c revision.c)
 $(eval $(call module_lib,faultcheck,$(FAULTCHECK_SRCS)))
 FAULTCHECK_LIBS := $(BUILD)/lib/libfaultcheck.a $(BUILD)/lib/libcommon.a
 
