@@ -1,0 +1,704 @@
+/*
+ * libmoor against a real 3-member moord cluster on loopback: every KV call
+ * and option, txns, compaction, leases, watches, member list and status,
+ * and how server errors map to MOOR_E* codes. Calls the server does not
+ * implement yet are skipped with a message naming them.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "client/moor.h"
+#include "tests/client/fixture.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct fx_cluster fx;
+static moor_client *cli;
+
+#define S(x) x, strlen(x)
+
+static int64_t put(const char *k, const char *v)
+{
+	struct moor_response *r = NULL;
+	int64_t rev;
+
+	assert_int_equal(moor_put(cli, S(k), S(v), NULL, &r), 0);
+	rev = r->header.revision;
+	moor_response_free(r);
+	return rev;
+}
+
+static bool kv_is(const struct moor_kv *kv, const char *k, const char *v)
+{
+	return kv->key_len == strlen(k) && memcmp(kv->key, k, kv->key_len) == 0 &&
+	       (!v || (kv->value_len == strlen(v) && memcmp(kv->value, v, kv->value_len) == 0));
+}
+
+static void skip_unsupported(int rc, const char *what)
+{
+	if (rc == MOOR_EUNSUPPORTED) {
+		printf("SKIP %s: the server answers Unimplemented (code 12): %s\n", what, moor_error_detail());
+		skip();
+	}
+}
+
+static void put_then_get_returns_the_value_with_its_revisions(void **state)
+{
+	struct moor_response *r = NULL;
+	int64_t rev1, rev2;
+
+	(void)state;
+	rev1 = put("a/one", "1");
+	rev2 = put("a/one", "uno");
+	assert_true(rev2 > rev1);
+	assert_int_equal(moor_get(cli, S("a/one"), NULL, &r), 0);
+	assert_int_equal(r->type, MOOR_OP_GET);
+	assert_int_equal(r->n_kvs, 1);
+	assert_true(kv_is(&r->kvs[0], "a/one", "uno"));
+	assert_int_equal(r->kvs[0].create_revision, rev1);
+	assert_int_equal(r->kvs[0].mod_revision, rev2);
+	assert_int_equal(r->kvs[0].version, 2);
+	assert_true(r->header.revision >= rev2);
+	assert_int_not_equal(r->header.member_id, 0);
+	moor_response_free(r);
+	assert_int_equal(moor_get(cli, S("a/absent"), NULL, &r), 0);
+	assert_int_equal(r->n_kvs, 0);
+	assert_int_equal(r->count, 0);
+	moor_response_free(r);
+}
+
+static void get_honours_every_range_option(void **state)
+{
+	struct moor_response *r = NULL;
+	int64_t revs[5];
+	const char *keys[5] = {"r/a", "r/b", "r/c", "r/d", "s/x"};
+	const char *vals[5] = {"5", "3", "4", "1", "2"};
+
+	(void)state;
+	for (int i = 0; i < 5; i++)
+		revs[i] = put(keys[i], vals[i]);
+	put("r/b", "9"); /* r/b: version 2, highest mod revision */
+
+	struct moor_get_opts o = {.range.prefix = true};
+	assert_int_equal(moor_get(cli, S("r/"), &o, &r), 0);
+	assert_int_equal(r->n_kvs, 4);
+	assert_true(kv_is(&r->kvs[0], "r/a", "5") && kv_is(&r->kvs[3], "r/d", "1"));
+	moor_response_free(r);
+
+	o = (struct moor_get_opts){.range = {.range_end = "r/c", .range_end_len = 3}};
+	assert_int_equal(moor_get(cli, S("r/a"), &o, &r), 0);
+	assert_int_equal(r->n_kvs, 2);
+	assert_true(kv_is(&r->kvs[1], "r/b", "9"));
+	moor_response_free(r);
+
+	o = (struct moor_get_opts){.range.from_key = true};
+	assert_int_equal(moor_get(cli, S("r/c"), &o, &r), 0);
+	assert_int_equal(r->n_kvs, 3); /* r/c r/d s/x */
+	assert_true(kv_is(&r->kvs[2], "s/x", "2"));
+	moor_response_free(r);
+
+	o = (struct moor_get_opts){.range.prefix = true, .limit = 2};
+	assert_int_equal(moor_get(cli, S("r/"), &o, &r), 0);
+	assert_int_equal(r->n_kvs, 2);
+	assert_true(r->more);
+	assert_int_equal(r->count, 4);
+	moor_response_free(r);
+
+	o = (struct moor_get_opts){.range.prefix = true, .count_only = true};
+	assert_int_equal(moor_get(cli, S("r/"), &o, &r), 0);
+	assert_int_equal(r->n_kvs, 0);
+	assert_int_equal(r->count, 4);
+	moor_response_free(r);
+
+	o = (struct moor_get_opts){.range.prefix = true, .keys_only = true};
+	assert_int_equal(moor_get(cli, S("r/"), &o, &r), 0);
+	assert_int_equal(r->n_kvs, 4);
+	assert_int_equal(r->kvs[0].value_len, 0);
+	assert_true(kv_is(&r->kvs[0], "r/a", NULL));
+	moor_response_free(r);
+
+	/* sorting: by value descending, by key descending, by version, mod, create */
+	o = (struct moor_get_opts){.range.prefix = true, .sort_target = MOOR_SORT_VALUE, .sort_order = MOOR_ORDER_DESCEND};
+	assert_int_equal(moor_get(cli, S("r/"), &o, &r), 0);
+	assert_true(kv_is(&r->kvs[0], "r/b", "9") && kv_is(&r->kvs[3], "r/d", "1"));
+	moor_response_free(r);
+	o.sort_target = MOOR_SORT_KEY;
+	assert_int_equal(moor_get(cli, S("r/"), &o, &r), 0);
+	assert_true(kv_is(&r->kvs[0], "r/d", NULL) && kv_is(&r->kvs[3], "r/a", NULL));
+	moor_response_free(r);
+	o.sort_target = MOOR_SORT_VERSION;
+	assert_int_equal(moor_get(cli, S("r/"), &o, &r), 0);
+	assert_true(kv_is(&r->kvs[0], "r/b", NULL));
+	moor_response_free(r);
+	o.sort_target = MOOR_SORT_MOD;
+	assert_int_equal(moor_get(cli, S("r/"), &o, &r), 0);
+	assert_true(kv_is(&r->kvs[0], "r/b", NULL) && kv_is(&r->kvs[1], "r/d", NULL));
+	moor_response_free(r);
+	o.sort_target = MOOR_SORT_CREATE;
+	o.sort_order = MOOR_ORDER_ASCEND;
+	assert_int_equal(moor_get(cli, S("r/"), &o, &r), 0);
+	assert_true(kv_is(&r->kvs[0], "r/a", NULL) && kv_is(&r->kvs[3], "r/d", NULL));
+	moor_response_free(r);
+
+	/* history: r/b as of its first write */
+	o = (struct moor_get_opts){.revision = revs[1]};
+	assert_int_equal(moor_get(cli, S("r/b"), &o, &r), 0);
+	assert_true(kv_is(&r->kvs[0], "r/b", "3"));
+	moor_response_free(r);
+	o = (struct moor_get_opts){.range.prefix = true, .revision = revs[0]};
+	assert_int_equal(moor_get(cli, S("r/"), &o, &r), 0);
+	assert_int_equal(r->n_kvs, 1);
+	moor_response_free(r);
+
+	/* revision filters */
+	o = (struct moor_get_opts){.range.prefix = true, .min_create_revision = revs[2]};
+	assert_int_equal(moor_get(cli, S("r/"), &o, &r), 0);
+	assert_int_equal(r->n_kvs, 2); /* r/c r/d */
+	moor_response_free(r);
+	o = (struct moor_get_opts){.range.prefix = true, .max_create_revision = revs[1]};
+	assert_int_equal(moor_get(cli, S("r/"), &o, &r), 0);
+	assert_int_equal(r->n_kvs, 2); /* r/a r/b */
+	moor_response_free(r);
+	o = (struct moor_get_opts){.range.prefix = true, .min_mod_revision = revs[3] + 1};
+	assert_int_equal(moor_get(cli, S("r/"), &o, &r), 0);
+	assert_int_equal(r->n_kvs, 1); /* r/b rewritten */
+	moor_response_free(r);
+	o = (struct moor_get_opts){.range.prefix = true, .max_mod_revision = revs[0]};
+	assert_int_equal(moor_get(cli, S("r/"), &o, &r), 0);
+	assert_int_equal(r->n_kvs, 1);
+	moor_response_free(r);
+
+	/* a serializable read answers too */
+	o = (struct moor_get_opts){.range.prefix = true, .read_mode = MOOR_READ_SERIALIZABLE};
+	assert_int_equal(moor_get(cli, S("r/"), &o, &r), 0);
+	assert_true(r->n_kvs <= 4);
+	moor_response_free(r);
+
+	/* the whole key space: empty key with prefix */
+	o = (struct moor_get_opts){.range.prefix = true, .count_only = true};
+	assert_int_equal(moor_get(cli, "", 0, &o, &r), 0);
+	assert_true(r->count >= 5);
+	moor_response_free(r);
+	/* options that exclude each other */
+	o = (struct moor_get_opts){.range = {.prefix = true, .from_key = true}};
+	assert_int_equal(moor_get(cli, S("r/"), &o, &r), MOOR_EINVAL);
+}
+
+static void put_returns_the_previous_value_and_attaches_a_lease(void **state)
+{
+	struct moor_response *r = NULL;
+	struct moor_put_opts po = {.prev_kv = true};
+	int64_t lease = 0;
+
+	(void)state;
+	put("p/k", "old");
+	assert_int_equal(moor_put(cli, S("p/k"), S("new"), &po, &r), 0);
+	assert_int_equal(r->type, MOOR_OP_PUT);
+	assert_int_equal(r->n_prev_kvs, 1);
+	assert_true(kv_is(&r->prev_kvs[0], "p/k", "old"));
+	moor_response_free(r);
+	assert_int_equal(moor_put(cli, S("p/fresh"), S("x"), &po, &r), 0);
+	assert_int_equal(r->n_prev_kvs, 0);
+	moor_response_free(r);
+
+	assert_int_equal(moor_lease_grant(cli, 60, 0, &lease, NULL), 0);
+	po = (struct moor_put_opts){.lease = lease};
+	assert_int_equal(moor_put(cli, S("p/leased"), S("v"), &po, NULL), 0);
+	assert_int_equal(moor_get(cli, S("p/leased"), NULL, &r), 0);
+	assert_int_equal(r->kvs[0].lease, lease);
+	moor_response_free(r);
+	/* ignore_value keeps the value, ignore_lease keeps the lease */
+	po = (struct moor_put_opts){.ignore_value = true, .lease = lease};
+	assert_int_equal(moor_put(cli, S("p/leased"), "", 0, &po, NULL), 0);
+	po = (struct moor_put_opts){.ignore_lease = true};
+	assert_int_equal(moor_put(cli, S("p/leased"), S("w"), &po, NULL), 0);
+	assert_int_equal(moor_get(cli, S("p/leased"), NULL, &r), 0);
+	assert_true(kv_is(&r->kvs[0], "p/leased", "w"));
+	assert_int_equal(r->kvs[0].lease, lease);
+	moor_response_free(r);
+	assert_int_equal(moor_lease_revoke(cli, lease), 0);
+	assert_int_equal(moor_get(cli, S("p/leased"), NULL, &r), 0);
+	assert_int_equal(r->n_kvs, 0);
+	moor_response_free(r);
+}
+
+static void delete_removes_a_key_a_range_or_a_prefix_and_returns_what_it_removed(void **state)
+{
+	struct moor_response *r = NULL;
+	struct moor_delete_opts o = {.prev_kv = true};
+
+	(void)state;
+	put("d/a", "1");
+	put("d/b", "2");
+	put("d/c", "3");
+	put("d/d", "4");
+	put("e/x", "5");
+	assert_int_equal(moor_delete(cli, S("d/a"), &o, &r), 0);
+	assert_int_equal(r->type, MOOR_OP_DELETE);
+	assert_int_equal(r->deleted, 1);
+	assert_true(kv_is(&r->prev_kvs[0], "d/a", "1"));
+	moor_response_free(r);
+	o = (struct moor_delete_opts){.range = {.range_end = "d/c", .range_end_len = 3}};
+	assert_int_equal(moor_delete(cli, S("d/b"), &o, &r), 0);
+	assert_int_equal(r->deleted, 1);
+	assert_int_equal(r->n_prev_kvs, 0);
+	moor_response_free(r);
+	o = (struct moor_delete_opts){.range.prefix = true, .prev_kv = true};
+	assert_int_equal(moor_delete(cli, S("d/"), &o, &r), 0);
+	assert_int_equal(r->deleted, 2);
+	assert_int_equal(r->n_prev_kvs, 2);
+	moor_response_free(r);
+	assert_int_equal(moor_delete(cli, S("d/none"), NULL, &r), 0);
+	assert_int_equal(r->deleted, 0);
+	moor_response_free(r);
+	assert_int_equal(moor_get(cli, S("e/x"), NULL, &r), 0);
+	assert_int_equal(r->n_kvs, 1);
+	moor_response_free(r);
+}
+
+static void txn_runs_the_branch_its_compares_choose(void **state)
+{
+	struct moor_response *r = NULL, *g = NULL;
+	moor_txn *t = NULL;
+	int64_t mod;
+
+	(void)state;
+	mod = put("t/k", "v1");
+	/* optimistic concurrency: write only if nobody wrote since mod */
+	assert_int_equal(moor_txn_new(&t), 0);
+	struct moor_cmp c1 = {.key = "t/k", .key_len = 3, .target = MOOR_CMP_MOD, .op = MOOR_CMP_EQUAL, .number = mod};
+	struct moor_cmp c2 = {.key = "t/k", .key_len = 3, .target = MOOR_CMP_VALUE, .op = MOOR_CMP_EQUAL, .value = "v1", .value_len = 2};
+	struct moor_cmp c3 = {.key = "t/k", .key_len = 3, .target = MOOR_CMP_VERSION, .op = MOOR_CMP_GREATER, .number = 0};
+	struct moor_cmp c4 = {.key = "t/k", .key_len = 3, .target = MOOR_CMP_CREATE, .op = MOOR_CMP_LESS, .number = mod + 1};
+	struct moor_cmp c5 = {.key = "t/k", .key_len = 3, .target = MOOR_CMP_LEASE, .op = MOOR_CMP_EQUAL, .number = 0};
+	assert_int_equal(moor_txn_if(t, &c1), 0);
+	assert_int_equal(moor_txn_if(t, &c2), 0);
+	assert_int_equal(moor_txn_if(t, &c3), 0);
+	assert_int_equal(moor_txn_if(t, &c4), 0);
+	assert_int_equal(moor_txn_if(t, &c5), 0);
+	assert_int_equal(moor_txn_put(t, MOOR_TXN_THEN, S("t/k"), S("v2"), NULL), 0);
+	assert_int_equal(moor_txn_put(t, MOOR_TXN_THEN, S("t/other"), S("o"), NULL), 0);
+	assert_int_equal(moor_txn_get(t, MOOR_TXN_THEN, S("t/k"), NULL), 0);
+	assert_int_equal(moor_txn_get(t, MOOR_TXN_ELSE, S("t/k"), NULL), 0);
+	assert_int_equal(moor_txn_commit(cli, t, &r), 0);
+	assert_true(r->succeeded);
+	assert_int_equal(r->n_responses, 3);
+	assert_int_equal(r->responses[0].type, MOOR_OP_PUT);
+	assert_int_equal(r->responses[2].type, MOOR_OP_GET);
+	assert_true(kv_is(&r->responses[2].kvs[0], "t/k", "v2"));
+	/* one revision for the whole txn */
+	assert_int_equal(r->responses[2].kvs[0].mod_revision, r->header.revision);
+	moor_response_free(r);
+	/* the same txn again: mod changed, the else branch runs */
+	assert_int_equal(moor_txn_commit(cli, t, &r), 0);
+	assert_false(r->succeeded);
+	assert_int_equal(r->n_responses, 1);
+	assert_true(kv_is(&r->responses[0].kvs[0], "t/k", "v2"));
+	moor_response_free(r);
+	moor_txn_free(t);
+
+	/* deletes and range compares; a txn of reads only */
+	assert_int_equal(moor_txn_new(&t), 0);
+	struct moor_cmp cr = {.key = "t/", .key_len = 2, .range_end = "t0", .range_end_len = 2,
+	                      .target = MOOR_CMP_VERSION, .op = MOOR_CMP_GREATER, .number = 0};
+	assert_int_equal(moor_txn_if(t, &cr), 0);
+	struct moor_delete_opts dop = {.range.prefix = true, .prev_kv = true};
+	assert_int_equal(moor_txn_delete(t, MOOR_TXN_THEN, S("t/"), &dop), 0);
+	assert_int_equal(moor_txn_commit(cli, t, &r), 0);
+	assert_true(r->succeeded);
+	assert_int_equal(r->responses[0].type, MOOR_OP_DELETE);
+	assert_int_equal(r->responses[0].deleted, 2);
+	moor_response_free(r);
+	moor_txn_free(t);
+	assert_int_equal(moor_get(cli, S("t/k"), NULL, &g), 0);
+	assert_int_equal(g->n_kvs, 0);
+	moor_response_free(g);
+	/* the same key twice in one branch is refused by the server */
+	assert_int_equal(moor_txn_new(&t), 0);
+	assert_int_equal(moor_txn_put(t, MOOR_TXN_THEN, S("t/dup"), S("1"), NULL), 0);
+	assert_int_equal(moor_txn_put(t, MOOR_TXN_THEN, S("t/dup"), S("2"), NULL), 0);
+	assert_int_equal(moor_txn_commit(cli, t, &r), MOOR_EDUPKEY);
+	assert_null(r);
+	moor_txn_free(t);
+}
+
+static void server_errors_map_to_their_codes(void **state)
+{
+	struct moor_response *r = NULL;
+	struct moor_get_opts future = {.revision = 1000000000};
+	struct moor_config cfg = {0};
+	const char *bad[] = {"ftp://x"};
+	moor_client *c = NULL;
+
+	(void)state;
+	assert_int_equal(moor_get(cli, "", 0, NULL, &r), MOOR_EEMPTYKEY);
+	assert_non_null(strstr(moor_error_detail(), "key is not provided"));
+	assert_int_equal(moor_get(cli, S("x"), &future, &r), MOOR_EFUTUREREV);
+	assert_int_equal(moor_lease_revoke(cli, 0x7777), MOOR_ELEASENOTFOUND);
+	assert_int_equal(moor_put(cli, "", 0, S("v"), NULL, NULL), MOOR_EEMPTYKEY);
+	cfg.endpoints = bad;
+	cfg.n_endpoints = 1;
+	assert_int_equal(moor_client_open(&cfg, &c), MOOR_EINVAL);
+	cfg.n_endpoints = 0;
+	assert_int_equal(moor_client_open(&cfg, &c), MOOR_EINVAL);
+	assert_string_equal(moor_strerror(MOOR_EINDETERMINATE),
+	                    "outcome unknown: the request may or may not have applied");
+}
+
+static void calls_to_no_reachable_member_time_out_and_writes_are_not_indeterminate(void **state)
+{
+	const char *eps[] = {"127.0.0.1:1"};
+	struct moor_config cfg = {.endpoints = eps, .n_endpoints = 1, .request_timeout_ms = 300, .dial_timeout_ms = 100};
+	struct moor_response *r = NULL;
+	moor_client *c = NULL;
+
+	(void)state;
+	assert_int_equal(moor_client_open(&cfg, &c), 0);
+	assert_int_equal(moor_get(c, S("k"), NULL, &r), MOOR_ETIMEOUT);
+	/* a refused connection proves the write never left */
+	assert_int_equal(moor_put(c, S("k"), S("v"), NULL, NULL), MOOR_ETIMEOUT);
+	moor_client_close(c);
+}
+
+static void compaction_makes_old_revisions_unreadable(void **state)
+{
+	struct moor_response *r = NULL;
+	struct moor_header h;
+	int64_t old, now;
+
+	(void)state;
+	old = put("c/k", "1");
+	now = put("c/k", "2");
+	assert_int_equal(moor_compact(cli, now, false, &h), 0);
+	assert_true(h.revision >= now);
+	struct moor_get_opts o = {.revision = old};
+	assert_int_equal(moor_get(cli, S("c/k"), &o, &r), MOOR_ECOMPACTED);
+	o.revision = now;
+	assert_int_equal(moor_get(cli, S("c/k"), &o, &r), 0);
+	assert_true(kv_is(&r->kvs[0], "c/k", "2"));
+	moor_response_free(r);
+	/* compacting again at the same revision is an error */
+	assert_int_equal(moor_compact(cli, now, true, NULL), MOOR_ECOMPACTED);
+}
+
+struct collect {
+	pthread_mutex_t mu;
+	int n;
+	int64_t revs[64];
+	int types[64];
+	char vals[64][16];
+	bool prev[64];
+	int err;
+	int64_t compact;
+};
+
+static void collect_cb(void *ctx, const struct moor_watch_response *r)
+{
+	struct collect *c = ctx;
+
+	pthread_mutex_lock(&c->mu);
+	if (r->err) {
+		c->err = r->err;
+		c->compact = r->compact_revision;
+	}
+	for (size_t i = 0; i < r->n_events && c->n < 64; i++, c->n++) {
+		c->revs[c->n] = r->events[i].kv.mod_revision;
+		c->types[c->n] = r->events[i].type;
+		c->prev[c->n] = r->events[i].has_prev_kv;
+		snprintf(c->vals[c->n], 16, "%.*s", (int)r->events[i].kv.value_len, r->events[i].kv.value);
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+static bool wait_for(struct collect *c, int n, int err)
+{
+	uint64_t deadline = fx_now_ms() + 10000;
+
+	for (;;) {
+		pthread_mutex_lock(&c->mu);
+		bool ok = c->n >= n && (!err || c->err == err);
+		pthread_mutex_unlock(&c->mu);
+		if (ok)
+			return true;
+		if (fx_now_ms() > deadline)
+			return false;
+		fx_sleep_ms(10);
+	}
+}
+
+static void watch_delivers_puts_and_deletes_in_order_with_previous_values(void **state)
+{
+	struct collect col = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	struct moor_watch_opts o = {.range.prefix = true, .prev_kv = true, .cb = collect_cb, .cb_ctx = &col};
+	moor_watch *w = NULL;
+	int64_t start, r1, r2, r3;
+
+	(void)state;
+	start = put("w/a", "0");
+	o.start_revision = start + 1;
+	assert_int_equal(moor_watch_start(cli, S("w/"), &o, &w), 0);
+	r1 = put("w/a", "1");
+	r2 = put("w/b", "2");
+	assert_int_equal(moor_delete(cli, S("w/a"), NULL, NULL), 0);
+	r3 = put("x/outside", "3");
+	assert_true(wait_for(&col, 3, 0));
+	moor_watch_stop(w);
+	assert_int_equal(col.n, 3);
+	assert_int_equal(col.revs[0], r1);
+	assert_int_equal(col.revs[1], r2);
+	assert_true(col.revs[2] > r2 && col.revs[2] < r3);
+	assert_int_equal(col.types[0], MOOR_EVENT_PUT);
+	assert_int_equal(col.types[2], MOOR_EVENT_DELETE);
+	assert_string_equal(col.vals[0], "1");
+	assert_true(col.prev[0]);
+	assert_false(col.prev[1]);
+
+	/* from the past: every revision since start again, without deletes */
+	struct collect c2 = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	o = (struct moor_watch_opts){.range.prefix = true, .start_revision = start, .no_delete = true, .cb = collect_cb, .cb_ctx = &c2};
+	assert_int_equal(moor_watch_start(cli, S("w/"), &o, &w), 0);
+	assert_true(wait_for(&c2, 3, 0));
+	moor_watch_stop(w);
+	assert_int_equal(c2.revs[0], start);
+	assert_int_equal(c2.revs[2], r2);
+	for (int i = 0; i < c2.n; i++)
+		assert_int_equal(c2.types[i], MOOR_EVENT_PUT);
+}
+
+static void a_watch_from_now_sees_only_later_changes_through_a_pollable_fd(void **state)
+{
+	struct moor_watch_opts o = {0};
+	struct moor_watch_response *r = NULL;
+	moor_watch *w = NULL;
+	struct pollfd pfd;
+	int64_t rev;
+
+	(void)state;
+	put("f/k", "before");
+	assert_int_equal(moor_watch_start(cli, S("f/k"), &o, &w), 0);
+	/* the created answer sets where it starts */
+	for (int i = 0; i < 500 && moor_watch_next_revision(w) == 0; i++)
+		fx_sleep_ms(10);
+	assert_true(moor_watch_next_revision(w) > 0);
+	assert_int_equal(moor_watch_next(w, 0, &r), MOOR_ETIMEOUT);
+	rev = put("f/k", "after");
+	pfd = (struct pollfd){.fd = moor_watch_fd(w), .events = POLLIN};
+	assert_int_equal(poll(&pfd, 1, 10000), 1);
+	assert_int_equal(moor_watch_next(w, 0, &r), 0);
+	assert_int_equal(r->n_events, 1);
+	assert_int_equal(r->events[0].kv.mod_revision, rev);
+	assert_true(kv_is(&r->events[0].kv, "f/k", "after"));
+	moor_watch_response_free(r);
+	assert_int_equal(moor_watch_next_revision(w), rev + 1);
+	pfd.revents = 0;
+	assert_int_equal(poll(&pfd, 1, 0), 0);
+	moor_watch_stop(w);
+}
+
+static void a_watch_from_a_compacted_revision_ends_with_the_compact_revision(void **state)
+{
+	struct collect col = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	struct moor_watch_opts o = {.start_revision = 1, .cb = collect_cb, .cb_ctx = &col};
+	moor_watch *w = NULL;
+	int64_t now;
+
+	(void)state;
+	now = put("wc/k", "1");
+	put("wc/k", "2");
+	assert_int_equal(moor_compact(cli, now, false, NULL), 0);
+	assert_int_equal(moor_watch_start(cli, S("wc/k"), &o, &w), 0);
+	assert_true(wait_for(&col, 0, MOOR_ECOMPACTED));
+	moor_watch_stop(w);
+	assert_int_equal(col.err, MOOR_ECOMPACTED);
+	assert_int_equal(col.compact, now);
+}
+
+static void leases_are_granted_listed_looked_up_and_revoked(void **state)
+{
+	struct moor_lease_info *info = NULL;
+	int64_t id = 0, ttl = 0, *ids = NULL;
+	size_t n = 0;
+	bool found = false;
+
+	(void)state;
+	assert_int_equal(moor_lease_grant(cli, 30, 0, &id, &ttl), 0);
+	assert_int_not_equal(id, 0);
+	assert_int_equal(ttl, 30);
+	assert_int_equal(moor_lease_grant(cli, 0, 0, NULL, NULL), MOOR_EINVAL);
+	struct moor_put_opts po = {.lease = id};
+	assert_int_equal(moor_put(cli, S("l/a"), S("1"), &po, NULL), 0);
+	assert_int_equal(moor_put(cli, S("l/b"), S("2"), &po, NULL), 0);
+	assert_int_equal(moor_lease_timetolive(cli, id, true, &info), 0);
+	assert_int_equal(info->id, id);
+	assert_int_equal(info->granted_ttl, 30);
+	assert_true(info->ttl > 0 && info->ttl <= 30);
+	assert_int_equal(info->n_keys, 2);
+	moor_lease_info_free(info);
+	assert_int_equal(moor_lease_list(cli, &ids, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		found |= ids[i] == id;
+	free(ids);
+	assert_true(found);
+	/* a chosen id, then the same id again */
+	assert_int_equal(moor_lease_grant(cli, 30, 0x1234, &ttl, NULL), 0);
+	assert_int_equal(ttl, 0x1234);
+	assert_int_equal(moor_lease_grant(cli, 30, 0x1234, NULL, NULL), MOOR_ELEASEEXISTS);
+	assert_int_equal(moor_lease_revoke(cli, 0x1234), 0);
+	assert_int_equal(moor_lease_revoke(cli, id), 0);
+	assert_int_equal(moor_lease_timetolive(cli, id, false, &info), 0);
+	assert_int_equal(info->ttl, -1);
+	moor_lease_info_free(info);
+	struct moor_response *r = NULL;
+	struct moor_get_opts go = {.range.prefix = true};
+	assert_int_equal(moor_get(cli, S("l/"), &go, &r), 0);
+	assert_int_equal(r->n_kvs, 0);
+	moor_response_free(r);
+}
+
+static void lost_cb(void *ctx, int64_t id, int err)
+{
+	(void)id;
+	*(int *)ctx = err;
+}
+
+static void keepalive_keeps_a_lease_and_reports_its_loss(void **state)
+{
+	moor_keepalive *k = NULL;
+	int64_t id = 0, ttl = 0;
+	int lost = 0, rc;
+
+	(void)state;
+	assert_int_equal(moor_lease_grant(cli, 2, 0, &id, NULL), 0);
+	rc = moor_lease_keepalive_once(cli, id, &ttl);
+	if (rc == MOOR_EUNSUPPORTED)
+		moor_lease_revoke(cli, id);
+	skip_unsupported(rc, "lease keep-alive");
+	assert_int_equal(rc, 0);
+	assert_int_equal(ttl, 2);
+	assert_int_equal(moor_keepalive_start(cli, id, lost_cb, &lost, &k), 0);
+	/* alive well past its TTL */
+	uint64_t until = fx_now_ms() + 4000;
+	while (fx_now_ms() < until) {
+		struct moor_lease_info *info = NULL;
+		assert_int_equal(moor_lease_timetolive(cli, id, false, &info), 0);
+		assert_true(info->ttl > 0);
+		moor_lease_info_free(info);
+		fx_sleep_ms(200);
+	}
+	assert_int_equal(moor_keepalive_status(k), 0);
+	assert_int_equal(moor_lease_revoke(cli, id), 0);
+	for (int i = 0; i < 500 && moor_keepalive_status(k) == 0; i++)
+		fx_sleep_ms(10);
+	assert_int_equal(moor_keepalive_status(k), MOOR_ELEASENOTFOUND);
+	assert_int_equal(lost, MOOR_ELEASENOTFOUND);
+	moor_keepalive_stop(k);
+	assert_int_equal(moor_keepalive_start(cli, id, NULL, NULL, &k), MOOR_ELEASENOTFOUND);
+}
+
+static void member_list_and_status_describe_the_cluster(void **state)
+{
+	struct moor_members *m = NULL;
+	struct moor_status st;
+	uint32_t h1 = 0, h2 = 0;
+	int64_t hrev = 0;
+
+	(void)state;
+	assert_int_equal(moor_member_list(cli, &m), 0);
+	assert_int_equal(m->n_members, 3);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_not_equal(m->members[i].id, 0);
+		assert_true(m->members[i].n_peer_urls >= 1);
+		assert_true(m->members[i].name[0] == 'm');
+	}
+	moor_members_free(m);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(moor_status(cli, fx.url[i], &st), 0);
+		assert_int_not_equal(st.leader, 0);
+		assert_true(st.raft_index > 0);
+		assert_true(st.version[0] != '\0');
+	}
+	put("h/k", "v");
+	assert_int_equal(moor_hashkv(cli, fx.url[0], 0, &h1, &hrev, NULL), 0);
+	assert_int_equal(moor_hashkv(cli, fx.url[1], hrev, &h2, NULL, NULL), 0);
+	assert_int_equal(h1, h2);
+}
+
+static void calls_the_server_may_not_have_yet_work_or_say_unsupported(void **state)
+{
+	struct moor_alarm *alarms = NULL;
+	size_t n = 0;
+	int rc;
+
+	(void)state;
+	rc = moor_alarm(cli, MOOR_ALARM_GET, 0, 0, &alarms, &n);
+	free(alarms);
+	if (rc == MOOR_EUNSUPPORTED)
+		printf("SKIP alarm: Unimplemented\n");
+	else
+		assert_int_equal(rc, 0);
+	rc = moor_defragment(cli, fx.url[0]);
+	if (rc == MOOR_EUNSUPPORTED)
+		printf("SKIP defragment: Unimplemented\n");
+	else
+		assert_int_equal(rc, 0);
+	rc = moor_member_promote(cli, 12345, NULL);
+	if (rc == MOOR_EUNSUPPORTED)
+		printf("SKIP member promote: Unimplemented\n");
+	else
+		assert_int_equal(rc, MOOR_EMEMBERNOTFOUND);
+	rc = moor_member_remove(cli, 12345, NULL);
+	if (rc == MOOR_EUNSUPPORTED)
+		printf("SKIP member remove: Unimplemented\n");
+	else
+		assert_int_equal(rc, MOOR_EMEMBERNOTFOUND);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	if (fx_cluster_start(&fx, 3) != 0) {
+		fprintf(stderr, "cannot start a 3-member cluster of %s\n", fx.moord);
+		fx_cluster_stop(&fx);
+		return -1;
+	}
+	cli = fx_client(&fx, -1, 5000);
+	return cli ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	moor_client_close(cli);
+	fx_cluster_stop(&fx);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(put_then_get_returns_the_value_with_its_revisions),
+		cmocka_unit_test(get_honours_every_range_option),
+		cmocka_unit_test(put_returns_the_previous_value_and_attaches_a_lease),
+		cmocka_unit_test(delete_removes_a_key_a_range_or_a_prefix_and_returns_what_it_removed),
+		cmocka_unit_test(txn_runs_the_branch_its_compares_choose),
+		cmocka_unit_test(server_errors_map_to_their_codes),
+		cmocka_unit_test(calls_to_no_reachable_member_time_out_and_writes_are_not_indeterminate),
+		cmocka_unit_test(compaction_makes_old_revisions_unreadable),
+		cmocka_unit_test(watch_delivers_puts_and_deletes_in_order_with_previous_values),
+		cmocka_unit_test(a_watch_from_now_sees_only_later_changes_through_a_pollable_fd),
+		cmocka_unit_test(a_watch_from_a_compacted_revision_ends_with_the_compact_revision),
+		cmocka_unit_test(leases_are_granted_listed_looked_up_and_revoked),
+		cmocka_unit_test(keepalive_keeps_a_lease_and_reports_its_loss),
+		cmocka_unit_test(member_list_and_status_describe_the_cluster),
+		cmocka_unit_test(calls_the_server_may_not_have_yet_work_or_say_unsupported),
+	};
+	return cmocka_run_group_tests_name("libmoor against a cluster", tests, setup, teardown);
+}
