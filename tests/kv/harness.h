@@ -29,6 +29,9 @@ struct harness {
 	struct packed *ev;
 	size_t nev, capev;
 	const char *where; /* context for messages */
+	/* Entries at or below this index are replays: the store must ignore
+	 * them (rc 0, no response, no event); the model applies them. */
+	uint64_t replay_upto;
 };
 
 /* mkdtemp + open; seed for the generator. */
