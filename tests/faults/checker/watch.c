@@ -66,8 +66,9 @@ struct wctx {
 	const struct hist *h;
 	struct ref *refs;
 	size_t n_refs, cap_refs;
-	struct strmap ref_index; /* rev+key → ref index */
-	struct strmap attempted; /* key\0canonical-value → 1; key\0\0delete → 1 */
+	struct strmap ref_index;  /* rev+key → ref index */
+	struct strmap attempted;  /* key\0canonical-value → 1; key\0\0delete → 1 */
+	struct strmap ack_by_rev; /* 8-byte revision → ref index of the ack there */
 	bool have_log;
 	int64_t log_min, log_max;
 	struct watcher *w;
@@ -274,6 +275,9 @@ static int load_writes(struct wctx *c)
 			return MOOR_ENOMEM;
 		rc = ref_add(c, rev, op->key, op->key_len, false, v, op->ret_line, REF_ACK, &other);
 		json_decref(v);
+		if (rc == 1 && strmap_put(&c->ack_by_rev, c->tmp, revkey(c, rev, "", 0),
+		                          (int64_t)c->n_refs - 1, NULL) < 0)
+			return MOOR_ENOMEM;
 		if (rc == -2) {
 			violation(c,
 			          "two acknowledgements claim revision %" PRId64
@@ -497,7 +501,7 @@ static int check_values(struct wctx *c)
 			const struct strmap_slot *sl = &w->delivered.slots[s];
 			const json_t *rec = NULL, *evs, *e;
 			size_t j, other;
-			int64_t rev = 0;
+			int64_t rev = 0, *slot;
 			long line;
 			int rc;
 
@@ -542,6 +546,20 @@ static int check_values(struct wctx *c)
 					          "watch %s: %s of %.*s at revision %" PRId64
 					          " (line %ld) is not in the write log",
 					          w->id, op_name(del), (int)kl, k, rev, line);
+				} else if (rc == 1 &&
+				           (slot = strmap_get(&c->ack_by_rev, c->tmp,
+				                              revkey(c, rev, "", 0))) != NULL) {
+					/* Each op is one request on one key: its revision is its
+					 * own. */
+					const struct ref *r = &c->refs[*slot];
+
+					violation(
+					    c,
+					    "watch %s: %s of %.*s at revision %" PRId64
+					    " (line %ld), a revision acknowledged to a write of "
+					    "%.*s (line %ld)",
+					    w->id, op_name(del), (int)kl, k, rev, line,
+					    (int)r->key_len, r->key, r->line);
 				} else if (rc == 1) {
 					canon =
 					    del ? NULL : json_canon(json_object_get(e, "value"));
@@ -644,6 +662,7 @@ int chk_watch(const struct hist *h, struct chk_result *r)
 	memset(r, 0, sizeof *r);
 	strmap_init(&c.ref_index);
 	strmap_init(&c.attempted);
+	strmap_init(&c.ack_by_rev);
 	c.violations = json_array();
 	c.errors = json_array();
 	r->detail = json_object();
@@ -675,6 +694,7 @@ int chk_watch(const struct hist *h, struct chk_result *r)
 	free(c.w);
 	strmap_free(&c.ref_index);
 	strmap_free(&c.attempted);
+	strmap_free(&c.ack_by_rev);
 	if (!r->detail) {
 		json_decref(c.violations);
 		json_decref(c.errors);

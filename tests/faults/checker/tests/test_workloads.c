@@ -379,6 +379,15 @@ static void without_a_log_events_are_checked_against_acknowledgements(void **sta
 	                 CHK_INVALID);
 	first_violation_mentions(&r, "violations", "missed the put of a at revision 2");
 	chk_result_free(&r);
+	/* An event of b at the revision acknowledged to a write of a. */
+	assert_int_equal(run(chk_watch,
+	                     W(0, "invoke", "a", 1, "", 0) W(0, "ok", "a", 1, ",\"revision\":2", 1)
+	                         W(1, "invoke", "b", 7, "", 2) W(1, "info", "b", 7, "", 3)
+	                             START(1, "b", "", 2) EVENTS(1, EV(2, "b", "put", "7")),
+	                     &r),
+	                 CHK_INVALID);
+	first_violation_mentions(&r, "violations", "acknowledged to a write of a");
+	chk_result_free(&r);
 }
 
 static void watchers_must_agree_and_one_reveals_the_others_gaps(void **state)
