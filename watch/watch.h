@@ -267,8 +267,11 @@ void watch_hub_stats(const struct watch_hub *hub, struct watch_hub_stats *st);
  * A stream: one client connection's watchers and their output.
  * notify(s, ctx) is called when the stream goes from nothing to pull to
  * something to pull (after the server last saw watch_stream_next() return
- * 0); it must not call into the hub. The stream belongs to the hub: it is
- * freed by watch_stream_close() or watch_hub_free().
+ * 0); it must not call into the hub. A server whose connection is congested
+ * stops pulling (that back-pressure is what sends slow watchers back to
+ * history) and resumes when it can write again, without waiting for a
+ * notify: none comes until next() has returned 0. The stream belongs to the
+ * hub: it is freed by watch_stream_close() or watch_hub_free().
  */
 struct watch_stream_config {
 	void (*notify)(struct watch_stream *s, void *ctx);

@@ -2,7 +2,8 @@
  * The watch hub's private structures, shared by its files:
  *   hub.c    the hub, the live fan-out (apply), progress ticks, queues
  *   index.c  matching: a hash of single keys, an interval treap of ranges
- *   stream.c streams, watcher registration and cancel, building responses
+ *   stream.c streams, watcher registration and cancel, pulling responses
+ *   response.c what goes into one response, and its memory
  *   sync.c   catch-up from history and the hand-over to the live fan-out
  *
  * A watcher is in one of three states:
@@ -200,6 +201,9 @@ void wstream_update_ready(struct watcher *w);
 void wstream_free_watcher(struct watcher *w);
 /* Re-checks whether w still holds up the stream's requested progress. */
 void wstream_update_barrier(struct watcher *w);
+
+/* response.c: the next response of w into r (w has events queued). */
+int wresp_build(struct watch_stream *s, struct watcher *w, struct watch_response *r);
 
 /* sync.c */
 void wsync_make_runnable(struct watch_hub *hub, struct watcher *w);
