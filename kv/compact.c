@@ -11,9 +11,9 @@
  * RocksDB batch, separate from the apply batch, so writes never wait on it.
  *
  * Garbage entries are created only at revisions above the compact revision
- * of their time, so everything a step has passed stays passed: the cursor
- * (kept in memory) only moves forward, and a crash merely makes the next
- * step start from the beginning of what is left.
+ * of their time (and so with a higher `at` than any entry removed), so the
+ * cursor, the last entry removed (kept in memory), only moves forward; after
+ * a crash or reopen the next step starts from the beginning of what is left.
  */
 #include "kv/kv_int.h"
 
@@ -27,7 +27,7 @@ int kv_compact_step(struct kv *kv, size_t max_records, bool *done)
 	const struct moor_alloc *a = kv->alloc;
 	rocksdb_writebatch_t *wb = NULL;
 	rocksdb_iterator_t *it = NULL;
-	struct kv_kbuf k;
+	struct kv_kbuf k, last;
 	int64_t c;
 	size_t n = 0;
 	char *err = NULL;
@@ -42,6 +42,7 @@ int kv_compact_step(struct kv *kv, size_t max_records, bool *done)
 		return 0;
 	}
 	kv_kbuf_init(&k);
+	kv_kbuf_init(&last);
 	wb = rocksdb_writebatch_create();
 	it = rocksdb_create_iterator(kv->db, kv->ro);
 	if (!wb || !it) {
@@ -72,6 +73,12 @@ int kv_compact_step(struct kv *kv, size_t max_records, bool *done)
 			goto out;
 		}
 		rocksdb_writebatch_delete(wb, ik, kl);
+		/* The cursor is the last entry removed: garbage created later has a
+		 * higher `at` than anything removed, so it always sorts after it. */
+		last.len = 0;
+		rc = kv_kbuf_add(a, &last, ik, kl);
+		if (rc)
+			goto out;
 		rc = kv_key_hist(a, &k, victim);
 		if (rc)
 			goto out;
@@ -89,21 +96,16 @@ int kv_compact_step(struct kv *kv, size_t max_records, bool *done)
 	}
 	*done = true;
 save:
-	if (rocksdb_iter_valid(it)) {
-		size_t kl;
-		const char *ik = rocksdb_iter_key(it, &kl);
-
-		kv->gc_cursor.len = 0;
-		rc = kv_kbuf_add(a, &kv->gc_cursor, ik, kl);
-		if (rc)
-			goto out;
-	}
 	if (n) {
 		rocksdb_write(kv->db, kv->wo, wb, &err);
 		if (err) {
 			rc = kv_rocks_err(kv, err, "kv: compaction write");
 			goto out;
 		}
+		kv->gc_cursor.len = 0;
+		rc = kv_kbuf_add(a, &kv->gc_cursor, last.p, last.len);
+		if (rc)
+			goto out;
 	}
 	if (*done) {
 		pthread_mutex_lock(&kv->mu);
@@ -120,5 +122,6 @@ out:
 	if (wb)
 		rocksdb_writebatch_destroy(wb);
 	kv_kbuf_free(a, &k);
+	kv_kbuf_free(a, &last);
 	return rc;
 }

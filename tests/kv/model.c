@@ -877,3 +877,22 @@ bool msg_equal(const char *what, const ProtobufCMessage *a, const ProtobufCMessa
 	free(pb);
 	return eq;
 }
+
+size_t model_kept_records(const struct model *m)
+{
+	size_t n = 0;
+
+	for (int k = 0; k < MODEL_NKEYS; k++) {
+		const struct mkey *key = &m->keys[k];
+
+		for (size_t j = 0; j < key->n; j++) {
+			const struct mver *v = &key->v[j];
+			bool newest_at_c = j + 1 == key->n || key->v[j + 1].main > m->compact;
+
+			if (v->main > m->compact ||
+			    (newest_at_c && (!v->tomb || v->main == m->compact)))
+				n++;
+		}
+	}
+	return n;
+}

@@ -76,6 +76,9 @@ bool model_lease_exists(const struct model *m, int64_t id);
 int model_history(struct model *m, int64_t from, size_t max, bool prev_kv, Mvccpb__Event ***ev,
 		  size_t *n, int64_t *next_rev);
 
+/* History records a finished physical compaction leaves. */
+size_t model_kept_records(const struct model *m);
+
 /* Pack both and compare; on mismatch print both (as text) and return false. */
 bool msg_equal(const char *what, const ProtobufCMessage *a, const ProtobufCMessage *b);
 

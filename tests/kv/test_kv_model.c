@@ -53,6 +53,15 @@ static bool hash_stable_across_compaction(struct harness *h)
 			(long long)r1, h1, h2, rc);
 		return false;
 	}
+	struct kv_stats st;
+
+	if (kv_stats(h->kv, &st) != 0 || st.history_records != model_kept_records(&h->m) ||
+	    st.index_records != st.history_records) {
+		fprintf(stderr, "%safter compaction: %llu history and %llu index records, model %zu\n",
+			h->where, (unsigned long long)st.history_records,
+			(unsigned long long)st.index_records, model_kept_records(&h->m));
+		return false;
+	}
 	return true;
 }
 
