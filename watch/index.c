@@ -36,7 +36,7 @@ static uint64_t mix64(uint64_t x)
 	return x;
 }
 
-static uint64_t key_hash(uint64_t seed, const uint8_t *p, size_t n)
+uint64_t wkey_hash(uint64_t seed, const uint8_t *p, size_t n)
 {
 	uint64_t h = seed ^ ((uint64_t)n * 0x9E3779B97F4A7C15ull);
 	uint64_t v;
@@ -131,7 +131,7 @@ static void kgroup_unlink_free(struct watch_hub *hub, struct keygroup *g)
 
 static int key_insert(struct watch_hub *hub, struct watcher *w)
 {
-	uint64_t h = key_hash(hub->cfg.seed, w->key, w->key_len);
+	uint64_t h = wkey_hash(hub->cfg.seed, w->key, w->key_len);
 	struct keygroup *g = kgroup_find(hub, h, w->key, w->key_len);
 	bool fresh = false;
 
@@ -373,7 +373,7 @@ void windex_match(struct watch_hub *hub, const uint8_t *key, size_t key_len, str
                   size_t idx)
 {
 	if (hub->kgroups) {
-		uint64_t h = key_hash(hub->cfg.seed, key, key_len);
+		uint64_t h = wkey_hash(hub->cfg.seed, key, key_len);
 		struct keygroup *g = kgroup_find(hub, h, key, key_len);
 		if (g)
 			for (uint32_t i = 0; i < g->n; i++)

@@ -98,11 +98,24 @@ static int check_result(const struct watch_history_query *q, const struct watch_
 
 static bool wants(const struct watcher *w, const Mvccpb__Event *ev)
 {
-	return wkey_in_range(w, ev->kv->key.data, ev->kv->key.len) && wfilter_pass(w, ev);
+	return wev_rev(ev) >= w->rev && wkey_in_range(w, ev->kv->key.data, ev->kv->key.len) &&
+	       wfilter_pass(w, ev);
 }
 
-/* Queue what w wants of a checked history batch (NULL: none) and move it to
- * next_rev. */
+/* w has queued n more events and read everything below next_rev. */
+static void advance(struct watch_hub *hub, struct watcher *w, uint32_t n, int64_t next_rev)
+{
+	hub->st.queued_events += n;
+	hub->st.deliveries += n;
+	if (n)
+		w->activity = true;
+	if (next_rev > w->rev)
+		w->rev = next_rev;
+	wstream_update_ready(w);
+	wstream_update_barrier(w);
+}
+
+/* Queue what w wants of a checked history batch (NULL: none). */
 static int take_history(struct watch_hub *hub, struct watcher *w, struct watch_batch *b,
                         int64_t next_rev)
 {
@@ -118,13 +131,7 @@ static int take_history(struct watch_hub *hub, struct watcher *w, struct watch_b
 			if (wants(w, b->events[i]))
 				wring_push(w, b, i);
 	}
-	hub->st.queued_events += n;
-	hub->st.deliveries += n;
-	if (n)
-		w->activity = true;
-	w->rev = next_rev;
-	wstream_update_ready(w);
-	wstream_update_barrier(w);
+	advance(hub, w, n, next_rev);
 	return 0;
 }
 
@@ -136,63 +143,165 @@ static bool same_range(const struct watcher *a, const struct watcher *b)
 }
 
 /*
- * The cohort of `lead`: it and the runnable watchers at the same position
- * (looking at most WSYNC_COHORT_SCAN watchers down the list), taken off the
- * list and chained through defer_next (free outside apply). One history
- * read serves them all: watchers that fell behind together (a burst that
- * overflowed many queues at one revision) or started together (clients
- * resuming from one revision) cost one read, not one each.
+ * Cohorts. One history read serves the lead (the head of the runnable list)
+ * and up to WSYNC_COHORT_MAX - 1 more runnable watchers at or ahead of its
+ * position: the read starts at the lead's position, and each member takes
+ * the events at or above its own. Watchers that fell behind together, or
+ * clients resuming after a failover, cost one read per batch of history, not
+ * one each. Watchers behind the lead are left out: each leads a read of its
+ * own in turn, so one far behind never holds up those nearly caught up (a
+ * read from the lowest position of all, as etcd's unsynced group does,
+ * would). Members are chained through defer_next (unused outside apply).
+ *
+ * Matching the batch against the members uses a throwaway index: a hash of
+ * the single-key members' keys, and a list of the range members, so a read
+ * costs O(members + events x (1 + range members)), not events x members.
  */
-#define WSYNC_COHORT_SCAN 4096
+#define WSYNC_COHORT_MAX 1024
 
-static void cohort_query(struct watch_hub *hub, struct watcher *lead, size_t left,
+struct cohort {
+	struct watcher *head;
+	uint32_t n;
+	int64_t from;
+	uint32_t min_room;
+	bool same, prev_kv;
+};
+
+static void cohort_add(struct watch_hub *hub, struct cohort *c, struct watcher *w)
+{
+	w->defer_next = c->head;
+	c->head = w;
+	if (c->n == 0 || w->rev < c->from)
+		c->from = w->rev;
+	if (c->n == 0 || wroom(hub, w) < c->min_room)
+		c->min_room = wroom(hub, w);
+	c->same = c->n == 0 || (c->same && same_range(c->head->defer_next, w));
+	c->prev_kv = c->prev_kv || w->prev_kv;
+	c->n++;
+}
+
+static void cohort_gather(struct watch_hub *hub, struct watcher *lead, struct cohort *c)
+{
+	struct wlink *l = hub->runnable.next;
+
+	memset(c, 0, sizeof *c);
+	cohort_add(hub, c, lead);
+	while (l != &hub->runnable && c->n < WSYNC_COHORT_MAX) {
+		struct watcher *w = WCONTAINER(l, struct watcher, u_link);
+		l = l->next;
+		if (w->rev < lead->rev || w->rev > hub->rev)
+			continue; /* behind: it leads a read of its own; ahead: goes live */
+		wlink_remove(&w->u_link);
+		cohort_add(hub, c, w);
+	}
+}
+
+static void cohort_query(struct watch_hub *hub, const struct cohort *c, size_t left,
                          struct watch_history_query *q)
 {
 	static const uint8_t zero = 0;
-	uint32_t min_room = wroom(hub, lead);
-	bool same = true, prev_kv = lead->prev_kv;
-	struct watcher **tail = &lead->defer_next;
-	struct wlink *l = hub->runnable.next;
+	const struct watcher *w = c->head;
 
-	lead->defer_next = NULL;
-	for (int scanned = 0; l != &hub->runnable && scanned < WSYNC_COHORT_SCAN; scanned++) {
-		struct watcher *w = WCONTAINER(l, struct watcher, u_link);
-		l = l->next;
-		if (w->rev != lead->rev)
-			continue;
-		wlink_remove(&w->u_link);
-		w->defer_next = NULL;
-		*tail = w;
-		tail = &w->defer_next;
-		if (wroom(hub, w) < min_room)
-			min_room = wroom(hub, w);
-		same = same && same_range(lead, w);
-		prev_kv = prev_kv || w->prev_kv;
-	}
-	q->from_rev = lead->rev;
+	q->from_rev = c->from;
 	q->to_rev = hub->rev;
-	q->max_events =
-	    min_room < hub->cfg.history_batch_events ? min_room : hub->cfg.history_batch_events;
+	q->max_events = c->min_room < hub->cfg.history_batch_events ? c->min_room
+	                                                            : hub->cfg.history_batch_events;
 	if (q->max_events > left)
 		q->max_events = left;
 	if (q->max_events == 0)
 		q->max_events = 1;
-	q->prev_kv = prev_kv;
-	if (!same) {
+	q->prev_kv = c->prev_kv;
+	if (!c->same) {
 		q->key = &zero; /* every key */
 		q->key_len = 1;
 		q->range_end = &zero;
 		q->range_end_len = 1;
 		return;
 	}
-	q->key = lead->key;
-	q->key_len = lead->key_len;
-	if (lead->end_inf) {
+	q->key = w->key;
+	q->key_len = w->key_len;
+	if (w->end_inf) {
 		q->range_end = &zero;
 		q->range_end_len = 1;
 	} else {
-		q->range_end = lead->end;
-		q->range_end_len = lead->end_len;
+		q->range_end = w->end;
+		q->range_end_len = w->end_len;
+	}
+}
+
+struct cohort_index {
+	struct watcher **m;
+	uint32_t *need; /* events each member takes; UINT32_MAX: no memory */
+	uint32_t *next; /* key chains */
+	uint32_t *heads;
+	uint32_t *ranges;
+	uint32_t n, nranges, mask;
+};
+
+static void *cohort_index_new(struct watch_hub *hub, const struct cohort *c, struct cohort_index *x)
+{
+	uint32_t buckets = 1;
+	void *blk;
+	char *p;
+
+	while (buckets < 2 * c->n)
+		buckets *= 2;
+	blk = moor_malloc(hub->alloc, c->n * (sizeof *x->m + 3 * sizeof(uint32_t)) +
+	                                  buckets * sizeof(uint32_t));
+	if (!blk)
+		return NULL;
+	p = blk;
+	x->m = (struct watcher **)(void *)p;
+	p += c->n * sizeof *x->m;
+	x->need = (uint32_t *)(void *)p;
+	x->next = x->need + c->n;
+	x->ranges = x->next + c->n;
+	x->heads = x->ranges + c->n;
+	x->mask = buckets - 1;
+	x->n = 0;
+	x->nranges = 0;
+	memset(x->heads, 0xff, buckets * sizeof(uint32_t));
+	for (struct watcher *w = c->head; w; w = w->defer_next) {
+		uint32_t i = x->n++;
+		x->m[i] = w;
+		x->need[i] = 0;
+		if (w->end_inf || w->end_len) {
+			x->ranges[x->nranges++] = i;
+		} else {
+			uint32_t h =
+			    (uint32_t)wkey_hash(hub->cfg.seed, w->key, w->key_len) & x->mask;
+			x->next[i] = x->heads[h];
+			x->heads[h] = i;
+		}
+	}
+	return blk;
+}
+
+/* Pass 1 counts what each member takes; pass 2 queues it. */
+static void cohort_index_visit(struct watch_hub *hub, struct cohort_index *x, struct watch_batch *b,
+                               bool push)
+{
+	for (size_t e = 0; e < b->n_events; e++) {
+		const Mvccpb__Event *ev = b->events[e];
+		const ProtobufCBinaryData *k = &ev->kv->key;
+		uint32_t h = (uint32_t)wkey_hash(hub->cfg.seed, k->data, k->len) & x->mask;
+		for (uint32_t i = x->heads[h]; i != UINT32_MAX; i = x->next[i]) {
+			if (x->need[i] == UINT32_MAX || !wants(x->m[i], ev))
+				continue;
+			if (push)
+				wring_push(x->m[i], b, e);
+			else
+				x->need[i]++;
+		}
+		for (uint32_t r = 0; r < x->nranges; r++) {
+			uint32_t i = x->ranges[r];
+			if (x->need[i] == UINT32_MAX || !wants(x->m[i], ev))
+				continue;
+			if (push)
+				wring_push(x->m[i], b, e);
+			else
+				x->need[i]++;
+		}
 	}
 }
 
@@ -205,23 +314,75 @@ static int requeue(struct watch_hub *hub, struct watcher *w)
 	return 0;
 }
 
+/* Queue a checked batch (may be NULL) into every member, then requeue it. */
+static int cohort_take(struct watch_hub *hub, struct cohort *c, struct watch_batch *b,
+                       int64_t next_rev)
+{
+	struct cohort_index x;
+	void *blk = c->n > 1 && b ? cohort_index_new(hub, c, &x) : NULL;
+	struct watcher *w, *next;
+	int err = 0, rc;
+
+	if (!blk) {
+		/* One member, nothing read, or no memory for the index. */
+		for (w = c->head; w; w = next) {
+			next = w->defer_next;
+			w->defer_next = NULL;
+			rc = take_history(hub, w, b, next_rev);
+			if (rc)
+				wsync_make_runnable(hub, w); /* retry later */
+			else
+				rc = requeue(hub, w);
+			if (rc && !err)
+				err = rc;
+		}
+		return err;
+	}
+	cohort_index_visit(hub, &x, b, false);
+	for (uint32_t i = 0; i < x.n; i++)
+		if (x.need[i] && wring_reserve(hub, x.m[i], x.need[i]) != 0)
+			x.need[i] = UINT32_MAX;
+	cohort_index_visit(hub, &x, b, true);
+	for (uint32_t i = 0; i < x.n; i++) {
+		w = x.m[i];
+		w->defer_next = NULL;
+		if (x.need[i] == UINT32_MAX) {
+			wsync_make_runnable(hub, w); /* retry later */
+			rc = MOOR_ENOMEM;
+		} else {
+			advance(hub, w, x.need[i], next_rev);
+			rc = requeue(hub, w);
+		}
+		if (rc && !err)
+			err = rc;
+	}
+	moor_free(hub->alloc, blk);
+	return err;
+}
+
 static int sync_cohort(struct watch_hub *hub, struct watcher *lead, size_t left, size_t *used)
 {
 	struct watch_history_query q = {0};
 	struct watch_history_result res = {0};
+	struct cohort c;
 	struct watcher *w, *next;
 	size_t n = 0;
-	int rc, err = 0;
+	int rc;
 
 	if (lead->rev > hub->rev)
 		return go_live(hub, lead);
-	cohort_query(hub, lead, left, &q);
+	cohort_gather(hub, lead, &c);
+	cohort_query(hub, &c, left, &q);
 	rc = hub->cfg.store.read(hub->cfg.store.ctx, &q, &res);
 	if (rc == MOOR_ECOMPACTED) {
-		for (w = lead; w; w = next) {
+		/* Only those below the compact revision are lost. */
+		for (w = c.head; w; w = next) {
 			next = w->defer_next;
 			w->defer_next = NULL;
-			compacted(hub, w, res.compact_rev);
+			if (w->rev < res.compact_rev)
+				compacted(hub, w, res.compact_rev);
+			else
+				wsync_make_runnable(hub, w);
 		}
 		*used += 1;
 		return 0;
@@ -233,29 +394,26 @@ static int sync_cohort(struct watch_hub *hub, struct watcher *lead, size_t left,
 		if (res.batch)
 			res.batch->destroy(res.batch);
 	}
-	if (res.batch && rc == 0) {
+	if (rc) {
+		for (w = c.head; w; w = next) {
+			next = w->defer_next;
+			w->defer_next = NULL;
+			wsync_make_runnable(hub, w);
+		}
+		*used += 1;
+		return rc;
+	}
+	if (res.batch) {
 		res.batch->refs = 1;
 		res.batch->sizes = NULL;
 		n = res.batch->n_events;
 		hub->st.history_events += n;
 	}
-	for (w = lead; w; w = next) {
-		int rc2 = rc;
-		next = w->defer_next;
-		w->defer_next = NULL;
-		if (rc2 == 0)
-			rc2 = take_history(hub, w, res.batch, res.next_rev);
-		if (rc2 == 0)
-			rc2 = requeue(hub, w);
-		else
-			wsync_make_runnable(hub, w); /* retry later */
-		if (rc2 && !err)
-			err = rc2;
-	}
-	if (res.batch && rc == 0)
+	rc = cohort_take(hub, &c, res.batch, res.next_rev);
+	if (res.batch)
 		wbatch_unref(res.batch);
 	*used += n ? n : 1;
-	return err;
+	return rc;
 }
 
 int watch_hub_sync(struct watch_hub *hub, size_t budget_events)

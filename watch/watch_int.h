@@ -174,6 +174,8 @@ void windex_match(struct watch_hub *hub, const uint8_t *key, size_t key_len, str
                   size_t idx);
 void windex_free(struct watch_hub *hub);
 bool wkey_in_range(const struct watcher *w, const uint8_t *key, size_t key_len);
+/* The hash of the single-key index (seeded). */
+uint64_t wkey_hash(uint64_t seed, const uint8_t *p, size_t n);
 /* Byte-wise key order, shorter first on a tie (etcd's). */
 int wkey_cmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
 

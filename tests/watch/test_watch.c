@@ -704,12 +704,12 @@ static void matching_many_keys_and_ranges_agrees_with_a_brute_force_scan(void **
 	th_fini(&t);
 }
 
-static void watchers_at_the_same_position_share_one_history_read(void **state)
+static void catching_up_watchers_at_or_ahead_of_the_first_share_one_history_read(void **state)
 {
 	struct th t;
 	struct th_stream ts;
 	struct got g;
-	int64_t first = 0;
+	int64_t first = 0, start[100];
 	int got[100] = {0};
 	char key[8];
 
@@ -723,17 +723,28 @@ static void watchers_at_the_same_position_share_one_history_read(void **state)
 	}
 	th_stream_open(&t, &ts);
 	for (int i = 0; i < 100; i++) {
+		/* The first (the lead) is the furthest behind; the others are
+		 * spread over the history. */
+		start[i] = first + (i * 37) % 50;
 		snprintf(key, sizeof key, "k%02d", i % 10);
-		th_watch(&ts, key, i % 20 == 0 ? "" : NULL, first);
+		th_watch(&ts, key, i % 20 == 0 ? "" : NULL, start[i]);
 	}
 	t.ms.reads = 0;
 	th_sync(&t);
 	assert_int_equal(t.ms.reads, 1);
-	while (th_next(&ts, &g))
+	while (th_next(&ts, &g)) {
+		for (size_t e = 0; e < g.n; e++)
+			assert_true(g.ev[e].rev >= start[g.id]);
 		got[g.id] += (int)g.n;
+	}
 	for (int i = 0; i < 100; i++) {
-		/* Five events per key; a from-key watcher on kNN sees keys >= kNN. */
-		int want = i % 20 == 0 ? 5 * (10 - i % 10) : 5;
+		/* Key kNN is written at first + NN + 10j; a from-key watcher on kNN
+		 * sees every key >= kNN. */
+		int want = 0;
+		for (int64_t r = start[i]; r < first + 50; r++) {
+			int k = (int)((r - first) % 10);
+			want += i % 20 == 0 ? k >= i % 10 : k == i % 10;
+		}
 		assert_int_equal(got[i], want);
 	}
 	th_fini(&t);
@@ -889,7 +900,7 @@ int main(void)
 	    cmocka_unit_test(notify_fires_once_until_the_stream_is_drained),
 	    cmocka_unit_test(a_store_error_is_reported_and_the_watcher_retries),
 	    cmocka_unit_test(matching_many_keys_and_ranges_agrees_with_a_brute_force_scan),
-	    cmocka_unit_test(watchers_at_the_same_position_share_one_history_read),
+	    cmocka_unit_test(catching_up_watchers_at_or_ahead_of_the_first_share_one_history_read),
 	    cmocka_unit_test(a_stream_at_its_limit_sends_its_busiest_watchers_back_to_history),
 	    cmocka_unit_test(every_allocation_failure_is_clean_and_leaks_nothing),
 	};
