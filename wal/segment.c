@@ -201,8 +201,11 @@ int wal_writer_start(struct wal *w)
 	w->writing = true;
 	if (w->rec_dirty > w->rec_end) {
 		/* Cut the torn tail: zero it so no stale record can ever follow
-		 * what we write next, and make the cut durable first. */
-		if ((rc = zero_range(w, fd, w->rec_end, w->rec_dirty)) != 0) {
+		 * what we write next, and make the cut durable before writing
+		 * anything (else a crash could tear the new bytes into the old
+		 * ones and bring back a batch recovery had cut). */
+		if ((rc = zero_range(w, fd, w->rec_end, w->rec_dirty)) != 0 ||
+		    (rc = seg_sync(w, fd)) != 0) {
 			wal_fail(w, rc, "wal: cut the tail of %s/%s at offset %" PRIu64, w->dir,
 			         last->name, w->rec_end);
 			goto err;
@@ -211,14 +214,18 @@ int wal_writer_start(struct wal *w)
 		         "cut torn tail file=%s/%s offset=%" PRIu64 " bytes=%" PRIu64, w->dir,
 		         last->name, w->rec_end, w->rec_dirty - w->rec_end);
 	}
-	/* What recovery read may have been in the page cache only. */
-	if ((rc = seg_sync(w, fd)) != 0) {
-		wal_fail(w, rc, "wal: fdatasync %s/%s", w->dir, last->name);
-		goto err;
-	}
 	w->tail = w->rec_end;
 	w->synced_off = w->rec_end;
 	w->rec_dirty = w->rec_end;
+	/* Every segment starts with a copy of the snapshot marker and hard
+	 * state, so older ones can be released; a crash may have cut it. */
+	if (w->tail == WAL_SEG_HDR_BYTES && (w->has_snap || w->has_hs)) {
+		if ((rc = write_state_copy(w)) != 0 || (rc = seg_sync(w, fd)) != 0) {
+			wal_fail(w, rc, "wal: write %s/%s", w->dir, last->name);
+			goto err;
+		}
+		w->synced_off = w->tail;
+	}
 tmp_files:
 	for (size_t i = 0; i < w->ntmp; i++) {
 		rc = w->fs->unlink(w->fs->ctx, w->dir, w->tmp_names[i]);

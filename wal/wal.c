@@ -195,7 +195,9 @@ static int sync_locked(struct wal *w, uint64_t target)
 	for (;;) {
 		if (w->err)
 			return w->err;
-		if (w->durable_seq >= target)
+		/* Done when the batches are durable and so is everything else
+		 * written to the segment (a copy of the state after a rotation). */
+		if (w->durable_seq >= target && (!w->writing || w->synced_off >= w->tail))
 			return 0;
 		if (!w->syncing)
 			break;
@@ -337,7 +339,14 @@ int wal_release(struct wal *w, uint64_t index, unsigned *released)
 	if (released)
 		*released = 0;
 	lock(w);
-	rc = w->err ? w->err : wal_release_locked(w, index, released);
+	/* The snapshot marker that covers `index` (and the copies of it at the
+	 * start of newer segments) must be durable before anything it covers
+	 * is deleted, or a crash could leave a hole. */
+	rc = w->err ? w->err : wal_writer_start(w); /* restores a cut copy of the state */
+	if (rc == 0)
+		rc = sync_locked(w, w->written_seq);
+	if (rc == 0)
+		rc = wal_release_locked(w, index, released);
 	unlock(w);
 	return rc;
 }

@@ -162,8 +162,11 @@ struct wal_recovered {
 
 /*
  * Open the WAL in cfg->dir (an empty directory is a new, empty WAL) and
- * recover it. Reads only: nothing is written, created or removed until the
- * first wal_append / wal_append_sync / wal_release.
+ * recover it. Nothing is written, created or removed until the first
+ * wal_append / wal_append_sync / wal_submit / wal_release; the last segment
+ * is fdatasynced (no byte changes), so that what recovery returns — which
+ * may have been in the page cache only after a process crash — is durable
+ * before the caller acts on it. Entries are loaded with wal_read.
  *
  * On success *out is a handle the caller frees with wal_close and *rec (if
  * not NULL) is filled. On failure returns MOOR_ECORRUPT (with the file and
@@ -255,10 +258,11 @@ void wal_index_range(struct wal *w, uint64_t *first, uint64_t *last);
 
 /*
  * Delete every segment, oldest first, whose entries all lie at or below
- * `index` and which is not the segment being written; then fsync the
- * directory. `index` must be covered by the last snapshot marker (at most its
- * index) — the caller also guarantees the store has flushed it — else
- * MOOR_EINVAL. *released (may be NULL) receives the number deleted.
+ * `index` and which is not the segment being written, fsyncing the
+ * directory after each. Syncs first if anything appended is not yet durable
+ * (the covering snapshot marker must be). `index` must be covered by the last snapshot marker (at
+ * most its index) — the caller also guarantees the store has flushed it — else MOOR_EINVAL.
+ * *released (may be NULL) receives the number deleted.
  */
 int wal_release(struct wal *w, uint64_t index, unsigned *released);
 
