@@ -786,6 +786,93 @@ static void a_stream_at_its_limit_sends_its_busiest_watchers_back_to_history(voi
 	th_fini(&t);
 }
 
+static void prefix_end_is_etcds_get_prefix_range_end(void **state)
+{
+	uint8_t out[8];
+
+	(void)state;
+	assert_int_equal(watch_prefix_end((const uint8_t *)"ab", 2, out), 2);
+	assert_memory_equal(out, "ac", 2);
+	assert_int_equal(watch_prefix_end((const uint8_t *)"a\xff\xff", 3, out), 1);
+	assert_memory_equal(out, "b", 1);
+	assert_int_equal(watch_prefix_end((const uint8_t *)"\xff", 1, out), 1);
+	assert_int_equal(out[0], 0); /* every key */
+	assert_int_equal(watch_prefix_end((const uint8_t *)"", 0, out), 1);
+	assert_int_equal(out[0], 0);
+}
+
+static void a_stream_refuses_watchers_past_its_limit(void **state)
+{
+	struct watch_hub_config cfg = {0};
+	struct th t;
+	struct th_stream ts;
+	struct watch_create req = {
+	    (const uint8_t *)"k", 1, NULL, 0, 0, WATCH_AUTO_ID, false, false, false, false, false};
+	int64_t id, rev;
+
+	(void)state;
+	cfg.max_watchers_per_stream = 3;
+	th_init(&t, &cfg);
+	th_stream_open(&t, &ts);
+	for (int i = 0; i < 3; i++)
+		th_watch_req(&ts, &req);
+	assert_int_equal(watch_stream_watch(ts.s, &req, &id, &rev), MOOR_ETOOMANYREQUESTS);
+	assert_int_equal(watch_stream_cancel(ts.s, 1), 0);
+	assert_int_equal(th_watch_req(&ts, &req), 3);
+	th_fini(&t);
+}
+
+static void apply_refuses_a_batch_out_of_order_and_leaves_it_to_the_caller(void **state)
+{
+	struct th t;
+	struct watch_batch *b;
+	int64_t r1;
+
+	(void)state;
+	th_init(&t, NULL);
+	r1 = th_put(&t, "k", "1");
+	b = memstore_batch(&t.ms, r1, r1); /* already applied */
+	assert_int_equal(watch_hub_apply(t.hub, b), MOOR_EINVAL);
+	assert_int_equal(t.ms.live_batches, 1);
+	b->destroy(b);
+	assert_int_equal(watch_hub_set_revision(t.hub, r1 - 1), MOOR_EINVAL);
+	th_fini(&t);
+}
+
+static int stuck_read(void *ctx, const struct watch_history_query *q,
+                      struct watch_history_result *res)
+{
+	int *calls = ctx;
+
+	(*calls)++;
+	res->batch = NULL;
+	res->next_rev = q->from_rev; /* no progress: a broken store */
+	return 0;
+}
+
+static void a_store_that_makes_no_progress_is_reported_as_corrupt(void **state)
+{
+	struct watch_hub_config cfg = {0};
+	struct watch_hub *hub;
+	struct watch_stream *s;
+	struct watch_create req = {
+	    (const uint8_t *)"k", 1, NULL, 0, 1, WATCH_AUTO_ID, false, false, false, false, false};
+	int calls = 0;
+	int64_t id, rev;
+
+	(void)state;
+	cfg.store.read = stuck_read;
+	cfg.store.ctx = &calls;
+	cfg.revision = 10;
+	assert_int_equal(watch_hub_new(&cfg, &hub), 0);
+	assert_int_equal(watch_stream_open(hub, NULL, &s), 0);
+	assert_int_equal(watch_stream_watch(s, &req, &id, &rev), 0);
+	assert_int_equal(watch_hub_sync(hub, 100), MOOR_ECORRUPT);
+	assert_int_equal(watch_hub_sync(hub, 100), MOOR_ECORRUPT); /* it retries */
+	assert_int_equal(calls, 2);
+	watch_hub_free(hub);
+}
+
 /* Runs a small scenario under an allocator that fails after n calls;
  * returns 1 when it completed without any failure. */
 static int scenario_with_failing_alloc(long n)
@@ -902,6 +989,10 @@ int main(void)
 	    cmocka_unit_test(matching_many_keys_and_ranges_agrees_with_a_brute_force_scan),
 	    cmocka_unit_test(catching_up_watchers_at_or_ahead_of_the_first_share_one_history_read),
 	    cmocka_unit_test(a_stream_at_its_limit_sends_its_busiest_watchers_back_to_history),
+	    cmocka_unit_test(prefix_end_is_etcds_get_prefix_range_end),
+	    cmocka_unit_test(a_stream_refuses_watchers_past_its_limit),
+	    cmocka_unit_test(apply_refuses_a_batch_out_of_order_and_leaves_it_to_the_caller),
+	    cmocka_unit_test(a_store_that_makes_no_progress_is_reported_as_corrupt),
 	    cmocka_unit_test(every_allocation_failure_is_clean_and_leaks_nothing),
 	};
 	return cmocka_run_group_tests_name("watch", tests, NULL, NULL);
