@@ -86,6 +86,7 @@ static void reopen(struct run *r, uint64_t seed, int loss)
 	wal_close(r->w);
 	memfs_fail_write(r->fs, 0, 0); /* faults armed but not hit are disarmed */
 	memfs_fail_sync(r->fs, 0, 0);
+	memfs_fail_dir_sync(r->fs, 0, 0);
 	if (loss)
 		memfs_power_loss(r->fs, loss == 1 ? MEMFS_DROP_UNSYNCED : MEMFS_TEAR_UNSYNCED,
 		                 rnd(r, 1u << 30));
@@ -227,6 +228,8 @@ static void run_seed(uint64_t seed)
 			memfs_fail_sync(r.fs, 1 + (long)rnd(&r, 3), EIO);
 		} else if (op < 28) {
 			memfs_fail_write(r.fs, 1 + (long)rnd(&r, 3), rnd(&r, 2) ? EIO : ENOSPC);
+		} else if (op < 29) {
+			memfs_fail_dir_sync(r.fs, 1, EIO);
 		} else {
 			append_random(&r);
 		}
