@@ -136,34 +136,10 @@ static void campaign(struct raft *r, bool pre, bool transfer)
 	}
 }
 
-/* Committed but unapplied configuration changes may change who votes:
- * campaign only once they are applied. */
-static bool pending_conf_unapplied(struct raft *r)
-{
-	uint64_t lo = r->log.applied + 1, hi = r->log.committed + 1;
-
-	while (lo < hi) {
-		struct raft_entry *e;
-		size_t n;
-
-		if (raft_log_slice(r, lo, hi, SIZE_MAX, &e, &n) || !n)
-			return true;
-		for (size_t i = 0; i < n; i++)
-			if (e[i].type == RAFT_ENTRY_CONF_CHANGE)
-				return true;
-		lo += n;
-	}
-	return false;
-}
-
 void raft_hup(struct raft *r, bool transfer)
 {
 	if (r->role == RAFT_LEADER || !raft_promotable(r))
 		return;
-	if (pending_conf_unapplied(r)) {
-		raft_logf(r, MOOR_LOG_INFO, "not campaigning: configuration change unapplied");
-		return;
-	}
 	campaign(r, r->cfg.pre_vote && !transfer, transfer);
 }
 
@@ -194,6 +170,12 @@ void raft_tick_heartbeat(struct raft *r)
 		}
 		if (r->lead_transferee)
 			raft_transfer_abort(r);
+		if (!raft_promotable(r) && r->pending_conf_index <= r->log.committed) {
+			/* removed, the removal committed, and the hand-over did
+			 * not happen in time */
+			raft_become_follower(r, r->term, 0);
+			return;
+		}
 	}
 	if (r->heartbeat_elapsed >= r->cfg.heartbeat_ticks) {
 		r->heartbeat_elapsed = 0;

@@ -194,10 +194,14 @@ int raft_log_append(struct raft *r, const struct raft_entry *ents, size_t n)
 		keep = (size_t)(after - l->offset);
 	}
 	/* Copy the data first, so that a failure leaves the log as it was. */
-	size_t base = l->n_ents > keep ? l->n_ents : keep, total = 0;
+	size_t base = l->n_ents > keep ? l->n_ents : keep, total = 0, confs = 0;
 	struct raft_block *blk = NULL;
 
 	if (log_reserve(l, base + n))
+		return MOOR_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		confs += ents[i].type == RAFT_ENTRY_CONF_CHANGE;
+	if (confs && raft_conf_reserve(r, confs))
 		return MOOR_ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		total += ents[i].len;
@@ -230,6 +234,13 @@ int raft_log_append(struct raft *r, const struct raft_entry *ents, size_t n)
 	if (keep == 0)
 		l->offset = after;
 	l->n_ents = keep + n;
+	/* A configuration takes effect when appended, and is undone when
+	 * truncated (membership.c). */
+	int rc = raft_conf_on_truncate(r, after);
+	if (!rc && confs)
+		rc = raft_conf_on_append(r, l->ents + keep, n);
+	if (rc)
+		raft_fail(r, rc);
 	return 0;
 }
 

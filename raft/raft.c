@@ -98,20 +98,19 @@ static int config_check(struct raft_config *c)
 	return 0;
 }
 
-/* Re-applies the configuration changes between the snapshot and what the
- * caller says it has applied, so the configuration matches the state. */
-static int replay_conf(struct raft *r, uint64_t from, uint64_t to)
+/* The configuration in force is the latest in the log: read every
+ * configuration change above the snapshot. */
+static int load_conf(struct raft *r, uint64_t from, uint64_t last)
 {
-	while (from <= to) {
+	while (from <= last) {
 		struct raft_entry *e;
 		size_t n;
-		int rc = raft_log_slice(r, from, to + 1, SIZE_MAX, &e, &n);
+		int rc = raft_log_slice(r, from, last + 1, SIZE_MAX, &e, &n);
 
 		if (rc)
 			return rc;
-		for (size_t i = 0; i < n; i++)
-			if (e[i].type == RAFT_ENTRY_CONF_CHANGE)
-				raft_apply_conf_change(r, &e[i]);
+		if ((rc = raft_conf_on_append(r, e, n)))
+			return rc;
 		from += n;
 		raft_arena_reset(&r->arena[r->arena_cur]);
 	}
@@ -144,9 +143,11 @@ int raft_create(const struct raft_config *cfg, struct raft **out)
 	if ((rc = cfg->storage.hard_state(cfg->storage.ctx, &hs)) ||
 	    (rc = cfg->storage.snapshot(cfg->storage.ctx, &snap)))
 		goto err_after_log;
-	if ((rc = raft_conf_set(r, &snap.meta.conf)))
+	if ((rc = raft_conf_reset(r, &snap.meta.conf)))
 		goto err_after_prs;
 	last = raft_log_last(r);
+	if ((rc = load_conf(r, snap.meta.index + 1, last)))
+		goto err_after_prs;
 	if (hs.commit > last || (cfg->applied && (cfg->applied > hs.commit ||
 						  cfg->applied < snap.meta.index))) {
 		rc = MOOR_ECORRUPT;
@@ -154,11 +155,9 @@ int raft_create(const struct raft_config *cfg, struct raft **out)
 	}
 	if (hs.commit > r->log.committed)
 		r->log.committed = hs.commit;
-	if (cfg->applied > snap.meta.index) {
-		if ((rc = replay_conf(r, snap.meta.index + 1, cfg->applied)))
-			goto err_after_prs;
+	if (cfg->applied > snap.meta.index)
 		r->log.applied = cfg->applied;
-	}
+	raft_conf_fold_applied(r);
 	r->role = RAFT_FOLLOWER;
 	raft_become_follower(r, hs.term, 0);
 	r->vote = hs.vote;
@@ -172,6 +171,7 @@ int raft_create(const struct raft_config *cfg, struct raft **out)
 err_after_prs:
 	while (r->n_prs)
 		raft_pr_remove(r, r->prs[0].id);
+	moor_free(r->alloc, r->hist);
 err_after_log:
 	raft_log_free(&r->log);
 	raft_arena_free(&r->arena[0]);
@@ -194,6 +194,7 @@ void raft_destroy(struct raft *r)
 	moor_free(r->alloc, r->msgs[1]);
 	moor_free(r->alloc, r->reads);
 	moor_free(r->alloc, r->read_states);
+	moor_free(r->alloc, r->hist);
 	moor_free(r->alloc, r);
 }
 

@@ -31,7 +31,7 @@
  *
  * - Between raft_ready() and raft_advance() the caller calls no other raft_*
  *   function on the handle except the read-only ones (raft_status,
- *   raft_term_at, raft_conf_state). This is what lets the batch point into the
+ *   raft_term_at, raft_conf_state, raft_conf_state_applied). This is what lets the batch point into the
  *   core's own memory without copies.
  * - Memory: every pointer in a ready batch (entries and their data, the
  *   snapshot and its data, committed entries, messages, their entries and
@@ -48,9 +48,10 @@
  * - Applying: committed entries are handed out once each, in index order, with
  *   no gap (a snapshot in the batch covers what comes before them). A
  *   committed entry may still be in rd.entries of the same batch; it is
- *   applied only after step 2. An entry of type RAFT_ENTRY_CONF_CHANGE takes
- *   effect in the core when raft_advance() acknowledges it as applied; the
- *   caller decodes it with raft_conf_change_decode() for its own member table.
+ *   applied only after step 2. An entry of type RAFT_ENTRY_CONF_CHANGE took
+ *   effect in the core when it was appended (see MEMBERSHIP); the caller
+ *   decodes it with raft_conf_change_decode() when applying it, for its own
+ *   member table, and records raft_conf_state_applied() in its snapshots.
  * - A read state {index, context} means: a linearizable read tagged `context`
  *   may be served once the local state machine has applied `index`.
  * - After a crash, the caller restarts with raft_create() on the storage
@@ -60,19 +61,29 @@
  * MEMBERSHIP: ONE CHANGE AT A TIME
  *
  * A configuration change (add voter, remove voter, add learner, promote
- * learner) is an entry of type RAFT_ENTRY_CONF_CHANGE; it takes effect on each
- * member when that member has applied it. The leader accepts a new change only
- * when the previous one has been applied on the leader (else
- * MOOR_EPENDINGCONF), and a new leader accepts none until it has applied the
- * empty entry it appends at the start of its term. Any two configurations in
- * force at the same time then differ by at most one voter, so every majority
- * of one intersects every majority of the other; requiring the new leader to
- * commit an entry of its own term first closes the known hole in single-server
- * changes (Ongaro, raft-dev 2015). We chose this over joint consensus because
- * every change moor needs (grow 3→5, replace a member, add and promote a
- * learner) is a sequence of single changes, and the one-change rule has far
- * fewer states to get wrong and to test. A leader that removes itself steps
- * down once it applies that change; a removed member stops campaigning.
+ * learner) is an entry of type RAFT_ENTRY_CONF_CHANGE. As in the Raft
+ * dissertation (§4.1), it takes effect on each member as soon as that member
+ * appends it, committed or not, and is undone if the entry is truncated: a
+ * member always uses the latest configuration in its log. (Waiting until it
+ * is applied would let a member that lags in applying use a configuration
+ * two changes old, whose majorities need not intersect the newest one's.)
+ * The leader accepts a new change only when the previous one has been
+ * applied on the leader (else MOOR_EPENDINGCONF), and a new leader accepts
+ * none until it has applied the empty entry it appends at the start of its
+ * term. Any two configurations in force at the same time then differ by at
+ * most one voter, so every majority of one intersects every majority of the
+ * other; requiring the new leader to commit an entry of its own term first
+ * closes the known hole in single-server changes (Ongaro, raft-dev 2015). We
+ * chose this over joint consensus because every change moor needs (grow
+ * 3->5, replace a member, add and promote a learner) is a sequence of single
+ * changes, and the one-change rule has far fewer states to get wrong and to
+ * test. A leader that removes itself keeps leading without counting itself
+ * until the removal commits; when it applies it, it hands leadership to the
+ * most up-to-date remaining voter (as raft_transfer_leadership does) and
+ * steps down when that voter takes over, or one election timeout later:
+ * stepping down at once could leave the rest unaware that the removal
+ * committed and needing the vote of a member whose longer log refuses them.
+ * A removed member never campaigns.
  *
  * BOOTSTRAP
  *
@@ -382,8 +393,11 @@ struct raft_status {
 	uint64_t transferee; /* leader: transfer target, 0: none */
 };
 void raft_status(const struct raft *r, struct raft_status *st);
-/* The configuration in force (as applied). */
+/* The configuration in force: the latest in the log. */
 void raft_conf_state(const struct raft *r, struct raft_conf_state *cs);
+/* The configuration as of the applied index: what a snapshot taken at the
+ * applied index must record (raft_memstorage_compact's `conf`). */
+void raft_conf_state_applied(const struct raft *r, struct raft_conf_state *cs);
 /* The term of `index` in this member's log (unstable part included).
  * MOOR_ECOMPACTEDLOG / MOOR_EUNAVAILLOG outside it. */
 int raft_term_at(struct raft *r, uint64_t index, uint64_t *term);

@@ -145,6 +145,12 @@ struct raft_read_req {
 	uint64_t round;
 };
 
+/* ---- membership ---- */
+struct raft_conf_hist {
+	uint64_t index; /* of the entry that made this configuration */
+	struct raft_conf_state cs;
+};
+
 /* ---- the handle ---- */
 struct raft {
 	uint64_t id;
@@ -168,8 +174,12 @@ struct raft {
 
 	struct raft_log log;
 
-	struct raft_progress prs[RAFT_MAX_MEMBERS];
+	struct raft_progress prs[RAFT_MAX_MEMBERS]; /* the configuration in force */
 	unsigned n_prs;
+	struct raft_conf_state conf_base; /* as of the applied index (or snapshot) */
+	struct raft_conf_hist *hist;      /* changes above it, in log order */
+	size_t n_hist, cap_hist;
+	struct raft_conf_state conf_scratch;
 
 	/* read index */
 	struct raft_read_req *reads;
@@ -235,10 +245,16 @@ void raft_handle_append_resp(struct raft *r, const struct raft_message *m);
 void raft_handle_heartbeat_resp(struct raft *r, const struct raft_message *m);
 
 /* membership.c */
-void raft_apply_conf_change(struct raft *r, const struct raft_entry *e);
+void raft_conf_applied(struct raft *r, const struct raft_entry *e);
 int raft_conf_set(struct raft *r, const struct raft_conf_state *cs);
+int raft_conf_reserve(struct raft *r, size_t n);
+int raft_conf_on_append(struct raft *r, const struct raft_entry *ents, size_t n);
+int raft_conf_on_truncate(struct raft *r, uint64_t from);
+int raft_conf_reset(struct raft *r, const struct raft_conf_state *cs);
+void raft_conf_fold_applied(struct raft *r);
 void raft_transfer_start(struct raft *r, uint64_t target);
 void raft_transfer_abort(struct raft *r);
+void raft_send_timeout_now(struct raft *r, uint64_t to);
 
 /* readindex.c */
 int raft_readindex_request(struct raft *r, uint64_t from, uint64_t context);

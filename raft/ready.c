@@ -3,8 +3,8 @@
  * the core's own memory (the unstable tail, the outboxes, the arena) instead
  * of copying, which is sound because no input may reach the core until
  * raft_advance(). The arena is double-buffered: raft_advance() switches new
- * allocations to the other arena before it applies configuration changes
- * (which may queue messages), and only then frees the arena that the batch
+ * allocations to the other arena before it acknowledges configuration
+ * changes (a removed leader's hand-over queues messages), and only then frees the arena that the batch
  * being acknowledged pointed into.
  */
 #include "raft/raft_int.h"
@@ -118,8 +118,9 @@ int raft_advance(struct raft *r, const struct raft_ready *rd)
 				r->uncommitted_bytes > e->len ? r->uncommitted_bytes - e->len : 0;
 		}
 		if (e->type == RAFT_ENTRY_CONF_CHANGE)
-			raft_apply_conf_change(r, e);
+			raft_conf_applied(r, e);
 	}
+	raft_conf_fold_applied(r);
 	/* The leader's own copy counts towards a quorum only now that it is
 	 * persisted: this is what makes sending before persisting safe. */
 	self = raft_pr_get(r, r->id);

@@ -213,7 +213,7 @@ void raft_handle_snapshot(struct raft *r, const struct raft_message *m)
 	raft_log_restore(r, s, &rc);
 	if (rc)
 		return;
-	if ((rc = raft_conf_set(r, &s->meta.conf))) {
+	if ((rc = raft_conf_reset(r, &s->meta.conf))) {
 		raft_fail(r, rc);
 		return;
 	}
@@ -265,15 +265,9 @@ void raft_handle_append_resp(struct raft *r, const struct raft_message *m)
 		raft_maybe_send_append(r, m->from, true);
 	while (r->role == RAFT_LEADER && raft_maybe_send_append(r, m->from, false))
 		;
-	if (m->from == r->lead_transferee && p->match == raft_log_last(r)) {
-		struct raft_message tn = { 0 };
-
-		tn.type = RAFT_MSG_TIMEOUT_NOW;
-		tn.to = m->from;
-		raft_send(r, &tn);
-		raft_logf(r, MOOR_LOG_INFO, "transferee caught up, sent timeout-now to=%llu",
-			  (unsigned long long)m->from);
-	}
+	if (r->role == RAFT_LEADER && m->from == r->lead_transferee &&
+	    p->match == raft_log_last(r))
+		raft_send_timeout_now(r, m->from);
 }
 
 void raft_handle_heartbeat_resp(struct raft *r, const struct raft_message *m)

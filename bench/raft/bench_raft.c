@@ -104,7 +104,7 @@ static void cycle(struct cluster *c, int i)
 	if (c->applied[i] >= c->compacted[i] + 8192) {
 		struct raft_conf_state cs;
 
-		raft_conf_state(c->r[i], &cs);
+		raft_conf_state_applied(c->r[i], &cs);
 		raft_memstorage_compact(c->ms[i], c->applied[i] - 1024, &cs, NULL, 0);
 		c->compacted[i] = c->applied[i] - 1024;
 	}

@@ -62,32 +62,27 @@ static void retry_writes(struct sim *s)
 	}
 }
 
-/* A member whose removal the leader has applied leaves the simulation. */
+/*
+ * A member whose removal committed (some member applied it) shuts down, as
+ * an operator or moord does, once it no longer leads: a removed leader
+ * first hands over.
+ */
 static void retire_removed(struct sim *s)
 {
-	uint64_t l = sim_leader(s);
-	struct raft_conf_state cs;
-	bool in[SIM_MAX_NODES + 1] = { false };
-
-	if (!l)
-		return;
-	raft_conf_state(s->nodes[l].r, &cs);
-	for (uint32_t i = 0; i < cs.n_voters; i++)
-		if (cs.voters[i] <= SIM_MAX_NODES)
-			in[cs.voters[i]] = true;
-	for (uint32_t i = 0; i < cs.n_learners; i++)
-		if (cs.learners[i] <= SIM_MAX_NODES)
-			in[cs.learners[i]] = true;
 	for (unsigned i = 1; i <= SIM_MAX_NODES; i++) {
 		struct sim_node *n = &s->nodes[i];
+		struct raft_status st;
 
-		if (in[i] && n->exists)
-			n->joined = true;
-		if (n->exists && n->joined && !in[i]) {
-			sim_tracef(s, "n%u retired (removed from the configuration)", i);
-			sim_crash(s, i);
-			n->exists = false;
+		if (!n->exists || !n->removed)
+			continue;
+		if (n->up) {
+			raft_status(n->r, &st);
+			if (st.role == RAFT_LEADER)
+				continue;
 		}
+		sim_tracef(s, "n%u retired (its removal committed)", i);
+		sim_crash(s, i);
+		n->exists = false;
 	}
 }
 

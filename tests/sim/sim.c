@@ -172,7 +172,7 @@ static void maybe_compact(struct sim *s, struct sim_node *n)
 	st.snapshot(st.ctx, &sn);
 	if (n->applied < sn.meta.index + s->o.compact_every)
 		return;
-	raft_conf_state(n->r, &cs);
+	raft_conf_state_applied(n->r, &cs);
 	for (int i = 0; i < 8; i++)
 		data[i] = (unsigned char)(n->sm_hash >> (56 - 8 * i));
 	/* keep a few entries so a slightly lagging follower still gets appends */
@@ -276,11 +276,14 @@ static void process_ready(struct sim *s, struct sim_node *n)
 			if (e->type == RAFT_ENTRY_CONF_CHANGE) {
 				struct raft_conf_change cc;
 
-				if (!raft_conf_change_decode(e->data, e->len, &cc))
+				if (!raft_conf_change_decode(e->data, e->len, &cc)) {
 					sim_tracef(s, "n%llu applied conf change %d n%llu index=%llu",
 						   (unsigned long long)n->id, (int)cc.type,
 						   (unsigned long long)cc.node_id,
 						   (unsigned long long)e->index);
+					if (cc.type == RAFT_CONF_REMOVE && cc.node_id <= SIM_MAX_NODES)
+						s->nodes[cc.node_id].removed = true;
+				}
 			}
 		}
 		for (size_t i = 0; i < rd.n_read_states; i++)

@@ -52,7 +52,7 @@ struct sim_node {
 	bool exists;  /* created (bootstrap or added) and not retired */
 	bool up;      /* running */
 	bool crash_mid_ready; /* crash after sending msgs_now, before persisting */
-	bool joined;  /* seen in a leader's configuration */
+	bool removed; /* its removal was applied somewhere, so it committed */
 	struct raft_memstorage *ms;
 	struct raft *r;
 	/* the state machine: applied index and a hash of what was applied */
