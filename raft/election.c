@@ -26,7 +26,7 @@ bool raft_in_lease(const struct raft *r)
 void raft_reset_randomized_timeout(struct raft *r)
 {
 	r->randomized_timeout =
-		r->cfg.election_ticks + (unsigned)(raft_prng_next(r) % r->cfg.election_ticks);
+	    r->cfg.election_ticks + (unsigned)(raft_prng_next(r) % r->cfg.election_ticks);
 }
 
 static void raft_reset(struct raft *r, uint64_t term)
@@ -52,7 +52,7 @@ void raft_become_follower(struct raft *r, uint64_t term, uint64_t lead)
 	r->lead = lead;
 	if (r->role != RAFT_FOLLOWER)
 		raft_logf(r, MOOR_LOG_INFO, "became follower term=%llu lead=%llu",
-			  (unsigned long long)term, (unsigned long long)lead);
+		          (unsigned long long)term, (unsigned long long)lead);
 	r->role = RAFT_FOLLOWER;
 }
 
@@ -76,7 +76,7 @@ static void become_candidate(struct raft *r)
 
 void raft_become_leader(struct raft *r)
 {
-	struct raft_entry noop = { 0 };
+	struct raft_entry noop = {0};
 	struct raft_progress *self;
 
 	MOOR_ASSERT(r->role != RAFT_FOLLOWER);
@@ -93,7 +93,7 @@ void raft_become_leader(struct raft *r)
 		raft_logf(r, MOOR_LOG_ERROR, "cannot append the empty entry of a new term");
 	r->uncommitted_bytes = 0;
 	raft_logf(r, MOOR_LOG_INFO, "became leader term=%llu index=%llu",
-		  (unsigned long long)r->term, (unsigned long long)raft_log_last(r));
+	          (unsigned long long)r->term, (unsigned long long)raft_log_last(r));
 }
 
 static void campaign(struct raft *r, bool pre, bool transfer)
@@ -122,7 +122,7 @@ static void campaign(struct raft *r, bool pre, bool transfer)
 	}
 	for (unsigned i = 0; i < r->n_prs; i++) {
 		struct raft_progress *p = &r->prs[i];
-		struct raft_message m = { 0 };
+		struct raft_message m = {0};
 
 		if (p->id == r->id || p->learner)
 			continue;
@@ -164,7 +164,7 @@ void raft_tick_heartbeat(struct raft *r)
 		r->election_elapsed = 0;
 		if (r->cfg.check_quorum && !raft_quorum_active(r)) {
 			raft_logf(r, MOOR_LOG_WARN, "stepping down: no quorum active term=%llu",
-				  (unsigned long long)r->term);
+			          (unsigned long long)r->term);
 			raft_become_follower(r, r->term, 0);
 			return;
 		}
@@ -186,8 +186,9 @@ void raft_tick_heartbeat(struct raft *r)
 void raft_handle_vote(struct raft *r, const struct raft_message *m)
 {
 	bool pre = m->type == RAFT_MSG_PRE_VOTE;
-	bool can = r->vote == m->from || (r->vote == 0 && r->lead == 0) || (pre && m->term > r->term);
-	struct raft_message resp = { 0 };
+	bool can =
+	    r->vote == m->from || (r->vote == 0 && r->lead == 0) || (pre && m->term > r->term);
+	struct raft_message resp = {0};
 
 	resp.type = pre ? RAFT_MSG_PRE_VOTE_RESP : RAFT_MSG_VOTE_RESP;
 	resp.to = m->from;

@@ -253,7 +253,7 @@ static uint64_t log_find_conflict(struct raft *r, const struct raft_entry *ents,
 }
 
 int raft_log_maybe_append(struct raft *r, uint64_t index, uint64_t log_term, uint64_t commit,
-			  const struct raft_entry *ents, size_t n, uint64_t *last_new)
+                          const struct raft_entry *ents, size_t n, uint64_t *last_new)
 {
 	uint64_t ci;
 	int rc;
@@ -265,7 +265,8 @@ int raft_log_maybe_append(struct raft *r, uint64_t index, uint64_t log_term, uin
 	if (ci) {
 		/* Log matching: a committed entry never conflicts. */
 		MOOR_ASSERT(ci > r->log.committed);
-		if ((rc = raft_log_append(r, ents + (ci - index - 1), n - (size_t)(ci - index - 1))))
+		if ((rc =
+		         raft_log_append(r, ents + (ci - index - 1), n - (size_t)(ci - index - 1))))
 			return rc;
 	}
 	raft_log_commit_to(r, commit < *last_new ? commit : *last_new);
@@ -303,7 +304,7 @@ static int arena_copy_entry(struct raft *r, struct raft_entry *d, const struct r
 }
 
 int raft_log_slice(struct raft *r, uint64_t lo, uint64_t hi, size_t max_bytes,
-		   struct raft_entry **out, size_t *n)
+                   struct raft_entry **out, size_t *n)
 {
 	struct raft_log *l = &r->log;
 	struct raft_entry *dst;
@@ -328,7 +329,7 @@ int raft_log_slice(struct raft *r, uint64_t lo, uint64_t hi, size_t max_bytes,
 
 		if (l->cap_scratch < cnt) {
 			struct raft_entry *s =
-				moor_realloc(l->alloc, l->scratch, RAFT_MAX_SLICE_ENTRIES * sizeof *s);
+			    moor_realloc(l->alloc, l->scratch, RAFT_MAX_SLICE_ENTRIES * sizeof *s);
 			if (!s)
 				return MOOR_ENOMEM;
 			l->scratch = s;

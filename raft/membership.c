@@ -22,7 +22,7 @@
 #include <string.h>
 
 void raft_conf_change_encode(const struct raft_conf_change *cc,
-			     unsigned char out[RAFT_CONF_CHANGE_BYTES])
+                             unsigned char out[RAFT_CONF_CHANGE_BYTES])
 {
 	out[0] = (unsigned char)cc->type;
 	moor_put_be64(out + 1, cc->node_id);
@@ -164,9 +164,10 @@ int raft_conf_on_append(struct raft *r, const struct raft_entry *ents, size_t n)
 		r->hist[r->n_hist].cs = cs;
 		r->n_hist++;
 		changed = true;
-		raft_logf(r, MOOR_LOG_INFO, "configuration change type=%d node=%llu index=%llu voters=%u",
-			  (int)cc.type, (unsigned long long)cc.node_id,
-			  (unsigned long long)ents[i].index, cs.n_voters);
+		raft_logf(r, MOOR_LOG_INFO,
+		          "configuration change type=%d node=%llu index=%llu voters=%u",
+		          (int)cc.type, (unsigned long long)cc.node_id,
+		          (unsigned long long)ents[i].index, cs.n_voters);
 	}
 	if (!changed)
 		return 0;
@@ -238,7 +239,7 @@ static int conf_check(struct raft *r, const struct raft_conf_change *cc)
 int raft_propose_conf_change(struct raft *r, const struct raft_conf_change *cc)
 {
 	unsigned char buf[RAFT_CONF_CHANGE_BYTES];
-	struct raft_entry e = { 0 };
+	struct raft_entry e = {0};
 	int rc;
 
 	if (r->err)
@@ -252,8 +253,7 @@ int raft_propose_conf_change(struct raft *r, const struct raft_conf_change *cc)
 		return MOOR_EPENDINGCONF;
 	if ((rc = conf_check(r, cc)))
 		return rc;
-	if (cc->type == RAFT_CONF_PROMOTE &&
-	    raft_pr_get(r, cc->node_id)->match < r->log.committed)
+	if (cc->type == RAFT_CONF_PROMOTE && raft_pr_get(r, cc->node_id)->match < r->log.committed)
 		return MOOR_ELEARNERNOTREADY;
 	raft_conf_change_encode(cc, buf);
 	e.type = RAFT_ENTRY_CONF_CHANGE;
@@ -263,8 +263,8 @@ int raft_propose_conf_change(struct raft *r, const struct raft_conf_change *cc)
 		return rc;
 	r->pending_conf_index = raft_log_last(r);
 	raft_logf(r, MOOR_LOG_INFO, "proposed conf change type=%d node=%llu index=%llu",
-		  (int)cc->type, (unsigned long long)cc->node_id,
-		  (unsigned long long)r->pending_conf_index);
+	          (int)cc->type, (unsigned long long)cc->node_id,
+	          (unsigned long long)r->pending_conf_index);
 	raft_bcast_append(r);
 	return r->err ? r->err : 0;
 }
@@ -292,7 +292,7 @@ void raft_conf_applied(struct raft *r, const struct raft_entry *e)
 			match = r->prs[i].match;
 		}
 	raft_logf(r, MOOR_LOG_INFO, "leader removed term=%llu: handing over to=%llu",
-		  (unsigned long long)r->term, (unsigned long long)best);
+	          (unsigned long long)r->term, (unsigned long long)best);
 	if (best)
 		raft_transfer_start(r, best);
 	else
@@ -320,7 +320,7 @@ void raft_transfer_start(struct raft *r, uint64_t target)
  * message were lost, so it steps down at once. */
 void raft_send_timeout_now(struct raft *r, uint64_t to)
 {
-	struct raft_message m = { 0 };
+	struct raft_message m = {0};
 
 	m.type = RAFT_MSG_TIMEOUT_NOW;
 	m.to = to;
@@ -333,6 +333,6 @@ void raft_send_timeout_now(struct raft *r, uint64_t to)
 void raft_transfer_abort(struct raft *r)
 {
 	raft_logf(r, MOOR_LOG_INFO, "leadership transfer to=%llu abandoned",
-		  (unsigned long long)r->lead_transferee);
+	          (unsigned long long)r->lead_transferee);
 	r->lead_transferee = 0;
 }

@@ -92,8 +92,8 @@ static int ms_term(void *ctx, uint64_t index, uint64_t *term)
 	return 0;
 }
 
-static int ms_entries(void *ctx, uint64_t lo, uint64_t hi, size_t max_bytes,
-		      struct raft_entry *out, size_t *n)
+static int ms_entries(void *ctx, uint64_t lo, uint64_t hi, size_t max_bytes, struct raft_entry *out,
+                      size_t *n)
 {
 	struct raft_memstorage *ms = ctx;
 	size_t bytes = 0, k = 0;
@@ -131,13 +131,13 @@ static int ms_hard_state(void *ctx, struct raft_hard_state *hs)
 struct raft_storage raft_memstorage_storage(struct raft_memstorage *ms)
 {
 	struct raft_storage st = {
-		.first_index = ms_first_index,
-		.last_index = ms_last_index,
-		.term = ms_term,
-		.entries = ms_entries,
-		.snapshot = ms_snapshot,
-		.hard_state = ms_hard_state,
-		.ctx = ms,
+	    .first_index = ms_first_index,
+	    .last_index = ms_last_index,
+	    .term = ms_term,
+	    .entries = ms_entries,
+	    .snapshot = ms_snapshot,
+	    .hard_state = ms_hard_state,
+	    .ctx = ms,
 	};
 	return st;
 }
@@ -213,7 +213,7 @@ void raft_memstorage_set_hard_state(struct raft_memstorage *ms, const struct raf
 }
 
 static int ms_set_snap(struct raft_memstorage *ms, const struct raft_snapshot_meta *meta,
-		       const void *data, size_t len)
+                       const void *data, size_t len)
 {
 	unsigned char *d = NULL;
 
@@ -248,7 +248,7 @@ int raft_memstorage_apply_snapshot(struct raft_memstorage *ms, const struct raft
 
 int raft_memstorage_bootstrap(struct raft_memstorage *ms, const uint64_t *voters, size_t n)
 {
-	struct raft_snapshot s = { 0 };
+	struct raft_snapshot s = {0};
 
 	if (ms_last(ms) != 0 || n == 0 || n > RAFT_MAX_MEMBERS)
 		return MOOR_EINVAL;
@@ -263,7 +263,7 @@ int raft_memstorage_bootstrap(struct raft_memstorage *ms, const uint64_t *voters
 }
 
 int raft_memstorage_compact(struct raft_memstorage *ms, uint64_t index,
-			    const struct raft_conf_state *conf, const void *data, size_t len)
+                            const struct raft_conf_state *conf, const void *data, size_t len)
 {
 	struct raft_snapshot_meta meta;
 	size_t k;

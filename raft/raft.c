@@ -46,7 +46,7 @@ uint64_t raft_prng_next(struct raft *r)
 static bool sent_before_persist(const struct raft *r, enum raft_msg_type t)
 {
 	return r->role == RAFT_LEADER && (t == RAFT_MSG_APP || t == RAFT_MSG_HEARTBEAT ||
-					  t == RAFT_MSG_SNAP || t == RAFT_MSG_READ_INDEX_RESP);
+	                                  t == RAFT_MSG_SNAP || t == RAFT_MSG_READ_INDEX_RESP);
 }
 
 void raft_send(struct raft *r, struct raft_message *m)
@@ -58,7 +58,7 @@ void raft_send(struct raft *r, struct raft_message *m)
 	    m->type == RAFT_MSG_TRANSFER_LEADER)
 		m->term = 0; /* forwarded requests carry no term */
 	else if (m->type != RAFT_MSG_VOTE && m->type != RAFT_MSG_PRE_VOTE &&
-		 m->type != RAFT_MSG_VOTE_RESP && m->type != RAFT_MSG_PRE_VOTE_RESP)
+	         m->type != RAFT_MSG_VOTE_RESP && m->type != RAFT_MSG_PRE_VOTE_RESP)
 		m->term = r->term;
 	if (r->n_msgs[box] == r->cap_msgs[box]) {
 		size_t cap = r->cap_msgs[box] ? r->cap_msgs[box] * 2 : 16;
@@ -148,8 +148,8 @@ int raft_create(const struct raft_config *cfg, struct raft **out)
 	last = raft_log_last(r);
 	if ((rc = load_conf(r, snap.meta.index + 1, last)))
 		goto err_after_prs;
-	if (hs.commit > last || (cfg->applied && (cfg->applied > hs.commit ||
-						  cfg->applied < snap.meta.index))) {
+	if (hs.commit > last ||
+	    (cfg->applied && (cfg->applied > hs.commit || cfg->applied < snap.meta.index))) {
 		rc = MOOR_ECORRUPT;
 		goto err_after_prs;
 	}
@@ -162,9 +162,10 @@ int raft_create(const struct raft_config *cfg, struct raft **out)
 	raft_become_follower(r, hs.term, 0);
 	r->vote = hs.vote;
 	r->prev_hs = hs;
-	raft_logf(r, MOOR_LOG_INFO, "started term=%llu commit=%llu applied=%llu last=%llu voters=%u",
-		  (unsigned long long)hs.term, (unsigned long long)r->log.committed,
-		  (unsigned long long)r->log.applied, (unsigned long long)last, raft_voters(r));
+	raft_logf(r, MOOR_LOG_INFO,
+	          "started term=%llu commit=%llu applied=%llu last=%llu voters=%u",
+	          (unsigned long long)hs.term, (unsigned long long)r->log.committed,
+	          (unsigned long long)r->log.applied, (unsigned long long)last, raft_voters(r));
 	*out = r;
 	return 0;
 
@@ -249,9 +250,9 @@ int raft_leader_append(struct raft *r, const struct raft_entry *src, size_t n)
 }
 
 int raft_forward(struct raft *r, enum raft_msg_type type, const struct raft_entry *e, size_t n,
-		 uint64_t context)
+                 uint64_t context)
 {
-	struct raft_message m = { 0 };
+	struct raft_message m = {0};
 	struct raft_arena *a = &r->arena[r->arena_cur];
 
 	m.type = type;
@@ -312,7 +313,7 @@ int raft_propose_batch(struct raft *r, const struct raft_buf *bufs, size_t n)
 
 int raft_propose(struct raft *r, const void *data, size_t len)
 {
-	struct raft_entry e = { 0 };
+	struct raft_entry e = {0};
 	int rc = raft_input_begin(r);
 
 	if (rc)
@@ -438,20 +439,20 @@ const char *raft_role_name(enum raft_role role)
 const char *raft_msg_type_name(enum raft_msg_type type)
 {
 	static const char *const names[] = {
-		[RAFT_MSG_PROP] = "prop",
-		[RAFT_MSG_APP] = "app",
-		[RAFT_MSG_APP_RESP] = "app-resp",
-		[RAFT_MSG_VOTE] = "vote",
-		[RAFT_MSG_VOTE_RESP] = "vote-resp",
-		[RAFT_MSG_PRE_VOTE] = "pre-vote",
-		[RAFT_MSG_PRE_VOTE_RESP] = "pre-vote-resp",
-		[RAFT_MSG_HEARTBEAT] = "heartbeat",
-		[RAFT_MSG_HEARTBEAT_RESP] = "heartbeat-resp",
-		[RAFT_MSG_SNAP] = "snap",
-		[RAFT_MSG_READ_INDEX] = "read-index",
-		[RAFT_MSG_READ_INDEX_RESP] = "read-index-resp",
-		[RAFT_MSG_TIMEOUT_NOW] = "timeout-now",
-		[RAFT_MSG_TRANSFER_LEADER] = "transfer-leader",
+	    [RAFT_MSG_PROP] = "prop",
+	    [RAFT_MSG_APP] = "app",
+	    [RAFT_MSG_APP_RESP] = "app-resp",
+	    [RAFT_MSG_VOTE] = "vote",
+	    [RAFT_MSG_VOTE_RESP] = "vote-resp",
+	    [RAFT_MSG_PRE_VOTE] = "pre-vote",
+	    [RAFT_MSG_PRE_VOTE_RESP] = "pre-vote-resp",
+	    [RAFT_MSG_HEARTBEAT] = "heartbeat",
+	    [RAFT_MSG_HEARTBEAT_RESP] = "heartbeat-resp",
+	    [RAFT_MSG_SNAP] = "snap",
+	    [RAFT_MSG_READ_INDEX] = "read-index",
+	    [RAFT_MSG_READ_INDEX_RESP] = "read-index-resp",
+	    [RAFT_MSG_TIMEOUT_NOW] = "timeout-now",
+	    [RAFT_MSG_TRANSFER_LEADER] = "transfer-leader",
 	};
 
 	if ((unsigned)type < sizeof names / sizeof names[0] && names[type])

@@ -31,8 +31,14 @@
  *
  * - Between raft_ready() and raft_advance() the caller calls no other raft_*
  *   function on the handle except the read-only ones (raft_status,
- *   raft_term_at, raft_conf_state, raft_conf_state_applied). This is what lets the batch point into the
- *   core's own memory without copies.
+ *   raft_term_at, raft_conf_state, raft_conf_state_applied). This is what
+ *   lets the batch point into the core's own memory without copies.
+ * - What to persist, and how: rd.entries are consecutive and replace
+ *   whatever the storage holds from rd.entries[0].index on (a follower's
+ *   log may be truncated); rd.snapshot replaces the storage's log and
+ *   snapshot entirely; rd.hard_state goes last. Once raft_advance() returns,
+ *   the core reads those entries back only through struct raft_storage, so
+ *   the storage must serve them by then.
  * - Memory: every pointer in a ready batch (entries and their data, the
  *   snapshot and its data, committed entries, messages, their entries and
  *   their snapshot, read states) is owned by the core and valid until
@@ -112,7 +118,7 @@
 #include <stdint.h>
 
 /* Limits with their names. */
-#define RAFT_MAX_MEMBERS 16 /* voters + learners in one configuration */
+#define RAFT_MAX_MEMBERS 16      /* voters + learners in one configuration */
 #define RAFT_CAMPAIGN_TRANSFER 1 /* vote message context: transfer campaign */
 
 enum raft_entry_type {
@@ -247,25 +253,25 @@ struct raft_storage {
 	int (*last_index)(void *ctx, uint64_t *index);
 	int (*term)(void *ctx, uint64_t index, uint64_t *term);
 	int (*entries)(void *ctx, uint64_t lo, uint64_t hi, size_t max_bytes,
-		       struct raft_entry *out, size_t *n);
+	               struct raft_entry *out, size_t *n);
 	int (*snapshot)(void *ctx, struct raft_snapshot *snap);
 	int (*hard_state)(void *ctx, struct raft_hard_state *hs);
 	void *ctx;
 };
 
 struct raft_config {
-	uint64_t id; /* this member, != 0 */
-	unsigned election_ticks;  /* default 10; the timeout is drawn in [e, 2e) */
-	unsigned heartbeat_ticks; /* default 1; must be < election_ticks */
-	bool pre_vote;            /* ask before raising the term */
-	bool check_quorum;        /* leader steps down without a live majority */
-	size_t max_msg_bytes;     /* entry data per append message, default 1 MiB */
-	unsigned max_inflight_msgs; /* appends in flight per follower, default 256 */
+	uint64_t id;                  /* this member, != 0 */
+	unsigned election_ticks;      /* default 10; the timeout is drawn in [e, 2e) */
+	unsigned heartbeat_ticks;     /* default 1; must be < election_ticks */
+	bool pre_vote;                /* ask before raising the term */
+	bool check_quorum;            /* leader steps down without a live majority */
+	size_t max_msg_bytes;         /* entry data per append message, default 1 MiB */
+	unsigned max_inflight_msgs;   /* appends in flight per follower, default 256 */
 	size_t max_uncommitted_bytes; /* leader refuses more (MOOR_EDROPPED), 0: 64 MiB */
 	size_t max_committed_bytes;   /* committed data per ready, default 4 MiB */
 	size_t max_pending_reads;     /* read-index requests queued, default 4096 */
-	uint64_t applied; /* index the state machine has applied, 0: the snapshot's */
-	uint64_t seed;    /* PRNG seed for election jitter */
+	uint64_t applied;             /* index the state machine has applied, 0: the snapshot's */
+	uint64_t seed;                /* PRNG seed for election jitter */
 	struct raft_storage storage;
 	const struct moor_alloc *alloc; /* NULL: libc */
 	struct moor_logger logger;      /* zero: silent */
@@ -332,7 +338,7 @@ struct raft_conf_change {
 
 #define RAFT_CONF_CHANGE_BYTES 9 /* encoded size: type (1) + node id (8, BE) */
 void raft_conf_change_encode(const struct raft_conf_change *cc,
-			     unsigned char out[RAFT_CONF_CHANGE_BYTES]);
+                             unsigned char out[RAFT_CONF_CHANGE_BYTES]);
 /* MOOR_EINVAL unless exactly an encoded change. */
 int raft_conf_change_decode(const void *data, size_t len, struct raft_conf_change *cc);
 
@@ -425,6 +431,6 @@ int raft_memstorage_apply_snapshot(struct raft_memstorage *ms, const struct raft
 /* Records a snapshot of the state machine at `index` (<= last) and drops
  * entries up to it. MOOR_ESNAPOUTOFDATE if not newer. */
 int raft_memstorage_compact(struct raft_memstorage *ms, uint64_t index,
-			    const struct raft_conf_state *conf, const void *data, size_t len);
+                            const struct raft_conf_state *conf, const void *data, size_t len);
 
 #endif

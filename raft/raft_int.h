@@ -78,13 +78,13 @@ bool raft_log_up_to_date(struct raft *r, uint64_t index, uint64_t term);
 int raft_log_append(struct raft *r, const struct raft_entry *ents, size_t n);
 /* The follower's append: returns 0 and *last_new when it matched; 1 when it did not. */
 int raft_log_maybe_append(struct raft *r, uint64_t index, uint64_t log_term, uint64_t commit,
-			  const struct raft_entry *ents, size_t n, uint64_t *last_new);
+                          const struct raft_entry *ents, size_t n, uint64_t *last_new);
 void raft_log_commit_to(struct raft *r, uint64_t c);
 bool raft_log_maybe_commit(struct raft *r, uint64_t index, uint64_t term);
 /* Copies entries [lo, hi) (at most max_bytes of data, at least one) into the
  * arena: *out, *n. */
 int raft_log_slice(struct raft *r, uint64_t lo, uint64_t hi, size_t max_bytes,
-		   struct raft_entry **out, size_t *n);
+                   struct raft_entry **out, size_t *n);
 /* The largest index <= index whose term is <= term (fast backtracking). */
 uint64_t raft_log_find_conflict_by_term(struct raft *r, uint64_t index, uint64_t term);
 void raft_log_restore(struct raft *r, const struct raft_snapshot *s, int *err);
@@ -110,7 +110,7 @@ struct raft_progress {
 	uint64_t pending_snapshot;
 	bool probe_sent;
 	bool recent_active;
-	int vote; /* 0 none, 1 granted, -1 rejected */
+	int vote;          /* 0 none, 1 granted, -1 rejected */
 	uint64_t read_ack; /* highest read round acknowledged */
 	struct raft_inflights inf;
 };
@@ -205,7 +205,7 @@ struct raft {
 
 /* raft.c */
 void raft_logf(struct raft *r, enum moor_log_level lvl, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Queues m (copied; entries/snapshot must already be in the arena). */
 void raft_send(struct raft *r, struct raft_message *m);
 int raft_fail(struct raft *r, int err);
@@ -217,7 +217,7 @@ int raft_input_end(struct raft *r, int rc);
 int raft_leader_append(struct raft *r, const struct raft_entry *src, size_t n);
 /* A follower passes a request to its leader (entries copied). */
 int raft_forward(struct raft *r, enum raft_msg_type type, const struct raft_entry *e, size_t n,
-		 uint64_t context);
+                 uint64_t context);
 uint64_t raft_prng_next(struct raft *r);
 
 /* election.c */

@@ -20,7 +20,7 @@ int raft_read_state_push(struct raft *r, uint64_t index, uint64_t context)
 	if (r->n_read_states == r->cap_read_states) {
 		size_t cap = r->cap_read_states ? r->cap_read_states * 2 : 16;
 		struct raft_read_state *rs =
-			moor_realloc(r->alloc, r->read_states, cap * sizeof *rs);
+		    moor_realloc(r->alloc, r->read_states, cap * sizeof *rs);
 		if (!rs)
 			return MOOR_ENOMEM;
 		r->read_states = rs;
@@ -39,7 +39,7 @@ static void read_answer(struct raft *r, const struct raft_read_req *q)
 			raft_logf(r, MOOR_LOG_WARN, "read state dropped: out of memory");
 		return;
 	}
-	struct raft_message m = { 0 };
+	struct raft_message m = {0};
 
 	m.type = RAFT_MSG_READ_INDEX_RESP;
 	m.to = q->from;

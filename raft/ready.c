@@ -4,8 +4,8 @@
  * of copying, which is sound because no input may reach the core until
  * raft_advance(). The arena is double-buffered: raft_advance() switches new
  * allocations to the other arena before it acknowledges configuration
- * changes (a removed leader's hand-over queues messages), and only then frees the arena that the batch
- * being acknowledged pointed into.
+ * changes (a removed leader's hand-over queues messages), and only then frees the arena that the
+ * batch being acknowledged pointed into.
  */
 #include "raft/raft_int.h"
 
@@ -68,7 +68,7 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
 		struct raft_entry *ce;
 
 		rc = raft_log_slice(r, lo, r->log.committed + 1, r->cfg.max_committed_bytes, &ce,
-				    &rd->n_committed);
+		                    &rd->n_committed);
 		if (rc) {
 			memset(rd, 0, sizeof *rd);
 			return r->err ? r->err : rc;
@@ -82,7 +82,7 @@ int raft_ready(struct raft *r, struct raft_ready *rd)
 	rd->read_states = r->read_states;
 	rd->n_read_states = r->n_read_states;
 	rd->must_sync = rd->n_entries || rd->snapshot || rd->hard_state.term != r->prev_hs.term ||
-			rd->hard_state.vote != r->prev_hs.vote;
+	                rd->hard_state.vote != r->prev_hs.vote;
 	r->in_ready = true;
 	return 0;
 }
@@ -115,7 +115,7 @@ int raft_advance(struct raft *r, const struct raft_ready *rd)
 		r->log.applied = e->index;
 		if (r->role == RAFT_LEADER && e->term == r->term) {
 			r->uncommitted_bytes =
-				r->uncommitted_bytes > e->len ? r->uncommitted_bytes - e->len : 0;
+			    r->uncommitted_bytes > e->len ? r->uncommitted_bytes - e->len : 0;
 		}
 		if (e->type == RAFT_ENTRY_CONF_CHANGE)
 			raft_conf_applied(r, e);

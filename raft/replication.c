@@ -57,7 +57,7 @@ static int send_snapshot(struct raft *r, struct raft_progress *p, struct raft_me
 	m->type = RAFT_MSG_SNAP;
 	m->snapshot = c;
 	raft_logf(r, MOOR_LOG_INFO, "sending snapshot to=%llu index=%llu",
-		  (unsigned long long)p->id, (unsigned long long)snap.meta.index);
+	          (unsigned long long)p->id, (unsigned long long)snap.meta.index);
 	raft_pr_become_snapshot(p, snap.meta.index);
 	return 0;
 }
@@ -65,7 +65,7 @@ static int send_snapshot(struct raft *r, struct raft_progress *p, struct raft_me
 bool raft_maybe_send_append(struct raft *r, uint64_t to, bool send_if_empty)
 {
 	struct raft_progress *p = raft_pr_get(r, to);
-	struct raft_message m = { 0 };
+	struct raft_message m = {0};
 	struct raft_entry *ents = NULL;
 	size_t n = 0;
 	uint64_t t = 0, last = raft_log_last(r);
@@ -121,7 +121,7 @@ void raft_bcast_heartbeat(struct raft *r, uint64_t ctx)
 {
 	for (unsigned i = 0; i < r->n_prs; i++) {
 		struct raft_progress *p = &r->prs[i];
-		struct raft_message m = { 0 };
+		struct raft_message m = {0};
 
 		if (p->id == r->id)
 			continue;
@@ -145,7 +145,7 @@ bool raft_maybe_commit(struct raft *r)
 
 static void send_app_resp(struct raft *r, uint64_t to, uint64_t index)
 {
-	struct raft_message m = { 0 };
+	struct raft_message m = {0};
 
 	m.type = RAFT_MSG_APP_RESP;
 	m.to = to;
@@ -163,11 +163,11 @@ void raft_handle_append(struct raft *r, const struct raft_message *m)
 		return;
 	}
 	rc = raft_log_maybe_append(r, m->index, m->log_term, m->commit, m->entries, m->n_entries,
-				   &last_new);
+	                           &last_new);
 	if (rc == 0) {
 		send_app_resp(r, m->from, last_new);
 	} else if (rc == 1) {
-		struct raft_message resp = { 0 };
+		struct raft_message resp = {0};
 		uint64_t last = raft_log_last(r);
 		uint64_t hint = m->index < last ? m->index : last;
 
@@ -185,7 +185,7 @@ void raft_handle_append(struct raft *r, const struct raft_message *m)
 
 void raft_handle_heartbeat(struct raft *r, const struct raft_message *m)
 {
-	struct raft_message resp = { 0 };
+	struct raft_message resp = {0};
 	uint64_t last = raft_log_last(r);
 
 	raft_log_commit_to(r, m->commit < last ? m->commit : last);
@@ -218,7 +218,7 @@ void raft_handle_snapshot(struct raft *r, const struct raft_message *m)
 		return;
 	}
 	raft_logf(r, MOOR_LOG_INFO, "restored snapshot index=%llu term=%llu",
-		  (unsigned long long)s->meta.index, (unsigned long long)s->meta.term);
+	          (unsigned long long)s->meta.index, (unsigned long long)s->meta.term);
 	send_app_resp(r, m->from, raft_log_last(r));
 }
 
@@ -265,8 +265,7 @@ void raft_handle_append_resp(struct raft *r, const struct raft_message *m)
 		raft_maybe_send_append(r, m->from, true);
 	while (r->role == RAFT_LEADER && raft_maybe_send_append(r, m->from, false))
 		;
-	if (r->role == RAFT_LEADER && m->from == r->lead_transferee &&
-	    p->match == raft_log_last(r))
+	if (r->role == RAFT_LEADER && m->from == r->lead_transferee && p->match == raft_log_last(r))
 		raft_send_timeout_now(r, m->from);
 }
 

@@ -89,7 +89,7 @@ static void step_follower(struct raft *r, const struct raft_message *m)
 		break;
 	case RAFT_MSG_TIMEOUT_NOW:
 		raft_logf(r, MOOR_LOG_INFO, "timeout-now from=%llu: campaigning",
-			  (unsigned long long)m->from);
+		          (unsigned long long)m->from);
 		raft_hup(r, true);
 		break;
 	case RAFT_MSG_READ_INDEX_RESP:
@@ -161,7 +161,7 @@ int raft_step(struct raft *r, const struct raft_message *m)
 		} else if (m->type == RAFT_MSG_PRE_VOTE_RESP && !m->reject) {
 			/* granted pre-votes carry the future term; counted below */
 		} else if (m->type == RAFT_MSG_APP || m->type == RAFT_MSG_HEARTBEAT ||
-			   m->type == RAFT_MSG_SNAP) {
+		           m->type == RAFT_MSG_SNAP) {
 			raft_become_follower(r, m->term, m->from);
 		} else {
 			raft_become_follower(r, m->term, 0);
@@ -170,13 +170,13 @@ int raft_step(struct raft *r, const struct raft_message *m)
 		if ((r->cfg.check_quorum || r->cfg.pre_vote) &&
 		    (m->type == RAFT_MSG_HEARTBEAT || m->type == RAFT_MSG_APP)) {
 			/* tell the stale leader about our term */
-			struct raft_message resp = { 0 };
+			struct raft_message resp = {0};
 
 			resp.type = RAFT_MSG_APP_RESP;
 			resp.to = m->from;
 			raft_send(r, &resp);
 		} else if (m->type == RAFT_MSG_PRE_VOTE) {
-			struct raft_message resp = { 0 };
+			struct raft_message resp = {0};
 
 			resp.type = RAFT_MSG_PRE_VOTE_RESP;
 			resp.to = m->from;
@@ -196,4 +196,3 @@ int raft_step(struct raft *r, const struct raft_message *m)
 		step_candidate(r, m);
 	return raft_input_end(r, 0);
 }
-

@@ -110,12 +110,11 @@ static void cycle(struct cluster *c, int i)
 	}
 }
 
-static void run(unsigned batch, unsigned long total, struct counting *core,
-		struct counting *store, double *secs, unsigned long long *core_allocs,
-		unsigned long long *store_allocs)
+static void run(unsigned batch, unsigned long total, struct counting *core, struct counting *store,
+                double *secs, unsigned long long *core_allocs, unsigned long long *store_allocs)
 {
 	struct cluster c;
-	const uint64_t voters[N] = { 1, 2, 3 };
+	const uint64_t voters[N] = {1, 2, 3};
 	unsigned char data[ENTRY_BYTES];
 	unsigned long proposed = 0;
 	struct raft_buf bufs[64];
@@ -124,7 +123,7 @@ static void run(unsigned batch, unsigned long total, struct counting *core,
 	memset(&c, 0, sizeof c);
 	memset(data, 0xAB, sizeof data);
 	for (int i = 1; i <= N; i++) {
-		struct raft_config cfg = { 0 };
+		struct raft_config cfg = {0};
 
 		if (raft_memstorage_create(&store->a, &c.ms[i]) ||
 		    raft_memstorage_bootstrap(c.ms[i], voters, N))
@@ -156,7 +155,7 @@ static void run(unsigned batch, unsigned long total, struct counting *core,
 	t0 = now_s();
 	while (proposed < total) {
 		int rc = batch == 1 ? raft_propose(c.r[1], data, sizeof data)
-				    : raft_propose_batch(c.r[1], bufs, batch);
+		                    : raft_propose_batch(c.r[1], bufs, batch);
 
 		if (rc)
 			die("propose", rc);
@@ -181,12 +180,12 @@ static void run(unsigned batch, unsigned long total, struct counting *core,
 int main(int argc, char **argv)
 {
 	unsigned long total = argc > 1 ? strtoul(argv[1], NULL, 0) : 2000000;
-	const unsigned batches[] = { 1, 64 };
+	const unsigned batches[] = {1, 64};
 
 	printf("raft core, 3 members in one thread, no I/O, %d-byte entries, %lu entries per run\n",
 	       ENTRY_BYTES, total);
-	printf("%-8s %14s %10s %16s %18s\n", "batch", "entries/s", "seconds",
-	       "core allocs/ent", "storage allocs/ent");
+	printf("%-8s %14s %10s %16s %18s\n", "batch", "entries/s", "seconds", "core allocs/ent",
+	       "storage allocs/ent");
 	for (size_t k = 0; k < sizeof batches / sizeof batches[0]; k++) {
 		struct counting core, store;
 		double secs;

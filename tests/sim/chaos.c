@@ -153,7 +153,7 @@ void sim_chaos(struct sim *s)
 			if (sim_below(s, 2)) {
 				s->nodes[x].crash_mid_ready = true;
 				sim_tracef(s, "n%llu will crash before its next write",
-					   (unsigned long long)x);
+				           (unsigned long long)x);
 			} else {
 				sim_crash(s, x);
 			}
@@ -212,8 +212,9 @@ bool sim_settle(struct sim *s, unsigned max_ticks)
 
 		for (size_t i = 0; i < s->n_props; i++)
 			pending += !s->props[i].acked;
-		sim_fail(s, "liveness: after healing, %s and %zu writes unacknowledged after %u ticks",
-			 sim_leader(s) ? "a leader" : "no leader", pending, max_ticks);
+		sim_fail(s,
+		         "liveness: after healing, %s and %zu writes unacknowledged after %u ticks",
+		         sim_leader(s) ? "a leader" : "no leader", pending, max_ticks);
 	}
 	return false;
 }
@@ -221,7 +222,7 @@ bool sim_settle(struct sim *s, unsigned max_ticks)
 uint64_t sim_swarm_run(uint64_t seed, bool verbose, const char *replay, bool *ok)
 {
 	struct sim *s = calloc(1, sizeof *s);
-	struct sim_opts o = { 0 };
+	struct sim_opts o = {0};
 	uint64_t pick = seed * 0x9E3779B97F4A7C15ull, h;
 
 	if (!s)
@@ -260,4 +261,3 @@ uint64_t sim_swarm_run(uint64_t seed, bool verbose, const char *replay, bool *ok
 	free(s);
 	return h;
 }
-

@@ -38,11 +38,11 @@ void sim_check_leader(struct sim *s, uint64_t term, uint64_t id)
 	if (!s->term_leader[term]) {
 		s->term_leader[term] = id;
 		sim_tracef(s, "n%llu leader term=%llu", (unsigned long long)id,
-			   (unsigned long long)term);
+		           (unsigned long long)term);
 		check_completeness(s, &s->nodes[id], term);
 	} else if (s->term_leader[term] != id) {
 		sim_fail(s, "two leaders in term %llu: n%llu and n%llu", (unsigned long long)term,
-			 (unsigned long long)s->term_leader[term], (unsigned long long)id);
+		         (unsigned long long)s->term_leader[term], (unsigned long long)id);
 	}
 }
 
@@ -94,7 +94,7 @@ static void lm_insert(struct sim *s, struct sim_lm v)
 void sim_check_persisted(struct sim *s, struct sim_node *n, const struct raft_entry *e)
 {
 	struct raft_storage st = raft_memstorage_storage(n->ms);
-	struct sim_lm v = { e->index, e->term, entry_hash(e), 0 };
+	struct sim_lm v = {e->index, e->term, entry_hash(e), 0};
 	struct sim_lm *have;
 
 	if (st.term(st.ctx, e->index - 1, &v.prev))
@@ -106,13 +106,14 @@ void sim_check_persisted(struct sim *s, struct sim_node *n, const struct raft_en
 		lm_insert(s, v);
 		return;
 	}
-	if (have->hash != v.hash || (v.prev != UINT64_MAX && have->prev != UINT64_MAX &&
-				     have->prev != v.prev))
-		sim_fail(s, "log matching: n%llu persisted index=%llu term=%llu that differs from "
-			    "another copy (data or previous term %llu vs %llu)",
-			 (unsigned long long)n->id, (unsigned long long)e->index,
-			 (unsigned long long)e->term, (unsigned long long)v.prev,
-			 (unsigned long long)have->prev);
+	if (have->hash != v.hash ||
+	    (v.prev != UINT64_MAX && have->prev != UINT64_MAX && have->prev != v.prev))
+		sim_fail(s,
+		         "log matching: n%llu persisted index=%llu term=%llu that differs from "
+		         "another copy (data or previous term %llu vs %llu)",
+		         (unsigned long long)n->id, (unsigned long long)e->index,
+		         (unsigned long long)e->term, (unsigned long long)v.prev,
+		         (unsigned long long)have->prev);
 	else if (have->prev == UINT64_MAX)
 		have->prev = v.prev;
 }
@@ -124,7 +125,7 @@ void sim_check_apply(struct sim *s, struct sim_node *n, const struct raft_entry 
 
 	if (e->index != n->applied + 1) {
 		sim_fail(s, "n%llu applied index %llu after %llu", (unsigned long long)n->id,
-			 (unsigned long long)e->index, (unsigned long long)n->applied);
+		         (unsigned long long)e->index, (unsigned long long)n->applied);
 		return;
 	}
 	n->applied = e->index;
@@ -142,11 +143,13 @@ void sim_check_apply(struct sim *s, struct sim_node *n, const struct raft_entry 
 		if (e->index > s->max_applied)
 			s->max_applied = e->index;
 	} else if (s->applied_term[e->index] != e->term ||
-		   s->applied_hash[e->index] != n->sm_hash) {
-		sim_fail(s, "n%llu applied a different entry or state at index %llu (term %llu, "
-			    "first applied with term %llu)",
-			 (unsigned long long)n->id, (unsigned long long)e->index,
-			 (unsigned long long)e->term, (unsigned long long)s->applied_term[e->index]);
+	           s->applied_hash[e->index] != n->sm_hash) {
+		sim_fail(s,
+		         "n%llu applied a different entry or state at index %llu (term %llu, "
+		         "first applied with term %llu)",
+		         (unsigned long long)n->id, (unsigned long long)e->index,
+		         (unsigned long long)e->term,
+		         (unsigned long long)s->applied_term[e->index]);
 	}
 }
 
@@ -168,7 +171,7 @@ void sim_ack_entry(struct sim *s, struct sim_node *n, const struct raft_entry *e
 	if (e->index > s->max_acked_index)
 		s->max_acked_index = e->index;
 	sim_tracef(s, "n%llu ack p%llu index=%llu", (unsigned long long)n->id,
-		   (unsigned long long)id, (unsigned long long)e->index);
+	           (unsigned long long)id, (unsigned long long)e->index);
 }
 
 void sim_serve_reads(struct sim *s, struct sim_node *n)
@@ -192,14 +195,15 @@ void sim_serve_reads(struct sim *s, struct sim_node *n)
 		rd->index = rs->index;
 		s->reads_ok++;
 		sim_tracef(s, "n%llu read r%llu served at applied=%llu (index %llu, needs >= %llu)",
-			   (unsigned long long)n->id, (unsigned long long)rd->id,
-			   (unsigned long long)n->applied, (unsigned long long)rs->index,
-			   (unsigned long long)rd->min_index);
+		           (unsigned long long)n->id, (unsigned long long)rd->id,
+		           (unsigned long long)n->applied, (unsigned long long)rs->index,
+		           (unsigned long long)rd->min_index);
 		if (n->applied < rd->min_index)
-			sim_fail(s, "stale read r%llu at n%llu: state at %llu, but write at %llu was "
-				    "acknowledged before the read began",
-				 (unsigned long long)rd->id, (unsigned long long)n->id,
-				 (unsigned long long)n->applied, (unsigned long long)rd->min_index);
+			sim_fail(s,
+			         "stale read r%llu at n%llu: state at %llu, but write at %llu was "
+			         "acknowledged before the read began",
+			         (unsigned long long)rd->id, (unsigned long long)n->id,
+			         (unsigned long long)n->applied, (unsigned long long)rd->min_index);
 	}
 	n->n_waiting = k;
 }
@@ -217,10 +221,11 @@ static void check_completeness(struct sim *s, struct sim_node *n, uint64_t term)
 		if (!s->applied_term[i])
 			continue;
 		if (raft_term_at(n->r, i, &t) || t != s->applied_term[i])
-			sim_fail(s, "leader completeness: n%llu leads term %llu without the entry "
-				    "applied at index %llu (term %llu)",
-				 (unsigned long long)n->id, (unsigned long long)term,
-				 (unsigned long long)i, (unsigned long long)s->applied_term[i]);
+			sim_fail(s,
+			         "leader completeness: n%llu leads term %llu without the entry "
+			         "applied at index %llu (term %llu)",
+			         (unsigned long long)n->id, (unsigned long long)term,
+			         (unsigned long long)i, (unsigned long long)s->applied_term[i]);
 	}
 }
 
@@ -235,7 +240,7 @@ void sim_check_all(struct sim *s)
 		raft_status(n->r, &st);
 		if (st.applied != n->applied)
 			sim_fail(s, "n%u: core applied %llu, state machine %llu", i,
-				 (unsigned long long)st.applied, (unsigned long long)n->applied);
+			         (unsigned long long)st.applied, (unsigned long long)n->applied);
 		if (st.role != RAFT_LEADER)
 			continue;
 		sim_check_leader(s, st.term, i);

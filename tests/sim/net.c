@@ -105,7 +105,7 @@ struct sim_msg sim_q_pop(struct sim *s)
 
 void sim_snap_status(struct sim *s, uint64_t leader, uint64_t to, bool ok)
 {
-	struct raft_message st = { 0 };
+	struct raft_message st = {0};
 
 	st.type = SIM_SNAP_STATUS;
 	st.from = to;

@@ -30,7 +30,7 @@ struct scen {
 static struct scen *scen_new(unsigned voters)
 {
 	struct scen *c = calloc(1, sizeof *c);
-	struct sim_opts o = { 0 };
+	struct sim_opts o = {0};
 
 	o.n_voters = voters;
 	sim_init(&c->s, 7, &o);
@@ -228,12 +228,12 @@ static void the_same_seed_replays_the_same_trace_and_another_seed_does_not(void 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(a_three_member_cluster_elects_replicates_forwards_and_reads),
-		cmocka_unit_test(a_cut_off_leader_is_replaced_and_its_uncommitted_entry_discarded),
-		cmocka_unit_test(a_leadership_transfer_completes_despite_a_one_way_cut),
-		cmocka_unit_test(a_learner_is_added_promoted_and_the_old_leader_removed),
-		cmocka_unit_test(a_crashed_follower_restarts_from_what_it_persisted_and_catches_up),
-		cmocka_unit_test(the_same_seed_replays_the_same_trace_and_another_seed_does_not),
+	    cmocka_unit_test(a_three_member_cluster_elects_replicates_forwards_and_reads),
+	    cmocka_unit_test(a_cut_off_leader_is_replaced_and_its_uncommitted_entry_discarded),
+	    cmocka_unit_test(a_leadership_transfer_completes_despite_a_one_way_cut),
+	    cmocka_unit_test(a_learner_is_added_promoted_and_the_old_leader_removed),
+	    cmocka_unit_test(a_crashed_follower_restarts_from_what_it_persisted_and_catches_up),
+	    cmocka_unit_test(the_same_seed_replays_the_same_trace_and_another_seed_does_not),
 	};
 
 	return cmocka_run_group_tests_name("sim_scenarios", tests, NULL, NULL);

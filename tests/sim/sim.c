@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 void *sim_xrealloc(void *p, size_t n)
 {
 	void *q = realloc(p, n ? n : 1);
@@ -104,14 +103,13 @@ void sim_fail(struct sim *s, const char *fmt, ...)
 void sim_report(struct sim *s, FILE *out, const char *replay_cmd)
 {
 	fprintf(out, "SIM FAILURE seed=%llu step=%llu: %s\n", (unsigned long long)s->seed,
-		(unsigned long long)s->steps, s->failure);
+	        (unsigned long long)s->steps, s->failure);
 	fprintf(out, "last %u trace lines:\n", s->trace_n);
 	for (unsigned i = 0; i < s->trace_n; i++)
 		fprintf(out, "  %s\n", s->trace[(s->trace_head + i) % SIM_TRACE_LINES]);
 	fprintf(out, "SIM FAILURE seed=%llu: %s\nreplay: %s --seed %llu --verbose\n",
-		(unsigned long long)s->seed, s->failure, replay_cmd, (unsigned long long)s->seed);
+	        (unsigned long long)s->seed, s->failure, replay_cmd, (unsigned long long)s->seed);
 }
-
 
 static void snap_decode(const struct raft_snapshot *sn, uint64_t *hash)
 {
@@ -123,7 +121,7 @@ static void snap_decode(const struct raft_snapshot *sn, uint64_t *hash)
 
 static int node_start(struct sim *s, struct sim_node *n)
 {
-	struct raft_config c = { 0 };
+	struct raft_config c = {0};
 	struct raft_storage st = raft_memstorage_storage(n->ms);
 	struct raft_snapshot sn;
 	int rc;
@@ -178,7 +176,7 @@ static void maybe_compact(struct sim *s, struct sim_node *n)
 	/* keep a few entries so a slightly lagging follower still gets appends */
 	if (raft_memstorage_compact(n->ms, n->applied, &cs, data, sizeof data) == 0)
 		sim_tracef(s, "n%llu compact index=%llu", (unsigned long long)n->id,
-			   (unsigned long long)n->applied);
+		           (unsigned long long)n->applied);
 }
 
 static void process_ready(struct sim *s, struct sim_node *n);
@@ -218,34 +216,37 @@ static void process_ready(struct sim *s, struct sim_node *n)
 			sim_check_leader(s, rd.hard_state.term, n->id);
 		if (rd.hard_state.commit < n->seen_commit)
 			sim_fail(s, "n%llu commit went back from %llu to %llu",
-				 (unsigned long long)n->id, (unsigned long long)n->seen_commit,
-				 (unsigned long long)rd.hard_state.commit);
+			         (unsigned long long)n->id, (unsigned long long)n->seen_commit,
+			         (unsigned long long)rd.hard_state.commit);
 		n->seen_commit = rd.hard_state.commit;
 		for (size_t i = 0; i < rd.n_msgs_now; i++)
 			sim_net_send(s, &rd.msgs_now[i]);
 		if (n->crash_mid_ready && (rd.n_entries || rd.hard_state_changed)) {
 			sim_tracef(s, "n%llu crash before persisting %zu entries",
-				   (unsigned long long)n->id, rd.n_entries);
+			           (unsigned long long)n->id, rd.n_entries);
 			node_stop(n);
 			return;
 		}
 		if (rd.snapshot) {
 			rc = raft_memstorage_apply_snapshot(n->ms, rd.snapshot);
 			if (rc)
-				sim_fail(s, "n%llu persist snapshot: %d", (unsigned long long)n->id, rc);
+				sim_fail(s, "n%llu persist snapshot: %d", (unsigned long long)n->id,
+				         rc);
 		}
 		if (rd.n_entries) {
 			rc = raft_memstorage_append(n->ms, rd.entries, rd.n_entries);
 			if (rc)
-				sim_fail(s, "n%llu persist entries: %d", (unsigned long long)n->id, rc);
+				sim_fail(s, "n%llu persist entries: %d", (unsigned long long)n->id,
+				         rc);
 			for (size_t i = 0; i < rd.n_entries; i++)
 				sim_check_persisted(s, n, &rd.entries[i]);
 		}
 		if (rd.hard_state_changed) {
 			if (rd.hard_state.commit < n->disk_commit)
 				sim_fail(s, "n%llu persisted commit went back from %llu to %llu",
-					 (unsigned long long)n->id, (unsigned long long)n->disk_commit,
-					 (unsigned long long)rd.hard_state.commit);
+				         (unsigned long long)n->id,
+				         (unsigned long long)n->disk_commit,
+				         (unsigned long long)rd.hard_state.commit);
 			n->disk_commit = rd.hard_state.commit;
 			raft_memstorage_set_hard_state(n->ms, &rd.hard_state);
 		}
@@ -256,17 +257,18 @@ static void process_ready(struct sim *s, struct sim_node *n)
 
 			if (si < n->applied)
 				sim_fail(s, "n%llu snapshot %llu behind applied %llu",
-					 (unsigned long long)n->id, (unsigned long long)si,
-					 (unsigned long long)n->applied);
+				         (unsigned long long)n->id, (unsigned long long)si,
+				         (unsigned long long)n->applied);
 			n->applied = si;
 			snap_decode(rd.snapshot, &n->sm_hash);
 			if (si < s->cap_applied && s->applied_term[si] &&
 			    (s->applied_hash[si] != n->sm_hash ||
 			     s->applied_term[si] != rd.snapshot->meta.term))
-				sim_fail(s, "n%llu restored a snapshot at %llu with a different state",
-					 (unsigned long long)n->id, (unsigned long long)si);
-			sim_tracef(s, "n%llu restored snapshot index=%llu", (unsigned long long)n->id,
-				   (unsigned long long)si);
+				sim_fail(s,
+				         "n%llu restored a snapshot at %llu with a different state",
+				         (unsigned long long)n->id, (unsigned long long)si);
+			sim_tracef(s, "n%llu restored snapshot index=%llu",
+			           (unsigned long long)n->id, (unsigned long long)si);
 		}
 		for (size_t i = 0; i < rd.n_committed; i++) {
 			const struct raft_entry *e = &rd.committed[i];
@@ -277,11 +279,13 @@ static void process_ready(struct sim *s, struct sim_node *n)
 				struct raft_conf_change cc;
 
 				if (!raft_conf_change_decode(e->data, e->len, &cc)) {
-					sim_tracef(s, "n%llu applied conf change %d n%llu index=%llu",
-						   (unsigned long long)n->id, (int)cc.type,
-						   (unsigned long long)cc.node_id,
-						   (unsigned long long)e->index);
-					if (cc.type == RAFT_CONF_REMOVE && cc.node_id <= SIM_MAX_NODES)
+					sim_tracef(s,
+					           "n%llu applied conf change %d n%llu index=%llu",
+					           (unsigned long long)n->id, (int)cc.type,
+					           (unsigned long long)cc.node_id,
+					           (unsigned long long)e->index);
+					if (cc.type == RAFT_CONF_REMOVE &&
+					    cc.node_id <= SIM_MAX_NODES)
 						s->nodes[cc.node_id].removed = true;
 				}
 			}
@@ -325,10 +329,11 @@ void sim_init(struct sim *s, uint64_t seed, const struct sim_opts *o)
 	for (unsigned i = 0; i < o->n_voters; i++)
 		node_create(s, i + 1, voters, o->n_voters);
 	s->next_new_id = o->n_voters + 1;
-	sim_tracef(s, "start seed=%llu voters=%u drop=%u%% dup=%u%% delay<=%u skew=%u%% compact=%u "
-		      "membership=%d faults=x%u",
-		   (unsigned long long)seed, o->n_voters, o->drop_pct, o->dup_pct, o->max_delay,
-		   o->skew_pct, o->compact_every, (int)o->membership, o->fault_level);
+	sim_tracef(s,
+	           "start seed=%llu voters=%u drop=%u%% dup=%u%% delay<=%u skew=%u%% compact=%u "
+	           "membership=%d faults=x%u",
+	           (unsigned long long)seed, o->n_voters, o->drop_pct, o->dup_pct, o->max_delay,
+	           o->skew_pct, o->compact_every, (int)o->membership, o->fault_level);
 }
 
 void sim_free(struct sim *s)
@@ -388,15 +393,15 @@ static void deliver(struct sim *s, struct sim_msg *sm)
 	}
 	if (s->o.verbose || s->trace_out)
 		sim_tracef(s, "%llu->%llu %s term=%llu idx=%llu lt=%llu n=%zu commit=%llu%s%s",
-			   (unsigned long long)m->from, (unsigned long long)m->to,
-			   raft_msg_type_name(m->type), (unsigned long long)m->term,
-			   (unsigned long long)m->index, (unsigned long long)m->log_term,
-			   m->n_entries, (unsigned long long)m->commit, m->reject ? " reject" : "",
-			   m->snapshot ? " +snap" : "");
+		           (unsigned long long)m->from, (unsigned long long)m->to,
+		           raft_msg_type_name(m->type), (unsigned long long)m->term,
+		           (unsigned long long)m->index, (unsigned long long)m->log_term,
+		           m->n_entries, (unsigned long long)m->commit, m->reject ? " reject" : "",
+		           m->snapshot ? " +snap" : "");
 	rc = raft_step(n->r, m);
 	if (rc)
 		sim_fail(s, "n%llu step %s: %d", (unsigned long long)n->id,
-			 raft_msg_type_name(m->type), rc);
+		         raft_msg_type_name(m->type), rc);
 	if (m->type == RAFT_MSG_SNAP)
 		sim_snap_status(s, m->from, m->to, true);
 	process_ready(s, n);
@@ -433,7 +438,7 @@ void sim_step(struct sim *s)
 
 void sim_propose(struct sim *s, uint64_t node)
 {
-	unsigned char data[SIM_DATA_BYTES] = { 0 };
+	unsigned char data[SIM_DATA_BYTES] = {0};
 	struct sim_prop *p;
 	int rc;
 
@@ -453,7 +458,7 @@ void sim_propose(struct sim *s, uint64_t node)
 		data[i] = (unsigned char)sim_rand(s);
 	rc = raft_propose(s->nodes[node].r, data, sizeof data);
 	sim_tracef(s, "n%llu propose p%llu -> %s", (unsigned long long)node,
-		   (unsigned long long)p->id, rc ? moor_errname(rc) : "ok");
+	           (unsigned long long)p->id, rc ? moor_errname(rc) : "ok");
 	process_ready(s, &s->nodes[node]);
 }
 
@@ -487,8 +492,8 @@ void sim_propose_batch(struct sim *s, uint64_t node, unsigned n)
 	}
 	rc = raft_propose_batch(s->nodes[node].r, b, n);
 	sim_tracef(s, "n%llu propose p%llu..p%llu -> %s", (unsigned long long)node,
-		   (unsigned long long)first, (unsigned long long)(first + n - 1),
-		   rc ? moor_errname(rc) : "ok");
+	           (unsigned long long)first, (unsigned long long)(first + n - 1),
+	           rc ? moor_errname(rc) : "ok");
 	process_ready(s, &s->nodes[node]);
 }
 
@@ -496,7 +501,7 @@ void sim_propose_batch(struct sim *s, uint64_t node, unsigned n)
 void sim_repropose(struct sim *s, uint64_t node, struct sim_prop *p);
 void sim_repropose(struct sim *s, uint64_t node, struct sim_prop *p)
 {
-	unsigned char data[SIM_DATA_BYTES] = { 0 };
+	unsigned char data[SIM_DATA_BYTES] = {0};
 	int rc;
 
 	if (!s->nodes[node].up)
@@ -506,7 +511,7 @@ void sim_repropose(struct sim *s, uint64_t node, struct sim_prop *p)
 	p->proposed_at = s->now;
 	rc = raft_propose(s->nodes[node].r, data, sizeof data);
 	sim_tracef(s, "n%llu repropose p%llu -> %s", (unsigned long long)node,
-		   (unsigned long long)p->id, rc ? moor_errname(rc) : "ok");
+	           (unsigned long long)p->id, rc ? moor_errname(rc) : "ok");
 	process_ready(s, &s->nodes[node]);
 }
 
@@ -529,8 +534,8 @@ void sim_read(struct sim *s, uint64_t node)
 	r->started = s->now;
 	rc = raft_read_index(s->nodes[node].r, r->id);
 	sim_tracef(s, "n%llu read r%llu (needs >= %llu) -> %s", (unsigned long long)node,
-		   (unsigned long long)r->id, (unsigned long long)r->min_index,
-		   rc ? moor_errname(rc) : "ok");
+	           (unsigned long long)r->id, (unsigned long long)r->min_index,
+	           rc ? moor_errname(rc) : "ok");
 	if (rc)
 		r->done = true;
 	process_ready(s, &s->nodes[node]);
@@ -565,13 +570,13 @@ void sim_transfer(struct sim *s, uint64_t target)
 		return;
 	rc = raft_transfer_leadership(s->nodes[l].r, target);
 	sim_tracef(s, "n%llu transfer to n%llu -> %s", (unsigned long long)l,
-		   (unsigned long long)target, rc ? moor_errname(rc) : "ok");
+	           (unsigned long long)target, rc ? moor_errname(rc) : "ok");
 	process_ready(s, &s->nodes[l]);
 }
 
 int sim_conf_change(struct sim *s, enum raft_conf_change_type t, uint64_t node)
 {
-	struct raft_conf_change cc = { t, node };
+	struct raft_conf_change cc = {t, node};
 	uint64_t l = sim_leader(s);
 	int rc;
 
@@ -582,7 +587,7 @@ int sim_conf_change(struct sim *s, enum raft_conf_change_type t, uint64_t node)
 		node_create(s, node, NULL, 0);
 	rc = raft_propose_conf_change(s->nodes[l].r, &cc);
 	sim_tracef(s, "n%llu conf change %d n%llu -> %s", (unsigned long long)l, (int)t,
-		   (unsigned long long)node, rc ? moor_errname(rc) : "ok");
+	           (unsigned long long)node, rc ? moor_errname(rc) : "ok");
 	process_ready(s, &s->nodes[l]);
 	return rc;
 }

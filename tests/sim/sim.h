@@ -49,10 +49,10 @@ struct sim_prop {
 
 struct sim_node {
 	uint64_t id;
-	bool exists;  /* created (bootstrap or added) and not retired */
-	bool up;      /* running */
+	bool exists;          /* created (bootstrap or added) and not retired */
+	bool up;              /* running */
 	bool crash_mid_ready; /* crash after sending msgs_now, before persisting */
-	bool removed; /* its removal was applied somewhere, so it committed */
+	bool removed;         /* its removal was applied somewhere, so it committed */
 	struct raft_memstorage *ms;
 	struct raft *r;
 	/* the state machine: applied index and a hash of what was applied */
@@ -66,16 +66,16 @@ struct sim_node {
 };
 
 struct sim_opts {
-	unsigned n_voters;     /* 3 or 5 */
-	unsigned drop_pct;     /* per message */
+	unsigned n_voters; /* 3 or 5 */
+	unsigned drop_pct; /* per message */
 	unsigned dup_pct;
-	unsigned max_delay;    /* ticks */
-	bool faults;           /* random crashes, partitions, etc. */
-	bool membership;       /* random membership changes */
-	bool verbose;          /* print the trace as it goes */
+	unsigned max_delay;     /* ticks */
+	bool faults;            /* random crashes, partitions, etc. */
+	bool membership;        /* random membership changes */
+	bool verbose;           /* print the trace as it goes */
 	unsigned compact_every; /* entries between snapshots, 0: never */
-	unsigned skew_pct;     /* odd members miss this share of ticks */
-	unsigned fault_level;  /* 1..4: how often crashes, cuts, transfers strike */
+	unsigned skew_pct;      /* odd members miss this share of ticks */
+	unsigned fault_level;   /* 1..4: how often crashes, cuts, transfers strike */
 };
 
 struct sim {

@@ -29,7 +29,7 @@
 static const char *g_argv0 = "sim_swarm";
 
 static int run_range(uint64_t start, uint64_t count, unsigned job, unsigned jobs, bool verbose,
-		     unsigned *passed, unsigned *failed)
+                     unsigned *passed, unsigned *failed)
 {
 	for (uint64_t seed = start + job; seed < start + count; seed += jobs) {
 		bool ok;
@@ -64,9 +64,10 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--verbose")) {
 			verbose = true;
 		} else {
-			fprintf(stderr,
-				"usage: %s [--seed S | --start S --count N] [--jobs J] [--verbose]\n",
-				argv[0]);
+			fprintf(
+			    stderr,
+			    "usage: %s [--seed S | --start S --count N] [--jobs J] [--verbose]\n",
+			    argv[0]);
 			return 2;
 		}
 	}
@@ -89,7 +90,7 @@ int main(int argc, char **argv)
 				return 2;
 			pids[j] = fork();
 			if (pids[j] == 0) {
-				unsigned res[2] = { 0, 0 };
+				unsigned res[2] = {0, 0};
 
 				close(pipes[j][0]);
 				run_range(start, count, j, jobs, verbose, &res[0], &res[1]);
@@ -100,7 +101,7 @@ int main(int argc, char **argv)
 			close(pipes[j][1]);
 		}
 		for (unsigned j = 0; j < jobs; j++) {
-			unsigned res[2] = { 0, 1 };
+			unsigned res[2] = {0, 1};
 			int st;
 
 			if (read(pipes[j][0], res, sizeof res) != sizeof res)

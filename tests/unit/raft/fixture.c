@@ -242,7 +242,7 @@ int fx_propose_str(struct fx *f, uint64_t id, const char *s)
 void fx_preload(struct fx *f, uint64_t id, const uint64_t *terms, unsigned n, uint64_t hs_term)
 {
 	struct raft_entry e[64];
-	struct raft_hard_state hs = { hs_term, 0, 1 };
+	struct raft_hard_state hs = {hs_term, 0, 1};
 
 	for (unsigned i = 0; i < n; i++) {
 		memset(&e[i], 0, sizeof e[i]);

@@ -33,7 +33,7 @@ struct fx {
 	bool cut[FX_MAX + 1][FX_MAX + 1];
 	struct raft_config tmpl; /* applied to every member at start */
 	const struct moor_alloc *alloc;
-	unsigned sent[FX_MAX + 1][16]; /* messages sent to a member, by type */
+	unsigned sent[FX_MAX + 1][16];     /* messages sent to a member, by type */
 	unsigned sent_entries[FX_MAX + 1]; /* appends carrying entries, by target */
 	unsigned rejects[FX_MAX + 1];      /* rejected appends, by the rejecting member */
 };

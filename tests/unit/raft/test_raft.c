@@ -27,7 +27,7 @@ static uint64_t elect(struct fx *f, uint64_t id)
 
 static struct raft_message msg(enum raft_msg_type t, uint64_t from, uint64_t to, uint64_t term)
 {
-	struct raft_message m = { 0 };
+	struct raft_message m = {0};
 
 	m.type = t;
 	m.from = from;
@@ -176,7 +176,7 @@ static void an_append_from_a_stale_term_is_answered_with_the_current_term_and_ig
 {
 	struct fx f;
 	struct raft_message m, resp;
-	struct raft_entry e = { .term = 1, .index = 2 };
+	struct raft_entry e = {.term = 1, .index = 2};
 
 	(void)state;
 	fx_init(&f, 3, true, true);
@@ -229,7 +229,7 @@ static void a_leader_never_commits_an_earlier_terms_entry_by_counting_replicas(v
 	 * majority holds index 2, it must not commit it until an entry of term
 	 * 4 (its empty entry at index 3) is on a majority too. */
 	struct fx f;
-	const uint64_t t2[] = { 2 };
+	const uint64_t t2[] = {2};
 	struct raft_message m;
 
 	(void)state;
@@ -265,8 +265,8 @@ static void a_leader_never_commits_an_earlier_terms_entry_by_counting_replicas(v
 static void a_rejected_append_backs_up_a_whole_term_in_one_round_trip(void **state)
 {
 	struct fx f;
-	const uint64_t lead_terms[] = { 1, 1, 1, 1, 1 };
-	const uint64_t fol_terms[] = { 2, 2, 2, 2, 2, 2, 2, 2, 2, 2 };
+	const uint64_t lead_terms[] = {1, 1, 1, 1, 1};
+	const uint64_t fol_terms[] = {2, 2, 2, 2, 2, 2, 2, 2, 2, 2};
 	uint64_t t;
 
 	(void)state;
@@ -299,8 +299,8 @@ static void a_rejected_append_backs_up_a_whole_term_in_one_round_trip(void **sta
 static void a_follower_rejects_an_append_whose_previous_entry_does_not_match(void **state)
 {
 	struct fx f;
-	const uint64_t terms[] = { 1, 1 };
-	struct raft_entry e = { .term = 3, .index = 5 };
+	const uint64_t terms[] = {1, 1};
+	struct raft_entry e = {.term = 3, .index = 5};
 	struct raft_message m = msg(RAFT_MSG_APP, 1, 2, 3), resp;
 
 	(void)state;
@@ -456,7 +456,7 @@ static void a_batch_of_proposals_travels_as_one_message_and_applies_in_order(voi
 {
 	struct fx f;
 	struct raft_buf b[5];
-	const char *words[5] = { "a", "bb", "ccc", "dddd", "eeeee" };
+	const char *words[5] = {"a", "bb", "ccc", "dddd", "eeeee"};
 
 	(void)state;
 	fx_init(&f, 3, false, false);
@@ -475,7 +475,7 @@ static void a_batch_of_proposals_travels_as_one_message_and_applies_in_order(voi
 		assert_int_equal(f.nodes[id].applied[4], f.nodes[id].applied[0] + 4);
 	}
 	assert_int_equal(raft_propose_batch(f.nodes[1].r, b, RAFT_MAX_PROPOSE_BATCH + 1),
-			 MOOR_EINVAL);
+	                 MOOR_EINVAL);
 	fx_free(&f);
 }
 
@@ -656,7 +656,8 @@ static void a_read_on_a_follower_is_answered_by_the_leader(void **state)
 
 /* ---- snapshots ---- */
 
-static void a_follower_behind_the_compacted_log_gets_a_snapshot_and_no_appends_meanwhile(void **state)
+static void
+a_follower_behind_the_compacted_log_gets_a_snapshot_and_no_appends_meanwhile(void **state)
 {
 	struct fx f;
 	struct raft_conf_state cs;
@@ -706,7 +707,7 @@ static void a_follower_behind_the_compacted_log_gets_a_snapshot_and_no_appends_m
 
 static int conf(struct fx *f, uint64_t leader, enum raft_conf_change_type t, uint64_t id)
 {
-	struct raft_conf_change cc = { t, id };
+	struct raft_conf_change cc = {t, id};
 
 	return raft_propose_conf_change(f->nodes[leader].r, &cc);
 }
@@ -743,6 +744,65 @@ static void a_learner_receives_the_log_but_never_counts_towards_a_quorum(void **
 	fx_settle(&f);
 	raft_conf_state(f.nodes[3].r, &cs);
 	assert_int_equal(cs.n_voters, 3);
+	fx_free(&f);
+}
+
+static void a_configuration_takes_effect_when_appended_and_is_undone_when_truncated(void **state)
+{
+	struct fx f;
+	struct raft_conf_state cs;
+	unsigned char enc[RAFT_CONF_CHANGE_BYTES];
+	struct raft_conf_change cc = {RAFT_CONF_ADD_LEARNER, 4};
+	struct raft_entry e = {.term = 2, .index = 2, .type = RAFT_ENTRY_CONF_CHANGE};
+	struct raft_message m = msg(RAFT_MSG_APP, 1, 2, 2);
+
+	(void)state;
+	fx_init(&f, 3, false, false);
+	fx_flush_all(&f);
+	raft_conf_change_encode(&cc, enc);
+	e.data = enc;
+	e.len = sizeof enc;
+	m.index = 1;
+	m.log_term = 1;
+	m.entries = &e;
+	m.n_entries = 1;
+	raft_step(f.nodes[2].r, &m); /* leader 1 of term 2 appends the change on 2 */
+	fx_flush(&f, 2);
+	raft_conf_state(f.nodes[2].r, &cs);
+	assert_int_equal(cs.n_learners, 1); /* in force though not committed */
+	raft_conf_state_applied(f.nodes[2].r, &cs);
+	assert_int_equal(cs.n_learners, 0);
+	/* leader 3 of term 3 never had it: its entry at index 2 replaces it */
+	struct raft_entry other = {.term = 3, .index = 2};
+	m = msg(RAFT_MSG_APP, 3, 2, 3);
+	m.index = 1;
+	m.log_term = 1;
+	m.entries = &other;
+	m.n_entries = 1;
+	raft_step(f.nodes[2].r, &m);
+	fx_flush(&f, 2);
+	raft_conf_state(f.nodes[2].r, &cs);
+	assert_int_equal(cs.n_learners, 0);
+	assert_int_equal(cs.n_voters, 3);
+	/* leader 3 appends the change itself; after a restart the configuration
+	 * is read back from the log */
+	e.index = 3;
+	e.term = 3;
+	assert_int_equal(raft_step(f.nodes[2].r, &(struct raft_message){.type = RAFT_MSG_APP,
+	                                                                .from = 3,
+	                                                                .to = 2,
+	                                                                .term = 3,
+	                                                                .index = 2,
+	                                                                .log_term = 3,
+	                                                                .entries = &e,
+	                                                                .n_entries = 1}),
+	                 0);
+	fx_flush(&f, 2);
+	assert_int_equal(fx_status(&f, 2).last_index, 3);
+	fx_crash(&f, 2);
+	fx_start(&f, 2);
+	raft_conf_state(f.nodes[2].r, &cs);
+	assert_int_equal(cs.n_learners, 1);
 	fx_free(&f);
 }
 
@@ -812,7 +872,8 @@ static void a_leader_removing_itself_no_longer_counts_itself_or_takes_proposals(
 	fx_free(&f);
 }
 
-static void a_leader_that_removes_itself_hands_over_and_steps_down_once_the_change_is_applied(void **state)
+static void
+a_leader_that_removes_itself_hands_over_and_steps_down_once_the_change_is_applied(void **state)
 {
 	struct fx f;
 	struct raft_conf_state cs;
@@ -862,7 +923,7 @@ static void invalid_input_is_refused_with_einval(void **state)
 {
 	struct fx f;
 	struct raft_message m = msg(RAFT_MSG_APP, 2, 9, 1);
-	struct raft_config c = { 0 };
+	struct raft_config c = {0};
 	struct raft *r;
 
 	(void)state;
@@ -876,7 +937,7 @@ static void invalid_input_is_refused_with_einval(void **state)
 	m.term = 0;
 	assert_int_equal(raft_step(f.nodes[1].r, &m), MOOR_EINVAL);
 	/* entries that do not continue at index + 1, or from a later term */
-	struct raft_entry gap[2] = { { .term = 1, .index = 2 }, { .term = 1, .index = 4 } };
+	struct raft_entry gap[2] = {{.term = 1, .index = 2}, {.term = 1, .index = 4}};
 	m.term = 1;
 	m.index = 1;
 	m.log_term = 1;
@@ -899,7 +960,7 @@ static void invalid_input_is_refused_with_einval(void **state)
 	c.heartbeat_ticks = 2;
 	assert_int_equal(raft_create(&c, &r), MOOR_EINVAL);
 	unsigned char enc[RAFT_CONF_CHANGE_BYTES];
-	struct raft_conf_change cc = { RAFT_CONF_PROMOTE, 7 }, back;
+	struct raft_conf_change cc = {RAFT_CONF_PROMOTE, 7}, back;
 	raft_conf_change_encode(&cc, enc);
 	assert_int_equal(raft_conf_change_decode(enc, sizeof enc, &back), 0);
 	assert_int_equal(back.node_id, 7);
@@ -910,13 +971,13 @@ static void invalid_input_is_refused_with_einval(void **state)
 static void every_allocation_failure_is_a_clean_enomem_without_leaks(void **state)
 {
 	struct raft_memstorage *ms;
-	const uint64_t voters[] = { 1 };
+	const uint64_t voters[] = {1};
 	int done = 0;
 
 	(void)state;
 	for (long n = 0; !done && n < 1000; n++) {
 		struct moor_alloc_failing fa;
-		struct raft_config c = { 0 };
+		struct raft_config c = {0};
 		struct raft *r = NULL;
 		struct raft_ready rd;
 		int rc;
@@ -954,41 +1015,49 @@ static void every_allocation_failure_is_a_clean_enomem_without_leaks(void **stat
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(a_member_that_campaigns_wins_with_a_majority_of_votes),
-		cmocka_unit_test(a_follower_that_hears_no_leader_campaigns_after_its_randomized_timeout),
-		cmocka_unit_test(a_candidate_with_a_less_up_to_date_log_is_refused_votes),
-		cmocka_unit_test(a_member_grants_one_vote_per_term),
-		cmocka_unit_test(the_vote_is_persisted_before_the_answer_is_sent),
-		cmocka_unit_test(a_leader_that_sees_a_higher_term_becomes_a_follower),
-		cmocka_unit_test(an_append_from_a_stale_term_is_answered_with_the_current_term_and_ignored),
-		cmocka_unit_test(a_stale_vote_answer_does_not_count),
-		cmocka_unit_test(a_leader_never_commits_an_earlier_terms_entry_by_counting_replicas),
-		cmocka_unit_test(a_rejected_append_backs_up_a_whole_term_in_one_round_trip),
-		cmocka_unit_test(a_follower_rejects_an_append_whose_previous_entry_does_not_match),
-		cmocka_unit_test(the_leader_sends_appends_before_persisting_but_counts_itself_only_after),
-		cmocka_unit_test(committed_entries_are_applied_once_each_in_order_on_every_member),
-		cmocka_unit_test(a_follower_in_replicate_state_gets_at_most_the_in_flight_window),
-		cmocka_unit_test(entries_are_batched_into_messages_under_the_byte_limit),
-		cmocka_unit_test(a_proposal_on_a_follower_is_forwarded_to_the_leader),
-		cmocka_unit_test(a_batch_of_proposals_travels_as_one_message_and_applies_in_order),
-		cmocka_unit_test(a_proposal_without_a_leader_is_refused_with_no_leader),
-		cmocka_unit_test(pre_vote_keeps_a_returning_partitioned_member_from_raising_the_term),
-		cmocka_unit_test(a_leader_that_cannot_hear_a_majority_steps_down),
-		cmocka_unit_test(a_follower_that_hears_a_live_leader_ignores_vote_requests),
-		cmocka_unit_test(leadership_transfer_catches_the_target_up_then_hands_over),
-		cmocka_unit_test(a_transfer_to_an_unreachable_target_is_abandoned_after_an_election_timeout),
-		cmocka_unit_test(a_read_is_released_only_after_a_majority_confirms_the_leader),
-		cmocka_unit_test(a_new_leader_serves_no_read_before_it_commits_an_entry_of_its_term),
-		cmocka_unit_test(a_read_on_a_follower_is_answered_by_the_leader),
-		cmocka_unit_test(a_follower_behind_the_compacted_log_gets_a_snapshot_and_no_appends_meanwhile),
-		cmocka_unit_test(a_learner_receives_the_log_but_never_counts_towards_a_quorum),
-		cmocka_unit_test(a_second_configuration_change_waits_until_the_first_is_applied),
-		cmocka_unit_test(promoting_a_learner_that_lags_is_refused),
-		cmocka_unit_test(a_leader_that_removes_itself_hands_over_and_steps_down_once_the_change_is_applied),
-		cmocka_unit_test(a_leader_removing_itself_no_longer_counts_itself_or_takes_proposals),
-		cmocka_unit_test(a_restarted_member_keeps_its_term_vote_and_log),
-		cmocka_unit_test(invalid_input_is_refused_with_einval),
-		cmocka_unit_test(every_allocation_failure_is_a_clean_enomem_without_leaks),
+	    cmocka_unit_test(a_member_that_campaigns_wins_with_a_majority_of_votes),
+	    cmocka_unit_test(
+	        a_follower_that_hears_no_leader_campaigns_after_its_randomized_timeout),
+	    cmocka_unit_test(a_candidate_with_a_less_up_to_date_log_is_refused_votes),
+	    cmocka_unit_test(a_member_grants_one_vote_per_term),
+	    cmocka_unit_test(the_vote_is_persisted_before_the_answer_is_sent),
+	    cmocka_unit_test(a_leader_that_sees_a_higher_term_becomes_a_follower),
+	    cmocka_unit_test(
+	        an_append_from_a_stale_term_is_answered_with_the_current_term_and_ignored),
+	    cmocka_unit_test(a_stale_vote_answer_does_not_count),
+	    cmocka_unit_test(a_leader_never_commits_an_earlier_terms_entry_by_counting_replicas),
+	    cmocka_unit_test(a_rejected_append_backs_up_a_whole_term_in_one_round_trip),
+	    cmocka_unit_test(a_follower_rejects_an_append_whose_previous_entry_does_not_match),
+	    cmocka_unit_test(
+	        the_leader_sends_appends_before_persisting_but_counts_itself_only_after),
+	    cmocka_unit_test(committed_entries_are_applied_once_each_in_order_on_every_member),
+	    cmocka_unit_test(a_follower_in_replicate_state_gets_at_most_the_in_flight_window),
+	    cmocka_unit_test(entries_are_batched_into_messages_under_the_byte_limit),
+	    cmocka_unit_test(a_proposal_on_a_follower_is_forwarded_to_the_leader),
+	    cmocka_unit_test(a_batch_of_proposals_travels_as_one_message_and_applies_in_order),
+	    cmocka_unit_test(a_proposal_without_a_leader_is_refused_with_no_leader),
+	    cmocka_unit_test(pre_vote_keeps_a_returning_partitioned_member_from_raising_the_term),
+	    cmocka_unit_test(a_leader_that_cannot_hear_a_majority_steps_down),
+	    cmocka_unit_test(a_follower_that_hears_a_live_leader_ignores_vote_requests),
+	    cmocka_unit_test(leadership_transfer_catches_the_target_up_then_hands_over),
+	    cmocka_unit_test(
+	        a_transfer_to_an_unreachable_target_is_abandoned_after_an_election_timeout),
+	    cmocka_unit_test(a_read_is_released_only_after_a_majority_confirms_the_leader),
+	    cmocka_unit_test(a_new_leader_serves_no_read_before_it_commits_an_entry_of_its_term),
+	    cmocka_unit_test(a_read_on_a_follower_is_answered_by_the_leader),
+	    cmocka_unit_test(
+	        a_follower_behind_the_compacted_log_gets_a_snapshot_and_no_appends_meanwhile),
+	    cmocka_unit_test(a_learner_receives_the_log_but_never_counts_towards_a_quorum),
+	    cmocka_unit_test(
+	        a_configuration_takes_effect_when_appended_and_is_undone_when_truncated),
+	    cmocka_unit_test(a_second_configuration_change_waits_until_the_first_is_applied),
+	    cmocka_unit_test(promoting_a_learner_that_lags_is_refused),
+	    cmocka_unit_test(
+	        a_leader_that_removes_itself_hands_over_and_steps_down_once_the_change_is_applied),
+	    cmocka_unit_test(a_leader_removing_itself_no_longer_counts_itself_or_takes_proposals),
+	    cmocka_unit_test(a_restarted_member_keeps_its_term_vote_and_log),
+	    cmocka_unit_test(invalid_input_is_refused_with_einval),
+	    cmocka_unit_test(every_allocation_failure_is_a_clean_enomem_without_leaks),
 	};
 
 	return cmocka_run_group_tests_name("raft", tests, NULL, NULL);
