@@ -15,7 +15,7 @@
 #include <stdalign.h>
 #include <string.h>
 
-#define KV_ARENA_CHUNK 8192u
+#define KV_ARENA_CHUNK 1024u
 #define KV_ARENA_MAGIC 0x6b76617265u
 
 struct kv_arena_chunk {

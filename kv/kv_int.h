@@ -9,6 +9,7 @@
 #include "kv/kv.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <rocksdb/c.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -125,10 +126,13 @@ struct kv {
 	rocksdb_writeoptions_t *wo;
 	rocksdb_flushoptions_t *fo;
 
-	/* Committed state, guarded by mu for readers (the writer changes it). */
+	/* Committed state, changed by the writer under mu. rev and compact_rev
+	 * are also read without mu by single-key reads, which validate against
+	 * seq: odd while a commit is being written (a seqlock). */
 	pthread_mutex_t mu;
 	uint64_t applied_index, applied_term;
-	int64_t rev, compact_rev;
+	_Atomic int64_t rev, compact_rev;
+	_Atomic uint64_t seq;
 
 	/* The open batch (writer thread only). */
 	bool in_batch;

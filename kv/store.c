@@ -301,6 +301,9 @@ static int make_options(struct kv *kv)
 	rocksdb_options_set_create_if_missing(kv->opts, 1);
 	rocksdb_options_set_write_buffer_size(kv->opts, kv->write_buffer_bytes);
 	rocksdb_options_set_max_background_jobs(kv->opts, 2);
+	/* Puts look up their key first; most new keys are in no memtable. */
+	rocksdb_options_set_memtable_prefix_bloom_size_ratio(kv->opts, 0.05);
+	rocksdb_options_set_memtable_whole_key_filtering(kv->opts, 1);
 	rocksdb_options_set_info_log_level(kv->opts, 2 /* WARN */);
 	rocksdb_writeoptions_disable_WAL(kv->wo, 1);
 	rocksdb_flushoptions_set_wait(kv->fo, 1);
