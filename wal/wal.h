@@ -166,7 +166,9 @@ struct wal_recovered {
  * wal_append / wal_append_sync / wal_submit / wal_release; the last segment
  * is fdatasynced (no byte changes), so that what recovery returns — which
  * may have been in the page cache only after a process crash — is durable
- * before the caller acts on it. Entries are loaded with wal_read.
+ * before the caller acts on it. Entries are loaded with wal_read. Memory:
+ * recovery holds one whole segment in memory at a time (segment_bytes), and
+ * keeps 32 bytes per entries record (not per entry) for the index.
  *
  * On success *out is a handle the caller frees with wal_close and *rec (if
  * not NULL) is filled. On failure returns MOOR_ECORRUPT (with the file and
