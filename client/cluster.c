@@ -273,8 +273,10 @@ int moor_alarm(moor_client *c, enum moor_alarm_action action, uint64_t member_id
 	return 0;
 }
 
-/* The snapshot answer is a sequence of SnapshotResponse frames whose blobs,
- * in order, are the file; the last has remaining_bytes 0. */
+/* The request is the (empty) SnapshotRequest as a plain body, like every
+ * unary call; the answer is a sequence of SnapshotResponse frames (4-byte
+ * big-endian length each) whose blobs, in order, are the file; the last has
+ * remaining_bytes 0. */
 int moor_snapshot(moor_client *c, int fd, uint64_t *bytes_out)
 {
 	Etcdserverpb__SnapshotRequest q = ETCDSERVERPB__SNAPSHOT_REQUEST__INIT;
@@ -287,9 +289,8 @@ int moor_snapshot(moor_client *c, int fd, uint64_t *bytes_out)
 
 	moor_buf_init(&in, NULL);
 	moor_buf_init(&out, NULL);
-	rc = cl_frame_append(&in, &q.base);
-	if (rc == 0)
-		rc = cl_http(c, "/v3/maintenance/snapshot", in.data, in.len, CL_READ,
+	(void)q; /* packs to zero bytes */
+	rc = cl_http(c, "/v3/maintenance/snapshot", NULL, 0, CL_READ,
 		             pin(c, NULL, ep, sizeof ep), &out);
 	while (rc == 0 && !last) {
 		Etcdserverpb__SnapshotResponse *m = NULL;

@@ -33,13 +33,16 @@ const char *moor_error_detail(void)
 	return tl_detail;
 }
 
+/* Formats through a copy: the arguments may point into tl_detail itself. */
 int cl_set_error(int rc, const char *fmt, ...)
 {
+	char tmp[sizeof tl_detail];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(tl_detail, sizeof tl_detail, fmt, ap);
+	vsnprintf(tmp, sizeof tmp, fmt, ap);
 	va_end(ap);
+	memcpy(tl_detail, tmp, sizeof tmp);
 	return rc;
 }
 
@@ -463,7 +466,7 @@ int cl_http(moor_client *c, const char *path, const void *body, size_t len, enum
 	}
 	if (rc == MOOR_EUNAVAILABLE)
 		rc = MOOR_ETIMEOUT;
-	return cl_set_error(rc, "%s: no endpoint answered in time (last: %s)", path, tl_detail);
+	return cl_set_error(rc, "%s: no endpoint answered in time (last error: %s)", path, tl_detail);
 }
 
 int cl_call(moor_client *c, const char *path, const ProtobufCMessage *req,
