@@ -64,9 +64,10 @@ struct watch_stream;
  * WATCH_MAX_PENDING_EVENTS: events a watcher may have queued. A live watcher
  * that would go over it (with at least one older revision still queued) is
  * moved back to catching up from history, starting at the revision that did
- * not fit; a revision larger than the limit is still queued whole when it
- * is all the watcher has, so a queue holds at most
- * max(limit, largest revision) events.
+ * not fit. A revision is never split to respect it (one larger than the
+ * limit is queued whole when it is all the watcher has, and a history read
+ * returns whole revisions), so a queue holds at most the limit plus one
+ * revision.
  *
  * WATCH_HISTORY_BATCH_EVENTS: events asked of the store per history read.
  *
