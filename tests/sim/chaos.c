@@ -150,10 +150,14 @@ void sim_chaos(struct sim *s)
 			sim_read(s, x);
 	} else if (s->o.faults && r < 200 + 3 * f) {
 		if ((x = random_up(s))) {
-			if (sim_below(s, 2)) {
-				s->nodes[x].crash_mid_ready = true;
-				sim_tracef(s, "n%llu will crash before its next write",
-				           (unsigned long long)x);
+			unsigned how = sim_below(s, 3);
+
+			if (how) {
+				s->nodes[x].crash_mid_ready = (int)how;
+				sim_tracef(s, "n%llu will crash in its next write (%s)",
+				           (unsigned long long)x,
+				           how == 1 ? "before it"
+				                    : "between entries and hard state");
 			} else {
 				sim_crash(s, x);
 			}
@@ -186,7 +190,7 @@ void sim_heal(struct sim *s)
 	s->o.dup_pct = 0;
 	s->o.skew_pct = 0;
 	for (unsigned i = 1; i <= SIM_MAX_NODES; i++) {
-		s->nodes[i].crash_mid_ready = false;
+		s->nodes[i].crash_mid_ready = 0;
 		if (s->nodes[i].exists && !s->nodes[i].up)
 			sim_restart(s, i);
 	}

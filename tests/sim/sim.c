@@ -146,7 +146,7 @@ static int node_start(struct sim *s, struct sim_node *n)
 	snap_decode(&sn, &n->sm_hash);
 	n->seen_commit = 0;
 	n->n_waiting = 0;
-	n->crash_mid_ready = false;
+	n->crash_mid_ready = 0;
 	return 0;
 }
 
@@ -221,7 +221,7 @@ static void process_ready(struct sim *s, struct sim_node *n)
 		n->seen_commit = rd.hard_state.commit;
 		for (size_t i = 0; i < rd.n_msgs_now; i++)
 			sim_net_send(s, &rd.msgs_now[i]);
-		if (n->crash_mid_ready && (rd.n_entries || rd.hard_state_changed)) {
+		if (n->crash_mid_ready == 1 && (rd.n_entries || rd.hard_state_changed)) {
 			sim_tracef(s, "n%llu crash before persisting %zu entries",
 			           (unsigned long long)n->id, rd.n_entries);
 			node_stop(n);
@@ -240,6 +240,14 @@ static void process_ready(struct sim *s, struct sim_node *n)
 				         rc);
 			for (size_t i = 0; i < rd.n_entries; i++)
 				sim_check_persisted(s, n, &rd.entries[i]);
+			if (n->crash_mid_ready == 2 && rd.hard_state_changed) {
+				sim_tracef(s,
+				           "n%llu crash after persisting %zu entries, before the "
+				           "hard state",
+				           (unsigned long long)n->id, rd.n_entries);
+				node_stop(n);
+				return;
+			}
 		}
 		if (rd.hard_state_changed) {
 			if (rd.hard_state.commit < n->disk_commit)

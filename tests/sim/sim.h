@@ -49,10 +49,12 @@ struct sim_prop {
 
 struct sim_node {
 	uint64_t id;
-	bool exists;          /* created (bootstrap or added) and not retired */
-	bool up;              /* running */
-	bool crash_mid_ready; /* crash after sending msgs_now, before persisting */
-	bool removed;         /* its removal was applied somewhere, so it committed */
+	bool exists; /* created (bootstrap or added) and not retired */
+	bool up;     /* running */
+	/* 1: crash after sending msgs_now, before persisting; 2: after the
+	 * entries, before the hard state (the order raft.h prescribes) */
+	int crash_mid_ready;
+	bool removed; /* its removal was applied somewhere, so it committed */
 	struct raft_memstorage *ms;
 	struct raft *r;
 	/* the state machine: applied index and a hash of what was applied */

@@ -479,6 +479,59 @@ static void a_batch_of_proposals_travels_as_one_message_and_applies_in_order(voi
 	fx_free(&f);
 }
 
+static void a_leader_refuses_proposals_beyond_its_uncommitted_limit(void **state)
+{
+	struct fx f;
+	char kb[1024];
+	int accepted = 0;
+
+	(void)state;
+	memset(kb, 'k', sizeof kb - 1);
+	kb[sizeof kb - 1] = 0;
+	fx_init(&f, 3, false, false);
+	f.tmpl.max_uncommitted_bytes = 8 * 1024;
+	elect(&f, 1);
+	fx_isolate(&f, 1, true); /* nothing commits */
+	while (accepted < 100 && fx_propose_str(&f, 1, kb) == 0)
+		accepted++;
+	assert_int_equal(accepted, 8);
+	assert_int_equal(fx_propose_str(&f, 1, kb), MOOR_EDROPPED);
+	fx_isolate(&f, 1, false);
+	fx_tick(&f, 1, 1);
+	fx_settle(&f);
+	assert_int_equal(fx_propose_str(&f, 1, kb), 0); /* committed: room again */
+	fx_free(&f);
+}
+
+static void committed_entries_come_in_batches_under_the_byte_limit(void **state)
+{
+	struct fx f;
+	char big[600];
+	struct raft_ready rd;
+	size_t most = 0, total = 0;
+
+	(void)state;
+	memset(big, 'c', sizeof big - 1);
+	big[sizeof big - 1] = 0;
+	fx_init(&f, 1, false, false);
+	f.tmpl.max_committed_bytes = 2000;
+	elect(&f, 1);
+	for (int i = 0; i < 10; i++)
+		fx_propose_str(&f, 1, big);
+	while (raft_has_ready(f.nodes[1].r)) {
+		raft_ready(f.nodes[1].r, &rd);
+		raft_memstorage_append(f.nodes[1].ms, rd.entries, rd.n_entries);
+		if (rd.hard_state_changed)
+			raft_memstorage_set_hard_state(f.nodes[1].ms, &rd.hard_state);
+		most = rd.n_committed > most ? rd.n_committed : most;
+		total += rd.n_committed;
+		raft_advance(f.nodes[1].r, &rd);
+	}
+	assert_int_equal(total, 10);
+	assert_int_equal(most, 3); /* 3 x 599 bytes fit in 2000, a 4th does not */
+	fx_free(&f);
+}
+
 static void a_proposal_without_a_leader_is_refused_with_no_leader(void **state)
 {
 	struct fx f;
@@ -1035,6 +1088,8 @@ int main(void)
 	    cmocka_unit_test(entries_are_batched_into_messages_under_the_byte_limit),
 	    cmocka_unit_test(a_proposal_on_a_follower_is_forwarded_to_the_leader),
 	    cmocka_unit_test(a_batch_of_proposals_travels_as_one_message_and_applies_in_order),
+	    cmocka_unit_test(a_leader_refuses_proposals_beyond_its_uncommitted_limit),
+	    cmocka_unit_test(committed_entries_come_in_batches_under_the_byte_limit),
 	    cmocka_unit_test(a_proposal_without_a_leader_is_refused_with_no_leader),
 	    cmocka_unit_test(pre_vote_keeps_a_returning_partitioned_member_from_raising_the_term),
 	    cmocka_unit_test(a_leader_that_cannot_hear_a_majority_steps_down),
