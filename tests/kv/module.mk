@@ -1,6 +1,6 @@
 # tests/kv/: the MVCC store's tests (model-based, crash, semantics).
 KV_TEST_HELPERS := $(call objs,tests/kv/model.c tests/kv/gen.c tests/kv/harness.c)
-KV_TESTS := $(BUILD)/tests/kv_basic $(BUILD)/tests/kv_model $(BUILD)/tests/kv_crash
+KV_TESTS := $(BUILD)/tests/fuzz_replay_kv_record $(BUILD)/tests/kv_basic $(BUILD)/tests/kv_model $(BUILD)/tests/kv_crash
 
 $(eval $(call link_bin,$(BUILD)/tests/kv_model,$(call objs,tests/kv/test_kv_model.c) $(KV_TEST_HELPERS) $(KV_LIBS),$(KV_LDLIBS) -lcmocka))
 
