@@ -547,6 +547,29 @@ static void model_finish(struct model *m)
 	memstore_free(&m->ms);
 }
 
+/* Memory stays bounded: a watcher queues at most its limit plus one
+ * revision (at most 3 events here), a stream its limit plus one revision
+ * per watcher. */
+static void check_bounded(struct model *m, const struct watch_hub_config *cfg)
+{
+	struct watch_hub_stats st;
+	uint64_t per_watcher =
+	    (cfg->max_pending_events ? cfg->max_pending_events : WATCH_MAX_PENDING_EVENTS) + 3;
+	uint64_t bound = 0;
+
+	watch_hub_stats(m->hub, &st);
+	for (int si = 0; si < MAX_STREAMS; si++) {
+		uint64_t n = 0, b;
+		for (int i = 0; i < m->nw; i++)
+			n += m->w[i].alive && m->w[i].stream == si;
+		b = n * per_watcher;
+		if (cfg->max_stream_pending_events && cfg->max_stream_pending_events + 3 * n < b)
+			b = cfg->max_stream_pending_events + 3 * n;
+		bound += b;
+	}
+	CHECK(m, st.queued_events <= bound);
+}
+
 static void random_run(uint64_t seed, int steps, int fail_pct, struct model *m)
 {
 	struct watch_hub_config cfg = {0};
@@ -599,6 +622,7 @@ static void random_run(uint64_t seed, int steps, int fail_pct, struct model *m)
 			else
 				open_stream(m, si);
 		}
+		check_bounded(m, &cfg);
 	}
 	model_finish(m);
 }
