@@ -132,7 +132,8 @@ int kv_range(struct kv *kv, const Etcdserverpb__RangeRequest *req,
 /*
  * History for watch catch-up: the events with revision >= from_rev, in order,
  * at least one whole revision and then whole revisions until max_events is
- * reached (a revision is never split: the last one may overshoot max_events).
+ * reached (a revision is never split: the last one may overshoot max_events;
+ * 0: no limit).
  * next_rev is the revision to ask for next (current revision + 1 when caught
  * up). Errors: MOOR_ECOMPACTED when from_rev < compact revision (then
  * out->compact_revision says which). With prev_kv, prev_kv is filled for
