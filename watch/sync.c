@@ -183,10 +183,12 @@ static void cohort_add(struct watch_hub *hub, struct cohort *c, struct watcher *
 static void cohort_gather(struct watch_hub *hub, struct watcher *lead, struct cohort *c)
 {
 	struct wlink *l = hub->runnable.next;
+	uint32_t scanned = 0;
 
 	memset(c, 0, sizeof *c);
 	cohort_add(hub, c, lead);
-	while (l != &hub->runnable && c->n < WSYNC_COHORT_MAX) {
+	/* Bounded: a read never costs a walk of every runnable watcher. */
+	while (l != &hub->runnable && c->n < WSYNC_COHORT_MAX && scanned++ < 4 * WSYNC_COHORT_MAX) {
 		struct watcher *w = WCONTAINER(l, struct watcher, u_link);
 		l = l->next;
 		if (w->rev < lead->rev || w->rev > hub->rev)
