@@ -429,6 +429,10 @@ int moor_election_campaign(moor_election *e, const void *value, size_t len, int 
 /* While leading: replace the proclaimed value (MOOR_ENOTLEADER if we lost it). */
 int moor_election_proclaim(moor_election *e, const void *value, size_t len);
 int moor_election_resign(moor_election *e);
+/* While leading: our key (owned by the election) and its create_revision,
+ * for writes guarded by leadership (a txn comparing create_revision of the
+ * key with rev fails once another leads); NULL when not leading. */
+const char *moor_election_key(moor_election *e, int64_t *rev);
 /* The current leader's key-value (kvs[0]) of any election under prefix;
  * MOOR_ENOTFOUND when none leads. */
 int moor_election_leader(moor_client *c, const char *prefix, struct moor_response **out);

@@ -406,6 +406,15 @@ int moor_election_resign(moor_election *e)
 	return rc;
 }
 
+const char *moor_election_key(moor_election *e, int64_t *rev)
+{
+	if (!e->leading)
+		return NULL;
+	if (rev)
+		*rev = e->rev;
+	return e->key;
+}
+
 int moor_election_leader(moor_client *c, const char *prefix, struct moor_response **out)
 {
 	struct moor_get_opts o = {
