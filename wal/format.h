@@ -17,8 +17,9 @@
  *                   u64 synced
  *
  * A record's crc is CRC32C over bytes 4..(24 + len) of the record, started
- * from the segment's header crc extended over the record's offset (u64), so a
- * record is valid only in the segment and at the place it was written.
+ * from the segment's seed (CRC32C of magic, seq, first_index) extended over
+ * the record's offset (u64), so a record is valid only in the segment and at
+ * the place it was written.
  * `synced` is the offset in the segment known durable when the record was
  * written: recovery uses it to tell a torn tail (cut) from damage to data
  * that had been made durable (corruption).
@@ -67,9 +68,13 @@ struct wal_seg_header {
 	uint64_t seq;
 	uint64_t first_index;
 	uint64_t prev_end; /* end of the previous segment's records (0 for seq 0) */
-	uint32_t seed;     /* the header's crc: the seed of every record's crc */
+	uint32_t seed;     /* wal_seg_seed(seq, first_index) */
 };
 
+/* The seed of every record crc in a segment: CRC32C of the magic, seq and
+ * first index — known from the file name alone, so records can be checked
+ * even when the header is damaged. */
+uint32_t wal_seg_seed(uint64_t seq, uint64_t first_index);
 void wal_seg_header_encode(unsigned char out[WAL_SEG_HDR_BYTES], uint64_t seq, uint64_t first_index,
                            uint64_t prev_end, uint32_t *seed);
 /* 0, or MOOR_ECORRUPT with *why set (static string). */

@@ -60,8 +60,10 @@ struct wal {
 	struct wal_snapshot snap;
 
 	/* Recovery's findings about the last segment, used when writing starts. */
-	uint64_t rec_end;   /* end of the last complete batch */
-	uint64_t rec_dirty; /* end of nonzero bytes beyond it */
+	uint64_t rec_end;      /* end of the last complete batch */
+	uint64_t rec_dirty;    /* end of nonzero bytes beyond it */
+	bool rec_torn;         /* the last segment's creation was torn: replace it */
+	uint64_t rec_prev_end; /* then: where the segment before it ends */
 	char **tmp_names;
 	size_t ntmp;
 

@@ -13,6 +13,16 @@
 #include <stdio.h>
 #include <string.h>
 
+uint32_t wal_seg_seed(uint64_t seq, uint64_t first_index)
+{
+	unsigned char b[24];
+
+	memcpy(b, WAL_MAGIC, 8);
+	moor_put_le64(b + 8, seq);
+	moor_put_le64(b + 16, first_index);
+	return moor_crc32c(0, b, sizeof b);
+}
+
 void wal_seg_header_encode(unsigned char out[WAL_SEG_HDR_BYTES], uint64_t seq, uint64_t first_index,
                            uint64_t prev_end, uint32_t *seed)
 {
@@ -26,7 +36,7 @@ void wal_seg_header_encode(unsigned char out[WAL_SEG_HDR_BYTES], uint64_t seq, u
 	moor_put_le64(out + 32, prev_end);
 	crc = moor_crc32c(0, out, 40);
 	moor_put_le32(out + 40, crc);
-	*seed = crc;
+	*seed = wal_seg_seed(seq, first_index);
 }
 
 int wal_seg_header_decode(const unsigned char *p, size_t len, struct wal_seg_header *h,
@@ -55,7 +65,7 @@ int wal_seg_header_decode(const unsigned char *p, size_t len, struct wal_seg_hea
 	h->seq = moor_get_le64(p + 16);
 	h->first_index = moor_get_le64(p + 24);
 	h->prev_end = moor_get_le64(p + 32);
-	h->seed = moor_get_le32(p + 40);
+	h->seed = wal_seg_seed(h->seq, h->first_index);
 	return 0;
 }
 

@@ -249,6 +249,47 @@ static int read_whole(struct wal *w, int fd, unsigned char **out, size_t *len)
 	return 0;
 }
 
+/*
+ * The last segment's header is invalid. Segments are created without an
+ * fdatasync of their header (it becomes durable with the segment's first
+ * sync), so this is a crash during creation, before anything in the segment
+ * was made durable — unless some record in it, checked with the seed the name
+ * gives, says a sync had completed (synced beyond the header): then the
+ * header was durable and is damaged. A torn creation holds nothing recovery
+ * returns; the writer replaces the file when it starts.
+ */
+static int torn_creation(struct wal *w, struct wal_seg *seg, const unsigned char *buf, size_t len,
+                         const char *why)
+{
+	uint32_t seed = wal_seg_seed(seg->seq, seg->first_index);
+
+	if (seg != &w->segs[0] && seg->first_index != w->last_index + 1)
+		return wal_fail(w, MOOR_ECORRUPT,
+		                "wal: %s/%s: offset 0: segment starts at index %" PRIu64
+		                " but the previous one ends at %" PRIu64,
+		                w->dir, seg->name, seg->first_index, w->last_index);
+	for (uint64_t p = WAL_SEG_HDR_BYTES; p + WAL_REC_HDR_BYTES <= len; p += WAL_ALIGN) {
+		struct wal_rec r;
+		const char *ignored;
+		if (wal_rec_check(buf + p, len - p, p, seed, &r, &ignored) == WAL_REC_VALID &&
+		    r.synced > WAL_SEG_HDR_BYTES)
+			return wal_fail(
+			    w, MOOR_ECORRUPT,
+			    "wal: %s/%s: offset 0: %s, but the record at offset %" PRIu64
+			    " was written after the segment was made durable",
+			    w->dir, seg->name, why ? why : "header disagrees with the name", p);
+	}
+	moor_log(w->logger, MOOR_LOG_WARN, "wal",
+	         "torn segment creation file=%s/%s reason=\"%s\": it will be replaced", w->dir,
+	         seg->name, why ? why : "header disagrees with the name");
+	seg->seed = seed;
+	w->rec_torn = true;
+	w->rec_prev_end = seg == &w->segs[0] ? 0 : w->rec_end;
+	w->rec_end = WAL_SEG_HDR_BYTES;
+	w->rec_dirty = WAL_SEG_HDR_BYTES;
+	return 0;
+}
+
 static int recover_segment(struct wal *w, struct wal_seg *seg, bool last)
 {
 	struct wal_seg_header h;
@@ -265,15 +306,26 @@ static int recover_segment(struct wal *w, struct wal_seg *seg, bool last)
 	}
 	if ((rc = read_whole(w, seg->fd, &buf, &len)) != 0)
 		return wal_fail(w, rc, "wal: read %s/%s", w->dir, seg->name);
+	why = NULL;
+	if (seg->first_index == 0) {
+		rc = wal_fail(w, MOOR_ECORRUPT, "wal: %s/%s: offset 0: segment with index 0",
+		              w->dir, seg->name);
+		goto out;
+	}
+	if (seg == &w->segs[0])
+		w->last_index = seg->first_index - 1;
 	if (wal_seg_header_decode(buf, len, &h, &why) != 0 || h.seq != seg->seq ||
-	    h.first_index != seg->first_index || h.first_index == 0) {
+	    h.first_index != seg->first_index) {
+		if (last) {
+			rc = torn_creation(w, seg, buf, len, why);
+			goto out;
+		}
 		rc = wal_fail(w, MOOR_ECORRUPT, "wal: %s/%s: offset 0: %s", w->dir, seg->name,
-		              why ? why
-		                  : "segment header disagrees with the file name or has index 0");
+		              why ? why : "segment header disagrees with the file name");
 		goto out;
 	}
 	if (seg == &w->segs[0]) {
-		w->last_index = seg->first_index - 1;
+		/* last_index set above */
 	} else if (h.prev_end != w->rec_end) {
 		rc = wal_fail(w, MOOR_ECORRUPT,
 		              "wal: %s/%s: offset %" PRIu64 ": its records end here but the next "

@@ -1,6 +1,6 @@
 /*
- * Segment files: creating one (preallocate, header, fdatasync, rename into
- * place, fsync the directory), syncing a full one (if it holds unsynced
+ * Segment files: creating one (preallocate, header, rename into place, fsync
+ * the directory), syncing a full one (if it holds unsynced
  * batches) before the next is created, starting the writer after recovery (cut the torn tail by
  * zeroing it, sync, remove leftover temporary files) and releasing old
  * segments. All with the handle's mutex held and no fdatasync in flight.
@@ -68,8 +68,11 @@ static int create_segment(struct wal *w, uint64_t seq, uint64_t first_index, uin
 		wal_fail(w, rc, "wal: preallocate %s/%s", w->dir, tmp);
 		goto err_after_open;
 	}
+	/* No fdatasync of the header here: it becomes durable with the
+	 * segment's first sync, and recovery treats an invalid header in the
+	 * last segment with nothing synced after it as a torn creation. */
 	wal_seg_header_encode(hdr, seq, first_index, prev_end, &s.seed);
-	if ((rc = wal_write_all(w, fd, hdr, sizeof hdr, 0)) != 0 || (rc = seg_sync(w, fd)) != 0) {
+	if ((rc = wal_write_all(w, fd, hdr, sizeof hdr, 0)) != 0) {
 		wal_fail(w, rc, "wal: write header of %s/%s", w->dir, tmp);
 		goto err_after_open;
 	}
@@ -187,6 +190,19 @@ int wal_writer_start(struct wal *w)
 	wal_wait_readers(w);
 	if (w->writing || w->err)
 		return w->err;
+	if (w->rec_torn) {
+		/* Replace the segment whose creation a crash tore (same name:
+		 * the rename in create_segment replaces it atomically). */
+		struct wal_seg *torn = &w->segs[w->nsegs - 1];
+		if (torn->fd >= 0)
+			w->fs->close(w->fs->ctx, torn->fd);
+		w->nsegs--;
+		w->rec_torn = false;
+		w->writing = true;
+		if ((rc = next_segment(w, w->rec_prev_end)) != 0)
+			goto err;
+		goto tmp_files;
+	}
 	if (w->nsegs == 0) {
 		w->writing = true;
 		if ((rc = next_segment(w, 0)) != 0)

@@ -147,7 +147,7 @@ static void crash_at_every_offset(bool garbage)
 
 	build(&h, true, 1);
 	assert_int_equal(memfs_read_file(h.fs, h.last_seg, &img, &len), 0);
-	for (uint64_t t = WAL_SEG_HDR_BYTES; t < h.tail + 64; t += STEP) {
+	for (uint64_t t = 0; t < h.tail + 64; t += STEP) {
 		struct memfs *c = memfs_clone(h.fs);
 		uint64_t eff = t;
 		const struct point *p;
