@@ -388,6 +388,42 @@ static void entries_of_a_cut_tail_never_reappear_after_new_appends(void **state)
 	memfs_free(fs);
 }
 
+static void a_segment_created_but_never_synced_is_replaced_after_power_loss(void **state)
+{
+	struct memfs *fs = memfs_new();
+	struct wal *w = open_mem(fs, CSEG, NULL);
+	struct wal_recovered rec;
+	struct model m, synced;
+	char names[8][64];
+	uint64_t i = 1;
+
+	(void)state;
+	model_init(&m);
+	while (w->nsegs < 2) {
+		synced = m;
+		assert_int_equal(wal_sync(w, NULL), 0);
+		assert_int_equal(append_entries(w, &m, i, 4, 1, NULL, NULL), 0);
+		i += 4;
+	}
+	/* The batch that opened segment 1 was never synced, nor its header. */
+	wal_close(w);
+	memfs_power_loss(fs, MEMFS_DROP_UNSYNCED, 7);
+	assert_int_equal(memfs_list(fs, names, 8), 2);
+	w = open_mem(fs, CSEG, &rec);
+	check_recovered(&rec, &synced);
+	check_entries(w, &synced);
+	m = synced;
+	assert_int_equal(append_entries(w, &m, m.last + 1, 3, 2, NULL, NULL), 0);
+	assert_int_equal(wal_sync(w, NULL), 0);
+	wal_close(w);
+	w = open_mem(fs, CSEG, &rec);
+	check_recovered(&rec, &m);
+	check_entries(w, &m);
+	assert_int_equal(rec.segments, 2);
+	wal_close(w);
+	memfs_free(fs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -398,6 +434,7 @@ int main(void)
 	    cmocka_unit_test(bit_flips_in_an_older_segment_are_corruption_naming_file_and_offset),
 	    cmocka_unit_test(an_older_segment_that_lost_its_last_batch_is_corruption),
 	    cmocka_unit_test(entries_of_a_cut_tail_never_reappear_after_new_appends),
+	    cmocka_unit_test(a_segment_created_but_never_synced_is_replaced_after_power_loss),
 	};
 
 	return cmocka_run_group_tests_name("wal_crash", tests, NULL, NULL);
