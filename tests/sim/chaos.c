@@ -240,11 +240,27 @@ uint64_t sim_swarm_run(uint64_t seed, bool verbose, const char *replay, bool *ok
 	o.membership = (pick >> 32) % 2 == 0;
 	o.compact_every = (pick >> 40) % 3 == 0 ? 0 : 20 + (unsigned)(pick >> 44) % 80;
 	o.fault_level = 1 + (unsigned)(pick >> 56) % 4;
+	{
+		uint64_t q = pick * 0xD1B54A32D192ED03ull;
+
+		q ^= q >> 31;
+		o.no_pre_vote = q % 4 == 0;
+		o.no_check_quorum = (q >> 2) % 4 == 0;
+		/* Raft needs broadcast time << election timeout: at least four
+		 * worst-case one-way delays */
+		o.election_ticks = 5 + (unsigned)(q >> 4) % 16;
+		if (o.election_ticks < 4 * (o.max_delay + 1))
+			o.election_ticks = 4 * (o.max_delay + 1);
+		o.max_inflight = 1 + (unsigned)(q >> 12) % 32;
+		o.max_msg_bytes = 24 + (unsigned)(q >> 20) % 8192;
+	}
 	o.skew_pct = (pick >> 48) % 4 == 0 ? 20 + (unsigned)(pick >> 52) % 30 : 0;
 	o.verbose = verbose;
 	sim_init(s, seed, &o);
-	if (verbose)
+	if (verbose) {
 		s->trace_out = stdout;
+		printf("%s\n", s->trace[0]); /* the options drawn */
+	}
 	for (unsigned i = 0; i < SWARM_STEPS && !s->failed; i++) {
 		sim_chaos(s);
 		sim_step(s);

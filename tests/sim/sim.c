@@ -128,12 +128,12 @@ static int node_start(struct sim *s, struct sim_node *n)
 
 	st.snapshot(st.ctx, &sn);
 	c.id = n->id;
-	c.election_ticks = 10;
+	c.election_ticks = s->o.election_ticks ? s->o.election_ticks : 10;
 	c.heartbeat_ticks = 1;
-	c.pre_vote = true;
-	c.check_quorum = true;
-	c.max_msg_bytes = 4096;
-	c.max_inflight_msgs = 16;
+	c.pre_vote = !s->o.no_pre_vote;
+	c.check_quorum = !s->o.no_check_quorum;
+	c.max_msg_bytes = s->o.max_msg_bytes ? s->o.max_msg_bytes : 4096;
+	c.max_inflight_msgs = s->o.max_inflight ? s->o.max_inflight : 16;
 	c.seed = s->seed;
 	c.storage = st;
 	rc = raft_create(&c, &n->r);
@@ -339,9 +339,12 @@ void sim_init(struct sim *s, uint64_t seed, const struct sim_opts *o)
 	s->next_new_id = o->n_voters + 1;
 	sim_tracef(s,
 	           "start seed=%llu voters=%u drop=%u%% dup=%u%% delay<=%u skew=%u%% compact=%u "
-	           "membership=%d faults=x%u",
+	           "membership=%d faults=x%u pre-vote=%d check-quorum=%d election=%u "
+	           "inflight=%u msg-bytes=%u",
 	           (unsigned long long)seed, o->n_voters, o->drop_pct, o->dup_pct, o->max_delay,
-	           o->skew_pct, o->compact_every, (int)o->membership, o->fault_level);
+	           o->skew_pct, o->compact_every, (int)o->membership, o->fault_level,
+	           !o->no_pre_vote, !o->no_check_quorum, o->election_ticks, o->max_inflight,
+	           o->max_msg_bytes);
 }
 
 void sim_free(struct sim *s)

@@ -78,6 +78,12 @@ struct sim_opts {
 	unsigned compact_every; /* entries between snapshots, 0: never */
 	unsigned skew_pct;      /* odd members miss this share of ticks */
 	unsigned fault_level;   /* 1..4: how often crashes, cuts, transfers strike */
+	/* raft settings, varied per seed (0: the simulator's default) */
+	bool no_pre_vote;
+	bool no_check_quorum;
+	unsigned election_ticks;
+	unsigned max_inflight;
+	unsigned max_msg_bytes;
 };
 
 struct sim {
