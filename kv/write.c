@@ -97,22 +97,25 @@ int kv_batch_commit(struct kv *kv, uint64_t last_index, uint64_t term)
 		batch_reset(kv);
 		return rc;
 	}
-	/* Readers that skip the snapshot retry when seq moved or is odd. */
+	/* Readers see the data and the revisions change together: snapshot
+	 * takers wait on mu, and single-key readers that skip the snapshot
+	 * retry when seq moved or is odd. */
+	pthread_mutex_lock(&kv->mu);
 	atomic_fetch_add_explicit(&kv->seq, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_release);
 	rocksdb_write_writebatch_wi(kv->db, kv->wo, kv->wb, &err);
 	if (err) {
 		atomic_fetch_add_explicit(&kv->seq, 1, memory_order_release);
+		pthread_mutex_unlock(&kv->mu);
 		batch_reset(kv);
 		return kv_rocks_err(kv, err, "kv: commit");
 	}
-	pthread_mutex_lock(&kv->mu);
 	kv->applied_index = last_index;
 	kv->applied_term = term;
 	kv->rev = kv->b_rev;
 	kv->compact_rev = kv->b_compact;
-	pthread_mutex_unlock(&kv->mu);
 	atomic_fetch_add_explicit(&kv->seq, 1, memory_order_release);
+	pthread_mutex_unlock(&kv->mu);
 	if (kv->on_events && kv->ev.n)
 		kv->on_events(kv->events_ctx, kv->ev.v, kv->ev.n);
 	batch_reset(kv);

@@ -254,6 +254,18 @@ int main(int argc, char **argv)
 
 	if (argc == 4 && strcmp(argv[1], "--reopen") == 0)
 		return reopen_child(argv[2], strtoull(argv[3], NULL, 0));
+	if (argc == 3 && strcmp(argv[1], "--puts") == 0) {
+		/* puts alone, for profiling */
+		nkeys = strtoull(argv[2], NULL, 0);
+		if (!mkdtemp(dir))
+			die("mkdtemp", MOOR_EINVAL);
+		snprintf(path, sizeof path, "%s/kv", dir);
+		kv = open_store(path);
+		printf("puts/s applied, batches of 1000: %.0f\n", load(kv, 0, nkeys, 1000));
+		kv_close(kv);
+		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		return 0;
+	}
 	if (argc > 1)
 		nkeys = strtoull(argv[1], NULL, 0);
 	if (nkeys < 20000)

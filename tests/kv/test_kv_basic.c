@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -616,6 +618,77 @@ static void every_failed_allocation_is_a_clean_enomem(void **state)
 	assert_int_equal(fx_open(f), 0);
 }
 
+
+struct reader_ctx {
+	struct kv *kv;
+	atomic_bool stop;
+	long reads, bad;
+};
+
+/* Reads "a" alone (the snapshot-free path) and ["a","c") (a snapshot):
+ * no answer may be older than its header, nor show half a batch. */
+static void *reader(void *arg)
+{
+	struct reader_ctx *c = arg;
+	Etcdserverpb__RangeRequest one = ETCDSERVERPB__RANGE_REQUEST__INIT;
+	Etcdserverpb__RangeRequest two = ETCDSERVERPB__RANGE_REQUEST__INIT;
+	Etcdserverpb__RangeResponse *r;
+
+	one.key = B("a");
+	two.key = B("a");
+	two.range_end = B("c");
+	while (!atomic_load(&c->stop)) {
+		if (kv_range(c->kv, &one, &r) != 0) {
+			c->bad++;
+			continue;
+		}
+		if (r->n_kvs == 1 && r->kvs[0]->mod_revision > r->header->revision)
+			c->bad++;
+		kv_response_free(r);
+		if (kv_range(c->kv, &two, &r) != 0) {
+			c->bad++;
+			continue;
+		}
+		if (r->n_kvs == 2 &&
+		    (r->kvs[1]->mod_revision > r->header->revision ||
+		     r->kvs[0]->value.len != r->kvs[1]->value.len ||
+		     memcmp(r->kvs[0]->value.data, r->kvs[1]->value.data, r->kvs[0]->value.len)))
+			c->bad++;
+		kv_response_free(r);
+		c->reads += 2;
+	}
+	return NULL;
+}
+
+static void reads_concurrent_with_commits_never_see_part_of_a_batch(void **state)
+{
+	struct fx *f = *state;
+	struct reader_ctx c = {.kv = f->kv};
+	Etcdserverpb__PutRequest p = ETCDSERVERPB__PUT_REQUEST__INIT;
+	Etcdserverpb__PutResponse *pr;
+	pthread_t t;
+	char v[32];
+
+	assert_int_equal(pthread_create(&t, NULL, reader, &c), 0);
+	for (int i = 0; i < 3000; i++) {
+		snprintf(v, sizeof v, "batch-%d", i);
+		p.value = B(v);
+		assert_int_equal(kv_batch_begin(f->kv), 0);
+		p.key = B("a");
+		assert_int_equal(kv_batch_put(f->kv, ++f->index, &p, &pr), 0);
+		kv_response_free(pr);
+		p.key = B("b");
+		assert_int_equal(kv_batch_put(f->kv, ++f->index, &p, &pr), 0);
+		kv_response_free(pr);
+		assert_int_equal(kv_batch_commit(f->kv, f->index, 1), 0);
+		clear_events(f);
+	}
+	atomic_store(&c.stop, true);
+	pthread_join(t, NULL);
+	assert_int_equal(c.bad, 0);
+	assert_true(c.reads > 0);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -632,6 +705,7 @@ int main(void)
 		T(a_snapshot_restore_replaces_the_whole_state),
 		T(meta_records_commit_with_the_batch_and_survive_reopen),
 		T(every_failed_allocation_is_a_clean_enomem),
+		T(reads_concurrent_with_commits_never_see_part_of_a_batch),
 	};
 
 	return cmocka_run_group_tests_name("kv_basic", tests, NULL, NULL);
