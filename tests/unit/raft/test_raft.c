@@ -972,6 +972,62 @@ static void a_restarted_member_keeps_its_term_vote_and_log(void **state)
 	fx_free(&f);
 }
 
+static void memstorage_truncates_conflicts_compacts_and_refuses_older_snapshots(void **state)
+{
+	struct raft_memstorage *ms;
+	struct raft_storage st;
+	struct raft_entry e[4], out[4];
+	struct raft_conf_state cs = {.n_voters = 1, .voters = {1}};
+	struct raft_snapshot snap = {0};
+	uint64_t first, last, t;
+	size_t n;
+
+	(void)state;
+	assert_int_equal(raft_memstorage_create(NULL, &ms), 0);
+	st = raft_memstorage_storage(ms);
+	for (int i = 0; i < 4; i++)
+		e[i] = (struct raft_entry){.term = 1,
+		                           .index = (uint64_t)i + 1,
+		                           .len = 1,
+		                           .data = (unsigned char *)"abcd" + i};
+	assert_int_equal(raft_memstorage_append(ms, e, 4), 0);
+	/* a conflicting suffix from index 3 replaces 3 and 4 */
+	e[2].term = 2;
+	assert_int_equal(raft_memstorage_append(ms, &e[2], 1), 0);
+	st.last_index(st.ctx, &last);
+	assert_int_equal(last, 3);
+	st.term(st.ctx, 3, &t);
+	assert_int_equal(t, 2);
+	/* a gap is refused */
+	e[3].index = 9;
+	assert_int_equal(raft_memstorage_append(ms, &e[3], 1), MOOR_EINVAL);
+	/* compaction keeps the term of its last index */
+	assert_int_equal(raft_memstorage_compact(ms, 2, &cs, "S", 1), 0);
+	st.first_index(st.ctx, &first);
+	assert_int_equal(first, 3);
+	assert_int_equal(st.term(st.ctx, 2, &t), 0);
+	assert_int_equal(t, 1);
+	assert_int_equal(st.term(st.ctx, 1, &t), MOOR_ECOMPACTEDLOG);
+	assert_int_equal(st.term(st.ctx, 4, &t), MOOR_EUNAVAILLOG);
+	assert_int_equal(st.entries(st.ctx, 2, 4, SIZE_MAX, out, &n), MOOR_ECOMPACTEDLOG);
+	assert_int_equal(st.entries(st.ctx, 3, 4, SIZE_MAX, out, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(out[0].data[0], 'c');
+	assert_int_equal(raft_memstorage_compact(ms, 2, &cs, NULL, 0), MOOR_ESNAPOUTOFDATE);
+	/* an older snapshot is refused, a newer one replaces everything */
+	snap.meta.index = 2;
+	snap.meta.term = 1;
+	assert_int_equal(raft_memstorage_apply_snapshot(ms, &snap), MOOR_ESNAPOUTOFDATE);
+	snap.meta.index = 10;
+	snap.meta.term = 5;
+	assert_int_equal(raft_memstorage_apply_snapshot(ms, &snap), 0);
+	st.first_index(st.ctx, &first);
+	st.last_index(st.ctx, &last);
+	assert_int_equal(first, 11);
+	assert_int_equal(last, 10);
+	raft_memstorage_destroy(ms);
+}
+
 static void invalid_input_is_refused_with_einval(void **state)
 {
 	struct fx f;
@@ -1111,6 +1167,7 @@ int main(void)
 	        a_leader_that_removes_itself_hands_over_and_steps_down_once_the_change_is_applied),
 	    cmocka_unit_test(a_leader_removing_itself_no_longer_counts_itself_or_takes_proposals),
 	    cmocka_unit_test(a_restarted_member_keeps_its_term_vote_and_log),
+	    cmocka_unit_test(memstorage_truncates_conflicts_compacts_and_refuses_older_snapshots),
 	    cmocka_unit_test(invalid_input_is_refused_with_einval),
 	    cmocka_unit_test(every_allocation_failure_is_a_clean_enomem_without_leaks),
 	};
