@@ -12,6 +12,8 @@
 
 #include "common/error.h"
 
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include <string.h>
@@ -223,6 +225,26 @@ bool sim_settle(struct sim *s, unsigned max_ticks)
 	return false;
 }
 
+/*
+ * A failed MOOR_ASSERT inside the core aborts the process: the seed and the
+ * trace must still come out, so a handler for SIGABRT and SIGSEGV prints
+ * the report of the run in progress before dying. (Not async-signal-safe;
+ * this is a test harness on its way out.)
+ */
+static struct sim *g_running;
+static const char *g_replay = "sim_swarm";
+
+static void on_fatal_signal(int sig)
+{
+	if (g_running) {
+		sim_fail(g_running, "crashed with signal %d (a failed assertion aborts)", sig);
+		sim_report(g_running, stdout, g_replay);
+		fflush(stdout);
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 uint64_t sim_swarm_run(uint64_t seed, bool verbose, const char *replay, bool *ok)
 {
 	struct sim *s = calloc(1, sizeof *s);
@@ -231,6 +253,10 @@ uint64_t sim_swarm_run(uint64_t seed, bool verbose, const char *replay, bool *ok
 
 	if (!s)
 		abort();
+	g_running = s;
+	g_replay = replay;
+	signal(SIGABRT, on_fatal_signal);
+	signal(SIGSEGV, on_fatal_signal);
 	pick ^= pick >> 29;
 	o.n_voters = pick % 3 == 0 ? 5 : 3;
 	o.drop_pct = (unsigned)(pick >> 8) % 11;
@@ -277,6 +303,7 @@ uint64_t sim_swarm_run(uint64_t seed, bool verbose, const char *replay, bool *ok
 		       (unsigned long long)seed, (unsigned long long)s->acked,
 		       (unsigned long long)s->reads_ok, (unsigned long long)s->trace_hash);
 	h = s->trace_hash;
+	g_running = NULL;
 	sim_free(s);
 	free(s);
 	return h;
