@@ -198,17 +198,53 @@ void sim_heal(struct sim *s)
 	}
 }
 
+/*
+ * Liveness after healing: a leader, every write acknowledged, and then a
+ * linearizable read on every running member answered, all within max_ticks.
+ * Reads lost to a leader change are asked again, as a client would.
+ */
 bool sim_settle(struct sim *s, unsigned max_ticks)
 {
 	uint64_t start = s->now;
+	uint64_t asked[SIM_MAX_NODES + 1] = {0}; /* read id per member, 0: none yet */
+	uint64_t asked_at[SIM_MAX_NODES + 1] = {0};
+	bool writes_done = false;
+	size_t reads_pending = 0;
 
 	while (!s->failed && s->now - start < max_ticks) {
 		bool all = sim_leader(s) != 0;
 
 		for (size_t i = 0; all && i < s->n_props; i++)
 			all = s->props[i].acked;
-		if (all)
-			return true;
+		writes_done = all;
+		if (all) {
+			struct raft_conf_state cs;
+			bool member[SIM_MAX_NODES + 1] = {false};
+
+			/* members only: one whose addition was lost is nobody's follower */
+			raft_conf_state(s->nodes[sim_leader(s)].r, &cs);
+			for (uint32_t k = 0; k < cs.n_voters; k++)
+				if (cs.voters[k] <= SIM_MAX_NODES)
+					member[cs.voters[k]] = true;
+			for (uint32_t k = 0; k < cs.n_learners; k++)
+				if (cs.learners[k] <= SIM_MAX_NODES)
+					member[cs.learners[k]] = true;
+			reads_pending = 0;
+			for (unsigned i = 1; i <= SIM_MAX_NODES; i++) {
+				struct sim_read *rd = asked[i] ? &s->reads[asked[i] - 1] : NULL;
+
+				if (!s->nodes[i].up || !member[i] || (rd && rd->done && rd->index))
+					continue;
+				reads_pending++;
+				if (!rd || rd->done || s->now - asked_at[i] >= SIM_RETRY_TICKS) {
+					sim_read(s, i);
+					asked[i] = s->n_reads;
+					asked_at[i] = s->now;
+				}
+			}
+			if (!reads_pending)
+				return true;
+		}
 		sim_step(s);
 		retry_writes(s);
 		retire_removed(s);
@@ -218,9 +254,16 @@ bool sim_settle(struct sim *s, unsigned max_ticks)
 
 		for (size_t i = 0; i < s->n_props; i++)
 			pending += !s->props[i].acked;
-		sim_fail(s,
-		         "liveness: after healing, %s and %zu writes unacknowledged after %u ticks",
-		         sim_leader(s) ? "a leader" : "no leader", pending, max_ticks);
+		if (writes_done)
+			sim_fail(
+			    s,
+			    "liveness: after healing, %zu members' reads unanswered after %u ticks",
+			    reads_pending, max_ticks);
+		else
+			sim_fail(s,
+			         "liveness: after healing, %s and %zu writes unacknowledged after "
+			         "%u ticks",
+			         sim_leader(s) ? "a leader" : "no leader", pending, max_ticks);
 	}
 	return false;
 }
