@@ -136,7 +136,9 @@ struct kv {
 
 	/* The open batch (writer thread only). */
 	bool in_batch;
-	rocksdb_writebatch_wi_t *wb;
+	rocksdb_writebatch_wi_t *wb; /* what the batch reads back: l, L, a, m */
+	rocksdb_writebatch_t *pb;    /* the rest: h, k, g (write.c) */
+	bool pb_dirty;
 	struct kv_arena *ev_arena;
 	struct kv_evlist ev;
 	int64_t b_rev, b_compact;
@@ -159,7 +161,9 @@ struct kv_view {
 	struct kv *kv;
 	rocksdb_readoptions_t *ro; /* with snapshot, or kv->ro */
 	const rocksdb_snapshot_t *snap;
-	rocksdb_writebatch_wi_t *wb; /* non-NULL: read through the batch */
+	rocksdb_writebatch_wi_t *wb; /* what the batch reads back: l, L, a, m */
+	rocksdb_writebatch_t *pb;    /* the rest: h, k, g (write.c) */
+	bool pb_dirty; /* non-NULL: read through the batch */
 	int64_t rev, compact_rev;
 };
 /* A view of committed state: snapshot + revisions, consistent. */
@@ -191,6 +195,8 @@ int kv_visit_latest(struct kv_view *v, const ProtobufCBinaryData *key,
 		    const ProtobufCBinaryData *end, kv_visit_fn fn, void *ctx);
 
 int kv_rocks_err(struct kv *kv, char *err, const char *what);
+/* Make the batch's history and index entries visible to batch reads. */
+void kv_batch_expose(struct kv *kv);
 
 /* ---- one write request (write.c, txn.c) ------------------------------------ */
 

@@ -445,10 +445,14 @@ int kv_do_range(struct kv_view *v, const Etcdserverpb__RangeRequest *req, struct
 	/* The latest table answers current reads. Inside a txn that has written,
 	 * it also holds this txn's writes, which an explicit revision must not
 	 * see: those reads go through the index. */
-	if (req->revision <= 0 || (rev == v->rev && !v->wb))
+	if (req->revision <= 0 || (rev == v->rev && !v->wb)) {
 		rc = kv_visit_latest(v, &req->key, &req->range_end, range_visit, &acc);
-	else
+	} else {
+		/* A revision this batch created: its history must be readable. */
+		if (v->wb && rev > atomic_load(&v->kv->rev))
+			kv_batch_expose(v->kv);
 		rc = visit_at(v, &req->key, &req->range_end, rev, range_visit, &acc);
+	}
 	if (rc)
 		return rc;
 	if (sorted && acc.n > 1) {

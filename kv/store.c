@@ -373,7 +373,8 @@ int kv_open(const struct kv_config *cfg, struct kv **out)
 	if (rc)
 		goto err;
 	kv->wb = rocksdb_writebatch_wi_create(0, 1);
-	if (!kv->wb) {
+	kv->pb = rocksdb_writebatch_create();
+	if (!kv->wb || !kv->pb) {
 		rc = MOOR_ENOMEM;
 		goto err;
 	}
@@ -398,6 +399,8 @@ void kv_close(struct kv *kv)
 	db_close(kv);
 	if (kv->wb)
 		rocksdb_writebatch_wi_destroy(kv->wb);
+	if (kv->pb)
+		rocksdb_writebatch_destroy(kv->pb);
 	free_options(kv);
 	kv_kbuf_free(kv->alloc, &kv->gc_cursor);
 	pthread_mutex_destroy(&kv->mu);

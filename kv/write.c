@@ -37,12 +37,16 @@ int kv_batch_begin(struct kv *kv)
 	kv->ev.cap = 0;
 	kv->ev.v = NULL;
 	rocksdb_writebatch_wi_clear(kv->wb);
+	rocksdb_writebatch_clear(kv->pb);
+	kv->pb_dirty = false;
 	return 0;
 }
 
 static void batch_reset(struct kv *kv)
 {
 	rocksdb_writebatch_wi_clear(kv->wb);
+	rocksdb_writebatch_clear(kv->pb);
+	kv->pb_dirty = false;
 	if (kv->ev_arena)
 		kv_arena_destroy(kv->ev_arena);
 	kv->ev_arena = NULL;
@@ -70,6 +74,59 @@ static int put_meta_u64(struct kv *kv, const char *name, const uint64_t *v, size
 		moor_put_be64(b + 8 * i, v[i]);
 	rocksdb_writebatch_wi_put(kv->wb, (char *)k.p, k.len, (char *)b, 8 * n);
 	kv_kbuf_free(kv->alloc, &k);
+	return 0;
+}
+
+static void expose_put(void *ctx, const char *k, size_t kl, const char *v, size_t vl)
+{
+	rocksdb_writebatch_wi_put(ctx, k, kl, v, vl);
+}
+
+static void expose_del(void *ctx, const char *k, size_t kl)
+{
+	rocksdb_writebatch_wi_delete(ctx, k, kl);
+}
+
+void kv_batch_expose(struct kv *kv)
+{
+	/* Copies, not moves: the plain batch keeps its save points, and the same
+	 * put twice in the final batch is harmless. Rare (a read inside a txn at
+	 * a revision this batch created), so its cost does not matter. */
+	if (kv->pb_dirty)
+		rocksdb_writebatch_iterate(kv->pb, kv->wb, expose_put, expose_del);
+}
+
+/*
+ * One RocksDB write for both batches: the plain batch's records appended to
+ * the indexed one's. This is WriteBatch's documented serialized form (the
+ * one its WAL records use): 8-byte sequence, 4-byte little-endian count,
+ * then the records; appending records and adding the counts is what
+ * RocksDB's own WriteBatchInternal::Append does.
+ */
+static int write_both(struct kv *kv, char **err)
+{
+	size_t n1, n2;
+	const char *r1 = rocksdb_writebatch_wi_data(kv->wb, &n1);
+	const char *r2 = rocksdb_writebatch_data(kv->pb, &n2);
+	rocksdb_writebatch_t *all;
+	char *buf;
+
+	if (!kv->pb_dirty || n2 <= 12) {
+		rocksdb_write_writebatch_wi(kv->db, kv->wo, kv->wb, err);
+		return 0;
+	}
+	MOOR_ASSERT(n1 >= 12);
+	buf = moor_malloc(kv->alloc, n1 + n2 - 12);
+	if (!buf)
+		return MOOR_ENOMEM;
+	memcpy(buf, r1, n1);
+	memcpy(buf + n1, r2 + 12, n2 - 12);
+	moor_put_le32((unsigned char *)buf + 8, moor_get_le32((const unsigned char *)r1 + 8) +
+							moor_get_le32((const unsigned char *)r2 + 8));
+	all = rocksdb_writebatch_create_from(buf, n1 + n2 - 12);
+	moor_free(kv->alloc, buf);
+	rocksdb_write(kv->db, kv->wo, all, err);
+	rocksdb_writebatch_destroy(all);
 	return 0;
 }
 
@@ -103,12 +160,12 @@ int kv_batch_commit(struct kv *kv, uint64_t last_index, uint64_t term)
 	pthread_mutex_lock(&kv->mu);
 	atomic_fetch_add_explicit(&kv->seq, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_release);
-	rocksdb_write_writebatch_wi(kv->db, kv->wo, kv->wb, &err);
-	if (err) {
+	rc = write_both(kv, &err);
+	if (rc || err) {
 		atomic_fetch_add_explicit(&kv->seq, 1, memory_order_release);
 		pthread_mutex_unlock(&kv->mu);
 		batch_reset(kv);
-		return kv_rocks_err(kv, err, "kv: commit");
+		return rc ? rc : kv_rocks_err(kv, err, "kv: commit");
 	}
 	kv->applied_index = last_index;
 	kv->applied_term = term;
@@ -139,6 +196,7 @@ static int req_start(struct kv *kv, uint64_t index, struct req_ctx *q)
 	q->main = kv->b_rev + 1;
 	q->ev_n = kv->ev.n;
 	rocksdb_writebatch_wi_set_save_point(kv->wb);
+	rocksdb_writebatch_set_save_point(kv->pb);
 	kv->errmsg[0] = 0;
 	return 0;
 }
@@ -152,6 +210,8 @@ static int req_end(struct req_ctx *q, int rc)
 		char *err = NULL;
 
 		rocksdb_writebatch_wi_rollback_to_save_point(kv->wb, &err);
+		MOOR_ASSERT(err == NULL);
+		rocksdb_writebatch_rollback_to_save_point(kv->pb, &err);
 		MOOR_ASSERT(err == NULL);
 		kv->ev.n = q->ev_n;
 		if (!kv->errmsg[0])
@@ -206,6 +266,15 @@ static void wb_put(struct kv *kv, const struct kv_kbuf *k, const void *v, size_t
 	rocksdb_writebatch_wi_put(kv->wb, (const char *)k->p, k->len, v, vl);
 }
 
+/* History, index and garbage entries are never read back inside the batch
+ * except by reads at a revision this batch created (see kv_batch_expose):
+ * they go to a plain write batch, sparing the indexed one's skiplist. */
+static void pb_put(struct kv *kv, const struct kv_kbuf *k, const void *v, size_t vl)
+{
+	rocksdb_writebatch_put(kv->pb, (const char *)k->p, k->len, v, vl);
+	kv->pb_dirty = true;
+}
+
 static void wb_del(struct kv *kv, const struct kv_kbuf *k)
 {
 	rocksdb_writebatch_wi_delete(kv->wb, (const char *)k->p, k->len);
@@ -228,11 +297,11 @@ static int write_change(struct req_ctx *q, const struct kv_rec *rec, const struc
 		rc = kv_key_hist(a, &k, rec->mod);
 	if (rc)
 		goto out;
-	wb_put(kv, &k, v.p, v.len);
+	pb_put(kv, &k, v.p, v.len);
 	rc = kv_key_index(a, &k, rec->key, rec->key_len, rec->mod);
 	if (rc)
 		goto out;
-	wb_put(kv, &k, &flag, 1);
+	pb_put(kv, &k, &flag, 1);
 	rc = kv_key_latest(a, &k, rec->key, rec->key_len);
 	if (rc)
 		goto out;
@@ -244,14 +313,14 @@ static int write_change(struct req_ctx *q, const struct kv_rec *rec, const struc
 		rc = kv_key_garbage(a, &k, rec->mod, prev->mod);
 		if (rc)
 			goto out;
-		wb_put(kv, &k, rec->key, rec->key_len);
+		pb_put(kv, &k, rec->key, rec->key_len);
 	}
 	if (tomb) {
 		/* The tombstone itself goes once compaction passes its revision. */
 		rc = kv_key_garbage(a, &k, (struct kv_rev){rec->mod.main + 1, 0}, rec->mod);
 		if (rc)
 			goto out;
-		wb_put(kv, &k, rec->key, rec->key_len);
+		pb_put(kv, &k, rec->key, rec->key_len);
 	}
 	if (prev && prev->lease && (tomb || prev->lease != rec->lease)) {
 		rc = kv_key_attach(a, &k, prev->lease, rec->key, rec->key_len);

@@ -689,6 +689,38 @@ static void reads_concurrent_with_commits_never_see_part_of_a_batch(void **state
 	assert_true(c.reads > 0);
 }
 
+static void a_txn_reads_revisions_created_earlier_in_the_same_batch(void **state)
+{
+	struct fx *f = *state;
+	Etcdserverpb__PutRequest p = ETCDSERVERPB__PUT_REQUEST__INIT;
+	Etcdserverpb__PutResponse *pr;
+	Etcdserverpb__TxnRequest t = ETCDSERVERPB__TXN_REQUEST__INIT;
+	Etcdserverpb__RequestOp op = ETCDSERVERPB__REQUEST_OP__INIT, *opp = &op;
+	Etcdserverpb__RangeRequest r = ETCDSERVERPB__RANGE_REQUEST__INIT;
+	Etcdserverpb__TxnResponse *tr;
+
+	assert_int_equal(kv_batch_begin(f->kv), 0);
+	p.key = B("x");
+	p.value = B("first");
+	assert_int_equal(kv_batch_put(f->kv, ++f->index, &p, &pr), 0);
+	kv_response_free(pr);
+	p.value = B("second");
+	assert_int_equal(kv_batch_put(f->kv, ++f->index, &p, &pr), 0);
+	kv_response_free(pr);
+	r.key = B("x");
+	r.revision = 2; /* written by this batch, not committed yet */
+	op.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE;
+	op.request_range = &r;
+	t.success = &opp;
+	t.n_success = 1;
+	assert_int_equal(kv_batch_txn(f->kv, ++f->index, &t, &tr), 0);
+	assert_int_equal(tr->responses[0]->response_range->n_kvs, 1);
+	assert_int_equal(tr->responses[0]->response_range->kvs[0]->mod_revision, 2);
+	assert_int_equal(tr->responses[0]->response_range->kvs[0]->value.len, 5);
+	kv_response_free(tr);
+	assert_int_equal(kv_batch_commit(f->kv, f->index, 1), 0);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -699,6 +731,7 @@ int main(void)
 		T(bad_input_gets_distinct_codes_and_leaves_the_store_unchanged),
 		T(events_arrive_after_commit_in_revision_order_with_prev_kv),
 		T(a_txn_that_writes_nothing_does_not_advance_the_revision),
+		T(a_txn_reads_revisions_created_earlier_in_the_same_batch),
 		T(revoking_a_lease_deletes_its_keys_in_one_revision),
 		T(compaction_removes_superseded_history_and_keeps_the_latest_versions),
 		T(a_history_read_never_splits_a_revision),
