@@ -263,8 +263,14 @@ int raft_log_maybe_append(struct raft *r, uint64_t index, uint64_t log_term, uin
 	*last_new = index + n;
 	ci = log_find_conflict(r, ents, n);
 	if (ci) {
-		/* Log matching: a committed entry never conflicts. */
-		MOOR_ASSERT(ci > r->log.committed);
+		/* Log matching: a committed entry never conflicts. If one does,
+		 * the message is wrong, not our log: refuse it. */
+		if (ci <= r->log.committed) {
+			raft_logf(r, MOOR_LOG_ERROR,
+			          "append conflicts with committed entry index=%llu commit=%llu",
+			          (unsigned long long)ci, (unsigned long long)r->log.committed);
+			return MOOR_EPROTO;
+		}
 		if ((rc =
 		         raft_log_append(r, ents + (ci - index - 1), n - (size_t)(ci - index - 1))))
 			return rc;

@@ -76,7 +76,8 @@ bool raft_log_match_term(struct raft *r, uint64_t i, uint64_t t);
 bool raft_log_up_to_date(struct raft *r, uint64_t index, uint64_t term);
 /* Appends owned copies after truncating from ents[0].index. */
 int raft_log_append(struct raft *r, const struct raft_entry *ents, size_t n);
-/* The follower's append: returns 0 and *last_new when it matched; 1 when it did not. */
+/* The follower's append: returns 0 and *last_new when it matched; 1 when it
+ * did not; MOOR_EPROTO when it would overwrite a committed entry. */
 int raft_log_maybe_append(struct raft *r, uint64_t index, uint64_t log_term, uint64_t commit,
                           const struct raft_entry *ents, size_t n, uint64_t *last_new);
 void raft_log_commit_to(struct raft *r, uint64_t c);

@@ -242,6 +242,11 @@ void raft_handle_append_resp(struct raft *r, const struct raft_message *m)
 		}
 		return;
 	}
+	if (m->index > raft_log_last(r)) {
+		raft_logf(r, MOOR_LOG_WARN, "ignored ack beyond our log from=%llu index=%llu",
+		          (unsigned long long)m->from, (unsigned long long)m->index);
+		return;
+	}
 	old_paused = raft_pr_paused(p);
 	if (!raft_pr_maybe_update(p, m->index))
 		return;

@@ -1077,6 +1077,76 @@ static void invalid_input_is_refused_with_einval(void **state)
 	fx_free(&f);
 }
 
+static uint64_t rnd(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+static void a_member_survives_arbitrary_messages_from_peers(void **state)
+{
+	/* Random messages, well formed or not, from a seeded generator: each is
+	 * accepted or refused with MOOR_EINVAL, and nothing aborts. */
+	struct fx f;
+	uint64_t x = 88172645463325252ull;
+	struct raft_entry ents[4];
+	struct raft_snapshot snap;
+	unsigned char data[4] = "abc";
+	unsigned char cc[RAFT_CONF_CHANGE_BYTES];
+	struct raft_conf_change c = {RAFT_CONF_ADD_LEARNER, 5};
+
+	(void)state;
+	raft_conf_change_encode(&c, cc);
+	fx_init(&f, 3, true, true);
+	elect(&f, 1);
+	for (int i = 0; i < 20000; i++) {
+		struct raft_message m = {0};
+		uint64_t to = 1 + rnd(&x) % 3;
+		int rc;
+
+		m.type = (enum raft_msg_type)(1 + rnd(&x) % 16);
+		m.to = to;
+		m.from = 1 + rnd(&x) % 4;
+		m.term = rnd(&x) % 8;
+		m.index = rnd(&x) % 12;
+		m.log_term = rnd(&x) % 8;
+		m.commit = rnd(&x) % 14;
+		m.reject = rnd(&x) % 2;
+		m.reject_hint = rnd(&x) % 12;
+		m.context = rnd(&x) % 3;
+		m.n_entries = rnd(&x) % 5;
+		for (size_t k = 0; k < m.n_entries; k++) {
+			ents[k].index = rnd(&x) % 4 ? m.index + 1 + k : rnd(&x) % 12;
+			ents[k].term = m.log_term + rnd(&x) % 2;
+			ents[k].type = rnd(&x) % 5 ? RAFT_ENTRY_NORMAL : RAFT_ENTRY_CONF_CHANGE;
+			ents[k].data = ents[k].type == RAFT_ENTRY_CONF_CHANGE ? cc : data;
+			ents[k].len = ents[k].type == RAFT_ENTRY_CONF_CHANGE ? sizeof cc : 3;
+		}
+		m.entries = ents;
+		memset(&snap, 0, sizeof snap);
+		snap.meta.index = rnd(&x) % 14;
+		snap.meta.term = rnd(&x) % 8;
+		snap.meta.conf.n_voters = 1 + rnd(&x) % 3;
+		for (uint32_t k = 0; k < snap.meta.conf.n_voters; k++)
+			snap.meta.conf.voters[k] = k + 1;
+		m.snapshot = rnd(&x) % 8 ? NULL : &snap;
+		rc = raft_step(f.nodes[to].r, &m);
+		assert_true(rc == 0 || rc == MOOR_EINVAL);
+		if (i % 7 == 0)
+			raft_tick(f.nodes[to].r);
+		fx_flush_all(&f);
+		if (i % 50 == 0)
+			fx_drop_queue(&f);
+		else
+			fx_deliver_queued(&f);
+	}
+	fx_flush_all(&f);
+	fx_drop_queue(&f);
+	fx_free(&f);
+}
+
 static void every_allocation_failure_is_a_clean_enomem_without_leaks(void **state)
 {
 	struct raft_memstorage *ms;
@@ -1169,6 +1239,7 @@ int main(void)
 	    cmocka_unit_test(a_restarted_member_keeps_its_term_vote_and_log),
 	    cmocka_unit_test(memstorage_truncates_conflicts_compacts_and_refuses_older_snapshots),
 	    cmocka_unit_test(invalid_input_is_refused_with_einval),
+	    cmocka_unit_test(a_member_survives_arbitrary_messages_from_peers),
 	    cmocka_unit_test(every_allocation_failure_is_a_clean_enomem_without_leaks),
 	};
 
