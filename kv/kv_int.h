@@ -25,6 +25,8 @@
 #define KV_P_LEASE 'L'   /* L<id:8>                      -> ttl:8 */
 #define KV_P_ATTACH 'a'  /* a<id:8><key>                 -> "" */
 
+enum { KV_PB_HIST, KV_PB_INDEX, KV_PB_GARBAGE };
+
 #define KV_REC_VERSION 1
 #define KV_REC_TOMB 0x01u
 #define KV_REC_HDR 46u /* version:1 flags:1 create:8 mod:8 sub:8 ver:8 lease:8 keylen:4 */
@@ -136,8 +138,12 @@ struct kv {
 
 	/* The open batch (writer thread only). */
 	bool in_batch;
-	rocksdb_writebatch_wi_t *wb; /* what the batch reads back: l, L, a, m */
-	rocksdb_writebatch_t *pb;    /* the rest: h, k, g (write.c) */
+	/* What the batch reads back (l, L, a, m) goes to the indexed batch;
+	 * history, index and garbage entries to one plain batch per table, so
+	 * that at commit each table's entries reach the memtable in a run
+	 * (h and g in ascending order: the skiplist's sequential fast path). */
+	rocksdb_writebatch_wi_t *wb;
+	rocksdb_writebatch_t *pb[3]; /* KV_PB_HIST, KV_PB_INDEX, KV_PB_GARBAGE */
 	bool pb_dirty;
 	struct kv_arena *ev_arena;
 	struct kv_evlist ev;
@@ -161,9 +167,7 @@ struct kv_view {
 	struct kv *kv;
 	rocksdb_readoptions_t *ro; /* with snapshot, or kv->ro */
 	const rocksdb_snapshot_t *snap;
-	rocksdb_writebatch_wi_t *wb; /* what the batch reads back: l, L, a, m */
-	rocksdb_writebatch_t *pb;    /* the rest: h, k, g (write.c) */
-	bool pb_dirty; /* non-NULL: read through the batch */
+	rocksdb_writebatch_wi_t *wb; /* non-NULL: read through the batch */
 	int64_t rev, compact_rev;
 };
 /* A view of committed state: snapshot + revisions, consistent. */

@@ -373,8 +373,9 @@ int kv_open(const struct kv_config *cfg, struct kv **out)
 	if (rc)
 		goto err;
 	kv->wb = rocksdb_writebatch_wi_create(0, 1);
-	kv->pb = rocksdb_writebatch_create();
-	if (!kv->wb || !kv->pb) {
+	for (int i = 0; i < 3; i++)
+		kv->pb[i] = rocksdb_writebatch_create();
+	if (!kv->wb || !kv->pb[0] || !kv->pb[1] || !kv->pb[2]) {
 		rc = MOOR_ENOMEM;
 		goto err;
 	}
@@ -399,8 +400,9 @@ void kv_close(struct kv *kv)
 	db_close(kv);
 	if (kv->wb)
 		rocksdb_writebatch_wi_destroy(kv->wb);
-	if (kv->pb)
-		rocksdb_writebatch_destroy(kv->pb);
+	for (int i = 0; i < 3; i++)
+		if (kv->pb[i])
+			rocksdb_writebatch_destroy(kv->pb[i]);
 	free_options(kv);
 	kv_kbuf_free(kv->alloc, &kv->gc_cursor);
 	pthread_mutex_destroy(&kv->mu);

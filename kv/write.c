@@ -37,7 +37,8 @@ int kv_batch_begin(struct kv *kv)
 	kv->ev.cap = 0;
 	kv->ev.v = NULL;
 	rocksdb_writebatch_wi_clear(kv->wb);
-	rocksdb_writebatch_clear(kv->pb);
+	for (int i = 0; i < 3; i++)
+		rocksdb_writebatch_clear(kv->pb[i]);
 	kv->pb_dirty = false;
 	return 0;
 }
@@ -45,7 +46,8 @@ int kv_batch_begin(struct kv *kv)
 static void batch_reset(struct kv *kv)
 {
 	rocksdb_writebatch_wi_clear(kv->wb);
-	rocksdb_writebatch_clear(kv->pb);
+	for (int i = 0; i < 3; i++)
+		rocksdb_writebatch_clear(kv->pb[i]);
 	kv->pb_dirty = false;
 	if (kv->ev_arena)
 		kv_arena_destroy(kv->ev_arena);
@@ -92,8 +94,8 @@ void kv_batch_expose(struct kv *kv)
 	/* Copies, not moves: the plain batch keeps its save points, and the same
 	 * put twice in the final batch is harmless. Rare (a read inside a txn at
 	 * a revision this batch created), so its cost does not matter. */
-	if (kv->pb_dirty)
-		rocksdb_writebatch_iterate(kv->pb, kv->wb, expose_put, expose_del);
+	for (int i = 0; kv->pb_dirty && i < 3; i++)
+		rocksdb_writebatch_iterate(kv->pb[i], kv->wb, expose_put, expose_del);
 }
 
 /*
@@ -105,25 +107,38 @@ void kv_batch_expose(struct kv *kv)
  */
 static int write_both(struct kv *kv, char **err)
 {
-	size_t n1, n2;
-	const char *r1 = rocksdb_writebatch_wi_data(kv->wb, &n1);
-	const char *r2 = rocksdb_writebatch_data(kv->pb, &n2);
+	size_t n[4], total;
+	const char *r[4];
+	uint32_t count = 0;
 	rocksdb_writebatch_t *all;
-	char *buf;
+	char *buf, *p;
 
-	if (!kv->pb_dirty || n2 <= 12) {
+	r[0] = rocksdb_writebatch_wi_data(kv->wb, &n[0]);
+	if (!kv->pb_dirty) {
 		rocksdb_write_writebatch_wi(kv->db, kv->wo, kv->wb, err);
 		return 0;
 	}
-	MOOR_ASSERT(n1 >= 12);
-	buf = moor_malloc(kv->alloc, n1 + n2 - 12);
+	total = n[0];
+	MOOR_ASSERT(n[0] >= 12);
+	for (int i = 0; i < 3; i++) {
+		r[i + 1] = rocksdb_writebatch_data(kv->pb[i], &n[i + 1]);
+		MOOR_ASSERT(n[i + 1] >= 12);
+		total += n[i + 1] - 12;
+	}
+	buf = moor_malloc(kv->alloc, total);
 	if (!buf)
 		return MOOR_ENOMEM;
-	memcpy(buf, r1, n1);
-	memcpy(buf + n1, r2 + 12, n2 - 12);
-	moor_put_le32((unsigned char *)buf + 8, moor_get_le32((const unsigned char *)r1 + 8) +
-							moor_get_le32((const unsigned char *)r2 + 8));
-	all = rocksdb_writebatch_create_from(buf, n1 + n2 - 12);
+	memcpy(buf, r[0], n[0]);
+	p = buf + n[0];
+	for (int i = 0; i < 4; i++) {
+		count += moor_get_le32((const unsigned char *)r[i] + 8);
+		if (i > 0) {
+			memcpy(p, r[i] + 12, n[i] - 12);
+			p += n[i] - 12;
+		}
+	}
+	moor_put_le32((unsigned char *)buf + 8, count);
+	all = rocksdb_writebatch_create_from(buf, total);
 	moor_free(kv->alloc, buf);
 	rocksdb_write(kv->db, kv->wo, all, err);
 	rocksdb_writebatch_destroy(all);
@@ -196,7 +211,8 @@ static int req_start(struct kv *kv, uint64_t index, struct req_ctx *q)
 	q->main = kv->b_rev + 1;
 	q->ev_n = kv->ev.n;
 	rocksdb_writebatch_wi_set_save_point(kv->wb);
-	rocksdb_writebatch_set_save_point(kv->pb);
+	for (int i = 0; i < 3; i++)
+		rocksdb_writebatch_set_save_point(kv->pb[i]);
 	kv->errmsg[0] = 0;
 	return 0;
 }
@@ -211,8 +227,10 @@ static int req_end(struct req_ctx *q, int rc)
 
 		rocksdb_writebatch_wi_rollback_to_save_point(kv->wb, &err);
 		MOOR_ASSERT(err == NULL);
-		rocksdb_writebatch_rollback_to_save_point(kv->pb, &err);
-		MOOR_ASSERT(err == NULL);
+		for (int i = 0; i < 3; i++) {
+			rocksdb_writebatch_rollback_to_save_point(kv->pb[i], &err);
+			MOOR_ASSERT(err == NULL);
+		}
 		kv->ev.n = q->ev_n;
 		if (!kv->errmsg[0])
 			kv_fail(kv, rc, "kv: %s", moor_strerror(rc));
@@ -269,9 +287,9 @@ static void wb_put(struct kv *kv, const struct kv_kbuf *k, const void *v, size_t
 /* History, index and garbage entries are never read back inside the batch
  * except by reads at a revision this batch created (see kv_batch_expose):
  * they go to a plain write batch, sparing the indexed one's skiplist. */
-static void pb_put(struct kv *kv, const struct kv_kbuf *k, const void *v, size_t vl)
+static void pb_put(struct kv *kv, int table, const struct kv_kbuf *k, const void *v, size_t vl)
 {
-	rocksdb_writebatch_put(kv->pb, (const char *)k->p, k->len, v, vl);
+	rocksdb_writebatch_put(kv->pb[table], (const char *)k->p, k->len, v, vl);
 	kv->pb_dirty = true;
 }
 
@@ -297,11 +315,11 @@ static int write_change(struct req_ctx *q, const struct kv_rec *rec, const struc
 		rc = kv_key_hist(a, &k, rec->mod);
 	if (rc)
 		goto out;
-	pb_put(kv, &k, v.p, v.len);
+	pb_put(kv, KV_PB_HIST, &k, v.p, v.len);
 	rc = kv_key_index(a, &k, rec->key, rec->key_len, rec->mod);
 	if (rc)
 		goto out;
-	pb_put(kv, &k, &flag, 1);
+	pb_put(kv, KV_PB_INDEX, &k, &flag, 1);
 	rc = kv_key_latest(a, &k, rec->key, rec->key_len);
 	if (rc)
 		goto out;
@@ -313,14 +331,14 @@ static int write_change(struct req_ctx *q, const struct kv_rec *rec, const struc
 		rc = kv_key_garbage(a, &k, rec->mod, prev->mod);
 		if (rc)
 			goto out;
-		pb_put(kv, &k, rec->key, rec->key_len);
+		pb_put(kv, KV_PB_GARBAGE, &k, rec->key, rec->key_len);
 	}
 	if (tomb) {
 		/* The tombstone itself goes once compaction passes its revision. */
 		rc = kv_key_garbage(a, &k, (struct kv_rev){rec->mod.main + 1, 0}, rec->mod);
 		if (rc)
 			goto out;
-		pb_put(kv, &k, rec->key, rec->key_len);
+		pb_put(kv, KV_PB_GARBAGE, &k, rec->key, rec->key_len);
 	}
 	if (prev && prev->lease && (tomb || prev->lease != rec->lease)) {
 		rc = kv_key_attach(a, &k, prev->lease, rec->key, rec->key_len);
