@@ -35,6 +35,7 @@ $(BUILD)/lib/libmoor.so: $(client_PIC_OBJS) client/libmoor.map
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -shared -Wl,-soname,libmoor.so.0 -Wl,--version-script=client/libmoor.map \
 		-o $@ $(filter %.o,$^) $(MOOR_LDLIBS)
+	ln -sf libmoor.so $(@D)/libmoor.so.0
 
 $(BUILD)/lib/pkgconfig/moor.pc: client/moor.pc.in client/module.mk
 	@mkdir -p $(@D)
@@ -45,10 +46,9 @@ ifneq ($(MOORCTL_SRCS),)
 BINS += $(BUILD)/bin/moorctl
 $(eval $(call link_bin,$(BUILD)/bin/moorctl,$(call objs,$(MOORCTL_SRCS)) $(BUILD)/lib/libmoor.a,$(MOOR_LDLIBS) -ljansson))
 endif
-ifneq ($(wildcard client/examples/controller.c),)
-BINS += $(BUILD)/bin/moor-example-controller
+BINS += $(BUILD)/bin/moor-example-controller $(BUILD)/bin/moor-example-hello
 $(eval $(call link_bin,$(BUILD)/bin/moor-example-controller,$(call objs,client/examples/controller.c) $(BUILD)/lib/libmoor.a,$(MOOR_LDLIBS)))
-endif
+$(eval $(call link_bin,$(BUILD)/bin/moor-example-hello,$(call objs,client/examples/hello.c) $(BUILD)/lib/libmoor.a,$(MOOR_LDLIBS)))
 
 # `make install-moor`: header, libraries and pkg-config file under $(PREFIX).
 .PHONY: install-moor

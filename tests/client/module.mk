@@ -7,5 +7,5 @@ TESTS += $(CLIENT_TESTS)
 SCRIPT_TESTS += tests/client/test_moorctl.sh tests/client/test_example.sh
 
 .PHONY: test-client
-test-client: $(BUILD)/bin/moord $(BUILD)/bin/moorctl $(BUILD)/bin/moor-example-controller $(CLIENT_TESTS) $(BUILD)/lib/libmoor.so $(BUILD)/lib/pkgconfig/moor.pc
+test-client: $(BUILD)/bin/moord $(BUILD)/bin/moorctl $(BUILD)/bin/moor-example-controller $(BUILD)/bin/moor-example-hello $(CLIENT_TESTS) $(BUILD)/lib/libmoor.so $(BUILD)/lib/pkgconfig/moor.pc
 	@BUILD=$(BUILD) tests/run.sh $(CLIENT_TESTS) tests/client/test_moorctl.sh tests/client/test_example.sh

@@ -66,5 +66,23 @@ t_check "every status is the object's latest value" test \
 	"observed v1b observed v3 observed v4 observed v5 observed v6 observed v7 "
 kill -TERM "${CTL_PID[a]}"
 t_wait_exit "${CTL_PID[a]}" 15
+
+# The README's program (client/examples/hello.c), linked against the shared
+# library as a user would link it.
+HELLO_SO=$T_TMP/hello-shared
+if cc -I. -o "$HELLO_SO" client/examples/hello.c -L"$BUILD/lib" -lmoor 2>"$T_TMP/cc.log"; then
+	t_out_hello=$(LD_LIBRARY_PATH=$BUILD/lib "$HELLO_SO" "$(t_url 2)" | sed -E 's/revision [0-9]+/revision N/')
+	t_check "the README program, linked with -lmoor (shared), puts, gets and watches" \
+		test "$t_out_hello" = "hello at revision N
+watched: goodbye"
+else
+	t_check "the README program compiles against libmoor.so" false
+	cat "$T_TMP/cc.log"
+fi
+t_check "the static build of it works too" \
+	bash -c "'$BUILD/bin/moor-example-hello' '$(t_url 3)' | grep -q '^watched: goodbye$'"
 for i in 1 2 3; do t_member_stop "$i" TERM; done
+if [[ $T_FAILED -gt 0 ]]; then
+	tail -n 30 "$T_TMP"/m*.log "$T_TMP"/ctl-*.log
+fi
 t_done

@@ -237,4 +237,7 @@ t_member_stop 1 KILL
 t_out "with the first endpoint dead, get still answers" "foo
 new" $M get foo
 for i in 2 3; do t_member_stop "$i" TERM; done
+if [[ $T_FAILED -gt 0 ]]; then
+	tail -n 30 "$T_TMP"/m*.log
+fi
 t_done
