@@ -22,7 +22,7 @@ void sim_repropose(struct sim *s, uint64_t node, struct sim_prop *p);
 
 #define SIM_RETRY_TICKS 40
 #define SWARM_STEPS 2000
-#define SWARM_SETTLE_TICKS 800
+#define SWARM_SETTLE_TICKS 1500
 
 static uint64_t random_up(struct sim *s)
 {
@@ -54,8 +54,11 @@ static void retry_writes(struct sim *s)
 		struct sim_prop *p = &s->props[i];
 		uint64_t to;
 
-		if (p->acked || s->now - p->proposed_at < SIM_RETRY_TICKS)
+		unsigned backoff = SIM_RETRY_TICKS << (p->attempts < 3 ? p->attempts : 3);
+
+		if (p->acked || s->now - p->proposed_at < backoff)
 			continue;
+		p->attempts++;
 		to = l && sim_below(s, 2) ? l : random_up(s);
 		if (to)
 			sim_repropose(s, to, p);
@@ -315,13 +318,18 @@ uint64_t sim_swarm_run(uint64_t seed, bool verbose, const char *replay, bool *ok
 		q ^= q >> 31;
 		o.no_pre_vote = q % 4 == 0;
 		o.no_check_quorum = (q >> 2) % 4 == 0;
+		/* Without both, a member that appended its own addition, which the
+		 * cluster then discarded, campaigns forever and disrupts every
+		 * leader (dissertation 4.2.3): moord runs with at least one. */
+		if (o.membership && o.no_pre_vote && o.no_check_quorum)
+			o.no_check_quorum = false;
 		/* Raft needs broadcast time << election timeout: at least four
 		 * worst-case one-way delays */
 		o.election_ticks = 5 + (unsigned)(q >> 4) % 16;
 		if (o.election_ticks < 4 * (o.max_delay + 1))
 			o.election_ticks = 4 * (o.max_delay + 1);
-		o.max_inflight = 1 + (unsigned)(q >> 12) % 32;
-		o.max_msg_bytes = 24 + (unsigned)(q >> 20) % 8192;
+		o.max_inflight = 2 + (unsigned)(q >> 12) % 31;
+		o.max_msg_bytes = 192 + (unsigned)(q >> 20) % 8000; /* 8 entries or more */
 	}
 	o.skew_pct = (pick >> 48) % 4 == 0 ? 20 + (unsigned)(pick >> 52) % 30 : 0;
 	o.verbose = verbose;

@@ -44,6 +44,7 @@ struct sim_prop {
 	uint64_t id;
 	uint64_t proposed_at; /* last attempt */
 	uint64_t first_at;
+	unsigned attempts; /* retries so far: the client backs off exponentially */
 	bool acked;
 };
 
