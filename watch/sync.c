@@ -167,14 +167,13 @@ struct cohort {
 	bool same, prev_kv;
 };
 
-static void cohort_add(struct watch_hub *hub, struct cohort *c, struct watcher *w)
+static void cohort_add(struct cohort *c, struct watcher *w)
 {
 	w->defer_next = c->head;
 	c->head = w;
 	if (c->n == 0 || w->rev < c->from)
 		c->from = w->rev;
-	if (c->n == 0 || wroom(hub, w) < c->min_room)
-		c->min_room = wroom(hub, w);
+	w->stream->cohort_n++;
 	c->same = c->n == 0 || (c->same && same_range(c->head->defer_next, w));
 	c->prev_kv = c->prev_kv || w->prev_kv;
 	c->n++;
@@ -186,7 +185,7 @@ static void cohort_gather(struct watch_hub *hub, struct watcher *lead, struct co
 	uint32_t scanned = 0;
 
 	memset(c, 0, sizeof *c);
-	cohort_add(hub, c, lead);
+	cohort_add(c, lead);
 	/* Bounded: a read never costs a walk of every runnable watcher. */
 	while (l != &hub->runnable && c->n < WSYNC_COHORT_MAX && scanned++ < 4 * WSYNC_COHORT_MAX) {
 		struct watcher *w = WCONTAINER(l, struct watcher, u_link);
@@ -194,8 +193,30 @@ static void cohort_gather(struct watch_hub *hub, struct watcher *lead, struct co
 		if (w->rev < lead->rev || w->rev > hub->rev)
 			continue; /* behind: it leads a read of its own; ahead: goes live */
 		wlink_remove(&w->u_link);
-		cohort_add(hub, c, w);
+		cohort_add(c, w);
 	}
+	/*
+	 * The read may give every member as many events as it asks for, and
+	 * members of one stream share its room: ask for no more than the
+	 * smallest share. (At least one revision is read, so a member with no
+	 * room may go over by one revision, as a live watcher with an empty
+	 * queue may.)
+	 */
+	for (struct watcher *w = c->head; w; w = w->defer_next) {
+		struct watch_stream *s = w->stream;
+		uint32_t own = w->count < hub->cfg.max_pending_events
+		                   ? hub->cfg.max_pending_events - w->count
+		                   : 0;
+		uint32_t share =
+		    s->queued < hub->cfg.max_stream_pending_events
+		        ? (hub->cfg.max_stream_pending_events - s->queued) / s->cohort_n
+		        : 0;
+		uint32_t room = own < share ? own : share;
+		if (w == c->head || room < c->min_room)
+			c->min_room = room;
+	}
+	for (struct watcher *w = c->head; w; w = w->defer_next)
+		w->stream->cohort_n = 0;
 }
 
 static void cohort_query(struct watch_hub *hub, const struct cohort *c, size_t left,

@@ -136,7 +136,8 @@ struct watch_stream {
 	struct watcher **ids;   /* id hash, chained through id_next */
 	uint32_t id_mask;
 	uint32_t n_watchers;
-	uint32_t queued; /* entries in its watchers' queues */
+	uint32_t queued;   /* entries in its watchers' queues */
+	uint32_t cohort_n; /* sync.c's scratch: members of the cohort being read */
 	uint32_t n_not_synced;
 	uint32_t barrier_watchers; /* watchers with barrier set */
 	int64_t next_id;

@@ -567,6 +567,16 @@ static void check_bounded(struct model *m, const struct watch_hub_config *cfg)
 			b = cfg->max_stream_pending_events + 3 * n;
 		bound += b;
 	}
+	if (st.queued_events > bound && getenv("WDEBUG")) {
+		fprintf(stderr, "queued %llu bound %llu max_pending %u stream_max %u\n",
+		        (unsigned long long)st.queued_events, (unsigned long long)bound,
+		        cfg->max_pending_events, cfg->max_stream_pending_events);
+		for (int i = 0; i < m->nw; i++)
+			if (m->w[i].alive)
+				fprintf(stderr, "  w%d stream %d id %lld start %lld frag %d\n", i,
+				        m->w[i].stream, (long long)m->w[i].id,
+				        (long long)m->w[i].start, m->w[i].fragment);
+	}
 	CHECK(m, st.queued_events <= bound);
 }
 
