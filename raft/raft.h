@@ -260,9 +260,13 @@ struct raft_storage {
 };
 
 struct raft_config {
-	uint64_t id;                  /* this member, != 0 */
-	unsigned election_ticks;      /* default 10; the timeout is drawn in [e, 2e) */
-	unsigned heartbeat_ticks;     /* default 1; must be < election_ticks */
+	uint64_t id;              /* this member, != 0 */
+	unsigned election_ticks;  /* default 10; the timeout is drawn in [e, 2e) */
+	unsigned heartbeat_ticks; /* default 1; must be < election_ticks */
+	/* Turn on at least one of these two when membership can change: a
+	 * member that appended its own addition, which the cluster then
+	 * discarded, believes it is a voter and, with neither, disrupts every
+	 * leader with its campaigns (dissertation §4.2.3). */
 	bool pre_vote;                /* ask before raising the term */
 	bool check_quorum;            /* leader steps down without a live majority */
 	size_t max_msg_bytes;         /* entry data per append message, default 1 MiB */
