@@ -199,6 +199,60 @@ static void an_append_from_a_stale_term_is_answered_with_the_current_term_and_ig
 	fx_free(&f);
 }
 
+static void every_message_type_obeys_the_term_rules(void **state)
+{
+	/* §5.1 for each type a peer can send: a stale term changes nothing; a
+	 * higher term makes the receiver a follower of that term, except a
+	 * pre-vote and a granted pre-vote answer, which never change terms. */
+	static const enum raft_msg_type types[] = {
+	    RAFT_MSG_APP,         RAFT_MSG_APP_RESP,
+	    RAFT_MSG_VOTE,        RAFT_MSG_VOTE_RESP,
+	    RAFT_MSG_PRE_VOTE,    RAFT_MSG_PRE_VOTE_RESP,
+	    RAFT_MSG_HEARTBEAT,   RAFT_MSG_HEARTBEAT_RESP,
+	    RAFT_MSG_SNAP,        RAFT_MSG_READ_INDEX_RESP,
+	    RAFT_MSG_TIMEOUT_NOW,
+	};
+	struct raft_snapshot snap = {.meta = {.index = 1, .term = 1}};
+
+	(void)state;
+	snap.meta.conf.n_voters = 3;
+	for (uint32_t i = 0; i < 3; i++)
+		snap.meta.conf.voters[i] = i + 1;
+	for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+		for (int higher = 0; higher <= 1; higher++) {
+			struct fx f;
+			struct raft_message m;
+			struct raft_status before, after;
+
+			fx_init(&f, 3, false, false);
+			uint64_t term = elect(&f, 1);
+			before = fx_status(&f, 1);
+			m = msg(types[k], 2, 1, higher ? term + 1 : term - 1);
+			m.snapshot = types[k] == RAFT_MSG_SNAP ? &snap : NULL;
+			assert_int_equal(raft_step(f.nodes[1].r, &m), 0);
+			after = fx_status(&f, 1);
+			assert_int_equal(after.last_index, before.last_index);
+			if (!higher || types[k] == RAFT_MSG_PRE_VOTE ||
+			    types[k] == RAFT_MSG_PRE_VOTE_RESP) {
+				assert_int_equal(after.term, term);
+				assert_int_equal(after.role, RAFT_LEADER);
+			} else if (types[k] == RAFT_MSG_TIMEOUT_NOW) {
+				/* a follower of the new term told to campaign does so */
+				assert_int_equal(after.term, term + 2);
+				assert_int_equal(after.role, RAFT_CANDIDATE);
+			} else {
+				assert_int_equal(after.term, term + 1);
+				assert_int_equal(after.role, RAFT_FOLLOWER);
+				bool from_leader = types[k] == RAFT_MSG_APP ||
+				                   types[k] == RAFT_MSG_HEARTBEAT ||
+				                   types[k] == RAFT_MSG_SNAP;
+				assert_int_equal(after.lead, from_leader ? 2 : 0);
+			}
+			fx_free(&f);
+		}
+	}
+}
+
 static void a_stale_vote_answer_does_not_count(void **state)
 {
 	struct fx f;
@@ -1203,6 +1257,7 @@ int main(void)
 	    cmocka_unit_test(a_leader_that_sees_a_higher_term_becomes_a_follower),
 	    cmocka_unit_test(
 	        an_append_from_a_stale_term_is_answered_with_the_current_term_and_ignored),
+	    cmocka_unit_test(every_message_type_obeys_the_term_rules),
 	    cmocka_unit_test(a_stale_vote_answer_does_not_count),
 	    cmocka_unit_test(a_leader_never_commits_an_earlier_terms_entry_by_counting_replicas),
 	    cmocka_unit_test(a_rejected_append_backs_up_a_whole_term_in_one_round_trip),
