@@ -284,19 +284,30 @@ struct raft_config {
 struct raft;
 
 /*
- * Creates a member from what `cfg->storage` holds (hard state, snapshot and
- * its configuration, entries). The storage must outlive the handle. Errors:
- * MOOR_EINVAL (bad config), MOOR_ENOMEM, a storage error.
+ * Creates a member, as a follower, from what `cfg->storage` holds (hard
+ * state, snapshot and its configuration, entries; configuration changes in
+ * the entries take effect). `cfg` is copied; the storage, the allocator and
+ * the logger's context must outlive the handle. On success *out is the
+ * handle, to be freed with raft_destroy(). Errors: MOOR_EINVAL (id 0, a
+ * missing storage function, heartbeat_ticks >= election_ticks),
+ * MOOR_ECORRUPT (the hard state commits beyond the log, or cfg->applied is
+ * outside [snapshot index, commit]), MOOR_ENOMEM, a storage error; *out is
+ * then NULL and nothing is leaked.
  */
 int raft_create(const struct raft_config *cfg, struct raft **out);
+/* Frees the handle and everything it owns, including any ready batch not
+ * yet advanced. NULL is a no-op. */
 void raft_destroy(struct raft *r);
 
-/* One unit of logical time. */
+/* One unit of logical time: followers count towards an election, leaders
+ * towards a heartbeat and the check-quorum and transfer timeouts. Errors:
+ * MOOR_ESTOPPED, a storage error (which stops the handle). */
 int raft_tick(struct raft *r);
 
 /*
  * Feeds a message from a peer. The core copies what it keeps. Messages with
- * a stale term are answered or dropped as the protocol says. MOOR_EINVAL,
+ * a stale term are answered or dropped as the protocol says; so is an append
+ * that would overwrite a committed entry (logged). MOOR_ESTOPPED; MOOR_EINVAL,
  * with nothing changed, for a malformed message: addressed to another
  * member or from 0 or from itself, an unknown type, term 0 on anything but
  * a forwarded proposal, read or transfer, append entries that do not
@@ -375,19 +386,25 @@ int raft_read_index(struct raft *r, uint64_t context);
 int raft_transfer_leadership(struct raft *r, uint64_t target);
 
 /* Starts an election now (pre-vote first when configured). No-op for a
- * leader or a non-voter. */
+ * leader or a non-voter. Errors: MOOR_ESTOPPED. */
 int raft_campaign(struct raft *r);
 
-/* The leader learns whether the snapshot it sent to `id` arrived. */
+/* The leader learns whether the snapshot it sent to `id` arrived: appends to
+ * `id` resume (from the snapshot, or probing again after a failure) once it
+ * next answers a heartbeat. No-op unless this member leads and `id` waits
+ * for a snapshot. Errors: MOOR_ESTOPPED. */
 int raft_report_snapshot(struct raft *r, uint64_t id, bool ok);
-/* The leader learns that a message to `id` could not be sent. */
+/* The leader learns that a message to `id` could not be sent: pipelining to
+ * it stops until it answers again. Errors: MOOR_ESTOPPED. */
 int raft_report_unreachable(struct raft *r, uint64_t id);
 
 bool raft_has_ready(const struct raft *r);
 /* Fills `rd` (see the contract above). Errors: MOOR_ESTOPPED, MOOR_ENOMEM,
  * a storage error. */
 int raft_ready(struct raft *r, struct raft_ready *rd);
-/* Acknowledges the batch from the last raft_ready(); `rd` must be it. */
+/* Acknowledges the batch from the last raft_ready(); `rd` must be it, with
+ * steps 1-4 of the contract done. Every pointer in it dies here. Errors: a
+ * storage error met while acknowledging (which stops the handle). */
 int raft_advance(struct raft *r, const struct raft_ready *rd);
 
 struct raft_status {
@@ -427,7 +444,9 @@ struct raft_storage raft_memstorage_storage(struct raft_memstorage *ms);
 /* A snapshot at index 1, term 1, listing `voters`, and hard state term 1,
  * on empty storage. MOOR_EINVAL if not empty or n not in 1..RAFT_MAX_MEMBERS. */
 int raft_memstorage_bootstrap(struct raft_memstorage *ms, const uint64_t *voters, size_t n);
-/* Appends copies (truncating any conflicting suffix). MOOR_EINVAL on a gap. */
+/* Appends copies of ents, which must be consecutive: everything held from
+ * ents[0].index on is replaced, entries already compacted are skipped.
+ * MOOR_EINVAL on a gap after the last entry, MOOR_ENOMEM (nothing changed). */
 int raft_memstorage_append(struct raft_memstorage *ms, const struct raft_entry *ents, size_t n);
 void raft_memstorage_set_hard_state(struct raft_memstorage *ms, const struct raft_hard_state *hs);
 /* Replaces log and snapshot with `snap` (copied). MOOR_ESNAPOUTOFDATE if older. */
