@@ -89,7 +89,9 @@ int kv_open(const struct kv_config *cfg, struct kv **out);
 /* Close; unflushed batches are lost (the raft log replays them). NULL ok. */
 void kv_close(struct kv *kv);
 
-/* The last writer-side error's message with context; valid until the next call. */
+/* The message, with context, of the last error on the thread that opened
+ * the store or runs the batch (reader threads' errors leave it alone: their
+ * codes say it all); valid until that thread's next kv call. */
 const char *kv_errmsg(const struct kv *kv);
 
 struct kv_status {

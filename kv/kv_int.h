@@ -155,7 +155,10 @@ struct kv {
 	struct kv_kbuf gc_cursor;
 	int64_t gc_done_rev;
 
+	/* kv_errmsg's buffer: written only by the thread that opened the store
+	 * or runs the batch, so reader threads never race on it. */
 	char errmsg[256];
+	pthread_t owner;
 };
 
 /* Format the writer-side error message; returns code. */

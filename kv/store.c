@@ -38,6 +38,8 @@ int kv_fail(struct kv *kv, int code, const char *fmt, ...)
 {
 	va_list ap;
 
+	if (!pthread_equal(pthread_self(), kv->owner))
+		return code;
 	va_start(ap, fmt);
 	vsnprintf(kv->errmsg, sizeof kv->errmsg, fmt, ap);
 	va_end(ap);
@@ -297,6 +299,11 @@ static int make_options(struct kv *kv)
 	rocksdb_block_based_options_set_block_cache(kv->topts, kv->cache);
 	rocksdb_block_based_options_set_filter_policy(kv->topts,
 						      rocksdb_filterpolicy_create_bloom(10));
+	/* Point gets (current reads, history records) find their entry in a
+	 * data block by hash instead of a binary search. */
+	rocksdb_block_based_options_set_data_block_index_type(
+		kv->topts, rocksdb_block_based_table_data_block_index_type_binary_search_and_hash);
+	rocksdb_block_based_options_set_data_block_hash_ratio(kv->topts, 0.75);
 	rocksdb_options_set_block_based_table_factory(kv->opts, kv->topts);
 	rocksdb_options_set_create_if_missing(kv->opts, 1);
 	rocksdb_options_set_write_buffer_size(kv->opts, kv->write_buffer_bytes);
@@ -339,6 +346,7 @@ int kv_open(const struct kv_config *cfg, struct kv **out)
 	if (!kv)
 		return MOOR_ENOMEM;
 	kv->alloc = a;
+	kv->owner = pthread_self();
 	kv->log = cfg->logger;
 	kv->on_events = cfg->on_events;
 	kv->events_ctx = cfg->events_ctx;

@@ -11,6 +11,12 @@
  *
  * A request that fails rolls the write batch back to the save point taken
  * before it, and the batch's revision and event list with it.
+ *
+ * Only what the batch reads back (latest records, leases, attachments, meta)
+ * goes through RocksDB's indexed write batch; history, index and garbage
+ * entries go to one plain batch per table, joined at commit into a single
+ * RocksDB write, table by table, so that each table's entries reach the
+ * memtable in ascending runs (its skiplist's sequential fast path).
  */
 #include "kv/kv_int.h"
 
@@ -29,6 +35,7 @@ int kv_batch_begin(struct kv *kv)
 	if (!kv->ev_arena && !kv_arena_new_root(kv->alloc, 1, &kv->ev_arena))
 		return MOOR_ENOMEM;
 	kv->in_batch = true;
+	kv->owner = pthread_self();
 	kv->b_rev = kv->rev;
 	kv->b_compact = kv->compact_rev;
 	kv->b_index = kv->applied_index;

@@ -721,6 +721,56 @@ static void a_txn_reads_revisions_created_earlier_in_the_same_batch(void **state
 	assert_int_equal(kv_batch_commit(f->kv, f->index, 1), 0);
 }
 
+struct compactor_ctx {
+	struct kv *kv;
+	atomic_bool stop;
+	long steps, errors;
+};
+
+static void *compactor(void *arg)
+{
+	struct compactor_ctx *c = arg;
+	bool done;
+
+	while (!atomic_load(&c->stop)) {
+		if (kv_compact_step(c->kv, 16, &done) != 0)
+			c->errors++;
+		c->steps++;
+	}
+	return NULL;
+}
+
+static void physical_compaction_runs_alongside_commits(void **state)
+{
+	struct fx *f = *state;
+	struct compactor_ctx c = {.kv = f->kv};
+	struct kv_stats st;
+	pthread_t t;
+	bool done = false;
+	char k[8], v[16];
+
+	assert_int_equal(pthread_create(&t, NULL, compactor, &c), 0);
+	for (int i = 0; i < 3000; i++) {
+		snprintf(k, sizeof k, "k%d", i % 10);
+		snprintf(v, sizeof v, "v%d", i);
+		assert_int_equal(put(f, k, v, 0), 0);
+		if (i % 100 == 99)
+			assert_int_equal(compact(f, revision(f) - 5), 0);
+		clear_events(f);
+	}
+	atomic_store(&c.stop, true);
+	pthread_join(t, NULL);
+	assert_int_equal(c.errors, 0);
+	assert_int_equal(compact(f, revision(f)), 0);
+	while (!done)
+		assert_int_equal(kv_compact_step(f->kv, 1000, &done), 0);
+	assert_int_equal(kv_stats(f->kv, &st), 0);
+	assert_int_equal(st.history_records, 10);
+	assert_int_equal(st.index_records, 10);
+	assert_int_equal(st.garbage_records, 0);
+	assert_int_equal(st.live_keys, 10);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -739,6 +789,7 @@ int main(void)
 		T(meta_records_commit_with_the_batch_and_survive_reopen),
 		T(every_failed_allocation_is_a_clean_enomem),
 		T(reads_concurrent_with_commits_never_see_part_of_a_batch),
+		T(physical_compaction_runs_alongside_commits),
 	};
 
 	return cmocka_run_group_tests_name("kv_basic", tests, NULL, NULL);
