@@ -59,7 +59,8 @@ static void retry_writes(struct sim *s)
 		if (p->acked || s->now - p->proposed_at < backoff)
 			continue;
 		p->attempts++;
-		to = l && sim_below(s, 2) ? l : random_up(s);
+		/* a client that fails over ends up at the leader, mostly */
+		to = l && sim_below(s, 4) ? l : random_up(s);
 		if (to)
 			sim_repropose(s, to, p);
 		else

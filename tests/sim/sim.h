@@ -119,7 +119,7 @@ struct sim {
 	uint64_t acked, reads_ok;
 
 	/* trace */
-	char trace[SIM_TRACE_LINES][160];
+	char trace[SIM_TRACE_LINES][256];
 	unsigned trace_head, trace_n;
 	uint64_t trace_hash;
 	FILE *trace_out; /* every line also goes here when set */
