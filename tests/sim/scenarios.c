@@ -211,6 +211,34 @@ static void a_crashed_follower_restarts_from_what_it_persisted_and_catches_up(vo
 	scen_finish(c, "crash_restart_snapshot");
 }
 
+static void a_change_appended_by_a_cut_off_leader_is_undone_when_its_entry_is_replaced(void **state)
+{
+	struct scen *c = scen_new(3);
+	struct raft_conf_state cs;
+	uint64_t old, nl;
+
+	(void)state;
+	old = run_until_leader(c, 100);
+	run(c, 3);
+	assert_int_equal(sim_conf_change(&c->s, RAFT_CONF_ADD_LEARNER, 4), 0);
+	sim_isolate(&c->s, old); /* its appends never arrive */
+	raft_conf_state(c->s.nodes[old].r, &cs);
+	assert_int_equal(cs.n_learners, 1); /* in force on the old leader at once */
+	for (int i = 0; i < 80 && ((nl = sim_leader(&c->s)) == old || !nl); i++)
+		run(c, 1);
+	assert_true(nl != 0 && nl != old);
+	sim_propose(&c->s, nl);
+	run(c, 5);
+	sim_heal_net(&c->s);
+	run(c, 15);
+	/* the new leader's entry replaced the change on the old leader */
+	raft_conf_state(c->s.nodes[old].r, &cs);
+	assert_int_equal(cs.n_learners, 0);
+	assert_int_equal(cs.n_voters, 3);
+	assert_int_equal(c->s.acked, 1);
+	scen_finish(c, "conf_change_undone");
+}
+
 static void the_same_seed_replays_the_same_trace_and_another_seed_does_not(void **state)
 {
 	bool ok1, ok2, ok3;
@@ -233,6 +261,8 @@ int main(void)
 	    cmocka_unit_test(a_leadership_transfer_completes_despite_a_one_way_cut),
 	    cmocka_unit_test(a_learner_is_added_promoted_and_the_old_leader_removed),
 	    cmocka_unit_test(a_crashed_follower_restarts_from_what_it_persisted_and_catches_up),
+	    cmocka_unit_test(
+	        a_change_appended_by_a_cut_off_leader_is_undone_when_its_entry_is_replaced),
 	    cmocka_unit_test(the_same_seed_replays_the_same_trace_and_another_seed_does_not),
 	};
 
