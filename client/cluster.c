@@ -190,6 +190,20 @@ int moor_status(moor_client *c, const char *endpoint, struct moor_status *out)
 	return 0;
 }
 
+int cl_endpoint_has_leader(moor_client *c, const char *endpoint, int timeout_ms)
+{
+	Etcdserverpb__StatusRequest q = ETCDSERVERPB__STATUS_REQUEST__INIT;
+	Etcdserverpb__StatusResponse *m;
+	int ok = cl_call_t(c, "/v3/maintenance/status", &q.base, &etcdserverpb__status_response__descriptor,
+	                   CL_READ, endpoint, timeout_ms, (ProtobufCMessage **)&m);
+
+	if (ok != 0)
+		return ok;
+	ok = m->leader != 0;
+	etcdserverpb__status_response__free_unpacked(m, NULL);
+	return ok;
+}
+
 int moor_hashkv(moor_client *c, const char *endpoint, int64_t revision, uint32_t *hash,
                 int64_t *hash_revision, int64_t *compact_revision)
 {

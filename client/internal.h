@@ -19,6 +19,7 @@
 #define CL_BACKOFF_MIN_MS 25  /* between retry rounds, doubling */
 #define CL_BACKOFF_MAX_MS 500
 #define CL_FRAME_MAX_BYTES MOOR_MAX_RESPONSE_BYTES
+#define CL_READ_ATTEMPT_MIN_MS 1000 /* a read's attempt on one member: max(timeout/2, this) */
 
 struct moor_client {
 	char **endpoints;
@@ -44,6 +45,15 @@ enum cl_kind { CL_READ, CL_WRITE };
  * endpoint (no failover). Errors mapped to MOOR_E* with the detail set. */
 int cl_http(moor_client *c, const char *path, const void *body, size_t len, enum cl_kind kind,
             const char *only_endpoint, struct moor_buf *resp);
+/* The same with a timeout of its own instead of the client's. */
+int cl_http_t(moor_client *c, const char *path, const void *body, size_t len, enum cl_kind kind,
+              const char *only_endpoint, int timeout_ms, struct moor_buf *resp);
+int cl_call_t(moor_client *c, const char *path, const ProtobufCMessage *req,
+              const ProtobufCMessageDescriptor *resp_desc, enum cl_kind kind, const char *only_endpoint,
+              int timeout_ms, ProtobufCMessage **resp);
+/* 1 when endpoint answers within timeout_ms and knows a leader, 0 when it
+ * answers without one, a negative code when it does not answer. */
+int cl_endpoint_has_leader(moor_client *c, const char *endpoint, int timeout_ms);
 /* cl_http with a packed request and an unpacked response (the caller's,
  * protobuf_c_message_free_unpacked). */
 int cl_call(moor_client *c, const char *path, const ProtobufCMessage *req,

@@ -405,7 +405,13 @@ static bool outcome_open(int rc)
 int cl_http(moor_client *c, const char *path, const void *body, size_t len, enum cl_kind kind,
             const char *only_endpoint, struct moor_buf *resp)
 {
-	uint64_t deadline = cl_now_ms() + (uint64_t)c->request_timeout_ms;
+	return cl_http_t(c, path, body, len, kind, only_endpoint, c->request_timeout_ms, resp);
+}
+
+int cl_http_t(moor_client *c, const char *path, const void *body, size_t len, enum cl_kind kind,
+              const char *only_endpoint, int timeout_ms, struct moor_buf *resp)
+{
+	uint64_t deadline = cl_now_ms() + (uint64_t)timeout_ms;
 	int backoff = CL_BACKOFF_MIN_MS;
 	int rc = MOOR_ETIMEOUT;
 	size_t tried = 0;
@@ -423,7 +429,16 @@ int cl_http(moor_client *c, const char *path, const void *body, size_t len, enum
 			snprintf(ep, sizeof ep, "%s", only_endpoint);
 		else
 			cl_endpoint_current(c, ep, sizeof ep, &idx);
-		rc = attempt(c, ep, path, body, len, (long)(deadline - now), resp, &how);
+		long attempt_ms = (long)(deadline - now);
+		/* A read may try elsewhere: a member that hangs (frozen, partitioned)
+		 * must not take the whole timeout. A write must wait for its answer,
+		 * for a timed-out write is indeterminate anyway. */
+		if (kind == CL_READ && !only_endpoint && c->n_endpoints > 1) {
+			long cap = timeout_ms / 2 > CL_READ_ATTEMPT_MIN_MS ? timeout_ms / 2 : CL_READ_ATTEMPT_MIN_MS;
+			if (attempt_ms > cap)
+				attempt_ms = cap;
+		}
+		rc = attempt(c, ep, path, body, len, attempt_ms, resp, &how);
 		if (how == OUT_OK)
 			return 0;
 		if (rc == MOOR_ENOMEM || rc == MOOR_ETOOLARGE)
@@ -466,12 +481,20 @@ int cl_http(moor_client *c, const char *path, const void *body, size_t len, enum
 	}
 	if (rc == MOOR_EUNAVAILABLE)
 		rc = MOOR_ETIMEOUT;
-	return cl_set_error(rc, "%s: no endpoint answered in time (last error: %s)", path, tl_detail);
+	return cl_set_error(rc, "%s: no endpoint answered within %d ms (last error: %s)", path, timeout_ms,
+	                    tl_detail);
 }
 
 int cl_call(moor_client *c, const char *path, const ProtobufCMessage *req,
             const ProtobufCMessageDescriptor *resp_desc, enum cl_kind kind, const char *only_endpoint,
             ProtobufCMessage **resp)
+{
+	return cl_call_t(c, path, req, resp_desc, kind, only_endpoint, c->request_timeout_ms, resp);
+}
+
+int cl_call_t(moor_client *c, const char *path, const ProtobufCMessage *req,
+              const ProtobufCMessageDescriptor *resp_desc, enum cl_kind kind, const char *only_endpoint,
+              int timeout_ms, ProtobufCMessage **resp)
 {
 	struct moor_buf in, out;
 	size_t len = protobuf_c_message_get_packed_size(req);
@@ -483,7 +506,7 @@ int cl_call(moor_client *c, const char *path, const ProtobufCMessage *req,
 	if (rc)
 		return cl_set_error(rc, "out of memory");
 	in.len = protobuf_c_message_pack(req, in.data);
-	rc = cl_http(c, path, in.data, in.len, kind, only_endpoint, &out);
+	rc = cl_http_t(c, path, in.data, in.len, kind, only_endpoint, timeout_ms, &out);
 	if (rc == 0) {
 		*resp = protobuf_c_message_unpack(resp_desc, NULL, out.len, out.data);
 		if (!*resp)

@@ -33,6 +33,10 @@
 #include <unistd.h>
 
 #define CL_WATCH_BACKOFF_MAX_MS 1000
+/* A stream silent this long has its member asked whether it is alive and
+ * knows a leader (a frozen or partitioned member sends nothing, and TCP
+ * may not say so for minutes). */
+#define CL_WATCH_CHECK_MS 2000
 #define CL_WATCH_ERRBODY_MAX 4096
 
 enum stream_end { STREAM_STOPPED, STREAM_TERMINAL, STREAM_FAILED };
@@ -59,6 +63,7 @@ struct moor_watch {
 	bool terminal;
 	bool retry; /* the server canceled for a reason another member may not have */
 	bool progressed;
+	uint64_t last_rx_ms;
 };
 
 void moor_watch_response_free(struct moor_watch_response *r)
@@ -193,6 +198,7 @@ static size_t stream_write(char *p, size_t size, size_t nmemb, void *arg)
 	(void)size;
 	if (atomic_load(&w->stop) || w->terminal || w->retry)
 		return 0;
+	w->last_rx_ms = cl_now_ms();
 	if (w->status != 200) {
 		if (w->rx.len + nmemb <= CL_WATCH_ERRBODY_MAX)
 			moor_buf_append(&w->rx, p, nmemb);
@@ -270,12 +276,27 @@ static enum stream_end stream_once(struct moor_watch *w, const char *endpoint)
 	w->retry = false;
 	w->progressed = false;
 	curl_multi_add_handle(w->multi, h);
-	while (running && !atomic_load(&w->stop)) {
+	w->last_rx_ms = cl_now_ms();
+	int no_leader = 0;
+	while (running && !atomic_load(&w->stop) && !w->retry) {
 		if (curl_multi_perform(w->multi, &running) != CURLM_OK)
 			break;
 		if (!running)
 			break;
-		curl_multi_poll(w->multi, NULL, 0, 1000, NULL);
+		curl_multi_poll(w->multi, NULL, 0, 500, NULL);
+		if (cl_now_ms() - w->last_rx_ms >= CL_WATCH_CHECK_MS && !atomic_load(&w->stop)) {
+			/* Silent: a member that does not answer in time is left at once;
+			 * one without a leader after two checks (an election passes). */
+			int t = w->c->request_timeout_ms < CL_WATCH_CHECK_MS ? w->c->request_timeout_ms : CL_WATCH_CHECK_MS;
+			int lead = cl_endpoint_has_leader(w->c, endpoint, t);
+			no_leader = lead == 1 ? 0 : lead == 0 ? no_leader + 1 : 2;
+			w->last_rx_ms = cl_now_ms();
+			if (no_leader >= 2) {
+				cl_log(w->c, MOOR_CLIENT_LOG_INFO, "watch: %s is unresponsive or has no leader",
+				       endpoint);
+				w->retry = true;
+			}
+		}
 	}
 	curl_multi_remove_handle(w->multi, h);
 	if (atomic_load(&w->stop))

@@ -15,6 +15,7 @@
 #include "tests/client/fixture.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,24 @@ static void reads_go_on_when_the_member_in_use_is_killed(void **state)
 	assert_int_not_equal(fx_index_of(&fx, ep), dead);
 	moor_client_close(c);
 	restart(dead);
+}
+
+static void reads_go_on_when_the_member_in_use_is_frozen(void **state)
+{
+	moor_client *c = fx_client(&fx, 2, 8000);
+	struct moor_response *r = NULL;
+	int frozen = 2, rc;
+
+	(void)state;
+	assert_int_equal(moor_put(c, S("fo/frozen"), S("v"), NULL, NULL), 0);
+	kill(fx.pid[frozen], SIGSTOP);
+	rc = moor_get(c, S("fo/frozen"), NULL, &r);
+	kill(fx.pid[frozen], SIGCONT);
+	assert_int_equal(rc, 0);
+	assert_int_equal(r->n_kvs, 1);
+	moor_response_free(r);
+	moor_client_close(c);
+	assert_true(fx_wait_leader(&fx, 20000) >= 0);
 }
 
 static void writes_through_a_killed_member_succeed_elsewhere_or_say_indeterminate(void **state)
@@ -193,6 +212,68 @@ static void a_watch_across_a_leader_kill_delivers_each_revision_exactly_once(voi
 	}
 	moor_client_close(c);
 	restart(dead);
+}
+
+static void a_watch_on_a_frozen_member_moves_to_another_and_misses_nothing(void **state)
+{
+	static struct seen s = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	struct moor_watch_opts o = {.range.prefix = true, .cb = seen_cb, .cb_ctx = &s};
+	struct moor_get_opts go = {.range.prefix = true, .sort_target = MOOR_SORT_MOD, .sort_order = MOOR_ORDER_DESCEND};
+	struct moor_response *r = NULL;
+	moor_client *wc, *writer;
+	moor_watch *w = NULL;
+	int frozen = 0;
+
+	(void)state;
+	atomic_store(&resumes, 0);
+	fx_log_fn = count_resumes;
+	wc = fx_client(&fx, frozen, 5000);
+	fx_log_fn = NULL;
+	writer = fx_client(&fx, frozen + 1, 8000);
+	assert_int_equal(moor_put(writer, S("fz/0"), S("v"), NULL, &r), 0);
+	o.start_revision = r->header.revision + 1;
+	moor_response_free(r);
+	assert_int_equal(moor_watch_start(wc, S("fz/"), &o, &w), 0);
+	assert_int_equal(moor_put(writer, S("fz/1"), S("v"), NULL, NULL), 0);
+	for (uint64_t until = fx_now_ms() + 10000; fx_now_ms() < until;) {
+		pthread_mutex_lock(&s.mu);
+		int n = s.n;
+		pthread_mutex_unlock(&s.mu);
+		if (n == 1)
+			break;
+		fx_sleep_ms(10);
+	}
+	assert_int_equal(s.n, 1);
+	/* frozen: its sockets stay open and say nothing */
+	kill(fx.pid[frozen], SIGSTOP);
+	for (int i = 2; i < 12; i++) {
+		char k[16];
+		snprintf(k, sizeof k, "fz/%d", i);
+		int rc = moor_put(writer, S(k), S("v"), NULL, NULL);
+		if (rc != 0 && rc != MOOR_EINDETERMINATE)
+			fail_msg("put %s: %s (%s)", k, moor_strerror(rc), moor_error_detail());
+	}
+	assert_int_equal(moor_get(writer, S("fz/"), &go, &r), 0);
+	int64_t last = r->kvs[0].mod_revision;
+	size_t expect = r->n_kvs - 1;
+	moor_response_free(r);
+	bool done = false;
+	for (uint64_t until = fx_now_ms() + 20000; !done && fx_now_ms() < until;) {
+		pthread_mutex_lock(&s.mu);
+		done = s.n > 0 && s.revs[s.n - 1] >= last;
+		pthread_mutex_unlock(&s.mu);
+		fx_sleep_ms(10);
+	}
+	kill(fx.pid[frozen], SIGCONT);
+	moor_watch_stop(w);
+	assert_true(done);
+	assert_int_equal((size_t)s.n, expect);
+	for (int i = 1; i < s.n; i++)
+		assert_true(s.revs[i] > s.revs[i - 1]);
+	assert_true(atomic_load(&resumes) >= 1);
+	moor_client_close(wc);
+	moor_client_close(writer);
+	assert_true(fx_wait_leader(&fx, 20000) >= 0);
 }
 
 static void a_kept_alive_lease_survives_the_death_of_the_member_in_use(void **state)
@@ -464,8 +545,10 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(reads_go_on_when_the_member_in_use_is_killed),
+		cmocka_unit_test(reads_go_on_when_the_member_in_use_is_frozen),
 		cmocka_unit_test(writes_through_a_killed_member_succeed_elsewhere_or_say_indeterminate),
 		cmocka_unit_test(a_watch_across_a_leader_kill_delivers_each_revision_exactly_once),
+		cmocka_unit_test(a_watch_on_a_frozen_member_moves_to_another_and_misses_nothing),
 		cmocka_unit_test(a_kept_alive_lease_survives_the_death_of_the_member_in_use),
 		cmocka_unit_test(trylock_is_busy_while_another_holds_the_mutex),
 		cmocka_unit_test(the_mutex_excludes_while_a_member_dies),
