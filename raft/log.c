@@ -181,6 +181,8 @@ int raft_log_append(struct raft *r, const struct raft_entry *ents, size_t n)
 	size_t keep;
 	uint64_t after;
 
+	if (r->err)
+		return r->err; /* a failed storage read left the indexes unknown */
 	if (!n)
 		return 0;
 	after = ents[0].index;
@@ -282,7 +284,11 @@ int raft_log_maybe_append(struct raft *r, uint64_t index, uint64_t log_term, uin
 void raft_log_commit_to(struct raft *r, uint64_t c)
 {
 	if (c > r->log.committed) {
-		MOOR_ASSERT(c <= raft_log_last(r));
+		uint64_t last = raft_log_last(r);
+
+		if (r->err)
+			return;
+		MOOR_ASSERT(c <= last);
 		r->log.committed = c;
 	}
 }
@@ -321,9 +327,13 @@ int raft_log_slice(struct raft *r, uint64_t lo, uint64_t hi, size_t max_bytes,
 	*n = 0;
 	if (lo >= hi)
 		return 0;
-	if (lo < raft_log_first(r))
+	uint64_t first = raft_log_first(r), last = raft_log_last(r);
+
+	if (r->err)
+		return r->err;
+	if (lo < first)
 		return MOOR_ECOMPACTEDLOG;
-	MOOR_ASSERT(hi <= raft_log_last(r) + 1);
+	MOOR_ASSERT(hi <= last + 1);
 	if (hi - lo > RAFT_MAX_SLICE_ENTRIES)
 		hi = lo + RAFT_MAX_SLICE_ENTRIES;
 	dst = raft_arena_alloc(&r->arena[r->arena_cur], (size_t)(hi - lo) * sizeof *dst);

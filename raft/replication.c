@@ -19,6 +19,8 @@ int raft_append_entries(struct raft *r, struct raft_entry *ents, size_t n)
 	size_t bytes = 0;
 	int rc;
 
+	if (r->err)
+		return r->err;
 	for (size_t i = 0; i < n; i++) {
 		ents[i].term = r->term;
 		ents[i].index = li + 1 + i;

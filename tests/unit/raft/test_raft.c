@@ -1131,6 +1131,106 @@ static void invalid_input_is_refused_with_einval(void **state)
 	fx_free(&f);
 }
 
+/* A storage that fails with -EIO once `budget` calls are spent. */
+struct failing_storage {
+	struct raft_storage inner;
+	long budget;
+};
+
+static int fs_spend(struct failing_storage *fs)
+{
+	return fs->budget-- > 0 ? 0 : -5; /* -EIO */
+}
+
+static int fs_first(void *ctx, uint64_t *i)
+{
+	struct failing_storage *fs = ctx;
+	return fs_spend(fs) ? -5 : fs->inner.first_index(fs->inner.ctx, i);
+}
+
+static int fs_last(void *ctx, uint64_t *i)
+{
+	struct failing_storage *fs = ctx;
+	return fs_spend(fs) ? -5 : fs->inner.last_index(fs->inner.ctx, i);
+}
+
+static int fs_term(void *ctx, uint64_t i, uint64_t *t)
+{
+	struct failing_storage *fs = ctx;
+	return fs_spend(fs) ? -5 : fs->inner.term(fs->inner.ctx, i, t);
+}
+
+static int fs_entries(void *ctx, uint64_t lo, uint64_t hi, size_t max, struct raft_entry *out,
+                      size_t *n)
+{
+	struct failing_storage *fs = ctx;
+	return fs_spend(fs) ? -5 : fs->inner.entries(fs->inner.ctx, lo, hi, max, out, n);
+}
+
+static int fs_snapshot(void *ctx, struct raft_snapshot *snap)
+{
+	struct failing_storage *fs = ctx;
+	return fs_spend(fs) ? -5 : fs->inner.snapshot(fs->inner.ctx, snap);
+}
+
+static int fs_hard_state(void *ctx, struct raft_hard_state *hs)
+{
+	struct failing_storage *fs = ctx;
+	return fs_spend(fs) ? -5 : fs->inner.hard_state(fs->inner.ctx, hs);
+}
+
+static void a_storage_error_stops_the_member_with_the_error_then_estopped(void **state)
+{
+	const uint64_t voters[] = {1};
+	bool stopped_once = false;
+
+	(void)state;
+	/* fail the storage at every possible point of a short life */
+	for (long budget = 0; budget < 200; budget++) {
+		struct raft_memstorage *ms;
+		struct failing_storage fs;
+		struct raft_config c = {0};
+		struct raft *r = NULL;
+		struct raft_ready rd;
+		int rc;
+
+		raft_memstorage_create(NULL, &ms);
+		raft_memstorage_bootstrap(ms, voters, 1);
+		fs.inner = raft_memstorage_storage(ms);
+		fs.budget = budget;
+		c.id = 1;
+		c.storage = (struct raft_storage){fs_first,    fs_last,       fs_term, fs_entries,
+		                                  fs_snapshot, fs_hard_state, &fs};
+		rc = raft_create(&c, &r);
+		if (rc) {
+			assert_int_equal(rc, -5);
+			assert_null(r);
+			raft_memstorage_destroy(ms);
+			continue;
+		}
+		rc = raft_campaign(r);
+		for (int i = 0; rc == 0 && i < 5; i++) {
+			rc = raft_propose(r, "p", 1);
+			while (rc == 0 && raft_has_ready(r)) {
+				if ((rc = raft_ready(r, &rd)))
+					break;
+				raft_memstorage_append(ms, rd.entries, rd.n_entries);
+				rc = raft_advance(r, &rd);
+			}
+		}
+		if (rc) {
+			assert_true(rc == -5 || rc == MOOR_ESTOPPED);
+			assert_int_equal(raft_tick(r), MOOR_ESTOPPED);
+			assert_int_equal(raft_propose(r, "p", 1), MOOR_ESTOPPED);
+			assert_false(raft_has_ready(r));
+			stopped_once = true;
+		}
+		raft_destroy(r);
+		raft_memstorage_destroy(ms);
+	}
+	assert_true(stopped_once);
+}
+
 static uint64_t rnd(uint64_t *x)
 {
 	*x ^= *x << 13;
@@ -1295,6 +1395,7 @@ int main(void)
 	    cmocka_unit_test(memstorage_truncates_conflicts_compacts_and_refuses_older_snapshots),
 	    cmocka_unit_test(invalid_input_is_refused_with_einval),
 	    cmocka_unit_test(a_member_survives_arbitrary_messages_from_peers),
+	    cmocka_unit_test(a_storage_error_stops_the_member_with_the_error_then_estopped),
 	    cmocka_unit_test(every_allocation_failure_is_a_clean_enomem_without_leaks),
 	};
 
