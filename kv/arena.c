@@ -81,8 +81,8 @@ void *kv_arena_dup(struct kv_arena *ar, const void *p, size_t n)
 
 void *kv_arena_new_root(const struct moor_alloc *a, size_t msg_size, struct kv_arena **arena)
 {
-	struct kv_arena tmp = {.alloc = moor_alloc_or_default(a), .head = NULL,
-			       .chunk_bytes = KV_ARENA_CHUNK};
+	struct kv_arena tmp = {
+	    .alloc = moor_alloc_or_default(a), .head = NULL, .chunk_bytes = KV_ARENA_CHUNK};
 	struct kv_root *r = kv_arena_alloc(&tmp, sizeof *r + msg_size);
 
 	if (!r)

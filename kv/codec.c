@@ -90,8 +90,7 @@ int kv_key_hist(const struct moor_alloc *a, struct kv_kbuf *b, struct kv_rev r)
 	return rc ? rc : add_rev(a, b, r);
 }
 
-int kv_key_index_prefix(const struct moor_alloc *a, struct kv_kbuf *b, const void *key,
-			size_t len)
+int kv_key_index_prefix(const struct moor_alloc *a, struct kv_kbuf *b, const void *key, size_t len)
 {
 	const unsigned char *k = key, *run = key;
 	static const unsigned char esc[2] = {0x00, 0xFF}, term[2] = {0x00, 0x01};
@@ -113,7 +112,7 @@ int kv_key_index_prefix(const struct moor_alloc *a, struct kv_kbuf *b, const voi
 }
 
 int kv_key_index(const struct moor_alloc *a, struct kv_kbuf *b, const void *key, size_t len,
-		 struct kv_rev r)
+                 struct kv_rev r)
 {
 	int rc = kv_key_index_prefix(a, b, key, len);
 
@@ -121,7 +120,7 @@ int kv_key_index(const struct moor_alloc *a, struct kv_kbuf *b, const void *key,
 }
 
 int kv_key_index_parse(const struct moor_alloc *a, const unsigned char *k, size_t len,
-		       struct kv_kbuf *key, struct kv_rev *r)
+                       struct kv_kbuf *key, struct kv_rev *r)
 {
 	size_t i = 1, end;
 	int rc = 0;
@@ -151,7 +150,7 @@ int kv_key_index_parse(const struct moor_alloc *a, const unsigned char *k, size_
 }
 
 int kv_key_garbage(const struct moor_alloc *a, struct kv_kbuf *b, struct kv_rev at,
-		   struct kv_rev victim)
+                   struct kv_rev victim)
 {
 	b->len = 0;
 	int rc = add_u8(a, b, KV_P_GARBAGE);
@@ -180,7 +179,7 @@ int kv_key_lease(const struct moor_alloc *a, struct kv_kbuf *b, int64_t id)
 }
 
 int kv_key_attach(const struct moor_alloc *a, struct kv_kbuf *b, int64_t id, const void *key,
-		  size_t len)
+                  size_t len)
 {
 	b->len = 0;
 	int rc = add_u8(a, b, KV_P_ATTACH);

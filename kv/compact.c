@@ -112,7 +112,7 @@ save:
 		kv->gc_done_rev = c;
 		pthread_mutex_unlock(&kv->mu);
 		moor_log(kv->log, MOOR_LOG_DEBUG, "kv", "compaction done revision=%lld",
-			 (long long)c);
+		         (long long)c);
 	}
 out:
 	if (rc)

@@ -25,7 +25,7 @@ static int iter_err(struct kv *kv, rocksdb_iterator_t *it)
 
 /* The previous version of rec's key (before rec), if it is a live value. */
 static int prev_of(struct kv_view *v, rocksdb_iterator_t *it, const struct kv_rec *rec,
-		   struct kv_arena *ar, Mvccpb__KeyValue **out)
+                   struct kv_arena *ar, Mvccpb__KeyValue **out)
 {
 	const struct moor_alloc *a = v->kv->alloc;
 	struct kv_kbuf pfx, t, hk;
@@ -59,7 +59,7 @@ static int prev_of(struct kv_view *v, rocksdb_iterator_t *it, const struct kv_re
 	if (vl != 1 || (iv[0] & KV_REC_TOMB))
 		goto out;
 	struct kv_rev r = {(int64_t)moor_get_be64((const unsigned char *)ik + pfx.len),
-			   (int64_t)moor_get_be64((const unsigned char *)ik + pfx.len + 8)};
+	                   (int64_t)moor_get_be64((const unsigned char *)ik + pfx.len + 8)};
 
 	rc = kv_key_hist(a, &hk, r);
 	if (rc)
@@ -88,7 +88,7 @@ out:
 }
 
 int kv_history_read(struct kv *kv, int64_t from_rev, size_t max_events, bool want_prev,
-		    struct kv_history *out)
+                    struct kv_history *out)
 {
 	struct kv_view v;
 	struct kv_arena *ar = NULL;
@@ -110,7 +110,7 @@ int kv_history_read(struct kv *kv, int64_t from_rev, size_t max_events, bool wan
 	if (from_rev < v.compact_rev) {
 		kv_view_close(&v);
 		return kv_fail(kv, MOOR_ECOMPACTED, "kv: history from %lld below compacted %lld",
-			       (long long)from_rev, (long long)v.compact_rev);
+		               (long long)from_rev, (long long)v.compact_rev);
 	}
 	if (!kv_arena_new_root(kv->alloc, 1, &ar)) {
 		rc = MOOR_ENOMEM;
@@ -168,7 +168,7 @@ int kv_history_read(struct kv *kv, int64_t from_rev, size_t max_events, bool wan
 		}
 		mvccpb__event__init(ev);
 		ev->type = (rec.flags & KV_REC_TOMB) ? MVCCPB__EVENT__EVENT_TYPE__DELETE
-						     : MVCCPB__EVENT__EVENT_TYPE__PUT;
+		                                     : MVCCPB__EVENT__EVENT_TYPE__PUT;
 		ev->kv = kv_arena_kv(ar, &rec, false);
 		if (!ev->kv) {
 			rc = MOOR_ENOMEM;

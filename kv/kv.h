@@ -50,11 +50,11 @@
 #include <stdint.h>
 
 /* Limits; each a default that kv_config may lower or raise. */
-#define KV_MAX_KEY_BYTES_DEFAULT (1536u * 1024u)      /* etcd's 1.5 MiB request */
+#define KV_MAX_KEY_BYTES_DEFAULT (1536u * 1024u) /* etcd's 1.5 MiB request */
 #define KV_MAX_VALUE_BYTES_DEFAULT (1536u * 1024u)
-#define KV_MAX_TXN_OPS_DEFAULT 128                    /* etcd's --max-txn-ops */
+#define KV_MAX_TXN_OPS_DEFAULT 128 /* etcd's --max-txn-ops */
 #define KV_MAX_META_NAME_BYTES 64
-#define KV_LAYOUT_VERSION 1                           /* docs/kv-layout.md */
+#define KV_LAYOUT_VERSION 1 /* docs/kv-layout.md */
 
 struct kv;
 
@@ -66,16 +66,16 @@ struct kv;
 typedef void (*kv_events_fn)(void *ctx, Mvccpb__Event *const *events, size_t n_events);
 
 struct kv_config {
-	const char *path;                  /* data directory, created if missing */
-	const struct moor_logger *logger;  /* may be NULL */
-	const struct moor_alloc *alloc;    /* responses, events; NULL: libc */
-	kv_events_fn on_events;            /* may be NULL */
+	const char *path;                 /* data directory, created if missing */
+	const struct moor_logger *logger; /* may be NULL */
+	const struct moor_alloc *alloc;   /* responses, events; NULL: libc */
+	kv_events_fn on_events;           /* may be NULL */
 	void *events_ctx;
-	size_t write_buffer_bytes;         /* memtable size; 0: 64 MiB */
-	size_t block_cache_bytes;          /* 0: 128 MiB */
-	size_t max_key_bytes;              /* 0: KV_MAX_KEY_BYTES_DEFAULT */
-	size_t max_value_bytes;            /* 0: KV_MAX_VALUE_BYTES_DEFAULT */
-	int max_txn_ops;                   /* 0: KV_MAX_TXN_OPS_DEFAULT */
+	size_t write_buffer_bytes; /* memtable size; 0: 64 MiB */
+	size_t block_cache_bytes;  /* 0: 128 MiB */
+	size_t max_key_bytes;      /* 0: KV_MAX_KEY_BYTES_DEFAULT */
+	size_t max_value_bytes;    /* 0: KV_MAX_VALUE_BYTES_DEFAULT */
+	int max_txn_ops;           /* 0: KV_MAX_TXN_OPS_DEFAULT */
 };
 
 /*
@@ -95,7 +95,7 @@ void kv_close(struct kv *kv);
 const char *kv_errmsg(const struct kv *kv);
 
 struct kv_status {
-	uint64_t applied_index;   /* last raft index committed into the store */
+	uint64_t applied_index; /* last raft index committed into the store */
 	uint64_t applied_term;
 	int64_t revision;         /* current main revision (1 in a new store) */
 	int64_t compact_revision; /* reads below it fail with MOOR_ECOMPACTED */
@@ -129,7 +129,7 @@ void kv_response_free(void *response);
  * MOOR_ECOMPACTED, MOOR_EFUTUREREV. Sort ties are broken by ascending key.
  */
 int kv_range(struct kv *kv, const Etcdserverpb__RangeRequest *req,
-	     Etcdserverpb__RangeResponse **out);
+             Etcdserverpb__RangeResponse **out);
 
 /*
  * History for watch catch-up: the events with revision >= from_rev, in order,
@@ -150,13 +150,13 @@ struct kv_history {
 	void *arena_;     /* private */
 };
 int kv_history_read(struct kv *kv, int64_t from_rev, size_t max_events, bool prev_kv,
-		    struct kv_history *out);
+                    struct kv_history *out);
 void kv_history_free(struct kv_history *h);
 
 /* A lease's granted TTL and, with req->keys, its attached keys. The remaining
  * TTL is the server's: kv sets TTL = grantedTTL. MOOR_ELEASENOTFOUND. */
 int kv_lease_timetolive(struct kv *kv, const Etcdserverpb__LeaseTimeToLiveRequest *req,
-			Etcdserverpb__LeaseTimeToLiveResponse **out);
+                        Etcdserverpb__LeaseTimeToLiveResponse **out);
 /* Every lease, ascending id. */
 int kv_lease_leases(struct kv *kv, Etcdserverpb__LeaseLeasesResponse **out);
 
@@ -170,8 +170,7 @@ int kv_meta_get(struct kv *kv, const char *name, void **val, size_t *len);
  * independent of how far physical compaction has gone, so members compare
  * equal iff their MVCC states are equal. MOOR_ECOMPACTED, MOOR_EFUTUREREV.
  */
-int kv_hash_kv(struct kv *kv, int64_t rev, uint32_t *hash, int64_t *compact_rev,
-	       int64_t *hash_rev);
+int kv_hash_kv(struct kv *kv, int64_t rev, uint32_t *hash, int64_t *compact_rev, int64_t *hash_rev);
 
 /* ---- the apply batch (writer thread) ------------------------------------ */
 
@@ -181,29 +180,28 @@ int kv_batch_begin(struct kv *kv);
 /* Each: the raft entry's index; the etcd request; *out gets the response
  * (free with kv_response_free), or NULL when the entry was already applied. */
 int kv_batch_put(struct kv *kv, uint64_t index, const Etcdserverpb__PutRequest *req,
-		 Etcdserverpb__PutResponse **out);
+                 Etcdserverpb__PutResponse **out);
 int kv_batch_delete_range(struct kv *kv, uint64_t index,
-			  const Etcdserverpb__DeleteRangeRequest *req,
-			  Etcdserverpb__DeleteRangeResponse **out);
+                          const Etcdserverpb__DeleteRangeRequest *req,
+                          Etcdserverpb__DeleteRangeResponse **out);
 /* MOOR_EDUPKEY, MOOR_ETOOMANYOPS, and the errors of the ops inside. */
 int kv_batch_txn(struct kv *kv, uint64_t index, const Etcdserverpb__TxnRequest *req,
-		 Etcdserverpb__TxnResponse **out);
+                 Etcdserverpb__TxnResponse **out);
 /* Logical compaction, effective at commit; physical removal by kv_compact_step.
  * MOOR_ECOMPACTED (at or below the compact revision), MOOR_EFUTUREREV. */
 int kv_batch_compact(struct kv *kv, uint64_t index, const Etcdserverpb__CompactionRequest *req,
-		     Etcdserverpb__CompactionResponse **out);
+                     Etcdserverpb__CompactionResponse **out);
 /* req->id must be > 0 (the server picks ids); MOOR_ELEASEEXISTS; TTL <= 0:
  * MOOR_EINVAL. */
 int kv_batch_lease_grant(struct kv *kv, uint64_t index, const Etcdserverpb__LeaseGrantRequest *req,
-			 Etcdserverpb__LeaseGrantResponse **out);
+                         Etcdserverpb__LeaseGrantResponse **out);
 /* Deletes every attached key in one revision. MOOR_ELEASENOTFOUND. */
 int kv_batch_lease_revoke(struct kv *kv, uint64_t index,
-			  const Etcdserverpb__LeaseRevokeRequest *req,
-			  Etcdserverpb__LeaseRevokeResponse **out);
+                          const Etcdserverpb__LeaseRevokeRequest *req,
+                          Etcdserverpb__LeaseRevokeResponse **out);
 /* Store an opaque meta record (name up to KV_MAX_META_NAME_BYTES) in this
  * batch; len 0 deletes it. Returns 0 and does nothing when already applied. */
-int kv_batch_meta_put(struct kv *kv, uint64_t index, const char *name, const void *val,
-		      size_t len);
+int kv_batch_meta_put(struct kv *kv, uint64_t index, const char *name, const void *val, size_t len);
 
 /*
  * Write the batch as one RocksDB write batch with applied index/term =

@@ -63,18 +63,17 @@ int kv_kbuf_add_be64(const struct moor_alloc *a, struct kv_kbuf *b, uint64_t v);
 int kv_key_latest(const struct moor_alloc *a, struct kv_kbuf *b, const void *key, size_t len);
 int kv_key_hist(const struct moor_alloc *a, struct kv_kbuf *b, struct kv_rev r);
 /* The escaped key prefix k<esc(key)>00 01, without the revision. */
-int kv_key_index_prefix(const struct moor_alloc *a, struct kv_kbuf *b, const void *key,
-			size_t len);
+int kv_key_index_prefix(const struct moor_alloc *a, struct kv_kbuf *b, const void *key, size_t len);
 int kv_key_index(const struct moor_alloc *a, struct kv_kbuf *b, const void *key, size_t len,
-		 struct kv_rev r);
+                 struct kv_rev r);
 /* Split an index key into the unescaped user key (appended to `key`) and rev. */
 int kv_key_index_parse(const struct moor_alloc *a, const unsigned char *k, size_t len,
-		       struct kv_kbuf *key, struct kv_rev *r);
+                       struct kv_kbuf *key, struct kv_rev *r);
 int kv_key_garbage(const struct moor_alloc *a, struct kv_kbuf *b, struct kv_rev at,
-		   struct kv_rev victim);
+                   struct kv_rev victim);
 int kv_key_lease(const struct moor_alloc *a, struct kv_kbuf *b, int64_t id);
 int kv_key_attach(const struct moor_alloc *a, struct kv_kbuf *b, int64_t id, const void *key,
-		  size_t len);
+                  size_t len);
 int kv_key_meta(const struct moor_alloc *a, struct kv_kbuf *b, const char *name);
 /* Lease ids sort as signed numbers: the sign bit is flipped. */
 uint64_t kv_lease_enc(int64_t id);
@@ -184,22 +183,21 @@ int kv_view_get(struct kv_view *v, const void *key, size_t klen, char **val, siz
 rocksdb_iterator_t *kv_view_iter(struct kv_view *v);
 
 /* Latest record of a key at the view's current revision. *raw (rocksdb_free) */
-int kv_view_latest(struct kv_view *v, const void *key, size_t klen, char **raw,
-		   struct kv_rec *rec);
+int kv_view_latest(struct kv_view *v, const void *key, size_t klen, char **raw, struct kv_rec *rec);
 /* The record of `key` visible at revision `rev` (a tombstone gives NOTFOUND). */
 int kv_view_at(struct kv_view *v, const void *key, size_t klen, int64_t rev, char **raw,
-	       struct kv_rec *rec);
+               struct kv_rec *rec);
 
 /* Range work shared by kv_range and txn range ops; resp in arena. */
 int kv_do_range(struct kv_view *v, const Etcdserverpb__RangeRequest *req, struct kv_arena *ar,
-		Etcdserverpb__RangeResponse *resp);
+                Etcdserverpb__RangeResponse *resp);
 int kv_check_range_req(struct kv *kv, const Etcdserverpb__RangeRequest *req);
 int kv_check_key_range(struct kv *kv, const ProtobufCBinaryData *key,
-		       const ProtobufCBinaryData *end);
+                       const ProtobufCBinaryData *end);
 /* Calls fn for every live record in [key,end) at the view's current revision. */
 typedef int (*kv_visit_fn)(void *ctx, const struct kv_rec *rec);
 int kv_visit_latest(struct kv_view *v, const ProtobufCBinaryData *key,
-		    const ProtobufCBinaryData *end, kv_visit_fn fn, void *ctx);
+                    const ProtobufCBinaryData *end, kv_visit_fn fn, void *ctx);
 
 int kv_rocks_err(struct kv *kv, char *err, const char *what);
 /* Make the batch's history and index entries visible to batch reads. */
@@ -217,15 +215,15 @@ struct req_ctx {
 	struct kv_arena *ar; /* the response's */
 };
 int kv_txn_put(struct req_ctx *q, const Etcdserverpb__PutRequest *r,
-	       Etcdserverpb__PutResponse *resp);
+               Etcdserverpb__PutResponse *resp);
 int kv_txn_delete(struct req_ctx *q, const Etcdserverpb__DeleteRangeRequest *r,
-		  Etcdserverpb__DeleteRangeResponse *resp);
+                  Etcdserverpb__DeleteRangeResponse *resp);
 int kv_txn_check_put(struct kv *kv, const Etcdserverpb__PutRequest *r);
 int kv_txn_check_delete(struct kv *kv, const Etcdserverpb__DeleteRangeRequest *r);
 /* Validation of the whole request tree: limits, every op, duplicate keys. */
 int kv_txn_check(struct kv *kv, const Etcdserverpb__TxnRequest *r);
 int kv_txn_exec(struct req_ctx *q, const Etcdserverpb__TxnRequest *r,
-		Etcdserverpb__TxnResponse *resp);
+                Etcdserverpb__TxnResponse *resp);
 /* Set every (nested) response header's revision. */
 int kv_txn_headers(struct kv_arena *ar, Etcdserverpb__TxnResponse *resp, int64_t rev);
 

@@ -24,7 +24,7 @@ static int iter_err(struct kv *kv, rocksdb_iterator_t *it)
  * at exactly c (a watch from c must see that revision's deletes).
  */
 static int kept(struct kv_view *v, rocksdb_iterator_t *it, const struct kv_rec *rec, int64_t c,
-		bool *keep)
+                bool *keep)
 {
 	const struct moor_alloc *a = v->kv->alloc;
 	struct kv_kbuf t;
@@ -39,8 +39,8 @@ static int kept(struct kv_view *v, rocksdb_iterator_t *it, const struct kv_rec *
 		return 0;
 	}
 	kv_kbuf_init(&t);
-	rc = kv_key_index(a, &t, rec->key, rec->key_len, (struct kv_rev){rec->mod.main,
-									 rec->mod.sub + 1});
+	rc = kv_key_index(a, &t, rec->key, rec->key_len,
+	                  (struct kv_rev){rec->mod.main, rec->mod.sub + 1});
 	if (rc)
 		return rc;
 	rocksdb_iter_seek(it, (char *)t.p, t.len);
@@ -56,8 +56,7 @@ static int kept(struct kv_view *v, rocksdb_iterator_t *it, const struct kv_rec *
 	return 0;
 }
 
-int kv_hash_kv(struct kv *kv, int64_t rev, uint32_t *hash, int64_t *compact_rev,
-	       int64_t *hash_rev)
+int kv_hash_kv(struct kv *kv, int64_t rev, uint32_t *hash, int64_t *compact_rev, int64_t *hash_rev)
 {
 	struct kv_view v;
 	rocksdb_iterator_t *it = NULL, *xit = NULL;
@@ -72,12 +71,12 @@ int kv_hash_kv(struct kv *kv, int64_t rev, uint32_t *hash, int64_t *compact_rev,
 	*hash_rev = rev;
 	if (rev > v.rev) {
 		rc = kv_fail(kv, MOOR_EFUTUREREV, "kv: hash at %lld above %lld", (long long)rev,
-			     (long long)v.rev);
+		             (long long)v.rev);
 		goto out;
 	}
 	if (rev < v.compact_rev) {
 		rc = kv_fail(kv, MOOR_ECOMPACTED, "kv: hash at %lld below compacted %lld",
-			     (long long)rev, (long long)v.compact_rev);
+		             (long long)rev, (long long)v.compact_rev);
 		goto out;
 	}
 	it = rocksdb_create_iterator(kv->db, v.ro);
@@ -123,7 +122,7 @@ out:
 /* ---- leases --------------------------------------------------------------- */
 
 int kv_lease_timetolive(struct kv *kv, const Etcdserverpb__LeaseTimeToLiveRequest *req,
-			Etcdserverpb__LeaseTimeToLiveResponse **out)
+                        Etcdserverpb__LeaseTimeToLiveResponse **out)
 {
 	Etcdserverpb__LeaseTimeToLiveResponse *resp;
 	struct kv_arena *ar;
@@ -150,7 +149,7 @@ int kv_lease_timetolive(struct kv *kv, const Etcdserverpb__LeaseTimeToLiveReques
 		rc = kv_view_get(&v, k.p, k.len, &raw, &len);
 	if (rc == MOOR_ENOTFOUND)
 		rc = kv_fail(kv, MOOR_ELEASENOTFOUND, "kv: lease %lld not found",
-			     (long long)req->id);
+		             (long long)req->id);
 	if (rc)
 		goto out;
 	if (len != 8) {

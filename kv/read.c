@@ -16,13 +16,13 @@
 #include <string.h>
 
 int kv_check_key_range(struct kv *kv, const ProtobufCBinaryData *key,
-		       const ProtobufCBinaryData *end)
+                       const ProtobufCBinaryData *end)
 {
 	if (key->len == 0)
 		return kv_fail(kv, MOOR_EEMPTYKEY, "kv: key is empty");
 	if (key->len > kv->max_key || end->len > kv->max_key)
 		return kv_fail(kv, MOOR_ETOOLARGE, "kv: key of %zu bytes over the limit of %zu",
-			       key->len > end->len ? key->len : end->len, kv->max_key);
+		               key->len > end->len ? key->len : end->len, kv->max_key);
 	if (end->len > 0 && !(end->len == 1 && end->data[0] == 0)) {
 		size_t n = key->len < end->len ? key->len : end->len;
 		int c = memcmp(end->data, key->data, n);
@@ -40,11 +40,12 @@ int kv_check_range_req(struct kv *kv, const Etcdserverpb__RangeRequest *req)
 	if (rc)
 		return rc;
 	if (req->limit < 0)
-		return kv_fail(kv, MOOR_ELIMIT, "kv: limit %lld is negative", (long long)req->limit);
+		return kv_fail(kv, MOOR_ELIMIT, "kv: limit %lld is negative",
+		               (long long)req->limit);
 	if ((unsigned)req->sort_order > ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__DESCEND ||
 	    (unsigned)req->sort_target > ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__VALUE)
 		return kv_fail(kv, MOOR_ESORT, "kv: sort order %d target %d", req->sort_order,
-			       req->sort_target);
+		               req->sort_target);
 	return 0;
 }
 
@@ -71,8 +72,7 @@ static bool below_end(const unsigned char *k, size_t kl, const ProtobufCBinaryDa
 	return bytes_cmp(k, kl, end->data, end->len) < 0;
 }
 
-int kv_view_latest(struct kv_view *v, const void *key, size_t klen, char **raw,
-		   struct kv_rec *rec)
+int kv_view_latest(struct kv_view *v, const void *key, size_t klen, char **raw, struct kv_rec *rec)
 {
 	struct kv_kbuf k;
 	size_t len;
@@ -112,8 +112,8 @@ static int get_hist(struct kv_view *v, struct kv_rev r, char **raw, struct kv_re
 	if (rc) {
 		rocksdb_free(*raw);
 		*raw = NULL;
-		return kv_fail(v->kv, rc, "kv: corrupt history record %lld.%lld",
-			       (long long)r.main, (long long)r.sub);
+		return kv_fail(v->kv, rc, "kv: corrupt history record %lld.%lld", (long long)r.main,
+		               (long long)r.sub);
 	}
 	return 0;
 }
@@ -124,7 +124,7 @@ static int get_hist(struct kv_view *v, struct kv_rev r, char **raw, struct kv_re
  * revision and *tomb its flag.
  */
 static int index_at(struct kv *kv, rocksdb_iterator_t *it, const struct kv_kbuf *pfx,
-		    struct kv_rev r, bool *found, struct kv_rev *rev, bool *tomb)
+                    struct kv_rev r, bool *found, struct kv_rev *rev, bool *tomb)
 {
 	struct kv_kbuf t;
 	const char *ik, *iv;
@@ -161,7 +161,7 @@ out:
 }
 
 int kv_view_at(struct kv_view *v, const void *key, size_t klen, int64_t rev, char **raw,
-	       struct kv_rec *rec)
+               struct kv_rec *rec)
 {
 	struct kv_kbuf pfx;
 	rocksdb_iterator_t *it = NULL;
@@ -174,8 +174,8 @@ int kv_view_at(struct kv_view *v, const void *key, size_t klen, int64_t rev, cha
 	if (rc == 0) {
 		it = kv_view_iter(v);
 		rc = it ? index_at(v->kv, it, &pfx, (struct kv_rev){rev, INT64_MAX}, &found, &r,
-				   &tomb)
-			: MOOR_ENOMEM;
+		                   &tomb)
+		        : MOOR_ENOMEM;
 	}
 	if (it)
 		rocksdb_iter_destroy(it);
@@ -188,7 +188,7 @@ int kv_view_at(struct kv_view *v, const void *key, size_t klen, int64_t rev, cha
 }
 
 int kv_visit_latest(struct kv_view *v, const ProtobufCBinaryData *key,
-		    const ProtobufCBinaryData *end, kv_visit_fn fn, void *ctx)
+                    const ProtobufCBinaryData *end, kv_visit_fn fn, void *ctx)
 {
 	struct kv_kbuf k;
 	rocksdb_iterator_t *it;
@@ -247,7 +247,7 @@ int kv_visit_latest(struct kv_view *v, const ProtobufCBinaryData *key,
 
 /* Every live record in [key, end) at revision rev < current, via the index. */
 static int visit_at(struct kv_view *v, const ProtobufCBinaryData *key,
-		    const ProtobufCBinaryData *end, int64_t rev, kv_visit_fn fn, void *ctx)
+                    const ProtobufCBinaryData *end, int64_t rev, kv_visit_fn fn, void *ctx)
 {
 	const struct moor_alloc *a = v->kv->alloc;
 	struct kv_kbuf seek, pfx, ukey;
@@ -283,9 +283,9 @@ static int visit_at(struct kv_view *v, const ProtobufCBinaryData *key,
 		const char *ik = rocksdb_iter_key(it, &kl);
 		struct kv_rev r, found_rev;
 		bool found, tomb;
-		static const unsigned char ff[17] = {
-			0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
-			0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
+		static const unsigned char ff[17] = {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+		                                     0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+		                                     0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
 
 		if (kl < 1 || ik[0] != KV_P_INDEX)
 			break;
@@ -299,7 +299,7 @@ static int visit_at(struct kv_view *v, const ProtobufCBinaryData *key,
 		rc = kv_key_index_prefix(a, &pfx, ukey.p, ukey.len);
 		if (rc == 0)
 			rc = index_at(v->kv, it, &pfx, (struct kv_rev){rev, INT64_MAX}, &found,
-				      &found_rev, &tomb);
+			              &found_rev, &tomb);
 		if (rc == 0 && found && !tomb) {
 			char *raw = NULL;
 			struct kv_rec rec;
@@ -422,22 +422,22 @@ static int sort_cmp(const void *pa, const void *pb, void *arg)
 }
 
 int kv_do_range(struct kv_view *v, const Etcdserverpb__RangeRequest *req, struct kv_arena *ar,
-		Etcdserverpb__RangeResponse *resp)
+                Etcdserverpb__RangeResponse *resp)
 {
 	struct range_acc acc = {.req = req, .ar = ar};
 	int64_t rev = req->revision > 0 ? req->revision : v->rev;
 	bool sorted = req->sort_order != ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__NONE ||
-		      req->sort_target != ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__KEY;
+	              req->sort_target != ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__KEY;
 	bool filtered = req->min_mod_revision > 0 || req->max_mod_revision > 0 ||
-			req->min_create_revision > 0 || req->max_create_revision > 0;
+	                req->min_create_revision > 0 || req->max_create_revision > 0;
 	int rc;
 
 	if (rev > v->rev)
 		return kv_fail(v->kv, MOOR_EFUTUREREV, "kv: revision %lld above current %lld",
-			       (long long)rev, (long long)v->rev);
+		               (long long)rev, (long long)v->rev);
 	if (rev < v->compact_rev)
 		return kv_fail(v->kv, MOOR_ECOMPACTED, "kv: revision %lld below compacted %lld",
-			       (long long)rev, (long long)v->compact_rev);
+		               (long long)rev, (long long)v->compact_rev);
 	/* Only the first limit+1 results matter unless sorting or filtering
 	 * needs them all (as etcd does); the count still covers every key. */
 	if (req->limit > 0 && !sorted && !filtered)
@@ -457,8 +457,8 @@ int kv_do_range(struct kv_view *v, const Etcdserverpb__RangeRequest *req, struct
 		return rc;
 	if (sorted && acc.n > 1) {
 		struct sort_ctx s = {
-			.target = req->sort_target,
-			.desc = req->sort_order == ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__DESCEND,
+		    .target = req->sort_target,
+		    .desc = req->sort_order == ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__DESCEND,
 		};
 
 		qsort_r(acc.kvs, acc.n, sizeof *acc.kvs, sort_cmp, &s);
@@ -474,7 +474,7 @@ int kv_do_range(struct kv_view *v, const Etcdserverpb__RangeRequest *req, struct
 }
 
 int kv_range(struct kv *kv, const Etcdserverpb__RangeRequest *req,
-	     Etcdserverpb__RangeResponse **out)
+             Etcdserverpb__RangeResponse **out)
 {
 	struct kv_view v;
 	struct kv_arena *ar;
@@ -501,7 +501,8 @@ int kv_range(struct kv *kv, const Etcdserverpb__RangeRequest *req,
 			v.kv = kv;
 			v.ro = kv->ro;
 			v.rev = atomic_load_explicit(&kv->rev, memory_order_relaxed);
-			v.compact_rev = atomic_load_explicit(&kv->compact_rev, memory_order_relaxed);
+			v.compact_rev =
+			    atomic_load_explicit(&kv->compact_rev, memory_order_relaxed);
 			rc = kv_do_range(&v, req, ar, resp);
 			atomic_thread_fence(memory_order_acquire);
 			if (atomic_load_explicit(&kv->seq, memory_order_relaxed) != s1) {

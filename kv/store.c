@@ -151,8 +151,8 @@ out:
 	moor_free(kv->alloc, tmp);
 	moor_free(kv->alloc, cur);
 	return rc ? kv_fail(kv, rc, "kv: cannot write CURRENT_DB in %s: %s", kv->path,
-			    moor_strerror(rc))
-		  : 0;
+	                    moor_strerror(rc))
+	          : 0;
 }
 
 /* Remove db-* directories other than the live one (an interrupted restore). */
@@ -230,7 +230,7 @@ static int load_meta(struct kv *kv)
 		return rc;
 	if (v[0] != KV_LAYOUT_VERSION)
 		return kv_fail(kv, MOOR_ECORRUPT, "kv: layout version %llu, expected %d in %s",
-			       (unsigned long long)v[0], KV_LAYOUT_VERSION, kv->db_path);
+		               (unsigned long long)v[0], KV_LAYOUT_VERSION, kv->db_path);
 	rc = get_meta_u64(kv, KV_META_APPLIED, v, 2);
 	if (rc == MOOR_ENOTFOUND)
 		v[0] = v[1] = 0;
@@ -252,7 +252,7 @@ static int load_meta(struct kv *kv)
 	kv->compact_rev = (int64_t)v[0];
 	if (kv->rev < 1 || kv->compact_rev < 0 || kv->compact_rev > kv->rev)
 		return kv_fail(kv, MOOR_ECORRUPT, "kv: bad meta revision=%lld compact=%lld",
-			       (long long)kv->rev, (long long)kv->compact_rev);
+		               (long long)kv->rev, (long long)kv->compact_rev);
 	return 0;
 }
 
@@ -298,11 +298,11 @@ static int make_options(struct kv *kv)
 		return MOOR_ENOMEM;
 	rocksdb_block_based_options_set_block_cache(kv->topts, kv->cache);
 	rocksdb_block_based_options_set_filter_policy(kv->topts,
-						      rocksdb_filterpolicy_create_bloom(10));
+	                                              rocksdb_filterpolicy_create_bloom(10));
 	/* Point gets (current reads, history records) find their entry in a
 	 * data block by hash instead of a binary search. */
 	rocksdb_block_based_options_set_data_block_index_type(
-		kv->topts, rocksdb_block_based_table_data_block_index_type_binary_search_and_hash);
+	    kv->topts, rocksdb_block_based_table_data_block_index_type_binary_search_and_hash);
 	rocksdb_block_based_options_set_data_block_hash_ratio(kv->topts, 0.75);
 	rocksdb_options_set_block_based_table_factory(kv->opts, kv->topts);
 	rocksdb_options_set_create_if_missing(kv->opts, 1);
@@ -388,14 +388,14 @@ int kv_open(const struct kv_config *cfg, struct kv **out)
 		goto err;
 	}
 	moor_log(kv->log, MOOR_LOG_INFO, "kv",
-		 "opened path=%s index=%llu term=%llu revision=%lld compact=%lld", kv->db_path,
-		 (unsigned long long)kv->applied_index, (unsigned long long)kv->applied_term,
-		 (long long)kv->rev, (long long)kv->compact_rev);
+	         "opened path=%s index=%llu term=%llu revision=%lld compact=%lld", kv->db_path,
+	         (unsigned long long)kv->applied_index, (unsigned long long)kv->applied_term,
+	         (long long)kv->rev, (long long)kv->compact_rev);
 	*out = kv;
 	return 0;
 err:
 	moor_log(kv->log, MOOR_LOG_ERROR, "kv", "open failed path=%s: %s", cfg->path,
-		 kv->errmsg[0] ? kv->errmsg : moor_strerror(rc));
+	         kv->errmsg[0] ? kv->errmsg : moor_strerror(rc));
 	kv_close(kv);
 	return rc;
 }
@@ -487,7 +487,7 @@ int kv_view_get(struct kv_view *v, const void *key, size_t klen, char **val, siz
 
 	if (v->wb)
 		*val = rocksdb_writebatch_wi_get_from_batch_and_db(v->wb, v->kv->db, v->ro, key,
-								   klen, vlen, &err);
+		                                                   klen, vlen, &err);
 	else
 		*val = rocksdb_get(v->kv->db, v->ro, key, klen, vlen, &err);
 	if (err)
@@ -554,7 +554,7 @@ static int checkpoint_index(struct kv *kv, const char *dir, uint64_t *index)
 	val = rocksdb_get(db, kv->ro, "mversion", 8, &len, &err);
 	if (err || !val || len != 8 || moor_get_be64((unsigned char *)val) != KV_LAYOUT_VERSION)
 		rc = kv_fail(kv, MOOR_ECORRUPT, "kv: %s has no kv layout version %d", dir,
-			     KV_LAYOUT_VERSION);
+		             KV_LAYOUT_VERSION);
 	rocksdb_free(val);
 	rocksdb_free(err);
 	err = NULL;
@@ -626,8 +626,8 @@ int kv_snapshot_restore(struct kv *kv, const char *dir)
 	if (rc == 0) {
 		rm_tree(old_path);
 		moor_log(kv->log, MOOR_LOG_INFO, "kv",
-			 "restored snapshot index=%llu revision=%lld path=%s",
-			 (unsigned long long)kv->applied_index, (long long)kv->rev, kv->db_path);
+		         "restored snapshot index=%llu revision=%lld path=%s",
+		         (unsigned long long)kv->applied_index, (long long)kv->rev, kv->db_path);
 	}
 	moor_free(kv->alloc, old_path);
 	return rc;

@@ -23,7 +23,7 @@ struct ivset {
 static const ProtobufCBinaryData no_end = {0, NULL};
 
 static int ivset_add(const struct moor_alloc *a, struct ivset *s, const ProtobufCBinaryData *k,
-		     const ProtobufCBinaryData *e)
+                     const ProtobufCBinaryData *e)
 {
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 8;
@@ -40,7 +40,8 @@ static int ivset_add(const struct moor_alloc *a, struct ivset *s, const Protobuf
 
 static int bcmp2(const ProtobufCBinaryData *a, const ProtobufCBinaryData *b)
 {
-	int c = (a->len && b->len) ? memcmp(a->data, b->data, a->len < b->len ? a->len : b->len) : 0;
+	int c =
+	    (a->len && b->len) ? memcmp(a->data, b->data, a->len < b->len ? a->len : b->len) : 0;
 
 	if (c)
 		return c;
@@ -76,7 +77,7 @@ static bool puts_has(const struct ivset *s, const ProtobufCBinaryData *k)
 }
 
 static int check_intervals(struct kv *kv, Etcdserverpb__RequestOp **ops, size_t n,
-			   struct ivset *puts, struct ivset *dels)
+                           struct ivset *puts, struct ivset *dels)
 {
 	const struct moor_alloc *a = kv->alloc;
 	int rc = 0;
@@ -84,7 +85,7 @@ static int check_intervals(struct kv *kv, Etcdserverpb__RequestOp **ops, size_t 
 	for (size_t i = 0; rc == 0 && i < n; i++)
 		if (ops[i]->request_case == ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE)
 			rc = ivset_add(a, dels, &ops[i]->request_delete_range->key,
-				       &ops[i]->request_delete_range->range_end);
+			               &ops[i]->request_delete_range->range_end);
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		struct ivset pt = {0}, dt = {0}, pe = {0}, de = {0};
 		const Etcdserverpb__TxnRequest *t;
@@ -144,8 +145,7 @@ static int check_one(struct kv *kv, const Etcdserverpb__TxnRequest *r, int depth
 		return kv_fail(kv, MOOR_ETOOMANYOPS, "kv: txn nested deeper than 16");
 	if (r->n_compare > (size_t)kv->max_txn_ops || r->n_success > (size_t)kv->max_txn_ops ||
 	    r->n_failure > (size_t)kv->max_txn_ops)
-		return kv_fail(kv, MOOR_ETOOMANYOPS, "kv: txn over %d operations",
-			       kv->max_txn_ops);
+		return kv_fail(kv, MOOR_ETOOMANYOPS, "kv: txn over %d operations", kv->max_txn_ops);
 	for (size_t i = 0; i < r->n_compare; i++) {
 		const Etcdserverpb__Compare *c = r->compare[i];
 
@@ -155,7 +155,7 @@ static int check_one(struct kv *kv, const Etcdserverpb__TxnRequest *r, int depth
 		if ((unsigned)c->result > ETCDSERVERPB__COMPARE__COMPARE_RESULT__NOT_EQUAL ||
 		    (unsigned)c->target > ETCDSERVERPB__COMPARE__COMPARE_TARGET__LEASE)
 			return kv_fail(kv, MOOR_EINVAL, "kv: compare result %d target %d",
-				       c->result, c->target);
+			               c->result, c->target);
 	}
 	rc = check_ops(kv, r->success, r->n_success, depth);
 	return rc ? rc : check_ops(kv, r->failure, r->n_failure, depth);
@@ -221,27 +221,29 @@ static bool compare_rec(const Etcdserverpb__Compare *c, const struct kv_rec *r)
 
 	switch (c->target) {
 	case ETCDSERVERPB__COMPARE__COMPARE_TARGET__VERSION:
-		x = cmp_i64(r->version, c->target_union_case ==
-						ETCDSERVERPB__COMPARE__TARGET_UNION_VERSION
-					    ? c->version
-					    : 0);
+		x = cmp_i64(r->version,
+		            c->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_VERSION
+		                ? c->version
+		                : 0);
 		break;
 	case ETCDSERVERPB__COMPARE__COMPARE_TARGET__CREATE:
-		x = cmp_i64(r->create_rev, c->target_union_case ==
-						   ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION
-					       ? c->create_revision
-					       : 0);
+		x = cmp_i64(r->create_rev,
+		            c->target_union_case ==
+		                    ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION
+		                ? c->create_revision
+		                : 0);
 		break;
 	case ETCDSERVERPB__COMPARE__COMPARE_TARGET__MOD:
-		x = cmp_i64(r->mod.main, c->target_union_case ==
-						 ETCDSERVERPB__COMPARE__TARGET_UNION_MOD_REVISION
-					     ? c->mod_revision
-					     : 0);
+		x = cmp_i64(r->mod.main,
+		            c->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_MOD_REVISION
+		                ? c->mod_revision
+		                : 0);
 		break;
 	case ETCDSERVERPB__COMPARE__COMPARE_TARGET__LEASE:
-		x = cmp_i64(r->lease, c->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_LEASE
-					      ? c->lease
-					      : 0);
+		x = cmp_i64(r->lease,
+		            c->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_LEASE
+		                ? c->lease
+		                : 0);
 		break;
 	default: {
 		ProtobufCBinaryData v = {0, NULL}, rv = {r->value_len, (uint8_t *)r->value};
@@ -294,7 +296,7 @@ static int eval_compare(struct req_ctx *q, const Etcdserverpb__Compare *c, bool 
 
 		memset(&zero, 0, sizeof zero);
 		acc.ok = c->target != ETCDSERVERPB__COMPARE__COMPARE_TARGET__VALUE &&
-			 compare_rec(c, &zero);
+		         compare_rec(c, &zero);
 	}
 	*ok = acc.ok;
 	return 0;
@@ -303,7 +305,7 @@ static int eval_compare(struct req_ctx *q, const Etcdserverpb__Compare *c, bool 
 /* ---- execution ------------------------------------------------------------------ */
 
 int kv_txn_exec(struct req_ctx *q, const Etcdserverpb__TxnRequest *r,
-		Etcdserverpb__TxnResponse *resp)
+                Etcdserverpb__TxnResponse *resp)
 {
 	Etcdserverpb__RequestOp **ops;
 	size_t n;
@@ -358,7 +360,8 @@ int kv_txn_exec(struct req_ctx *q, const Etcdserverpb__TxnRequest *r,
 			if (!dr)
 				return MOOR_ENOMEM;
 			etcdserverpb__delete_range_response__init(dr);
-			ro->response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_DELETE_RANGE;
+			ro->response_case =
+			    ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_DELETE_RANGE;
 			ro->response_delete_range = dr;
 			rc = kv_txn_delete(q, ops[i]->request_delete_range, dr);
 			break;

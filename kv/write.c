@@ -203,7 +203,6 @@ int kv_batch_commit(struct kv *kv, uint64_t last_index, uint64_t term)
 
 /* ---- one request ----------------------------------------------------------- */
 
-
 /* Returns 1 when the entry must be skipped (already applied). */
 static int req_start(struct kv *kv, uint64_t index, struct req_ctx *q)
 {
@@ -274,7 +273,7 @@ static int add_event(struct kv *kv, const struct kv_rec *rec, const struct kv_re
 		return MOOR_ENOMEM;
 	mvccpb__event__init(ev);
 	ev->type = (rec->flags & KV_REC_TOMB) ? MVCCPB__EVENT__EVENT_TYPE__DELETE
-					      : MVCCPB__EVENT__EVENT_TYPE__PUT;
+	                                      : MVCCPB__EVENT__EVENT_TYPE__PUT;
 	ev->kv = kv_arena_kv(kv->ev_arena, rec, false);
 	if (!ev->kv)
 		return MOOR_ENOMEM;
@@ -381,7 +380,7 @@ static int lease_exists(struct req_ctx *q, int64_t id)
 	kv_kbuf_free(q->kv->alloc, &k);
 	if (rc == MOOR_ENOTFOUND)
 		return kv_fail(q->kv, MOOR_ELEASENOTFOUND, "kv: lease %lld not found",
-			       (long long)id);
+		               (long long)id);
 	return rc;
 }
 
@@ -391,7 +390,7 @@ static int check_put(struct kv *kv, const Etcdserverpb__PutRequest *r)
 		return kv_fail(kv, MOOR_EEMPTYKEY, "kv: put with an empty key");
 	if (r->key.len > kv->max_key || r->value.len > kv->max_value)
 		return kv_fail(kv, MOOR_ETOOLARGE, "kv: put of %zu+%zu bytes over the limit",
-			       r->key.len, r->value.len);
+		               r->key.len, r->value.len);
 	if (r->ignore_value && r->value.len)
 		return kv_fail(kv, MOOR_EVALUEPROVIDED, "kv: value given with ignore_value");
 	if (r->ignore_lease && r->lease)
@@ -400,7 +399,7 @@ static int check_put(struct kv *kv, const Etcdserverpb__PutRequest *r)
 }
 
 static int do_put(struct req_ctx *q, const Etcdserverpb__PutRequest *r,
-		  Etcdserverpb__PutResponse *resp)
+                  Etcdserverpb__PutResponse *resp)
 {
 	struct kv *kv = q->kv;
 	struct kv_rec prev, rec;
@@ -412,7 +411,8 @@ static int do_put(struct req_ctx *q, const Etcdserverpb__PutRequest *r,
 		return rc;
 	has_prev = rc == 0;
 	if ((r->ignore_value || r->ignore_lease) && !has_prev) {
-		rc = kv_fail(kv, MOOR_EKEYNOTFOUND, "kv: ignore_value/ignore_lease on a missing key");
+		rc = kv_fail(kv, MOOR_EKEYNOTFOUND,
+		             "kv: ignore_value/ignore_lease on a missing key");
 		goto out;
 	}
 	memset(&rec, 0, sizeof rec);
@@ -511,7 +511,7 @@ static void del_acc_free(struct del_acc *d)
 }
 
 static int do_delete(struct req_ctx *q, const Etcdserverpb__DeleteRangeRequest *r,
-		     Etcdserverpb__DeleteRangeResponse *resp)
+                     Etcdserverpb__DeleteRangeResponse *resp)
 {
 	struct del_acc d = {.q = q};
 	int rc = kv_visit_latest(&q->view, &r->key, &r->range_end, del_visit, &d);
@@ -545,20 +545,20 @@ static int check_delete(struct kv *kv, const Etcdserverpb__DeleteRangeRequest *r
 
 /* ---- public write calls ------------------------------------------------------ */
 
-#define BEGIN_REQ(kv, index, out, T, init)                                                       \
-	struct req_ctx q;                                                                        \
-	T *resp;                                                                                 \
-	int rc;                                                                                  \
-	*(out) = NULL;                                                                           \
-	if (req_start((kv), (index), &q))                                                        \
-		return 0;                                                                        \
-	resp = kv_arena_new_root((kv)->alloc, sizeof *resp, &q.ar);                              \
-	if (!resp)                                                                               \
-		return req_end(&q, MOOR_ENOMEM);                                                 \
+#define BEGIN_REQ(kv, index, out, T, init)                          \
+	struct req_ctx q;                                           \
+	T *resp;                                                    \
+	int rc;                                                     \
+	*(out) = NULL;                                              \
+	if (req_start((kv), (index), &q))                           \
+		return 0;                                           \
+	resp = kv_arena_new_root((kv)->alloc, sizeof *resp, &q.ar); \
+	if (!resp)                                                  \
+		return req_end(&q, MOOR_ENOMEM);                    \
 	init(resp)
 
 static int finish(struct req_ctx *q, int rc, void *resp, Etcdserverpb__ResponseHeader **hdr,
-		  void **out)
+                  void **out)
 {
 	if (rc == 0) {
 		*hdr = kv_arena_header(q->ar, q->sub > 0 ? q->main : q->kv->b_rev);
@@ -575,7 +575,7 @@ static int finish(struct req_ctx *q, int rc, void *resp, Etcdserverpb__ResponseH
 }
 
 int kv_batch_put(struct kv *kv, uint64_t index, const Etcdserverpb__PutRequest *req,
-		 Etcdserverpb__PutResponse **out)
+                 Etcdserverpb__PutResponse **out)
 {
 	BEGIN_REQ(kv, index, out, Etcdserverpb__PutResponse, etcdserverpb__put_response__init);
 	rc = check_put(kv, req);
@@ -585,11 +585,11 @@ int kv_batch_put(struct kv *kv, uint64_t index, const Etcdserverpb__PutRequest *
 }
 
 int kv_batch_delete_range(struct kv *kv, uint64_t index,
-			  const Etcdserverpb__DeleteRangeRequest *req,
-			  Etcdserverpb__DeleteRangeResponse **out)
+                          const Etcdserverpb__DeleteRangeRequest *req,
+                          Etcdserverpb__DeleteRangeResponse **out)
 {
 	BEGIN_REQ(kv, index, out, Etcdserverpb__DeleteRangeResponse,
-		  etcdserverpb__delete_range_response__init);
+	          etcdserverpb__delete_range_response__init);
 	rc = check_delete(kv, req);
 	if (rc == 0)
 		rc = do_delete(&q, req, resp);
@@ -597,16 +597,17 @@ int kv_batch_delete_range(struct kv *kv, uint64_t index,
 }
 
 int kv_batch_compact(struct kv *kv, uint64_t index, const Etcdserverpb__CompactionRequest *req,
-		     Etcdserverpb__CompactionResponse **out)
+                     Etcdserverpb__CompactionResponse **out)
 {
 	BEGIN_REQ(kv, index, out, Etcdserverpb__CompactionResponse,
-		  etcdserverpb__compaction_response__init);
+	          etcdserverpb__compaction_response__init);
 	if (req->revision <= kv->b_compact)
-		rc = kv_fail(kv, MOOR_ECOMPACTED, "kv: compaction at %lld, already compacted at %lld",
-			     (long long)req->revision, (long long)kv->b_compact);
+		rc = kv_fail(kv, MOOR_ECOMPACTED,
+		             "kv: compaction at %lld, already compacted at %lld",
+		             (long long)req->revision, (long long)kv->b_compact);
 	else if (req->revision > kv->b_rev)
 		rc = kv_fail(kv, MOOR_EFUTUREREV, "kv: compaction at %lld above revision %lld",
-			     (long long)req->revision, (long long)kv->b_rev);
+		             (long long)req->revision, (long long)kv->b_rev);
 	else {
 		kv->b_compact = req->revision;
 		rc = 0;
@@ -615,13 +616,13 @@ int kv_batch_compact(struct kv *kv, uint64_t index, const Etcdserverpb__Compacti
 }
 
 int kv_batch_lease_grant(struct kv *kv, uint64_t index, const Etcdserverpb__LeaseGrantRequest *req,
-			 Etcdserverpb__LeaseGrantResponse **out)
+                         Etcdserverpb__LeaseGrantResponse **out)
 {
 	struct kv_kbuf k;
 	unsigned char ttl[8];
 
 	BEGIN_REQ(kv, index, out, Etcdserverpb__LeaseGrantResponse,
-		  etcdserverpb__lease_grant_response__init);
+	          etcdserverpb__lease_grant_response__init);
 	kv_kbuf_init(&k);
 	if (req->id <= 0 || req->ttl <= 0) {
 		rc = kv_fail(kv, MOOR_EINVAL, "kv: lease grant needs ID > 0 and TTL > 0");
@@ -629,7 +630,7 @@ int kv_batch_lease_grant(struct kv *kv, uint64_t index, const Etcdserverpb__Leas
 		rc = lease_exists(&q, req->id);
 		if (rc == 0)
 			rc = kv_fail(kv, MOOR_ELEASEEXISTS, "kv: lease %lld exists",
-				     (long long)req->id);
+			             (long long)req->id);
 		else if (rc == MOOR_ELEASENOTFOUND)
 			rc = kv_key_lease(kv->alloc, &k, req->id);
 	}
@@ -644,15 +645,15 @@ int kv_batch_lease_grant(struct kv *kv, uint64_t index, const Etcdserverpb__Leas
 }
 
 int kv_batch_lease_revoke(struct kv *kv, uint64_t index,
-			  const Etcdserverpb__LeaseRevokeRequest *req,
-			  Etcdserverpb__LeaseRevokeResponse **out)
+                          const Etcdserverpb__LeaseRevokeRequest *req,
+                          Etcdserverpb__LeaseRevokeResponse **out)
 {
 	struct kv_kbuf k, pfx;
 	struct del_acc d;
 	rocksdb_iterator_t *it = NULL;
 
 	BEGIN_REQ(kv, index, out, Etcdserverpb__LeaseRevokeResponse,
-		  etcdserverpb__lease_revoke_response__init);
+	          etcdserverpb__lease_revoke_response__init);
 	kv_kbuf_init(&k);
 	kv_kbuf_init(&pfx);
 	d = (struct del_acc){.q = &q};
@@ -680,7 +681,7 @@ int kv_batch_lease_revoke(struct kv *kv, uint64_t index,
 			rc = del_visit(&d, &rec);
 		else if (rc == MOOR_ENOTFOUND)
 			rc = kv_fail(kv, MOOR_ECORRUPT, "kv: lease %lld attaches a missing key",
-				     (long long)req->id);
+			             (long long)req->id);
 		rocksdb_free(raw);
 	}
 	if (it)
@@ -702,8 +703,7 @@ int kv_batch_lease_revoke(struct kv *kv, uint64_t index,
 	return finish(&q, rc, resp, &resp->header, (void **)out);
 }
 
-int kv_batch_meta_put(struct kv *kv, uint64_t index, const char *name, const void *val,
-		      size_t len)
+int kv_batch_meta_put(struct kv *kv, uint64_t index, const char *name, const void *val, size_t len)
 {
 	struct req_ctx q;
 	struct kv_kbuf k;
@@ -714,7 +714,7 @@ int kv_batch_meta_put(struct kv *kv, uint64_t index, const char *name, const voi
 	kv_kbuf_init(&k);
 	if (!name || strlen(name) == 0 || strlen(name) > KV_MAX_META_NAME_BYTES)
 		rc = kv_fail(kv, MOOR_EINVAL, "kv: meta name must be 1..%d bytes",
-			     KV_MAX_META_NAME_BYTES);
+		             KV_MAX_META_NAME_BYTES);
 	else if (len > kv->max_value)
 		rc = kv_fail(kv, MOOR_ETOOLARGE, "kv: meta record of %zu bytes", len);
 	else
@@ -734,13 +734,13 @@ int kv_batch_meta_put(struct kv *kv, uint64_t index, const char *name, const voi
 /* ---- txn (txn.c) -------------------------------------------------------------- */
 
 int kv_txn_put(struct req_ctx *q, const Etcdserverpb__PutRequest *r,
-	       Etcdserverpb__PutResponse *resp)
+               Etcdserverpb__PutResponse *resp)
 {
 	return do_put(q, r, resp);
 }
 
 int kv_txn_delete(struct req_ctx *q, const Etcdserverpb__DeleteRangeRequest *r,
-		  Etcdserverpb__DeleteRangeResponse *resp)
+                  Etcdserverpb__DeleteRangeResponse *resp)
 {
 	return do_delete(q, r, resp);
 }
@@ -756,7 +756,7 @@ int kv_txn_check_delete(struct kv *kv, const Etcdserverpb__DeleteRangeRequest *r
 }
 
 int kv_batch_txn(struct kv *kv, uint64_t index, const Etcdserverpb__TxnRequest *req,
-		 Etcdserverpb__TxnResponse **out)
+                 Etcdserverpb__TxnResponse **out)
 {
 	BEGIN_REQ(kv, index, out, Etcdserverpb__TxnResponse, etcdserverpb__txn_response__init);
 	rc = kv_txn_check(kv, req);

@@ -71,7 +71,7 @@ static uint64_t rnd(void)
 static size_t make_key(char *buf, uint64_t i)
 {
 	int n = snprintf(buf, 40, "%04llu/%07llu", (unsigned long long)(i / 1000),
-			 (unsigned long long)i);
+	                 (unsigned long long)i);
 	size_t len = 12 + (size_t)((i * 2654435761u) % 21); /* 12..32 */
 
 	while ((size_t)n < len)
@@ -93,9 +93,11 @@ static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ft
 	return remove(p);
 }
 
+static size_t cache_bytes; /* 0: kv's default; MOOR_KV_CACHE_MB sets it */
+
 static struct kv *open_store(const char *path)
 {
-	struct kv_config cfg = {.path = path};
+	struct kv_config cfg = {.path = path, .block_cache_bytes = cache_bytes};
 	struct kv *kv;
 	int rc = kv_open(&cfg, &kv);
 
@@ -280,6 +282,8 @@ int main(int argc, char **argv)
 	struct kv *kv;
 	FILE *p;
 
+	if (getenv("MOOR_KV_CACHE_MB"))
+		cache_bytes = strtoull(getenv("MOOR_KV_CACHE_MB"), NULL, 0) << 20;
 	if (argc == 4 && strcmp(argv[1], "--reopen") == 0)
 		return reopen_child(argv[2], strtoull(argv[3], NULL, 0));
 	if (argc == 3 && strcmp(argv[1], "--puts") == 0) {
@@ -293,6 +297,23 @@ int main(int argc, char **argv)
 
 		printf("puts/s applied, batches of 1000: %.0f (%.0f per CPU-second)\n", r.wall,
 		       r.cpu);
+		kv_close(kv);
+		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		return 0;
+	}
+	if (argc == 3 && strcmp(argv[1], "--reads") == 0) {
+		/* current single-key reads alone, for profiling */
+		struct rate r;
+
+		nkeys = strtoull(argv[2], NULL, 0);
+		if (!mkdtemp(dir))
+			die("mkdtemp", MOOR_EINVAL);
+		snprintf(path, sizeof path, "%s/kv", dir);
+		kv = open_store(path);
+		load(kv, 0, nkeys, 1000);
+		kv_flush(kv, NULL);
+		r = point_reads(kv, nkeys, 1000000, 0);
+		printf("single-key range/s: %.0f (%.0f per CPU-second)\n", r.wall, r.cpu);
 		kv_close(kv);
 		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 		return 0;
@@ -323,7 +344,7 @@ int main(int argc, char **argv)
 	kv_close(kv);
 
 	snprintf(cmd, sizeof cmd, "/proc/%d/exe --reopen %s %llu", (int)getpid(), path,
-		 (unsigned long long)nkeys);
+	         (unsigned long long)nkeys);
 	p = popen(cmd, "r");
 	if (!p || fscanf(p, "%lf %ld %lld", &open_s, &rss, &rev_seen) != 3)
 		die("reopen child", MOOR_EINVAL);

@@ -199,8 +199,7 @@ static Etcdserverpb__Compare *gen_compare(struct rng *r, const struct model *m)
 
 static Etcdserverpb__TxnRequest *gen_txn(struct rng *r, const struct model *m, int depth);
 
-static Etcdserverpb__RequestOp **gen_ops(struct rng *r, const struct model *m, int depth,
-					 size_t *n)
+static Etcdserverpb__RequestOp **gen_ops(struct rng *r, const struct model *m, int depth, size_t *n)
 {
 	Etcdserverpb__RequestOp **ops;
 

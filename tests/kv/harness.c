@@ -55,11 +55,11 @@ static void events_clear(struct harness *h)
 int harness_reopen(struct harness *h)
 {
 	struct kv_config cfg = {
-		.path = h->store,
-		.on_events = on_events,
-		.events_ctx = h,
-		.write_buffer_bytes = h->write_buffer_bytes,
-		.block_cache_bytes = 8u << 20,
+	    .path = h->store,
+	    .on_events = on_events,
+	    .events_ctx = h,
+	    .write_buffer_bytes = h->write_buffer_bytes,
+	    .block_cache_bytes = 8u << 20,
 	};
 
 	if (h->kv)
@@ -98,7 +98,7 @@ static bool same_rc(struct harness *h, const char *what, int krc, int mrc)
 	if (krc == mrc)
 		return true;
 	fprintf(stderr, "%s%s: store returned %d (%s: %s), model %d (%s)\n", h->where, what, krc,
-		moor_errname(krc), kv_errmsg(h->kv), mrc, moor_errname(mrc));
+	        moor_errname(krc), kv_errmsg(h->kv), mrc, moor_errname(mrc));
 	return false;
 }
 
@@ -120,7 +120,7 @@ static bool apply_replay(struct harness *h, const struct gen_op *op, uint64_t in
 		break;
 	case GEN_DELETE:
 		krc = kv_batch_delete_range(h->kv, index, op->del,
-					    (Etcdserverpb__DeleteRangeResponse **)&k);
+		                            (Etcdserverpb__DeleteRangeResponse **)&k);
 		model_delete(&h->m, op->del, (Etcdserverpb__DeleteRangeResponse **)&mm);
 		break;
 	case GEN_TXN:
@@ -141,7 +141,7 @@ static bool apply_replay(struct harness *h, const struct gen_op *op, uint64_t in
 		req.id = op->lease_id;
 		req.ttl = op->lease_ttl;
 		krc = kv_batch_lease_grant(h->kv, index, &req,
-					   (Etcdserverpb__LeaseGrantResponse **)&k);
+		                           (Etcdserverpb__LeaseGrantResponse **)&k);
 		model_lease_grant(&h->m, op->lease_id, op->lease_ttl);
 		break;
 	}
@@ -150,7 +150,7 @@ static bool apply_replay(struct harness *h, const struct gen_op *op, uint64_t in
 
 		req.id = op->lease_id;
 		krc = kv_batch_lease_revoke(h->kv, index, &req,
-					    (Etcdserverpb__LeaseRevokeResponse **)&k);
+		                            (Etcdserverpb__LeaseRevokeResponse **)&k);
 		model_lease_revoke(&h->m, op->lease_id, (Etcdserverpb__LeaseRevokeResponse **)&mm);
 		break;
 	}
@@ -159,7 +159,7 @@ static bool apply_replay(struct harness *h, const struct gen_op *op, uint64_t in
 		protobuf_c_message_free_unpacked(mm, NULL);
 	if (krc != 0 || k != NULL) {
 		fprintf(stderr, "%sreplayed index %llu was not ignored (rc %d)\n", h->where,
-			(unsigned long long)index, krc);
+		        (unsigned long long)index, krc);
 		kv_response_free(krc == 0 ? k : NULL);
 		return false;
 	}
@@ -197,7 +197,7 @@ bool harness_apply(struct harness *h, const struct gen_op *op, bool model)
 			mrc = model_delete(&h->m, op->del, &mm);
 			ok = same_rc(h, "delete", krc, mrc) &&
 			     msg_equal("delete response", k ? &k->base : NULL,
-				       mm ? &mm->base : NULL);
+			               mm ? &mm->base : NULL);
 		}
 		kv_response_free(k);
 		pfree(mm);
@@ -229,7 +229,7 @@ bool harness_apply(struct harness *h, const struct gen_op *op, bool model)
 			ok = same_rc(h, "compact", krc, mrc);
 			if (ok && k && k->header->revision != h->m.rev) {
 				fprintf(stderr, "compact header revision %lld, model %lld\n",
-					(long long)k->header->revision, (long long)h->m.rev);
+				        (long long)k->header->revision, (long long)h->m.rev);
 				ok = false;
 			}
 		}
@@ -246,8 +246,9 @@ bool harness_apply(struct harness *h, const struct gen_op *op, bool model)
 		if (model) {
 			mrc = model_lease_grant(&h->m, op->lease_id, op->lease_ttl);
 			ok = same_rc(h, "lease grant", krc, mrc);
-			if (ok && k && (k->id != req.id || k->ttl != req.ttl ||
-					k->header->revision != h->m.rev))
+			if (ok && k &&
+			    (k->id != req.id || k->ttl != req.ttl ||
+			     k->header->revision != h->m.rev))
 				ok = false;
 		}
 		kv_response_free(k);
@@ -263,7 +264,7 @@ bool harness_apply(struct harness *h, const struct gen_op *op, bool model)
 			mrc = model_lease_revoke(&h->m, op->lease_id, &mm);
 			ok = same_rc(h, "lease revoke", krc, mrc) &&
 			     msg_equal("revoke response", k ? &k->base : NULL,
-				       mm ? &mm->base : NULL);
+			               mm ? &mm->base : NULL);
 		}
 		kv_response_free(k);
 		pfree(mm);
@@ -292,7 +293,7 @@ bool harness_commit(struct harness *h, uint64_t last_index, bool model)
 	} else if (model) {
 		if (h->nev != h->m.nev) {
 			fprintf(stderr, "%sbatch events: store %zu, model %zu\n", h->where, h->nev,
-				h->m.nev);
+			        h->m.nev);
 			ok = false;
 		}
 		for (size_t i = 0; ok && i < h->nev; i++) {
@@ -312,7 +313,7 @@ static bool check_range(struct harness *h, const Etcdserverpb__RangeRequest *req
 	Etcdserverpb__RangeResponse *k = NULL, *mm = NULL;
 	int krc = kv_range(h->kv, req, &k), mrc = model_range(&h->m, req, &mm);
 	bool ok = same_rc(h, "range", krc, mrc) &&
-		  msg_equal("range response", k ? &k->base : NULL, mm ? &mm->base : NULL);
+	          msg_equal("range response", k ? &k->base : NULL, mm ? &mm->base : NULL);
 
 	kv_response_free(k);
 	pfree(mm);
@@ -332,8 +333,8 @@ bool harness_check_state(struct harness *h)
 	kv_status(h->kv, &st);
 	if (st.revision != h->m.rev || st.compact_revision != h->m.compact) {
 		fprintf(stderr, "%sstatus: revision %lld compact %lld, model %lld %lld\n", h->where,
-			(long long)st.revision, (long long)st.compact_revision,
-			(long long)h->m.rev, (long long)h->m.compact);
+		        (long long)st.revision, (long long)st.compact_revision, (long long)h->m.rev,
+		        (long long)h->m.compact);
 		ok = false;
 	}
 	if (kv_lease_leases(h->kv, &ll) != 0) {
@@ -342,7 +343,7 @@ bool harness_check_state(struct harness *h)
 	}
 	if (ll->n_leases != h->m.nleases) {
 		fprintf(stderr, "%sleases: store %zu, model %zu\n", h->where, ll->n_leases,
-			h->m.nleases);
+		        h->m.nleases);
 		ok = false;
 	}
 	for (size_t i = 0; ok && i < ll->n_leases; i++)
@@ -364,11 +365,12 @@ static bool check_history(struct harness *h, int64_t from, size_t max, bool prev
 
 	if (ok && krc == 0) {
 		if (kh.n_events != mn || kh.next_rev != mnext) {
-			fprintf(stderr,
-				"%shistory from %lld max %zu: store %zu events next %lld, model %zu "
-				"next %lld\n",
-				h->where, (long long)from, max, kh.n_events, (long long)kh.next_rev,
-				mn, (long long)mnext);
+			fprintf(
+			    stderr,
+			    "%shistory from %lld max %zu: store %zu events next %lld, model %zu "
+			    "next %lld\n",
+			    h->where, (long long)from, max, kh.n_events, (long long)kh.next_rev, mn,
+			    (long long)mnext);
 			ok = false;
 		}
 		for (size_t i = 0; ok && i < mn; i++)
@@ -376,7 +378,7 @@ static bool check_history(struct harness *h, int64_t from, size_t max, bool prev
 	}
 	if (krc == MOOR_ECOMPACTED && kh.compact_revision != h->m.compact) {
 		fprintf(stderr, "%shistory compacted at %lld, model %lld\n", h->where,
-			(long long)kh.compact_revision, (long long)h->m.compact);
+		        (long long)kh.compact_revision, (long long)h->m.compact);
 		ok = false;
 	}
 	if (krc == 0)
@@ -419,7 +421,7 @@ void harness_print_txn(const Etcdserverpb__TxnRequest *t, int depth)
 {
 	for (size_t i = 0; i < t->n_compare; i++) {
 		fprintf(stderr, "%*scompare target %d result %d key ", depth * 2, "",
-			t->compare[i]->target, t->compare[i]->result);
+		        t->compare[i]->target, t->compare[i]->result);
 		print_bytes(&t->compare[i]->key);
 		fprintf(stderr, " end ");
 		print_bytes(&t->compare[i]->range_end);

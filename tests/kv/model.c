@@ -11,10 +11,10 @@
 #include <string.h>
 
 const char *const model_key_str[MODEL_NKEYS] = {
-	"a",  "a\0",  "a\0b", "a/", "a/1", "a/2", "a/3", "ab",      "abc",  "b", "b\xff", "ba",
-	"bb", "c",    "c/x",  "c/y", "d",  "foo", "foo/bar", "foo0", "x",   "y", "\x01",  "\xff\xff"};
+    "a",  "a\0", "a\0b", "a/",  "a/1", "a/2", "a/3",     "ab",   "abc", "b", "b\xff", "ba",
+    "bb", "c",   "c/x",  "c/y", "d",   "foo", "foo/bar", "foo0", "x",   "y", "\x01",  "\xff\xff"};
 const size_t model_key_len[MODEL_NKEYS] = {1, 2, 3, 2, 3, 3, 3, 2, 3, 1, 2, 2,
-					   2, 1, 3, 3, 1, 3, 7, 4, 1, 1, 1, 2};
+                                           2, 1, 3, 3, 1, 3, 7, 4, 1, 1, 1, 2};
 
 static int bcmp_(const uint8_t *a, size_t al, const uint8_t *b, size_t bl)
 {
@@ -97,7 +97,7 @@ static struct mver *at(struct mkey *k, int64_t r)
 }
 
 static bool in_range(const struct mkey *k, const ProtobufCBinaryData *key,
-		     const ProtobufCBinaryData *end)
+                     const ProtobufCBinaryData *end)
 {
 	int c = bcmp_(k->key, k->klen, key->data, key->len);
 
@@ -155,7 +155,8 @@ static int sort_target, sort_desc;
 
 static int kv_sort_cmp(const void *x, const void *y)
 {
-	const Mvccpb__KeyValue *a = *(Mvccpb__KeyValue *const *)x, *b = *(Mvccpb__KeyValue *const *)y;
+	const Mvccpb__KeyValue *a = *(Mvccpb__KeyValue *const *)x,
+	                       *b = *(Mvccpb__KeyValue *const *)y;
 	int kc = bcmp_(a->key.data, a->key.len, b->key.data, b->key.len), c;
 
 	switch (sort_target) {
@@ -181,7 +182,7 @@ static int kv_sort_cmp(const void *x, const void *y)
 }
 
 static int range_in(struct model *m, const Etcdserverpb__RangeRequest *r, int64_t cur,
-		    Etcdserverpb__RangeResponse *resp)
+                    Etcdserverpb__RangeResponse *resp)
 {
 	int rc = check_range(&r->key, &r->range_end);
 	int64_t rv;
@@ -233,7 +234,7 @@ static int range_in(struct model *m, const Etcdserverpb__RangeRequest *r, int64_
 }
 
 int model_range(struct model *m, const Etcdserverpb__RangeRequest *r,
-		Etcdserverpb__RangeResponse **out)
+                Etcdserverpb__RangeResponse **out)
 {
 	Etcdserverpb__RangeResponse *resp = xmalloc(sizeof *resp);
 	int rc;
@@ -280,7 +281,7 @@ static void undo_apply(struct model *m, const struct undo *u)
 }
 
 static void push_event(struct model *m, const struct mkey *k, const struct mver *v,
-		       const struct mver *prev)
+                       const struct mver *prev)
 {
 	Mvccpb__Event *e = xmalloc(sizeof *e);
 
@@ -330,7 +331,7 @@ static int check_put(const Etcdserverpb__PutRequest *r)
 }
 
 static int put_in(struct model *m, const Etcdserverpb__PutRequest *r, int64_t main, int64_t *sub,
-		  Etcdserverpb__PutResponse *resp)
+                  Etcdserverpb__PutResponse *resp)
 {
 	struct mkey *k = find_key(m, r->key.data, r->key.len);
 	struct mver *prev, *v, pcopy;
@@ -377,7 +378,7 @@ static void delete_key(struct model *m, struct mkey *k, int64_t main, int64_t *s
 }
 
 static int delete_in(struct model *m, const Etcdserverpb__DeleteRangeRequest *r, int64_t main,
-		     int64_t *sub, Etcdserverpb__DeleteRangeResponse *resp)
+                     int64_t *sub, Etcdserverpb__DeleteRangeResponse *resp)
 {
 	int rc = check_range(&r->key, &r->range_end);
 
@@ -391,7 +392,7 @@ static int delete_in(struct model *m, const Etcdserverpb__DeleteRangeRequest *r,
 			continue;
 		if (r->prev_kv) {
 			resp->prev_kvs = realloc(resp->prev_kvs,
-						 (resp->n_prev_kvs + 1) * sizeof *resp->prev_kvs);
+			                         (resp->n_prev_kvs + 1) * sizeof *resp->prev_kvs);
 			resp->prev_kvs[resp->n_prev_kvs++] = mk_kv(k, v, false);
 		}
 		resp->deleted++;
@@ -400,8 +401,7 @@ static int delete_in(struct model *m, const Etcdserverpb__DeleteRangeRequest *r,
 	return 0;
 }
 
-int model_put(struct model *m, const Etcdserverpb__PutRequest *r,
-	      Etcdserverpb__PutResponse **out)
+int model_put(struct model *m, const Etcdserverpb__PutRequest *r, Etcdserverpb__PutResponse **out)
 {
 	Etcdserverpb__PutResponse *resp = xmalloc(sizeof *resp);
 	struct undo u;
@@ -425,7 +425,7 @@ int model_put(struct model *m, const Etcdserverpb__PutRequest *r,
 }
 
 int model_delete(struct model *m, const Etcdserverpb__DeleteRangeRequest *r,
-		 Etcdserverpb__DeleteRangeResponse **out)
+                 Etcdserverpb__DeleteRangeResponse **out)
 {
 	Etcdserverpb__DeleteRangeResponse *resp = xmalloc(sizeof *resp);
 	int64_t sub = 0;
@@ -462,14 +462,15 @@ static int ops_check(struct model *m, Etcdserverpb__RequestOp **ops, size_t n)
 			rc = check_range(&q->key, &q->range_end);
 			if (rc == 0 && q->limit < 0)
 				rc = MOOR_ELIMIT;
-			if (rc == 0 && ((unsigned)q->sort_order > 2 || (unsigned)q->sort_target > 4))
+			if (rc == 0 &&
+			    ((unsigned)q->sort_order > 2 || (unsigned)q->sort_target > 4))
 				rc = MOOR_ESORT;
 		} else if (o->request_case == ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT) {
 			rc = check_put(o->request_put);
 		} else if (o->request_case ==
-			   ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE) {
+		           ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE) {
 			rc = check_range(&o->request_delete_range->key,
-					 &o->request_delete_range->range_end);
+			                 &o->request_delete_range->range_end);
 		} else {
 			rc = txn_check(m, o->request_txn);
 		}
@@ -498,7 +499,7 @@ static int txn_check(struct model *m, const Etcdserverpb__TxnRequest *r)
 typedef uint32_t kset;
 
 static kset range_set(struct model *m, const ProtobufCBinaryData *key,
-		      const ProtobufCBinaryData *end)
+                      const ProtobufCBinaryData *end)
 {
 	kset s = 0;
 
@@ -509,13 +510,13 @@ static kset range_set(struct model *m, const ProtobufCBinaryData *key,
 }
 
 static int intervals(struct model *m, Etcdserverpb__RequestOp **ops, size_t n, kset *puts,
-		     kset *dels)
+                     kset *dels)
 {
 	*puts = *dels = 0;
 	for (size_t i = 0; i < n; i++)
 		if (ops[i]->request_case == ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE)
 			*dels |= range_set(m, &ops[i]->request_delete_range->key,
-					   &ops[i]->request_delete_range->range_end);
+			                   &ops[i]->request_delete_range->range_end);
 	for (size_t i = 0; i < n; i++) {
 		kset pt, dt, pe, de;
 		const Etcdserverpb__TxnRequest *t;
@@ -557,9 +558,10 @@ static bool cmp_one(const Etcdserverpb__Compare *c, const struct mver *v)
 		v = &zero;
 	switch (c->target) {
 	case ETCDSERVERPB__COMPARE__COMPARE_TARGET__VALUE: {
-		const uint8_t *cd = c->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_VALUE
-					    ? c->value.data
-					    : NULL;
+		const uint8_t *cd =
+		    c->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_VALUE
+		        ? c->value.data
+		        : NULL;
 		size_t cl = cd ? c->value.len : 0;
 
 		x = bcmp_(v->val, v->vlen, cd, cl);
@@ -567,23 +569,25 @@ static bool cmp_one(const Etcdserverpb__Compare *c, const struct mver *v)
 	}
 	case ETCDSERVERPB__COMPARE__COMPARE_TARGET__VERSION:
 		a = v->version;
-		b = c->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_VERSION ? c->version : 0;
+		b = c->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_VERSION ? c->version
+		                                                                        : 0;
 		break;
 	case ETCDSERVERPB__COMPARE__COMPARE_TARGET__CREATE:
 		a = v->create;
 		b = c->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION
-			    ? c->create_revision
-			    : 0;
+		        ? c->create_revision
+		        : 0;
 		break;
 	case ETCDSERVERPB__COMPARE__COMPARE_TARGET__MOD:
 		a = v->main;
 		b = c->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_MOD_REVISION
-			    ? c->mod_revision
-			    : 0;
+		        ? c->mod_revision
+		        : 0;
 		break;
 	default:
 		a = v->lease;
-		b = c->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_LEASE ? c->lease : 0;
+		b = c->target_union_case == ETCDSERVERPB__COMPARE__TARGET_UNION_LEASE ? c->lease
+		                                                                      : 0;
 		break;
 	}
 	x = (a > b) - (a < b);
@@ -615,12 +619,13 @@ static bool compare(struct model *m, const Etcdserverpb__Compare *c)
 			return false;
 	}
 	if (n == 0)
-		return c->target != ETCDSERVERPB__COMPARE__COMPARE_TARGET__VALUE && cmp_one(c, NULL);
+		return c->target != ETCDSERVERPB__COMPARE__COMPARE_TARGET__VALUE &&
+		       cmp_one(c, NULL);
 	return true;
 }
 
-static int txn_exec(struct model *m, const Etcdserverpb__TxnRequest *r, int64_t main,
-		    int64_t *sub, Etcdserverpb__TxnResponse *resp)
+static int txn_exec(struct model *m, const Etcdserverpb__TxnRequest *r, int64_t main, int64_t *sub,
+                    Etcdserverpb__TxnResponse *resp)
 {
 	bool ok = true;
 	Etcdserverpb__RequestOp **ops;
@@ -653,11 +658,12 @@ static int txn_exec(struct model *m, const Etcdserverpb__TxnRequest *r, int64_t 
 			rc = put_in(m, ops[i]->request_put, main, sub, ro->response_put);
 			break;
 		case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE:
-			ro->response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_DELETE_RANGE;
+			ro->response_case =
+			    ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_DELETE_RANGE;
 			ro->response_delete_range = xmalloc(sizeof *ro->response_delete_range);
 			etcdserverpb__delete_range_response__init(ro->response_delete_range);
 			rc = delete_in(m, ops[i]->request_delete_range, main, sub,
-				       ro->response_delete_range);
+			               ro->response_delete_range);
 			break;
 		default:
 			ro->response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_TXN;
@@ -693,8 +699,7 @@ static void set_headers(Etcdserverpb__TxnResponse *t, int64_t rev)
 	}
 }
 
-int model_txn(struct model *m, const Etcdserverpb__TxnRequest *r,
-	      Etcdserverpb__TxnResponse **out)
+int model_txn(struct model *m, const Etcdserverpb__TxnRequest *r, Etcdserverpb__TxnResponse **out)
 {
 	Etcdserverpb__TxnResponse *resp = xmalloc(sizeof *resp);
 	struct undo u;
@@ -790,7 +795,7 @@ static int hev_cmp(const void *x, const void *y)
 }
 
 int model_history(struct model *m, int64_t from, size_t max, bool prev_kv, Mvccpb__Event ***ev,
-		  size_t *n, int64_t *next_rev)
+                  size_t *n, int64_t *next_rev)
 {
 	struct hev *all = NULL;
 	size_t na = 0, cap = 0, i;
@@ -827,7 +832,8 @@ int model_history(struct model *m, int64_t from, size_t max, bool prev_kv, Mvccp
 		}
 		e = xmalloc(sizeof *e);
 		mvccpb__event__init(e);
-		e->type = v->tomb ? MVCCPB__EVENT__EVENT_TYPE__DELETE : MVCCPB__EVENT__EVENT_TYPE__PUT;
+		e->type =
+		    v->tomb ? MVCCPB__EVENT__EVENT_TYPE__DELETE : MVCCPB__EVENT__EVENT_TYPE__PUT;
 		e->kv = mk_kv(k, v, false);
 		if (prev_kv && v->main > m->compact && all[i].vi > 0 && !k->v[all[i].vi - 1].tomb)
 			e->prev_kv = mk_kv(k, &k->v[all[i].vi - 1], false);
@@ -858,7 +864,7 @@ bool msg_equal(const char *what, const ProtobufCMessage *a, const ProtobufCMessa
 	if (!a || !b) {
 		if (a != b)
 			fprintf(stderr, "%s: one side is NULL (store %p, model %p)\n", what,
-				(const void *)a, (const void *)b);
+			        (const void *)a, (const void *)b);
 		return a == b;
 	}
 	na = protobuf_c_message_get_packed_size(a);

@@ -60,13 +60,11 @@ void model_events_clear(struct model *m);
 
 /* Each returns 0 or a MOOR_E* code; *out malloc'd (free_unpacked with NULL). */
 int model_range(struct model *m, const Etcdserverpb__RangeRequest *r,
-		Etcdserverpb__RangeResponse **out);
-int model_put(struct model *m, const Etcdserverpb__PutRequest *r,
-	      Etcdserverpb__PutResponse **out);
+                Etcdserverpb__RangeResponse **out);
+int model_put(struct model *m, const Etcdserverpb__PutRequest *r, Etcdserverpb__PutResponse **out);
 int model_delete(struct model *m, const Etcdserverpb__DeleteRangeRequest *r,
-		 Etcdserverpb__DeleteRangeResponse **out);
-int model_txn(struct model *m, const Etcdserverpb__TxnRequest *r,
-	      Etcdserverpb__TxnResponse **out);
+                 Etcdserverpb__DeleteRangeResponse **out);
+int model_txn(struct model *m, const Etcdserverpb__TxnRequest *r, Etcdserverpb__TxnResponse **out);
 int model_compact(struct model *m, int64_t rev);
 int model_lease_grant(struct model *m, int64_t id, int64_t ttl);
 int model_lease_revoke(struct model *m, int64_t id, Etcdserverpb__LeaseRevokeResponse **out);
@@ -74,7 +72,7 @@ bool model_lease_exists(const struct model *m, int64_t id);
 
 /* Events with revision >= from, whole revisions, up to max (see kv.h). */
 int model_history(struct model *m, int64_t from, size_t max, bool prev_kv, Mvccpb__Event ***ev,
-		  size_t *n, int64_t *next_rev);
+                  size_t *n, int64_t *next_rev);
 
 /* History records a finished physical compaction leaves. */
 size_t model_kept_records(const struct model *m);

@@ -58,13 +58,13 @@ static void clear_events(struct fx *f)
 static int fx_open(struct fx *f)
 {
 	struct kv_config cfg = {
-		.path = f->path,
-		.on_events = on_events,
-		.events_ctx = f,
-		.block_cache_bytes = 4u << 20,
-		.alloc = f->use_fa ? &f->fa.alloc : NULL,
-		.max_key_bytes = f->max_key,
-		.max_txn_ops = 8,
+	    .path = f->path,
+	    .on_events = on_events,
+	    .events_ctx = f,
+	    .block_cache_bytes = 4u << 20,
+	    .alloc = f->use_fa ? &f->fa.alloc : NULL,
+	    .max_key_bytes = f->max_key,
+	    .max_txn_ops = 8,
 	};
 
 	return kv_open(&cfg, &f->kv);
@@ -289,8 +289,9 @@ static void bad_input_gets_distinct_codes_and_leaves_the_store_unchanged(void **
 	for (int i = 0; i < 9; i++) {
 		etcdserverpb__request_op__init(&ops[i]);
 		etcdserverpb__put_request__init(&puts[i]);
-		puts[i].key = B(i < 2 ? "dup" : (const char *[]){"k2", "k3", "k4", "k5", "k6", "k7",
-								"k8"}[i - 2]);
+		puts[i].key =
+		    B(i < 2 ? "dup"
+		            : (const char *[]){"k2", "k3", "k4", "k5", "k6", "k7", "k8"}[i - 2]);
 		ops[i].request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
 		ops[i].request_put = &puts[i];
 		opp[i] = &ops[i];
@@ -618,7 +619,6 @@ static void every_failed_allocation_is_a_clean_enomem(void **state)
 	assert_int_equal(fx_open(f), 0);
 }
 
-
 struct reader_ctx {
 	struct kv *kv;
 	atomic_bool stop;
@@ -775,21 +775,21 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
-		T(a_new_store_starts_at_revision_one),
-		T(puts_advance_revision_and_version_and_a_delete_resets_the_version),
-		T(deleting_a_missing_key_does_not_advance_the_revision),
-		T(bad_input_gets_distinct_codes_and_leaves_the_store_unchanged),
-		T(events_arrive_after_commit_in_revision_order_with_prev_kv),
-		T(a_txn_that_writes_nothing_does_not_advance_the_revision),
-		T(a_txn_reads_revisions_created_earlier_in_the_same_batch),
-		T(revoking_a_lease_deletes_its_keys_in_one_revision),
-		T(compaction_removes_superseded_history_and_keeps_the_latest_versions),
-		T(a_history_read_never_splits_a_revision),
-		T(a_snapshot_restore_replaces_the_whole_state),
-		T(meta_records_commit_with_the_batch_and_survive_reopen),
-		T(every_failed_allocation_is_a_clean_enomem),
-		T(reads_concurrent_with_commits_never_see_part_of_a_batch),
-		T(physical_compaction_runs_alongside_commits),
+	    T(a_new_store_starts_at_revision_one),
+	    T(puts_advance_revision_and_version_and_a_delete_resets_the_version),
+	    T(deleting_a_missing_key_does_not_advance_the_revision),
+	    T(bad_input_gets_distinct_codes_and_leaves_the_store_unchanged),
+	    T(events_arrive_after_commit_in_revision_order_with_prev_kv),
+	    T(a_txn_that_writes_nothing_does_not_advance_the_revision),
+	    T(a_txn_reads_revisions_created_earlier_in_the_same_batch),
+	    T(revoking_a_lease_deletes_its_keys_in_one_revision),
+	    T(compaction_removes_superseded_history_and_keeps_the_latest_versions),
+	    T(a_history_read_never_splits_a_revision),
+	    T(a_snapshot_restore_replaces_the_whole_state),
+	    T(meta_records_commit_with_the_batch_and_survive_reopen),
+	    T(every_failed_allocation_is_a_clean_enomem),
+	    T(reads_concurrent_with_commits_never_see_part_of_a_batch),
+	    T(physical_compaction_runs_alongside_commits),
 	};
 
 	return cmocka_run_group_tests_name("kv_basic", tests, NULL, NULL);

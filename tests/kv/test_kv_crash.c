@@ -115,14 +115,14 @@ static bool at_recovered(struct harness *h, void *ctx)
 		c->checked = true;
 		if (!harness_check_state(h)) {
 			fprintf(stderr, "state at recovered index %llu differs from the model\n",
-				(unsigned long long)c->applied);
+			        (unsigned long long)c->applied);
 			return false;
 		}
 		return true;
 	}
 	if (h->index > c->applied) {
 		fprintf(stderr, "recovered index %llu is not a batch boundary\n",
-			(unsigned long long)c->applied);
+		        (unsigned long long)c->applied);
 		return false;
 	}
 	return true;
@@ -170,7 +170,7 @@ static bool crash_round(uint64_t seed)
 	close(p[0]);
 	if (!WIFSIGNALED(status)) {
 		fprintf(stderr, "seed %llu: child exited with %d before the kill\n",
-			(unsigned long long)seed, status);
+		        (unsigned long long)seed, status);
 		harness_close(&h, true);
 		return false;
 	}
@@ -184,7 +184,7 @@ static bool crash_round(uint64_t seed)
 		       (unsigned long long)st.applied_index);
 		if (st.applied_index > last) {
 			fprintf(stderr, "recovered index %llu beyond the last commit %llu\n",
-				(unsigned long long)st.applied_index, (unsigned long long)last);
+			        (unsigned long long)st.applied_index, (unsigned long long)last);
 			ok = false;
 		}
 	}
@@ -219,7 +219,7 @@ int main(int argc, char **argv)
 		return child_main(argv[2], strtoull(argv[3], NULL, 0), atoi(argv[4]));
 
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(a_killed_store_reopens_at_a_batch_boundary_and_replay_completes_it),
+	    cmocka_unit_test(a_killed_store_reopens_at_a_batch_boundary_and_replay_completes_it),
 	};
 
 	return cmocka_run_group_tests_name("kv_crash", tests, NULL, NULL);

@@ -49,17 +49,19 @@ static bool hash_stable_across_compaction(struct harness *h)
 	if (rc == 0)
 		rc = kv_hash_kv(h->kv, r1, &h2, &c2, &r2);
 	if (rc || h1 != h2) {
-		fprintf(stderr, "hash at %lld: %08x before physical compaction, %08x after (rc %d)\n",
-			(long long)r1, h1, h2, rc);
+		fprintf(stderr,
+		        "hash at %lld: %08x before physical compaction, %08x after (rc %d)\n",
+		        (long long)r1, h1, h2, rc);
 		return false;
 	}
 	struct kv_stats st;
 
 	if (kv_stats(h->kv, &st) != 0 || st.history_records != model_kept_records(&h->m) ||
 	    st.index_records != st.history_records) {
-		fprintf(stderr, "%safter compaction: %llu history and %llu index records, model %zu\n",
-			h->where, (unsigned long long)st.history_records,
-			(unsigned long long)st.index_records, model_kept_records(&h->m));
+		fprintf(stderr,
+		        "%safter compaction: %llu history and %llu index records, model %zu\n",
+		        h->where, (unsigned long long)st.history_records,
+		        (unsigned long long)st.index_records, model_kept_records(&h->m));
 		return false;
 	}
 	return true;
@@ -86,9 +88,10 @@ static bool replay_is_ignored(struct harness *h)
 	     kv_batch_commit(h->kv, before.applied_index, 1) == 0;
 	gen_op_free(&op);
 	kv_status(h->kv, &after);
-	if (!ok || after.revision != before.revision || after.applied_index != before.applied_index) {
+	if (!ok || after.revision != before.revision ||
+	    after.applied_index != before.applied_index) {
 		fprintf(stderr, "replaying index %llu changed the store\n",
-			(unsigned long long)before.applied_index);
+		        (unsigned long long)before.applied_index);
 		return false;
 	}
 	return true;
@@ -110,7 +113,7 @@ static bool run_seed(uint64_t seed, long nops)
 		unsigned n = 1 + rng_below(&h.rng, 6);
 
 		snprintf(where, sizeof where, "seed %llu batch %d: ", (unsigned long long)seed,
-			 batch);
+		         batch);
 		h.where = where;
 		ok = kv_batch_begin(h.kv) == 0;
 		for (unsigned i = 0; ok && i < n; i++, done++) {
@@ -139,7 +142,7 @@ static bool run_seed(uint64_t seed, long nops)
 	}
 	if (!ok)
 		fprintf(stderr, "FAILED: replay with MOOR_KV_SEED=%llu MOOR_KV_OPS=%ld\n",
-			(unsigned long long)seed, nops);
+		        (unsigned long long)seed, nops);
 	else
 		printf("seed %llu: %ld ops in %d batches, revision %lld, compacted at %lld\n",
 		       (unsigned long long)seed, done, batch, (long long)h.m.rev,
@@ -167,7 +170,7 @@ static void random_operations_match_the_reference_model(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(random_operations_match_the_reference_model),
+	    cmocka_unit_test(random_operations_match_the_reference_model),
 	};
 
 	return cmocka_run_group_tests_name("kv_model", tests, NULL, NULL);
