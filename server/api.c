@@ -3,7 +3,7 @@
  * applied here; linearizable reads wait for a read-index barrier and are
  * served from the local store; serializable reads are served at once.
  */
-#include "server/api.h"
+#include "server/api_int.h"
 
 #include "common/error.h"
 #include "server/gateway_errors.h"
@@ -15,22 +15,14 @@
 #define PROTO_CT "application/x-protobuf"
 #define JSON_CT "application/json"
 
-struct call {
-	struct srv_api *api;
-	struct srv_req *req;
-	const struct srv_gw_route *route;
-	ProtobufCMessage *msg;
-	int proto; /* 1: protobuf bodies */
-};
-
-static void call_free(struct call *c)
+void call_free(struct call *c)
 {
 	if (c->msg)
 		protobuf_c_message_free_unpacked(c->msg, NULL);
 	free(c);
 }
 
-static void reply_error(struct call *c, int code)
+void reply_error(struct call *c, int code)
 {
 	struct srv_gw_error e;
 	struct moor_buf b;
@@ -42,7 +34,7 @@ static void reply_error(struct call *c, int code)
 	moor_buf_free(&b);
 }
 
-static void fill_header(struct call *c, Etcdserverpb__ResponseHeader *h)
+void fill_header(struct call *c, Etcdserverpb__ResponseHeader *h)
 {
 	struct srv_node_info info;
 
@@ -57,7 +49,7 @@ static void fill_header(struct call *c, Etcdserverpb__ResponseHeader *h)
 }
 
 /* Encodes and sends a response message; takes no ownership. */
-static void reply_msg(struct call *c, const ProtobufCMessage *m)
+void reply_msg(struct call *c, const ProtobufCMessage *m)
 {
 	if (c->proto) {
 		size_t len = protobuf_c_message_get_packed_size(m);
@@ -277,37 +269,52 @@ static void do_status(struct call *c)
 	call_free(c);
 }
 
+void members_view_fill(struct members_view *v, struct srv_node *node)
+{
+	struct srv_node_member ms[SRV_MAX_MEMBERS];
+	int n = srv_node_members(node, ms, SRV_MAX_MEMBERS);
+
+	memset(v, 0, sizeof *v);
+	for (int i = 0; i < n; i++) {
+		if (!ms[i].in_conf)
+			continue;
+		int k = (int)v->n;
+		Etcdserverpb__Member *m = &v->pm[k];
+		v->ms[k] = ms[i];
+		etcdserverpb__member__init(m);
+		m->id = v->ms[k].id;
+		m->name = v->ms[k].name;
+		m->islearner = v->ms[k].learner;
+		for (int j = 0; j < v->ms[k].peer_urls.n; j++)
+			v->purls[k][j] = v->ms[k].peer_urls.url[j].text;
+		for (int j = 0; j < v->ms[k].client_urls.n; j++)
+			v->curls[k][j] = v->ms[k].client_urls.url[j].text;
+		m->n_peerurls = (size_t)v->ms[k].peer_urls.n;
+		m->peerurls = v->purls[k];
+		m->n_clienturls = (size_t)v->ms[k].client_urls.n;
+		m->clienturls = v->curls[k];
+		v->pp[v->n++] = m;
+	}
+}
+
 static void do_member_list(struct call *c)
 {
 	Etcdserverpb__MemberListResponse r = ETCDSERVERPB__MEMBER_LIST_RESPONSE__INIT;
 	Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-	struct srv_node_member ms[SRV_MAX_MEMBERS];
-	Etcdserverpb__Member pm[SRV_MAX_MEMBERS], *pp[SRV_MAX_MEMBERS];
-	char *purls[SRV_MAX_MEMBERS][SRV_MAX_URLS], *curls[SRV_MAX_MEMBERS][SRV_MAX_URLS];
-	int n = srv_node_members(c->api->node, ms, SRV_MAX_MEMBERS);
+	struct members_view *v = malloc(sizeof *v);
 
+	if (!v) {
+		reply_error(c, MOOR_ENOMEM);
+		call_free(c);
+		return;
+	}
+	members_view_fill(v, c->api->node);
 	r.header = &h;
 	fill_header(c, &h);
-	r.members = pp;
-	for (int i = 0; i < n; i++) {
-		if (!ms[i].in_conf)
-			continue;
-		Etcdserverpb__Member *m = &pm[r.n_members];
-		etcdserverpb__member__init(m);
-		m->id = ms[i].id;
-		m->name = ms[i].name;
-		m->islearner = ms[i].learner;
-		for (int k = 0; k < ms[i].peer_urls.n; k++)
-			purls[i][k] = ms[i].peer_urls.url[k].text;
-		for (int k = 0; k < ms[i].client_urls.n; k++)
-			curls[i][k] = ms[i].client_urls.url[k].text;
-		m->n_peerurls = (size_t)ms[i].peer_urls.n;
-		m->peerurls = purls[i];
-		m->n_clienturls = (size_t)ms[i].client_urls.n;
-		m->clienturls = curls[i];
-		pp[r.n_members++] = m;
-	}
+	r.members = v->pp;
+	r.n_members = v->n;
 	reply_msg(c, &r.base);
+	free(v);
 	call_free(c);
 }
 
@@ -421,6 +428,15 @@ int srv_api_handle(struct srv_api *api, struct srv_req *req)
 		return 0;
 	case SRV_RPC_HASHKV:
 		do_hashkv(c);
+		return 0;
+	case SRV_RPC_MEMBER_ADD:
+	case SRV_RPC_MEMBER_REMOVE:
+	case SRV_RPC_MEMBER_UPDATE:
+	case SRV_RPC_MEMBER_PROMOTE:
+		api_member_change(c);
+		return 0;
+	case SRV_RPC_MOVE_LEADER:
+		api_move_leader(c);
 		return 0;
 	default:
 		srv_gw_error_set(&ge, SRV_GRPC_UNIMPLEMENTED, "%s is not implemented yet",

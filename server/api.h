@@ -17,8 +17,10 @@ struct srv_api {
 	const struct srv_config *cfg;
 	const struct moor_logger *log;
 	uint64_t next_lease_id;
+	uv_loop_t *loop;
 	uv_idle_t pull_idle; /* drains watch streams with responses ready */
 	struct wcall *ready;
+	struct wcall *all;
 };
 
 void srv_api_init(struct srv_api *api, uv_loop_t *loop, struct srv_node *node,

@@ -27,7 +27,19 @@ struct wcall {
 	int proto;
 	int queued; /* on api->ready */
 	struct wcall *next, *prev;
+	struct wcall *all_next, *all_prev; /* api->all */
 };
+
+static void all_unlink(struct srv_api *api, struct wcall *w)
+{
+	if (w->all_prev)
+		w->all_prev->all_next = w->all_next;
+	else if (api->all == w)
+		api->all = w->all_next;
+	if (w->all_next)
+		w->all_next->all_prev = w->all_prev;
+	w->all_next = w->all_prev = NULL;
+}
 
 static void ready_unlink(struct srv_api *api, struct wcall *w)
 {
@@ -96,7 +108,7 @@ static void pull(struct wcall *w)
 	struct watch_response r;
 	int rc;
 
-	while (srv_stream_buffered(w->out) < SRV_STREAM_HIGH_WATER) {
+	while (w->ws && srv_stream_buffered(w->out) < SRV_STREAM_HIGH_WATER) {
 		Etcdserverpb__WatchResponse m = ETCDSERVERPB__WATCH_RESPONSE__INIT;
 		Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
 
@@ -145,8 +157,26 @@ static void on_closed(void *ctx)
 	struct wcall *w = ctx;
 
 	ready_unlink(w->api, w);
-	watch_stream_close(w->ws);
+	all_unlink(w->api, w);
+	if (w->ws)
+		watch_stream_close(w->ws);
 	free(w);
+}
+
+/* The store was replaced by a snapshot: every watch ends, and its client
+ * resumes from the last revision it saw. */
+static void on_watch_reset(void *ctx)
+{
+	struct srv_api *api = ctx;
+
+	for (struct wcall *w = api->all; w; w = w->all_next) {
+		ready_unlink(api, w);
+		if (w->ws) {
+			watch_stream_close(w->ws);
+			w->ws = NULL;
+		}
+		srv_stream_end(w->out);
+	}
 }
 
 static void on_drained(void *ctx)
@@ -254,6 +284,10 @@ void srv_api_watch(struct srv_api *api, struct srv_req *req, int proto)
 		watch_stream_close(w->ws);
 		goto fail;
 	}
+	w->all_next = api->all;
+	if (api->all)
+		api->all->all_prev = w;
+	api->all = w;
 	body = srv_req_body(req, &len);
 	while (off < len) {
 		Etcdserverpb__WatchRequest *r = NULL;
@@ -304,8 +338,10 @@ void srv_api_init(struct srv_api *api, uv_loop_t *loop, struct srv_node *node,
 	api->node = node;
 	api->cfg = cfg;
 	api->log = log;
+	api->loop = loop;
 	uv_idle_init(loop, &api->pull_idle);
 	api->pull_idle.data = api;
+	srv_node_set_watch_reset(node, on_watch_reset, api);
 }
 
 void srv_api_close(struct srv_api *api)

@@ -63,6 +63,8 @@ static const struct flag flags[] = {
      "Time between leader heartbeats, in milliseconds (one raft tick)."},
     {"election-timeout", "MOOR_ELECTION_TIMEOUT", FLAG_UINT, OFF(election_timeout_ms), 0, "1000",
      "Time without a leader before an election, in milliseconds."},
+    {"snapshot-count", "MOOR_SNAPSHOT_COUNT", FLAG_UINT, OFF(snapshot_count), 0, "10000",
+     "Applied entries between two compactions of the log (store flush, WAL release)."},
     {"log-format", "MOOR_LOG_FORMAT", FLAG_LOG_FORMAT, OFF(log_format), 0, "text",
      "Log format: 'text' or 'json' (one line per event, to stderr)."},
     {"log-level", "MOOR_LOG_LEVEL", FLAG_LOG_LEVEL, OFF(log_level), 0, "info",

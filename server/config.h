@@ -54,6 +54,7 @@ struct srv_config {
 	uint64_t max_txn_ops;         /* --max-txn-ops, 128 */
 	uint64_t heartbeat_ms;        /* --heartbeat-interval, 100 */
 	uint64_t election_timeout_ms; /* --election-timeout, 1000 */
+	uint64_t snapshot_count;      /* --snapshot-count, 10000 */
 	enum srv_log_format log_format;
 	enum moor_log_level log_level;
 	int help;    /* --help given: print usage, exit 0 */

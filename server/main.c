@@ -36,6 +36,11 @@ static void srv_stop(struct srv_server *s, const char *why)
 	uv_close((uv_handle_t *)&s->sig_int, NULL);
 }
 
+static void on_removed(void *ctx)
+{
+	srv_stop(ctx, "removed from the cluster");
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
 	srv_stop(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -77,10 +82,13 @@ int main(int argc, char **argv)
 	uv_loop_init(&s->loop);
 
 	struct srv_node_options no = {
+	    .on_removed = on_removed,
+	    .on_removed_ctx = s,
 	    .loop = &s->loop,
 	    .cfg = &s->cfg,
 	    .logger = &s->log.logger,
 	    .tick_ms = (unsigned)s->cfg.heartbeat_ms,
+	    .snapshot_count = s->cfg.snapshot_count,
 	    .election_ticks = (unsigned)(s->cfg.election_timeout_ms / s->cfg.heartbeat_ms),
 	};
 	rc = srv_node_start(&no, &s->node, err, sizeof err);

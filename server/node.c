@@ -85,17 +85,18 @@ static void send_msgs(struct srv_node *n, const struct raft_message *msgs, size_
 		const struct raft_message *m = &msgs[i];
 		int rc;
 
+		if (m->type == RAFT_MSG_SNAP) {
+			node_snap_send(n, m); /* streamed, with the store's checkpoint */
+			continue;
+		}
 		moor_buf_reset(&n->enc);
-		rc = srv_raftmsg_encode(m, &n->enc);
+		rc = moor_buf_append_u8(&n->enc, NODE_FRAME_RAFT);
+		if (rc == 0)
+			rc = srv_raftmsg_encode(m, &n->enc);
 		if (rc == 0)
 			rc = srv_peer_send(n->peers, m->to, n->enc.data, n->enc.len);
 		if (rc == 0)
 			continue;
-		if (m->type == RAFT_MSG_SNAP)
-			LOG(n, MOOR_LOG_WARN,
-			    "cannot send a snapshot to %016llx: snapshot transfer needs the "
-			    "snapshot stream, which this build does not have yet",
-			    (unsigned long long)m->to);
 		/* The leader learns the peer is unreachable after advance. */
 		if (n->n_unreachable < NODE_MAX_MEMBERS) {
 			int seen = 0;
@@ -179,8 +180,7 @@ static void ready_start(struct srv_node *n)
 	n->in_ready = true;
 	n->n_unreachable = 0;
 	if (rd->lead != n->lead)
-		LOG(n, MOOR_LOG_INFO, "leader is now %016llx term=%llu",
-		    (unsigned long long)rd->lead, (unsigned long long)rd->hard_state.term);
+		leader_changed(n, rd->lead);
 	n->lead = rd->lead;
 	n->role = rd->role;
 	srv_lessor_set_leader(&n->lessor, n->role == RAFT_LEADER, node_now_ms(),
@@ -199,14 +199,8 @@ static void ready_start(struct srv_node *n)
 	/* 1. the leader's messages go out while its WAL writes */
 	send_msgs(n, rd->msgs_now, rd->n_msgs_now);
 
-	if (rd->snapshot) {
-		LOG(n, MOOR_LOG_ERROR,
-		    "received a snapshot at index %llu: installing snapshots is not in this "
-		    "build yet",
-		    (unsigned long long)rd->snapshot->meta.index);
-		abort();
-	}
-	if (!rd->n_entries && !rd->hard_state_changed) {
+	n->snap_installed = false;
+	if (!rd->snapshot && !rd->n_entries && !rd->hard_state_changed) {
 		ready_finish(n);
 		return;
 	}
@@ -234,7 +228,12 @@ static void ready_start(struct srv_node *n)
 		w->hs.commit = rd->hard_state.commit;
 		w->b.hard_state = &w->hs;
 	}
-	w->sync = rd->must_sync;
+	if (rd->snapshot) {
+		w->snap.index = rd->snapshot->meta.index;
+		w->snap.term = rd->snapshot->meta.term;
+		w->b.snapshot = &w->snap;
+	}
+	w->sync = rd->must_sync || rd->snapshot;
 	srv_worker_submit(&n->wal_worker, &w->job);
 }
 
@@ -243,7 +242,22 @@ static void ready_finish(struct srv_node *n)
 	struct raft_ready *rd = &n->rd;
 	int rc;
 
-	/* 2. persisted: the in-memory log the core reads catches up */
+	/* 2. persisted; a snapshot replaces the store first (the apply thread
+	 * must have finished what it was given before) */
+	if (rd->snapshot && !n->snap_installed) {
+		if (n->apply_worker.queued) {
+			n->install_waiting = true; /* resumed by the apply thread's done */
+			return;
+		}
+		rc = node_snap_install(n, rd->snapshot);
+		if (rc) {
+			LOG(n, MOOR_LOG_ERROR, "cannot install the snapshot: %s",
+			    moor_strerror(rc));
+			abort();
+		}
+		n->snap_installed = true;
+	}
+	/* the in-memory log the core reads catches up */
 	if (rd->n_entries) {
 		rc = raft_memstorage_append(n->ms, rd->entries, rd->n_entries);
 		MOOR_ASSERT(rc == 0);
@@ -263,6 +277,11 @@ static void ready_finish(struct srv_node *n)
 	n->n_unreachable = 0;
 	node_reads_release(n);
 	node_pump(n);
+}
+
+void node_ready_resume(struct srv_node *n)
+{
+	ready_finish(n);
 }
 
 /* ---- reads ---- */
@@ -371,6 +390,7 @@ static void sweep(struct srv_node *n)
 	}
 	while (n->pend_head && n->pend_head->deadline_ms <= now)
 		pend_fail(n, n->pend_head, MOOR_ETIMEOUT);
+	node_member_waiters_check(n, now);
 }
 
 /* ---- proposals ---- */
@@ -428,9 +448,8 @@ int srv_node_propose(struct srv_node *n, Moorpb__InternalRequest *req, srv_apply
 
 /* ---- inputs ---- */
 
-static int on_peer_frame(void *ctx, uint64_t from, const uint8_t *data, size_t len)
+static int input_raft(struct srv_node *n, uint64_t from, const uint8_t *data, size_t len)
 {
-	struct srv_node *n = ctx;
 	struct input_msg *im;
 	int rc;
 
@@ -460,6 +479,37 @@ static int on_peer_frame(void *ctx, uint64_t from, const uint8_t *data, size_t l
 	n->msgs_tail = im;
 	node_pump(n);
 	return 0;
+}
+
+int node_input_frame(struct srv_node *n, const uint8_t *data, size_t len)
+{
+	struct srv_raftmsg_holder *h;
+	struct raft_message m;
+
+	/* the sender is the message's own from: it came inside a checked chunk */
+	if (srv_raftmsg_decode(data, len, 1u << 20, &m, &h) != 0)
+		return MOOR_EPROTO;
+	uint64_t from = m.from;
+	srv_raftmsg_free(h);
+	return input_raft(n, from, data, len);
+}
+
+static int on_peer_frame(void *ctx, uint64_t from, const uint8_t *data, size_t len)
+{
+	struct srv_node *n = ctx;
+
+	if (len < 1)
+		return MOOR_EPROTO;
+	switch (data[0]) {
+	case NODE_FRAME_RAFT:
+		return input_raft(n, from, data + 1, len - 1);
+	case NODE_FRAME_SNAPSHOT:
+		return node_snap_chunk(n, from, data + 1, len - 1);
+	default:
+		LOG(n, MOOR_LOG_WARN, "unknown frame kind %u from %016llx", data[0],
+		    (unsigned long long)from);
+		return MOOR_EPROTO;
+	}
 }
 
 /* etcd's "publish": once there is a leader, a member proposes its own
@@ -509,6 +559,8 @@ static void on_tick(uv_timer_t *t)
 	node_pump(n);
 	publish_self(n);
 	node_leases_tick(n);
+	node_snap_pump(n);
+	node_snap_maybe_compact(n);
 }
 
 /* Feeds every queued input to the core, then starts the next ready batch. */
@@ -542,6 +594,12 @@ static void node_pump(struct srv_node *n)
 	}
 	n->props_tail = NULL;
 	read_round_start(n);
+	node_snap_reports(n);
+	node_conf_changes_propose(n);
+	if (n->transfer_to) {
+		raft_transfer_leadership(n->raft, n->transfer_to);
+		n->transfer_to = 0;
+	}
 	raft_status(n->raft, &st);
 	if (st.lead != n->lead)
 		leader_changed(n, st.lead);
@@ -555,6 +613,51 @@ static void node_pump(struct srv_node *n)
 }
 
 /* ---- start-up ---- */
+
+static int identity_write(const char *dir, uint64_t cluster, uint64_t member);
+
+static int peer_is_removed(void *ctx, uint64_t from)
+{
+	struct srv_node *n = ctx;
+
+	for (int i = 0; i < n->members.n_removed; i++)
+		if (n->members.removed[i] == from)
+			return 1;
+	return 0;
+}
+
+/* A peer says we were removed (we may never apply our own removal: the
+ * leader stops replicating to a member once it is out). */
+static void peer_says_gone(void *ctx, uint64_t by)
+{
+	struct srv_node *n = ctx;
+
+	if (n->removed)
+		return;
+	n->removed = true;
+	LOG(n, MOOR_LOG_WARN,
+	    "member %016llx says this member was removed from the cluster: "
+	    "stopping",
+	    (unsigned long long)by);
+	if (n->on_removed)
+		n->on_removed(n->on_removed_ctx);
+}
+
+/* A joining member learns its cluster's id from the first peer that
+ * addresses it, and keeps it. */
+static void on_cluster_id(void *ctx, uint64_t cluster_id)
+{
+	struct srv_node *n = ctx;
+	int rc;
+
+	n->cluster_id = cluster_id;
+	n->members.cluster_id = cluster_id;
+	n->apply_members.cluster_id = cluster_id;
+	rc = identity_write(n->cfg->data_dir, cluster_id, n->id);
+	LOG(n, rc ? MOOR_LOG_ERROR : MOOR_LOG_INFO, "joined cluster %016llx%s%s",
+	    (unsigned long long)cluster_id, rc ? ": cannot write the identity file: " : "",
+	    rc ? moor_strerror(rc) : "");
+}
 
 static int mkdir_in(const char *dir, const char *sub, char *out, size_t outlen)
 {
@@ -708,6 +811,16 @@ static int recover(struct srv_node *n, const struct wal_recovered *rec, char *er
 
 	kv_status(n->kv, &st);
 	rc = identity_read(n->cfg->data_dir, &icluster, &imember);
+	if (rc == 0 && st.applied_index == 0 &&
+	    n->cfg->initial_cluster_state == SRV_CLUSTER_EXISTING) {
+		/* a joining member that stopped before it got its snapshot */
+		n->cluster_id = 0;
+		n->members.cluster_id = 0;
+		n->joining = true;
+		goto load_log;
+	}
+	if (rc > 0 && n->cfg->initial_cluster_state == SRV_CLUSTER_EXISTING)
+		n->cluster_id = icluster; /* it joined: the id came from the cluster */
 	if (rc <= 0) {
 		snprintf(err, errlen,
 		         "data directory %s has a WAL but no readable identity file (%s): it was "
@@ -727,6 +840,10 @@ static int recover(struct srv_node *n, const struct wal_recovered *rec, char *er
 		return MOOR_ECLUSTERMISMATCH;
 	}
 	rc = kv_meta_get(n->kv, "membership", &blob, &blen);
+	if (rc == MOOR_ENOTFOUND && st.applied_index == 0) {
+		n->joining = true; /* joined, but no snapshot applied yet */
+		goto load_log;
+	}
 	if (rc == 0)
 		rc = node_membership_decode(blob, blen, &n->members);
 	free(blob);
@@ -746,6 +863,7 @@ static int recover(struct srv_node *n, const struct wal_recovered *rec, char *er
 	rc = raft_memstorage_apply_snapshot(n->ms, &snap);
 	if (rc)
 		goto fail;
+load_log:
 	if (rec->last_index > st.applied_index) {
 		uint64_t lo = st.applied_index + 1;
 		if (rec->first_index > lo) {
@@ -855,13 +973,15 @@ int srv_node_start(const struct srv_node_options *opts, struct srv_node **out, c
 	struct wal_recovered rec;
 	struct raft_config rcfg = {0};
 	struct srv_peer_config pc = {0};
-	char wal_dir[1100], kv_dir[1100];
+	char wal_dir[1100], kv_dir[1100], snap_dir[1100];
 	uint64_t ids[SRV_MAX_MEMBERS];
 	int rc;
 
 	if (!n)
 		return MOOR_ENOMEM;
 	n->loop = opts->loop;
+	n->on_removed = opts->on_removed;
+	n->on_removed_ctx = opts->on_removed_ctx;
 	n->cfg = cfg;
 	n->log = opts->logger;
 	n->tick_ms = opts->tick_ms ? opts->tick_ms : 100;
@@ -894,7 +1014,10 @@ int srv_node_start(const struct srv_node_options *opts, struct srv_node **out, c
 		}
 	}
 
+	n->snap_in_fd = -1;
+	n->snapshot_count = opts->snapshot_count ? opts->snapshot_count : 10000;
 	if ((rc = mkdir_in(cfg->data_dir, "wal", wal_dir, sizeof wal_dir)) != 0 ||
+	    (rc = mkdir_in(cfg->data_dir, "snap", snap_dir, sizeof snap_dir)) != 0 ||
 	    (rc = mkdir_in(cfg->data_dir, "kv", kv_dir, sizeof kv_dir)) != 0) {
 		snprintf(err, errlen, "cannot create %s/wal or %s/kv: %s", cfg->data_dir,
 		         cfg->data_dir, strerror(-rc));
@@ -931,18 +1054,22 @@ int srv_node_start(const struct srv_node_options *opts, struct srv_node **out, c
 			rc = MOOR_ECORRUPT;
 			goto fail;
 		}
-		if (cfg->initial_cluster_state != SRV_CLUSTER_NEW) {
-			snprintf(err, errlen,
-			         "joining an existing cluster with an empty data directory needs a "
-			         "snapshot from the leader, which this build cannot receive yet");
-			rc = MOOR_EUNSUPPORTED;
-			goto fail;
+		if (cfg->initial_cluster_state == SRV_CLUSTER_EXISTING) {
+			/* Joining: no log, no configuration; the leader sends a
+			 * snapshot, and the cluster id comes with its first hello. */
+			n->cluster_id = 0;
+			n->members.cluster_id = 0;
+			n->joining = true;
+			LOG(n, MOOR_LOG_INFO,
+			    "joining an existing cluster as %016llx: waiting for the leader",
+			    (unsigned long long)n->id);
+		} else {
+			rc = bootstrap(n, err, errlen);
+			if (rc)
+				goto fail;
+			n->applied_index = n->handed_index = 1;
+			n->revision = 1;
 		}
-		rc = bootstrap(n, err, errlen);
-		if (rc)
-			goto fail;
-		n->applied_index = n->handed_index = 1;
-		n->revision = 1;
 	} else {
 		rc = recover(n, &rec, err, errlen);
 		if (rc)
@@ -979,6 +1106,9 @@ int srv_node_start(const struct srv_node_options *opts, struct srv_node **out, c
 	}
 
 	pc.cluster_id = n->cluster_id;
+	pc.on_cluster_id = on_cluster_id;
+	pc.is_removed = peer_is_removed;
+	pc.on_gone = peer_says_gone;
 	pc.self_id = n->id;
 	pc.bind_host = cfg->initial_advertise_peer_urls.url[0].host;
 	pc.on_frame = on_peer_frame;
@@ -990,7 +1120,8 @@ int srv_node_start(const struct srv_node_options *opts, struct srv_node **out, c
 	node_membership_changed(n);
 
 	if ((rc = srv_worker_start(&n->wal_worker, n->loop, "moor-wal")) != 0 ||
-	    (rc = srv_worker_start(&n->apply_worker, n->loop, "moor-apply")) != 0) {
+	    (rc = srv_worker_start(&n->apply_worker, n->loop, "moor-apply")) != 0 ||
+	    (rc = srv_worker_start(&n->snap_worker, n->loop, "moor-snap")) != 0) {
 		snprintf(err, errlen, "cannot start worker threads: %s", strerror(-rc));
 		goto fail;
 	}
@@ -1005,6 +1136,7 @@ int srv_node_start(const struct srv_node_options *opts, struct srv_node **out, c
 fail:
 	if (n->peers)
 		srv_peer_transport_stop(n->peers);
+	srv_worker_stop(&n->snap_worker);
 	srv_worker_stop(&n->wal_worker);
 	srv_worker_stop(&n->apply_worker);
 	node_free(n);
@@ -1016,10 +1148,18 @@ void srv_node_stop(struct srv_node *n)
 	n->stopping = true;
 	uv_timer_stop(&n->tick_timer);
 	/* Finish the write and the applies in flight: their done() run here. */
+	srv_worker_stop(&n->snap_worker);
 	srv_worker_stop(&n->wal_worker);
 	srv_worker_stop(&n->apply_worker);
+	node_snap_stop(n);
 	while (n->pend_head)
 		pend_fail(n, n->pend_head, MOOR_ECLOSED);
+	node_member_waiters_check(n, 0);
+	while (n->conf_q) {
+		struct conf_wait *w = n->conf_q;
+		n->conf_q = w->next;
+		free(w);
+	}
 	waiters_fail(n->read_next_head, MOOR_ECLOSED);
 	n->read_next_head = n->read_next_tail = NULL;
 	while (n->rounds) {
@@ -1062,6 +1202,28 @@ void srv_node_info(const struct srv_node *n, struct srv_node_info *out)
 	for (int i = 0; i < n->members.n; i++)
 		if (n->members.m[i].id == n->id)
 			out->is_learner = n->members.m[i].learner;
+}
+
+int srv_node_transfer_leadership(struct srv_node *n, uint64_t target)
+{
+	if (!n->lead)
+		return MOOR_ENOLEADER;
+	if (target == 0) {
+		for (int i = 0; i < n->members.n; i++)
+			if (n->members.m[i].id != n->id && n->members.m[i].in_conf &&
+			    !n->members.m[i].learner &&
+			    srv_peer_connected(n->peers, n->members.m[i].id)) {
+				target = n->members.m[i].id;
+				break;
+			}
+		if (!target)
+			return MOOR_EUNAVAILABLE;
+	}
+	if (n->in_ready) {
+		n->transfer_to = target; /* after the batch in flight */
+		return 0;
+	}
+	return raft_transfer_leadership(n->raft, target);
 }
 
 int64_t srv_node_lease_remaining(const struct srv_node *n, int64_t id)

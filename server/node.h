@@ -63,10 +63,14 @@ struct srv_node_member {
 struct srv_node;
 
 struct srv_node_options {
+	/* Called once when this member applies its own removal. */
+	void (*on_removed)(void *ctx);
+	void *on_removed_ctx;
 	uv_loop_t *loop;
 	const struct srv_config *cfg;
 	const struct moor_logger *logger;
 	unsigned tick_ms;        /* heartbeat interval, default 100 */
+	uint64_t snapshot_count; /* applied entries between compactions, default 10000 */
 	unsigned election_ticks; /* default 10 */
 };
 
@@ -109,6 +113,24 @@ struct watch_hub *srv_node_hub(const struct srv_node *n);
 /* The remaining TTL of a lease in seconds as this member knows it (the
  * leader exactly; a follower from the last checkpoint), -1 if unknown. */
 int64_t srv_node_lease_remaining(const struct srv_node *n, int64_t id);
+
+/* Waits until member `id` is what `want` says (applied here), then
+ * cb(ctx, 0); cb(ctx, MOOR_ETIMEOUT) after the request timeout. */
+#define SRV_MEMBER_VOTER 1
+#define SRV_MEMBER_LEARNER 2
+#define SRV_MEMBER_GONE 3
+int srv_node_wait_member(struct srv_node *n, uint64_t id, int want, srv_read_cb cb, void *ctx);
+
+/* The cluster token and the id a member with these peer URLs gets. */
+uint64_t srv_node_member_id_for(const struct srv_node *n, const struct srv_url_list *peer_urls);
+
+/* Asks the leader to hand leadership to `target` (0: the most up-to-date
+ * other voter). MOOR_ENOLEADER, MOOR_EINVAL. */
+int srv_node_transfer_leadership(struct srv_node *n, uint64_t target);
+
+/* Called when the store was replaced by a snapshot: every watch must be
+ * ended (clients resume from their last revision). */
+void srv_node_set_watch_reset(struct srv_node *n, void (*fn)(void *ctx), void *ctx);
 
 /* The members as applied; returns the count (at most `max`). */
 int srv_node_members(const struct srv_node *n, struct srv_node_member *out, int max);

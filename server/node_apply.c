@@ -69,6 +69,8 @@ int node_membership_encode(const struct node_membership *ms, void **out, size_t 
 	char *purls[NODE_MAX_MEMBERS][SRV_MAX_URLS], *curls[NODE_MAX_MEMBERS][SRV_MAX_URLS];
 
 	pb.cluster_id = ms->cluster_id;
+	pb.n_removed = (size_t)ms->n_removed;
+	pb.removed = (uint64_t *)ms->removed;
 	pb.voters = voters;
 	pb.learners = learners;
 	pb.attrs = aptr;
@@ -130,13 +132,32 @@ int node_membership_decode(const void *data, size_t len, struct node_membership 
 			m->learner = 1;
 		}
 	}
+	for (size_t i = 0; i < pb->n_removed && ms->n_removed < 64; i++)
+		ms->removed[ms->n_removed++] = pb->removed[i];
 	moorpb__membership__free_unpacked(pb, NULL);
 	return 0;
 }
 
-/* The loop learns a new membership: dial the members it did not know. */
+/* The loop learns a new membership: dial the members it did not know,
+ * stop dialling removed ones, wake the clients waiting for a change, and
+ * stop this member if it was removed. */
 void node_membership_changed(struct srv_node *n)
 {
+	int self_in = 0;
+
+	for (int i = 0; i < n->members.n; i++)
+		if (n->members.m[i].id == n->id && n->members.m[i].in_conf)
+			self_in = 1;
+	if (n->was_member && !self_in && !n->removed) {
+		n->removed = true;
+		LOG(n, MOOR_LOG_WARN, "this member was removed from the cluster: stopping");
+		if (n->on_removed)
+			n->on_removed(n->on_removed_ctx);
+	}
+	n->was_member = self_in;
+	for (int i = 0; i < n->members.n_removed; i++)
+		srv_peer_evict(n->peers, n->members.removed[i]);
+	node_member_waiters_check(n, 0);
 	for (int i = 0; i < n->members.n; i++) {
 		const struct srv_node_member *m = &n->members.m[i];
 		if (m->id == n->id || !m->peer_urls.n)
@@ -175,6 +196,47 @@ static int apply_request(struct srv_node *n, uint64_t index, const Moorpb__Inter
 	case MOORPB__INTERNAL_REQUEST__REQUEST_LEASE_KEEPALIVE:
 	case MOORPB__INTERNAL_REQUEST__REQUEST_LEASE_CHECKPOINT:
 		return 0; /* time is the lessor's, on the loop */
+	case MOORPB__INTERNAL_REQUEST__REQUEST_MEMBER_CHANGE: {
+		const Moorpb__MemberChange *c = r->member_change;
+		struct node_membership *ms = &n->apply_members;
+		struct srv_node_member *m = member_find(ms, c->id);
+		switch (c->kind) {
+		case MOORPB__MEMBER_CHANGE__KIND__ADD:
+			if (m && m->in_conf)
+				return MOOR_EMEMBEREXISTS;
+			for (int i = 0; i < ms->n; i++)
+				for (int k = 0; k < ms->m[i].peer_urls.n && ms->m[i].in_conf; k++)
+					for (size_t u = 0; u < c->n_peer_urls; u++)
+						if (strcmp(ms->m[i].peer_urls.url[k].text,
+						           c->peer_urls[u]) == 0)
+							return MOOR_EPEERURLEXISTS;
+			if (!m) {
+				if (ms->n == NODE_MAX_MEMBERS)
+					return MOOR_ETOOLARGE;
+				m = &ms->m[ms->n++];
+				memset(m, 0, sizeof *m);
+				m->id = c->id;
+			}
+			urls_from_strings(&m->peer_urls, c->peer_urls, c->n_peer_urls);
+			m->learner = c->learner;
+			*members_changed = true;
+			return 0;
+		case MOORPB__MEMBER_CHANGE__KIND__REMOVE:
+			return m && m->in_conf ? 0 : MOOR_EMEMBERNOTFOUND;
+		case MOORPB__MEMBER_CHANGE__KIND__PROMOTE:
+			if (!m || !m->in_conf)
+				return MOOR_EMEMBERNOTFOUND;
+			return m->learner ? 0 : MOOR_EINVAL;
+		case MOORPB__MEMBER_CHANGE__KIND__UPDATE:
+			if (!m || !m->in_conf)
+				return MOOR_EMEMBERNOTFOUND;
+			urls_from_strings(&m->peer_urls, c->peer_urls, c->n_peer_urls);
+			*members_changed = true;
+			return 0;
+		default:
+			return MOOR_EINVAL;
+		}
+	}
 	case MOORPB__INTERNAL_REQUEST__REQUEST_MEMBER_ATTR: {
 		const Moorpb__MemberAttr *a = r->member_attr;
 		struct node_membership *ms = &n->apply_members;
@@ -215,6 +277,9 @@ static void apply_conf_change(struct srv_node *n, const struct raft_entry *e, bo
 	switch (cc.type) {
 	case RAFT_CONF_ADD_VOTER:
 	case RAFT_CONF_ADD_LEARNER:
+		for (int i = 0; i < ms->n_removed; i++)
+			if (ms->removed[i] == cc.node_id) /* re-added: forgiven */
+				ms->removed[i] = ms->removed[--ms->n_removed];
 		if (!m) {
 			if (ms->n == NODE_MAX_MEMBERS)
 				return;
@@ -234,6 +299,12 @@ static void apply_conf_change(struct srv_node *n, const struct raft_entry *e, bo
 			*m = ms->m[ms->n - 1];
 			ms->n--;
 		}
+		if (ms->n_removed == (int)(sizeof ms->removed / sizeof ms->removed[0])) {
+			memmove(ms->removed, ms->removed + 1,
+			        sizeof ms->removed - sizeof ms->removed[0]);
+			ms->n_removed--;
+		}
+		ms->removed[ms->n_removed++] = cc.node_id;
 		break;
 	}
 	*members_changed = true;
@@ -277,6 +348,7 @@ static void apply_job_run(struct srv_job *j)
 			case MOORPB__INTERNAL_REQUEST__REQUEST_LEASE_REVOKE:
 			case MOORPB__INTERNAL_REQUEST__REQUEST_LEASE_KEEPALIVE:
 			case MOORPB__INTERNAL_REQUEST__REQUEST_LEASE_CHECKPOINT:
+			case MOORPB__INTERNAL_REQUEST__REQUEST_MEMBER_CHANGE:
 				res->lease_req = r;
 				break;
 			default:
@@ -335,7 +407,12 @@ static void apply_job_done(struct srv_job *j)
 		struct apply_result *res = &a->res[i];
 		int64_t aux = 0;
 		if (res->lease_req) {
-			aux = node_lease_effect(n, res->lease_req, res->rc);
+			if (res->lease_req->request_case ==
+			    MOORPB__INTERNAL_REQUEST__REQUEST_MEMBER_CHANGE)
+				node_member_change_effect(n, res->lease_req->member_change,
+				                          res->rc);
+			else
+				aux = node_lease_effect(n, res->lease_req, res->rc);
 			moorpb__internal_request__free_unpacked(res->lease_req, NULL);
 		}
 		node_apply_complete_pending(n, res->id, res->rc, res->resp, aux);
@@ -344,6 +421,10 @@ static void apply_job_done(struct srv_job *j)
 	free(a->ents);
 	free(a);
 	node_reads_release(n);
+	if (n->install_waiting && n->apply_worker.queued == 0) {
+		n->install_waiting = false;
+		node_ready_resume(n);
+	}
 }
 
 void node_apply_handoff(struct srv_node *n, const struct raft_entry *ents, size_t n_ents)

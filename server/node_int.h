@@ -14,6 +14,12 @@
 
 #define NODE_MAX_MEMBERS SRV_MAX_MEMBERS
 
+/* The first byte of every peer frame says what follows. */
+#define NODE_FRAME_RAFT 0     /* a moorraftpb.Message */
+#define NODE_FRAME_SNAPSHOT 1 /* a moorraftpb.SnapshotChunk */
+
+struct snap_out;
+
 struct pending {
 	uint64_t id;
 	srv_apply_cb cb;
@@ -52,11 +58,28 @@ struct read_round {
 	struct read_waiter *head, *tail;
 };
 
+struct conf_wait {
+	struct conf_wait *next;
+	struct raft_conf_change cc;
+	uint64_t deadline_ms;
+};
+
+struct member_waiter {
+	struct member_waiter *next;
+	uint64_t id;
+	int want; /* SRV_MEMBER_* */
+	srv_read_cb cb;
+	void *ctx;
+	uint64_t deadline_ms;
+};
+
 /* The membership as the apply thread maintains it. */
 struct node_membership {
 	uint64_t cluster_id;
 	int n;
 	struct srv_node_member m[NODE_MAX_MEMBERS];
+	int n_removed;
+	uint64_t removed[64]; /* ids removed for good, newest kept */
 };
 
 struct srv_node {
@@ -118,6 +141,34 @@ struct srv_node {
 	uv_idle_t sync_idle;
 	struct watch_batch *apply_events; /* set by the apply thread during a commit */
 
+	/* snapshots */
+	struct srv_worker snap_worker;
+	uint64_t snapshot_count;
+	bool compacting, snap_installed, install_waiting;
+	uint64_t last_compact_trigger, prev_flush_index, mem_compact_index;
+	struct node_membership prev_flush_members;
+	struct snap_out *snap_out[NODE_MAX_MEMBERS];
+	struct {
+		uint64_t id;
+		bool ok;
+	} snap_reports[NODE_MAX_MEMBERS];
+	int n_snap_reports;
+	int snap_in_fd;
+	uint64_t snap_in_off, snap_in_from, snap_in_index;
+	uint32_t snap_in_crc;
+	char snap_in_dir[1100];
+	void (*on_watch_reset)(void *ctx);
+	void *on_watch_reset_ctx;
+
+	/* membership changes */
+	struct conf_wait *conf_q; /* raft conf changes to propose (leader) */
+	struct member_waiter *mwait;
+	bool was_member, removed;
+	bool joining;         /* started empty with --initial-cluster-state existing */
+	uint64_t transfer_to; /* a leadership transfer asked during a batch */
+	void (*on_removed)(void *ctx);
+	void *on_removed_ctx;
+
 	bool published, publishing; /* our attributes, proposed once */
 	bool stopping;
 	int handles;
@@ -128,13 +179,30 @@ uint64_t node_now_ms(void);
 /* node_apply.c */
 void node_apply_config(struct srv_node *n, struct kv_config *kc);
 
+/* node_snap.c */
+void node_snap_maybe_compact(struct srv_node *n);
+void node_snap_send(struct srv_node *n, const struct raft_message *m);
+void node_snap_pump(struct srv_node *n);
+void node_snap_reports(struct srv_node *n);
+int node_snap_chunk(struct srv_node *n, uint64_t from, const uint8_t *data, size_t len);
+int node_snap_install(struct srv_node *n, const struct raft_snapshot *snap);
+void node_snap_stop(struct srv_node *n);
+/* node.c: a raft message (without the frame kind) for the core's input */
+int node_input_frame(struct srv_node *n, const uint8_t *data, size_t len);
+/* node.c: finish the ready batch that waited for the apply thread */
+void node_ready_resume(struct srv_node *n);
+
 /* node_watch.c */
+void node_watch_reset(struct srv_node *n);
 void node_watch_config(struct srv_node *n, struct kv_config *kc);
 int node_watch_start(struct srv_node *n);
 void node_watch_apply(struct srv_node *n, struct watch_batch *b, int64_t revision);
 void node_apply_handoff(struct srv_node *n, const struct raft_entry *ents, size_t n_ents);
 void node_apply_complete_pending(struct srv_node *n, uint64_t id, int rc, void *resp, int64_t aux);
 void node_leases_tick(struct srv_node *n);
+void node_member_change_effect(struct srv_node *n, const Moorpb__MemberChange *c, int rc);
+void node_member_waiters_check(struct srv_node *n, uint64_t now_ms);
+void node_conf_changes_propose(struct srv_node *n);
 int64_t node_lease_effect(struct srv_node *n, const Moorpb__InternalRequest *r, int rc);
 int node_leases_load(struct srv_node *n);
 void node_reads_release(struct srv_node *n);

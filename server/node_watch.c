@@ -200,6 +200,20 @@ void node_watch_apply(struct srv_node *n, struct watch_batch *b, int64_t revisio
 		watch_hub_set_revision(n->hub, revision);
 }
 
+void node_watch_reset(struct srv_node *n)
+{
+	if (n->on_watch_reset)
+		n->on_watch_reset(n->on_watch_reset_ctx);
+	if (n->revision > watch_hub_revision(n->hub))
+		watch_hub_set_revision(n->hub, n->revision);
+}
+
+void srv_node_set_watch_reset(struct srv_node *n, void (*fn)(void *ctx), void *ctx)
+{
+	n->on_watch_reset = fn;
+	n->on_watch_reset_ctx = ctx;
+}
+
 struct watch_hub *srv_node_hub(const struct srv_node *n)
 {
 	return n->hub;

@@ -228,7 +228,15 @@ static void on_out_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void on_out_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct out_conn *c = s->data;
-	(void)buf;
+
+	if (nread > 0 && (unsigned char)buf->base[0] == SRV_PEER_GONE && c->peer) {
+		struct srv_peer_transport *t = c->t;
+		uint64_t by = c->peer->id;
+		out_fail(c, "it says this member was removed from the cluster");
+		if (t->cfg.on_gone)
+			t->cfg.on_gone(t->cfg.ctx, by);
+		return;
+	}
 	if (nread < 0)
 		out_fail(c, nread == UV_EOF ? "closed by peer" : uv_strerror((int)nread));
 }
@@ -373,6 +381,9 @@ int srv_peer_add(struct srv_peer_transport *t, uint64_t id, const struct srv_url
 
 	if (id == 0 || id == t->cfg.self_id || t->stopping)
 		return MOOR_EINVAL;
+	p = peer_find(t, id);
+	if (p && strcmp(p->url.text, url->text) == 0)
+		return 0; /* known, same address: keep the connection */
 	srv_peer_remove(t, id);
 	p = calloc(1, sizeof *p);
 	if (!p)
@@ -429,6 +440,12 @@ int srv_peer_send(struct srv_peer_transport *t, uint64_t to, const void *data, s
 	p->qframes++;
 	peer_flush(p);
 	return 0;
+}
+
+size_t srv_peer_queued_bytes(const struct srv_peer_transport *t, uint64_t id)
+{
+	const struct peer *p = peer_find(t, id);
+	return p ? p->qbytes : 0;
 }
 
 int srv_peer_connected(const struct srv_peer_transport *t, uint64_t id)
@@ -501,7 +518,17 @@ static int check_hello(struct in_conn *c, const uint8_t *d, size_t n, char *why,
 	else if (h->version != SRV_PEER_PROTO_VERSION)
 		snprintf(why, wl, "peer protocol version %u, want %u", h->version,
 		         SRV_PEER_PROTO_VERSION);
-	else if (h->cluster_id != t->cfg.cluster_id)
+	else if (t->cfg.cluster_id == 0 && h->cluster_id != 0 && h->to == t->cfg.self_id) {
+		/* joining: the cluster that addresses us is ours */
+		t->cfg.cluster_id = h->cluster_id;
+		if (t->cfg.on_cluster_id)
+			t->cfg.on_cluster_id(t->cfg.ctx, h->cluster_id);
+		if (h->from == 0 || h->from == t->cfg.self_id)
+			snprintf(why, wl, "hello from invalid member id %016llx",
+			         (unsigned long long)h->from);
+		else
+			ok = 1;
+	} else if (h->cluster_id != t->cfg.cluster_id)
 		snprintf(why, wl, "cluster id %016llx does not match ours %016llx",
 		         (unsigned long long)h->cluster_id, (unsigned long long)t->cfg.cluster_id);
 	else if (h->to != t->cfg.self_id)
@@ -510,7 +537,13 @@ static int check_hello(struct in_conn *c, const uint8_t *d, size_t n, char *why,
 	else if (h->from == 0 || h->from == t->cfg.self_id)
 		snprintf(why, wl, "hello from invalid member id %016llx",
 		         (unsigned long long)h->from);
-	else
+	else if (t->cfg.is_removed && t->cfg.is_removed(t->cfg.ctx, h->from)) {
+		static char gone[1] = {(char)SRV_PEER_GONE};
+		uv_buf_t b = uv_buf_init(gone, 1);
+		snprintf(why, wl, "member %016llx was removed from the cluster",
+		         (unsigned long long)h->from);
+		uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+	} else
 		ok = 1;
 	if (ok)
 		c->from = h->from;
@@ -593,6 +626,21 @@ static void on_connection(uv_stream_t *server, int status)
 	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0)
 		uv_ip_name((struct sockaddr *)&ss, c->remote, sizeof c->remote);
 	uv_read_start((uv_stream_t *)&c->tcp, on_in_alloc, on_in_read);
+}
+
+void srv_peer_evict(struct srv_peer_transport *t, uint64_t id)
+{
+	struct in_conn *c = t->ins, *next;
+
+	for (; c; c = next) {
+		next = c->next;
+		if (c->hello_ok && c->from == id && !c->closing) {
+			static char gone[1] = {(char)SRV_PEER_GONE};
+			uv_buf_t b = uv_buf_init(gone, 1);
+			uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+			in_close(c, "it was removed from the cluster");
+		}
+	}
 }
 
 static void on_listener_closed(uv_handle_t *h)

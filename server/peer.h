@@ -32,11 +32,17 @@
 #include <uv.h>
 
 #define SRV_PEER_PROTO_VERSION 1
+/* The one byte a member ever sends back on a connection it accepted: "you
+ * were removed from this cluster" (etcd's 410 Gone). */
+#define SRV_PEER_GONE 0x52
 
 struct srv_peer_transport;
 
 struct srv_peer_config {
+	/* 0: not known yet (a member joining an existing cluster): the first
+	 * valid hello's cluster id is adopted and on_cluster_id is called. */
 	uint64_t cluster_id;
+	void (*on_cluster_id)(void *ctx, uint64_t cluster_id);
 	uint64_t self_id;
 	const char *bind_host;   /* source address for dials; NULL: any */
 	size_t max_frame_bytes;  /* default 16 MiB */
@@ -45,6 +51,11 @@ struct srv_peer_config {
 	/* A frame from `from`. Return 0, or non-zero to close that connection
 	 * (the frame did not decode, say). `data` lives only during the call. */
 	int (*on_frame)(void *ctx, uint64_t from, const uint8_t *data, size_t len);
+	/* Non-zero when `from` was removed from the cluster: its hello is
+	 * answered with SRV_PEER_GONE and the connection closed. May be NULL. */
+	int (*is_removed)(void *ctx, uint64_t from);
+	/* A peer told us we were removed from the cluster. May be NULL. */
+	void (*on_gone)(void *ctx, uint64_t by);
 	/* A peer's outgoing connection came up (1) or went down (0). May be NULL. */
 	void (*on_peer_state)(void *ctx, uint64_t id, int connected);
 	void *ctx;
@@ -70,6 +81,13 @@ int srv_peer_remove(struct srv_peer_transport *t, uint64_t id);
 /* Queues one frame for `to` (copied). 0, MOOR_ENOTFOUND (unknown peer),
  * MOOR_EUNAVAILABLE (not connected or queue full: dropped), MOOR_ETOOLARGE. */
 int srv_peer_send(struct srv_peer_transport *t, uint64_t to, const void *data, size_t len);
+
+/* Closes every connection `id` dialled to us, telling it SRV_PEER_GONE
+ * (it was removed from the cluster). */
+void srv_peer_evict(struct srv_peer_transport *t, uint64_t id);
+
+/* Bytes queued for `id` and not yet written (0 for an unknown peer). */
+size_t srv_peer_queued_bytes(const struct srv_peer_transport *t, uint64_t id);
 
 /* 1 when the outgoing connection to `id` is up. */
 int srv_peer_connected(const struct srv_peer_transport *t, uint64_t id);

@@ -1,5 +1,5 @@
 # Shared helpers for tests that start real moord processes.
-# Every daemon listens on 127.0.0.1 only, is stopped by its pid, and every
+# Every daemon listens on loopback only (127.0.0.0/8), is stopped by its pid, and every
 # wait is bounded.
 
 BUILD=${BUILD:-build}
@@ -13,7 +13,7 @@ t_cleanup() {
 	for p in "${T_PIDS[@]}"; do
 		kill -KILL "$p" 2>/dev/null
 	done
-	rm -rf "$T_TMP"
+	if [[ -n ${T_KEEP:-} ]]; then echo "kept $T_TMP"; else rm -rf "$T_TMP"; fi
 }
 trap t_cleanup EXIT
 
@@ -83,36 +83,49 @@ t_wait_exit() {
 	return 1
 }
 
-# ---- clusters of real moord processes on 127.0.0.1 ----
-# t_cluster_init N: names m1..mN, a client and a peer port each, data dirs
-# under $T_TMP. Members are started with t_member_start I.
+# ---- clusters of real moord processes on loopback ----
+# t_cluster_init N: names m1..mN, each on its own loopback address
+# 127.A.B.i (A and B drawn at random, so concurrent test runs do not meet)
+# with client port 2379 and peer port 2380, data dirs under $T_TMP. Members
+# are started with t_member_start I. Each member binds its outgoing peer
+# connections to its own address, so links can be cut between addresses.
 C_N=0
 C_NAMES=()
+C_HOST=()
 C_CPORT=()
 C_PPORT=()
 C_PID=()
 C_CLUSTER=""
 t_cluster_init() {
+	local a b
 	C_N=$1
 	C_CLUSTER=""
+	for _ in $(seq 1 50); do
+		a=$((RANDOM % 254 + 1))
+		b=$((RANDOM % 254 + 1))
+		# nobody listens on the first member's address yet
+		ss -ltnH "src 127.$a.$b.1" 2>/dev/null | grep -q . || break
+	done
 	for ((i = 1; i <= C_N; i++)); do
 		C_NAMES[$i]=m$i
-		C_CPORT[$i]=$(t_free_port)
-		C_PPORT[$i]=$(t_free_port)
+		C_HOST[$i]=127.$a.$b.$i
+		C_CPORT[$i]=2379
+		C_PPORT[$i]=2380
 		C_PID[$i]=
-		C_CLUSTER+="${C_CLUSTER:+,}m$i=http://127.0.0.1:${C_PPORT[$i]}"
+		C_CLUSTER+="${C_CLUSTER:+,}m$i=http://${C_HOST[$i]}:2380"
 	done
 }
 
-t_url() { echo "http://127.0.0.1:${C_CPORT[$1]}"; }
+t_url() { echo "http://${C_HOST[$1]}:${C_CPORT[$1]}"; }
+t_peer_url() { echo "http://${C_HOST[$1]}:${C_PPORT[$1]}"; }
 
 # t_member_start I [flags...]
 t_member_start() {
 	local i=$1
 	shift
 	"$MOORD" --name "m$i" --data-dir "$T_TMP/m$i" \
-		--listen-client-urls "http://127.0.0.1:${C_CPORT[$i]}" \
-		--listen-peer-urls "http://127.0.0.1:${C_PPORT[$i]}" \
+		--listen-client-urls "$(t_url "$i")" \
+		--listen-peer-urls "$(t_peer_url "$i")" \
 		--initial-cluster "$C_CLUSTER" "$@" 2>>"$T_TMP/m$i.log" &
 	C_PID[$i]=$!
 	T_PIDS+=("${C_PID[$i]}")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A 3-member cluster of real moord processes on 127.0.0.1: writes through
+# A 3-member cluster of real moord processes on loopback: writes through
 # every member, linearizable and serializable reads, the leader killed and a
 # new one elected, a member restarted with its data catching up, equal
 # HashKV on every member, SIGTERM of the leader losing no acknowledged write,
@@ -56,7 +56,7 @@ t_check "HashKV is equal on all three members" \
 	bash -c "[[ -n '$h1' && '$h1' == '$(t_hashkv 2)' && '$h1' == '$(t_hashkv 3)' ]]"
 
 # A peer speaking garbage: the member closes that connection and serves on.
-exec 3<>"/dev/tcp/127.0.0.1/${C_PPORT[1]}"
+exec 3<>"/dev/tcp/${C_HOST[1]}/${C_PPORT[1]}"
 printf 'GARBAGE GARBAGE GARBAGE\r\n\r\n' >&3
 exec 3>&-
 t_check "a member fed garbage on its peer port keeps serving" \
@@ -79,8 +79,8 @@ for i in "${alive[@]}"; do t_member_stop "$i" TERM; done
 
 # A data directory that belongs to another member is refused.
 "$MOORD" --name "m$old" --data-dir "$T_TMP/m${alive[0]}" \
-	--listen-client-urls "http://127.0.0.1:${C_CPORT[$old]}" \
-	--listen-peer-urls "http://127.0.0.1:${C_PPORT[$old]}" \
+	--listen-client-urls "$(t_url "$old")" \
+	--listen-peer-urls "$(t_peer_url "$old")" \
 	--initial-cluster "$C_CLUSTER" 2>"$T_TMP/wrong.log" &
 wrong=$!
 t_wait_exit "$wrong" 20

@@ -1,0 +1,39 @@
+/*
+ * What the API's files share: one call's state and the reply helpers.
+ */
+#ifndef MOOR_SERVER_API_INT_H
+#define MOOR_SERVER_API_INT_H
+
+#include "server/api.h"
+#include "server/gateway_errors.h"
+
+struct call {
+	struct srv_api *api;
+	struct srv_req *req;
+	const struct srv_gw_route *route;
+	ProtobufCMessage *msg;
+	int proto;         /* 1: protobuf bodies */
+	uint64_t aux;      /* per-call: a member id, a deadline */
+	uv_timer_t *timer; /* for calls that poll */
+};
+
+void call_free(struct call *c);
+void reply_error(struct call *c, int code);
+void fill_header(struct call *c, Etcdserverpb__ResponseHeader *h);
+/* Encodes and sends a response message; takes no ownership. */
+void reply_msg(struct call *c, const ProtobufCMessage *m);
+
+/* The members as etcd's Member messages, with the storage they point into. */
+struct members_view {
+	struct srv_node_member ms[SRV_MAX_MEMBERS];
+	Etcdserverpb__Member pm[SRV_MAX_MEMBERS], *pp[SRV_MAX_MEMBERS];
+	char *purls[SRV_MAX_MEMBERS][SRV_MAX_URLS], *curls[SRV_MAX_MEMBERS][SRV_MAX_URLS];
+	size_t n;
+};
+void members_view_fill(struct members_view *v, struct srv_node *node);
+
+/* api_cluster.c */
+void api_member_change(struct call *c);
+void api_move_leader(struct call *c);
+
+#endif

@@ -1,0 +1,124 @@
+/*
+ * Membership changes. A client's add, remove or promote is proposed as a
+ * normal entry from whichever member took the request (raft forwards it to
+ * the leader like any write); when the leader applies it, it proposes the
+ * matching raft configuration change, one at a time (raft/raft.h). The
+ * member that took the request answers once it has applied the
+ * configuration change itself.
+ */
+#include "server/node_int.h"
+
+#include "common/error.h"
+#include "server/ids.h"
+
+#include <stdlib.h>
+
+#define LOG(n, lvl, ...) moor_log((n)->log, lvl, "member", __VA_ARGS__)
+
+void node_member_change_effect(struct srv_node *n, const Moorpb__MemberChange *c, int rc)
+{
+	struct conf_wait *w;
+
+	if (rc || n->role != RAFT_LEADER || c->kind == MOORPB__MEMBER_CHANGE__KIND__UPDATE)
+		return;
+	w = calloc(1, sizeof *w);
+	if (!w)
+		return;
+	w->cc.node_id = c->id;
+	switch (c->kind) {
+	case MOORPB__MEMBER_CHANGE__KIND__ADD:
+		w->cc.type = c->learner ? RAFT_CONF_ADD_LEARNER : RAFT_CONF_ADD_VOTER;
+		break;
+	case MOORPB__MEMBER_CHANGE__KIND__REMOVE:
+		w->cc.type = RAFT_CONF_REMOVE;
+		break;
+	default:
+		w->cc.type = RAFT_CONF_PROMOTE;
+		break;
+	}
+	w->deadline_ms = node_now_ms() + SRV_REQUEST_TIMEOUT_MS;
+	/* keep the order in which they were applied */
+	struct conf_wait **tail = &n->conf_q;
+	while (*tail)
+		tail = &(*tail)->next;
+	*tail = w;
+}
+
+/* From node_pump, outside a ready batch: one change at a time; a change
+ * that must wait for the previous one stays queued until its deadline. */
+void node_conf_changes_propose(struct srv_node *n)
+{
+	uint64_t now = node_now_ms();
+
+	while (n->conf_q) {
+		struct conf_wait *w = n->conf_q;
+		int rc = n->role == RAFT_LEADER ? raft_propose_conf_change(n->raft, &w->cc)
+		                                : MOOR_ENOTLEADER;
+		if (rc == MOOR_EPENDINGCONF && now < w->deadline_ms)
+			return;
+		if (rc)
+			LOG(n, MOOR_LOG_WARN, "configuration change for %016llx not proposed: %s",
+			    (unsigned long long)w->cc.node_id, moor_strerror(rc));
+		n->conf_q = w->next;
+		free(w);
+	}
+}
+
+static int member_state(const struct srv_node *n, uint64_t id)
+{
+	for (int i = 0; i < n->members.n; i++) {
+		const struct srv_node_member *m = &n->members.m[i];
+		if (m->id == id && m->in_conf)
+			return m->learner ? SRV_MEMBER_LEARNER : SRV_MEMBER_VOTER;
+	}
+	return SRV_MEMBER_GONE;
+}
+
+void node_member_waiters_check(struct srv_node *n, uint64_t now_ms)
+{
+	struct member_waiter **pp = &n->mwait;
+
+	while (*pp) {
+		struct member_waiter *w = *pp;
+		int rc = 1;
+		if (member_state(n, w->id) == w->want)
+			rc = 0;
+		else if (n->stopping)
+			rc = MOOR_ECLOSED;
+		else if (now_ms && now_ms >= w->deadline_ms)
+			rc = MOOR_ETIMEOUT;
+		if (rc == 1) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		w->cb(w->ctx, rc);
+		free(w);
+	}
+}
+
+int srv_node_wait_member(struct srv_node *n, uint64_t id, int want, srv_read_cb cb, void *ctx)
+{
+	struct member_waiter *w;
+
+	if (member_state(n, id) == want) {
+		cb(ctx, 0);
+		return 0;
+	}
+	w = calloc(1, sizeof *w);
+	if (!w)
+		return MOOR_ENOMEM;
+	w->id = id;
+	w->want = want;
+	w->cb = cb;
+	w->ctx = ctx;
+	w->deadline_ms = node_now_ms() + SRV_REQUEST_TIMEOUT_MS;
+	w->next = n->mwait;
+	n->mwait = w;
+	return 0;
+}
+
+uint64_t srv_node_member_id_for(const struct srv_node *n, const struct srv_url_list *peer_urls)
+{
+	return srv_member_id(peer_urls, n->cfg->initial_cluster_token);
+}

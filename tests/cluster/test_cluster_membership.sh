@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Membership and snapshots on real moord processes: the log is compacted
+# every 50 entries, so members that join or come back must be sent the
+# store's snapshot. A learner joins and is promoted; the cluster grows to
+# five voters and shrinks back to three (removed members stop themselves);
+# a member wiped and re-added catches up by snapshot; leadership moves on
+# request; every member ends with the same HashKV.
+set -u
+source "$(dirname "$0")/lib.sh"
+
+t_cluster_init 5
+FULL=$C_CLUSTER
+# the cluster starts with m1..m3; m4 and m5 are added later
+C_CLUSTER=$(echo "$FULL" | cut -d, -f1-3)
+for i in 1 2 3; do t_member_start "$i" --snapshot-count 50; done
+t_check "a leader is elected within 15 s" t_wait_leader 15 1 2 3
+ok=0
+for k in $(seq 1 200); do [[ -n $(t_put $(((k % 3) + 1)) "s/$k" "v$k") ]] && ok=$((ok + 1)); done
+t_check "200 writes acknowledged while the log is compacted every 50 entries" test "$ok" = 200
+
+member_add() { # I LEARNER: adds member I, prints its id
+	t_api 1 /v3/cluster/member/add \
+		"{\"peerURLs\":[\"$(t_peer_url "$1")\"],\"isLearner\":$2}" |
+		sed -n 's/.*"member":{"ID":"\([0-9]*\)".*/\1/p'
+}
+member_list() { t_api "${1:-1}" /v3/cluster/member/list '{}'; }
+
+id4=$(member_add 4 true)
+t_check "member add (learner) answers with the new member's id" test -n "$id4"
+t_check "the member list shows it as a learner" \
+	bash -c "curl -fsS -X POST '$(t_url 2)/v3/cluster/member/list' -d '{}' | grep -q '\"ID\":\"$id4\",\"peerURLs\":\\[\"$(t_peer_url 4)\"\\],\"isLearner\":true'"
+C_CLUSTER=$(echo "$FULL" | cut -d, -f1-4)
+t_member_start 4 --snapshot-count 50 --initial-cluster-state existing
+t_check "the learner gets the store by snapshot (serializable count 200)" \
+	t_wait_eq 20 200 t_count 4 s/ true
+t_check "... and it logged the snapshot it installed" grep -q "installed snapshot" "$T_TMP/m4.log"
+t_check "promote the learner" \
+	bash -c "curl -fsS -X POST '$(t_url 3)/v3/cluster/member/promote' -d '{\"ID\":\"$id4\"}' | grep -q '\"ID\":\"$id4\"'"
+t_check "after promotion it is a voter" \
+	bash -c "! curl -fsS -X POST '$(t_url 1)/v3/cluster/member/list' -d '{}' | grep -q isLearner"
+
+id5=$(member_add 5 false)
+t_check "member add (voter) answers with the new member's id" test -n "$id5"
+C_CLUSTER=$FULL
+t_member_start 5 --snapshot-count 50 --initial-cluster-state existing
+t_check "five voters agree on a leader" t_wait_leader 20 1 2 3 4 5
+for k in $(seq 201 260); do t_put $(((k % 5) + 1)) "s/$k" "v$k" >/dev/null; done
+for i in 1 2 3 4 5; do
+	t_check "member m$i of five reads all 260 keys" t_wait_eq 15 260 t_count "$i" s/ true
+done
+h=$(t_hashkv 1)
+same=1
+for i in 2 3 4 5; do [[ $(t_hashkv "$i") == "$h" ]] || same=0; done
+t_check "HashKV is equal on all five members" test "$same" = 1
+
+# Leadership moves on request.
+t_check "a leader is known" t_wait_leader 10 1 2 3 4 5
+target=$(( (T_LEADER % 5) + 1 ))
+tid=$(t_member_id "$target")
+t_check "transfer-leadership to m$target is answered" \
+	bash -c "curl -fsS -m 10 -X POST '$(t_url "$T_LEADER")/v3/maintenance/transfer-leadership' -d '{\"targetID\":\"$tid\"}' >/dev/null"
+t_check "m$target is now the leader" t_wait_eq 10 "$tid" t_leader_of 1
+
+# Shrink back to three: removed members stop themselves.
+for i in 4 5; do
+	id=$(t_member_id "$i")
+	t_check "remove member m$i" \
+		bash -c "curl -fsS -m 10 -X POST '$(t_url 1)/v3/cluster/member/remove' -d '{\"ID\":\"$id\"}' >/dev/null"
+	t_wait_exit "${C_PID[$i]}" 15
+	t_check "removed member m$i stops by itself with exit 0 (got $T_RC)" test "$T_RC" = 0
+done
+t_check "three members remain in the list" \
+	test "$(member_list 2 | grep -o '"ID"' | wc -l)" = 3
+t_check "the three agree on a leader" t_wait_leader 15 1 2 3
+t_check "writes go on" test -n "$(t_put 2 after/shrink yes)"
+
+# A member wiped and re-added catches up by snapshot.
+t_member_stop 3 KILL
+t_check "the two others agree on a leader" t_wait_leader 10 1 2
+id3=$(curl -fsS -X POST "$(t_url 1)/v3/cluster/member/list" -d '{}' |
+	grep -o "{\"ID\":\"[0-9]*\",\"name\":\"m3\"" | grep -o '[0-9]\{5,\}')
+t_check "remove the dead member m3" \
+	bash -c "curl -fsS -m 10 -X POST '$(t_url 1)/v3/cluster/member/remove' -d '{\"ID\":\"$id3\"}' >/dev/null"
+rm -rf "$T_TMP/m3"
+for k in $(seq 1 120); do t_put $(((k % 2) + 1)) "w/$k" "x" >/dev/null; done
+t_check "re-add m3" test -n "$(member_add 3 false)"
+C_CLUSTER=$(echo "$FULL" | cut -d, -f1-3)
+t_member_start 3 --snapshot-count 50 --initial-cluster-state existing
+t_check "the wiped member catches up (120 new keys)" t_wait_eq 20 120 t_count 3 w/ true
+t_check "and has the old ones" t_wait_eq 5 260 t_count 3 s/ true
+h=$(t_hashkv 1)
+t_check "HashKV is equal on the three members" \
+	bash -c "[[ '$h' == '$(t_hashkv 2)' && '$h' == '$(t_hashkv 3)' ]]"
+
+for i in 1 2 3; do t_member_stop "$i" TERM; done
+t_done
