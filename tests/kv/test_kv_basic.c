@@ -771,6 +771,86 @@ static void physical_compaction_runs_alongside_commits(void **state)
 	assert_int_equal(st.live_keys, 10);
 }
 
+/* Recreate the "new" checkpoint: open, make the same state as before, copy. */
+static int put_back_snapshot(struct fx *f, const char *snap, uint64_t *idx)
+{
+	int rc = fx_open(f);
+
+	if (rc)
+		return rc;
+	/* the current store is the old state; rebuild the new one elsewhere */
+	kv_close(f->kv);
+	f->kv = NULL;
+	char path[160];
+
+	snprintf(path, sizeof path, "%s/other", f->dir);
+	struct kv_config cfg = {.path = path, .block_cache_bytes = 4u << 20};
+	struct kv *o;
+	Etcdserverpb__PutRequest r = ETCDSERVERPB__PUT_REQUEST__INIT;
+	Etcdserverpb__PutResponse *resp;
+
+	rc = kv_open(&cfg, &o);
+	if (rc)
+		return rc;
+	r.key = B("k");
+	r.value = B("new");
+	rc = kv_batch_begin(o);
+	if (rc == 0)
+		rc = kv_batch_put(o, 1, &r, &resp);
+	if (rc == 0) {
+		kv_response_free(resp);
+		rc = kv_batch_commit(o, 1, 1);
+	}
+	if (rc == 0)
+		rc = kv_snapshot_create(o, snap, idx);
+	kv_close(o);
+	return rc;
+}
+
+/*
+ * The two on-disk states a crash inside kv_snapshot_restore can leave, built
+ * by hand: the checkpoint moved in but CURRENT_DB not yet switched (the old
+ * state must open, the stray directory go), and CURRENT_DB switched before
+ * the old directory was removed (the new state must open, the old go).
+ */
+static void a_restore_interrupted_at_any_step_opens_old_or_new_state(void **state)
+{
+	struct fx *f = *state;
+	char snap[160], moved[160], cur[160];
+	uint64_t idx;
+	uint32_t h_old, h_new;
+	FILE *fp;
+
+	assert_int_equal(put(f, "k", "new", 0), 0);
+	h_new = hash(f);
+	snprintf(snap, sizeof snap, "%s/snap", f->dir);
+	assert_int_equal(kv_snapshot_create(f->kv, snap, &idx), 0);
+	assert_int_equal(put(f, "k", "old", 0), 0);
+	h_old = hash(f);
+	kv_close(f->kv);
+
+	/* 1. moved in, not committed */
+	snprintf(moved, sizeof moved, "%s/db-2", f->path);
+	assert_int_equal(rename(snap, moved), 0);
+	assert_int_equal(fx_open(f), 0);
+	assert_int_equal(hash(f), h_old);
+	assert_int_equal(access(moved, F_OK), -1);
+	kv_close(f->kv);
+
+	/* 2. committed, old directory still there */
+	assert_int_equal(put_back_snapshot(f, snap, &idx), 0);
+	assert_int_equal(rename(snap, moved), 0);
+	snprintf(cur, sizeof cur, "%s/CURRENT_DB", f->path);
+	fp = fopen(cur, "w");
+	assert_non_null(fp);
+	fputs("db-2\n", fp);
+	fclose(fp);
+	assert_int_equal(fx_open(f), 0);
+	assert_int_equal(hash(f), h_new);
+	snprintf(moved, sizeof moved, "%s/db-1", f->path);
+	assert_int_equal(access(moved, F_OK), -1);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -786,6 +866,7 @@ int main(void)
 	    T(compaction_removes_superseded_history_and_keeps_the_latest_versions),
 	    T(a_history_read_never_splits_a_revision),
 	    T(a_snapshot_restore_replaces_the_whole_state),
+	    T(a_restore_interrupted_at_any_step_opens_old_or_new_state),
 	    T(meta_records_commit_with_the_batch_and_survive_reopen),
 	    T(every_failed_allocation_is_a_clean_enomem),
 	    T(reads_concurrent_with_commits_never_see_part_of_a_batch),
