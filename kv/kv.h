@@ -174,7 +174,10 @@ int kv_hash_kv(struct kv *kv, int64_t rev, uint32_t *hash, int64_t *compact_rev,
 
 /* ---- the apply batch (writer thread) ------------------------------------ */
 
-/* Start a batch. MOOR_EBUSY if one is open. */
+/* Start a batch. MOOR_EBUSY if one is open. The kv_batch_* calls below
+ * must come between kv_batch_begin and kv_batch_commit/abort, with strictly
+ * increasing raft indexes (both are invariants of the apply loop: breaking
+ * them aborts the process through MOOR_ASSERT). */
 int kv_batch_begin(struct kv *kv);
 
 /* Each: the raft entry's index; the etcd request; *out gets the response
@@ -207,7 +210,9 @@ int kv_batch_meta_put(struct kv *kv, uint64_t index, const char *name, const voi
  * Write the batch as one RocksDB write batch with applied index/term =
  * last_index/term (which may be above the last request's index: empty and
  * configuration entries count), then publish it to readers and call on_events.
- * last_index below the applied index is ignored (0 returned, nothing written).
+ * last_index at or below the applied index is ignored (0 returned, nothing
+ * written; every entry was a replay); below the batch's last entry it is
+ * MOOR_EINVAL and the batch is dropped.
  * On a RocksDB failure the batch is dropped and the store is as before it;
  * the server must treat that as fatal (state machine diverged from the log).
  */

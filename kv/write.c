@@ -38,7 +38,7 @@ int kv_batch_begin(struct kv *kv)
 	kv->owner = pthread_self();
 	kv->b_rev = kv->rev;
 	kv->b_compact = kv->compact_rev;
-	kv->b_index = kv->applied_index;
+	kv->b_index = 0;
 	kv->b_dirty = false;
 	kv->ev.n = 0;
 	kv->ev.cap = 0;
@@ -160,9 +160,14 @@ int kv_batch_commit(struct kv *kv, uint64_t last_index, uint64_t term)
 
 	if (!kv->in_batch)
 		return kv_fail(kv, MOOR_EINVAL, "kv: commit without a batch");
-	if (last_index <= kv->applied_index) {
-		MOOR_ASSERT(!kv->b_dirty);
+	if (last_index < kv->b_index) {
 		batch_reset(kv);
+		return kv_fail(kv, MOOR_EINVAL,
+		               "kv: commit at index %llu below the batch's last entry %llu",
+		               (unsigned long long)last_index, (unsigned long long)kv->b_index);
+	}
+	if (last_index <= kv->applied_index) {
+		batch_reset(kv); /* every entry was a replay */
 		return 0;
 	}
 	r = (uint64_t)kv->b_rev;
@@ -207,10 +212,10 @@ int kv_batch_commit(struct kv *kv, uint64_t last_index, uint64_t term)
 static int req_start(struct kv *kv, uint64_t index, struct req_ctx *q)
 {
 	MOOR_ASSERT(kv->in_batch);
-	if (index <= kv->applied_index)
-		return 1;
 	MOOR_ASSERT(index > kv->b_index);
 	kv->b_index = index;
+	if (index <= kv->applied_index)
+		return 1;
 	memset(q, 0, sizeof *q);
 	q->kv = kv;
 	kv_view_open_batch(kv, &q->view);
