@@ -32,6 +32,7 @@ struct srv_stream {
 
 struct srv_listener {
 	struct srv_http *http;
+	int quiesced;
 	struct srv_stream *streams;
 	uv_timer_t poke;
 	struct MHD_Daemon *mhd;
@@ -485,6 +486,19 @@ void srv_http_stop(struct srv_http *h)
 	}
 	if (!pending)
 		free(h);
+}
+
+void srv_http_quiesce(struct srv_http *h)
+{
+	for (int i = 0; i < h->n; i++) {
+		struct srv_listener *l = &h->l[i];
+		if (!l->mhd || l->quiesced)
+			continue;
+		MHD_socket fd = MHD_quiesce_daemon(l->mhd);
+		if (fd != MHD_INVALID_SOCKET)
+			close(fd); /* MHD hands the listening socket back to us */
+		l->quiesced = 1;
+	}
 }
 
 unsigned srv_http_port(const struct srv_http *h, int i)

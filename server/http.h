@@ -47,6 +47,9 @@ struct srv_http_config {
 int srv_http_start(uv_loop_t *loop, const struct srv_http_config *cfg, struct srv_http **out,
                    char *err, size_t errlen);
 
+/* Stops accepting connections; those open are served on. */
+void srv_http_quiesce(struct srv_http *h);
+
 /* Closes the listeners and every connection; `h` is freed once its libuv
  * handles are closed (the loop must run on). */
 void srv_http_stop(struct srv_http *h);

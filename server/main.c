@@ -17,12 +17,21 @@
 
 extern char **environ;
 
-static void srv_stop(struct srv_server *s, const char *why)
+static void on_stop_timer_closed(uv_handle_t *h)
 {
-	if (s->stopping)
+	(void)h;
+}
+
+/* The end of a stop: listeners, API, node (which flushes the store). */
+static void stop_finish(struct srv_server *s)
+{
+	if (s->finished)
 		return;
-	s->stopping = 1;
-	moor_log(&s->log.logger, MOOR_LOG_INFO, "server", "stopping: %s", why);
+	s->finished = 1;
+	if (s->stop_timer_open) {
+		uv_timer_stop(&s->stop_timer);
+		uv_close((uv_handle_t *)&s->stop_timer, on_stop_timer_closed);
+	}
 	if (s->client_http) {
 		srv_http_stop(s->client_http);
 		s->client_http = NULL;
@@ -34,16 +43,62 @@ static void srv_stop(struct srv_server *s, const char *why)
 	}
 	uv_close((uv_handle_t *)&s->sig_term, NULL);
 	uv_close((uv_handle_t *)&s->sig_int, NULL);
+	moor_log(&s->log.logger, MOOR_LOG_INFO, "server", "stopped serving");
+}
+
+/* A graceful stop waits for leadership to move and for the requests in
+ * flight to finish, each for a bounded time. */
+static void on_stop_tick(uv_timer_t *t)
+{
+	struct srv_server *s = t->data;
+	struct srv_node_info info;
+	uint64_t now = uv_now(&s->loop);
+
+	srv_node_info(s->node, &info);
+	if (info.role == RAFT_LEADER && now < s->transfer_deadline_ms)
+		return;
+	if (srv_node_pending(s->node) > 0 && now < s->drain_deadline_ms)
+		return;
+	stop_finish(s);
+}
+
+static void srv_stop(struct srv_server *s, const char *why, int graceful)
+{
+	struct srv_node_info info;
+
+	if (s->stopping) {
+		moor_log(&s->log.logger, MOOR_LOG_INFO, "server", "stopping now: %s", why);
+		stop_finish(s);
+		return;
+	}
+	s->stopping = 1;
+	moor_log(&s->log.logger, MOOR_LOG_INFO, "server", "stopping: %s", why);
+	if (!graceful || !s->node) {
+		stop_finish(s);
+		return;
+	}
+	if (s->client_http)
+		srv_http_quiesce(s->client_http); /* no new clients */
+	srv_node_info(s->node, &info);
+	if (info.role == RAFT_LEADER && srv_node_transfer_leadership(s->node, 0) == 0)
+		moor_log(&s->log.logger, MOOR_LOG_INFO, "server",
+		         "handing leadership to another member before stopping");
+	s->transfer_deadline_ms = uv_now(&s->loop) + 2 * s->cfg.election_timeout_ms;
+	s->drain_deadline_ms = s->transfer_deadline_ms + 3000;
+	uv_timer_init(&s->loop, &s->stop_timer);
+	s->stop_timer.data = s;
+	s->stop_timer_open = 1;
+	uv_timer_start(&s->stop_timer, on_stop_tick, 0, 20);
 }
 
 static void on_removed(void *ctx)
 {
-	srv_stop(ctx, "removed from the cluster");
+	srv_stop(ctx, "removed from the cluster", 0);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
 {
-	srv_stop(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	srv_stop(h->data, signum == SIGTERM ? "SIGTERM" : "SIGINT", 1);
 }
 
 int main(int argc, char **argv)

@@ -1121,7 +1121,8 @@ int srv_node_start(const struct srv_node_options *opts, struct srv_node **out, c
 
 	if ((rc = srv_worker_start(&n->wal_worker, n->loop, "moor-wal")) != 0 ||
 	    (rc = srv_worker_start(&n->apply_worker, n->loop, "moor-apply")) != 0 ||
-	    (rc = srv_worker_start(&n->snap_worker, n->loop, "moor-snap")) != 0) {
+	    (rc = srv_worker_start(&n->snap_worker, n->loop, "moor-snap")) != 0 ||
+	    (rc = srv_worker_start(&n->compact_worker, n->loop, "moor-compact")) != 0) {
 		snprintf(err, errlen, "cannot start worker threads: %s", strerror(-rc));
 		goto fail;
 	}
@@ -1136,6 +1137,7 @@ int srv_node_start(const struct srv_node_options *opts, struct srv_node **out, c
 fail:
 	if (n->peers)
 		srv_peer_transport_stop(n->peers);
+	srv_worker_stop(&n->compact_worker);
 	srv_worker_stop(&n->snap_worker);
 	srv_worker_stop(&n->wal_worker);
 	srv_worker_stop(&n->apply_worker);
@@ -1145,9 +1147,10 @@ fail:
 
 void srv_node_stop(struct srv_node *n)
 {
-	n->stopping = true;
+	__atomic_store_n(&n->stopping, true, __ATOMIC_RELAXED);
 	uv_timer_stop(&n->tick_timer);
 	/* Finish the write and the applies in flight: their done() run here. */
+	srv_worker_stop(&n->compact_worker);
 	srv_worker_stop(&n->snap_worker);
 	srv_worker_stop(&n->wal_worker);
 	srv_worker_stop(&n->apply_worker);
@@ -1229,6 +1232,11 @@ int srv_node_transfer_leadership(struct srv_node *n, uint64_t target)
 int64_t srv_node_lease_remaining(const struct srv_node *n, int64_t id)
 {
 	return srv_lessor_remaining(&n->lessor, id, node_now_ms());
+}
+
+size_t srv_node_pending(const struct srv_node *n)
+{
+	return n->n_pending;
 }
 
 struct kv *srv_node_kv(const struct srv_node *n)

@@ -104,6 +104,9 @@ struct srv_node_info {
 };
 void srv_node_info(const struct srv_node *n, struct srv_node_info *out);
 
+/* Client writes proposed here and not yet answered. */
+size_t srv_node_pending(const struct srv_node *n);
+
 /* The store, for reads on the loop thread (kv_range, kv_hash_kv...). */
 struct kv *srv_node_kv(const struct srv_node *n);
 

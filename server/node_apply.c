@@ -169,6 +169,63 @@ void node_membership_changed(struct srv_node *n)
 	}
 }
 
+/* ---- physical compaction, on its own thread ---- */
+
+struct compact_job {
+	struct srv_job job;
+	struct srv_node *n;
+	int rc;
+	uint64_t steps;
+};
+
+static void compact_run(struct srv_job *j)
+{
+	struct compact_job *c = (struct compact_job *)j;
+	bool done = false;
+
+	/* small batches: the writer is never held up for long */
+	while (!done && c->rc == 0 && !__atomic_load_n(&c->n->stopping, __ATOMIC_RELAXED)) {
+		c->rc = kv_compact_step(c->n->kv, 1000, &done);
+		c->steps++;
+	}
+}
+
+static void compact_done(struct srv_job *j)
+{
+	struct compact_job *c = (struct compact_job *)j;
+	struct srv_node *n = c->n;
+
+	n->compact_running = false;
+	if (c->rc)
+		LOG(n, MOOR_LOG_WARN, "physical compaction stopped: %s", moor_strerror(c->rc));
+	else
+		LOG(n, MOOR_LOG_INFO, "physical compaction done in %llu steps",
+		    (unsigned long long)c->steps);
+	free(c);
+	node_compact_kick(n);
+}
+
+/* Starts removing compacted history in the background when there is some. */
+void node_compact_kick(struct srv_node *n)
+{
+	struct kv_status st;
+	struct compact_job *c;
+
+	if (n->compact_running || n->stopping)
+		return;
+	kv_status(n->kv, &st);
+	if (!st.compact_pending)
+		return;
+	c = calloc(1, sizeof *c);
+	if (!c)
+		return;
+	c->n = n;
+	c->job.run = compact_run;
+	c->job.done = compact_done;
+	n->compact_running = true;
+	srv_worker_submit(&n->compact_worker, &c->job);
+}
+
 /* ---- the apply thread ---- */
 
 static int apply_request(struct srv_node *n, uint64_t index, const Moorpb__InternalRequest *r,
@@ -421,6 +478,7 @@ static void apply_job_done(struct srv_job *j)
 	free(a->ents);
 	free(a);
 	node_reads_release(n);
+	node_compact_kick(n);
 	if (n->install_waiting && n->apply_worker.queued == 0) {
 		n->install_waiting = false;
 		node_ready_resume(n);

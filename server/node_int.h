@@ -141,6 +141,10 @@ struct srv_node {
 	uv_idle_t sync_idle;
 	struct watch_batch *apply_events; /* set by the apply thread during a commit */
 
+	/* physical compaction of the store's history */
+	struct srv_worker compact_worker;
+	bool compact_running;
+
 	/* snapshots */
 	struct srv_worker snap_worker;
 	uint64_t snapshot_count;
@@ -206,6 +210,7 @@ void node_conf_changes_propose(struct srv_node *n);
 int64_t node_lease_effect(struct srv_node *n, const Moorpb__InternalRequest *r, int rc);
 int node_leases_load(struct srv_node *n);
 void node_reads_release(struct srv_node *n);
+void node_compact_kick(struct srv_node *n);
 int node_membership_encode(const struct node_membership *ms, void **out, size_t *len);
 int node_membership_decode(const void *data, size_t len, struct node_membership *ms);
 void node_membership_changed(struct srv_node *n);

@@ -69,6 +69,7 @@ t_check "a leader is known again" t_wait_leader 10 1 2 3
 old=$T_LEADER
 t_member_stop "$old" TERM
 t_check "SIGTERM stops the leader m$old with exit 0 (got $T_RC)" test "$T_RC" = 0
+t_check "... after handing leadership to another member" grep -q "handing leadership" "$T_TMP/m$old.log"
 alive=()
 for i in 1 2 3; do [[ $i != "$old" ]] && alive+=("$i"); done
 t_check "the others elect a new leader within 10 s" t_wait_leader 10 "${alive[@]}"
