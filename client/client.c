@@ -146,14 +146,19 @@ void cl_header(struct moor_header *h, const Etcdserverpb__ResponseHeader *p)
 	h->raft_term = p->raft_term;
 }
 
+/* Empty bytes decode as NULL; callers get "" so that memcmp, fwrite and
+ * friends never see a null pointer. */
+static const uint8_t empty[1];
+
 void cl_kv(struct moor_kv *kv, const Mvccpb__KeyValue *p)
 {
 	memset(kv, 0, sizeof *kv);
+	kv->key = kv->value = empty;
 	if (!p)
 		return;
-	kv->key = p->key.data;
+	kv->key = p->key.data ? p->key.data : empty;
 	kv->key_len = p->key.len;
-	kv->value = p->value.data;
+	kv->value = p->value.data ? p->value.data : empty;
 	kv->value_len = p->value.len;
 	kv->create_revision = p->create_revision;
 	kv->mod_revision = p->mod_revision;

@@ -335,11 +335,13 @@ void ctl_catch_signals(void)
 void ctl_print_kv(const struct moor_kv *kv, bool keys_only, bool value_only)
 {
 	if (!value_only) {
-		fwrite(kv->key, 1, kv->key_len, stdout);
+		if (kv->key_len)
+			fwrite(kv->key, 1, kv->key_len, stdout);
 		putchar('\n');
 	}
 	if (!keys_only) {
-		fwrite(kv->value, 1, kv->value_len, stdout);
+		if (kv->value_len)
+			fwrite(kv->value, 1, kv->value_len, stdout);
 		putchar('\n');
 	}
 }

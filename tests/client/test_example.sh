@@ -70,7 +70,9 @@ t_wait_exit "${CTL_PID[a]}" 15
 # The README's program (client/examples/hello.c), linked against the shared
 # library as a user would link it.
 HELLO_SO=$T_TMP/hello-shared
-if cc -I. -o "$HELLO_SO" client/examples/hello.c -L"$BUILD/lib" -lmoor 2>"$T_TMP/cc.log"; then
+SANFLAGS=
+[[ $BUILD == *san* ]] && SANFLAGS="-fsanitize=address,undefined"
+if cc $SANFLAGS -I. -o "$HELLO_SO" client/examples/hello.c -L"$BUILD/lib" -lmoor 2>"$T_TMP/cc.log"; then
 	t_out_hello=$(LD_LIBRARY_PATH=$BUILD/lib "$HELLO_SO" "$(t_url 2)" | sed -E 's/revision [0-9]+/revision N/')
 	t_check "the README program, linked with -lmoor (shared), puts, gets and watches" \
 		test "$t_out_hello" = "hello at revision N
