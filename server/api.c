@@ -5,6 +5,7 @@
  */
 #include "server/api_int.h"
 
+#include "common/clock.h"
 #include "common/error.h"
 #include "server/gateway_errors.h"
 #include "server/lessor.h"
@@ -22,12 +23,24 @@ void call_free(struct call *c)
 	free(c);
 }
 
+static void record(struct call *c, int grpc_code)
+{
+	struct srv_api *api = c->api;
+	unsigned rpc = (unsigned)c->route->rpc;
+
+	if (rpc >= SRV_RPC_COUNT || grpc_code < 0 || grpc_code >= SRV_API_CODES)
+		return;
+	srv_counter_add(&api->handled[rpc][grpc_code], 1);
+	srv_hist_observe(&api->latency[rpc], moor_clock_mono_ns() - c->start_ns);
+}
+
 void reply_error(struct call *c, int code)
 {
 	struct srv_gw_error e;
 	struct moor_buf b;
 
 	srv_gw_error_from_code(code, &e);
+	record(c, e.grpc_code);
 	moor_buf_init(&b, NULL);
 	srv_gw_write_error(&b, &e);
 	srv_req_reply(c->req, (unsigned)e.http_status, JSON_CT, b.data, b.len);
@@ -51,6 +64,7 @@ void fill_header(struct call *c, Etcdserverpb__ResponseHeader *h)
 /* Encodes and sends a response message; takes no ownership. */
 void reply_msg(struct call *c, const ProtobufCMessage *m)
 {
+	record(c, 0);
 	if (c->proto) {
 		size_t len = protobuf_c_message_get_packed_size(m);
 		uint8_t *buf = malloc(len ? len : 1);
@@ -250,7 +264,6 @@ static void do_status(struct call *c)
 	Etcdserverpb__StatusResponse r = ETCDSERVERPB__STATUS_RESPONSE__INIT;
 	Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
 	struct srv_node_info info;
-	struct kv_stats ks;
 
 	srv_node_info(c->api->node, &info);
 	r.header = &h;
@@ -261,10 +274,8 @@ static void do_status(struct call *c)
 	r.raftterm = info.term;
 	r.raftappliedindex = info.applied;
 	r.islearner = info.is_learner;
-	if (kv_stats(srv_node_kv(c->api->node), &ks) == 0) {
-		r.dbsize = (int64_t)ks.approx_bytes;
-		r.dbsizeinuse = (int64_t)ks.approx_bytes;
-	}
+	r.dbsize = (int64_t)srv_node_db_size(c->api->node);
+	r.dbsizeinuse = r.dbsize;
 	reply_msg(c, &r.base);
 	call_free(c);
 }
@@ -369,6 +380,7 @@ int srv_api_handle(struct srv_api *api, struct srv_req *req)
 	c->api = api;
 	c->req = req;
 	c->route = route;
+	c->start_ns = moor_clock_mono_ns();
 	c->proto = is_proto(req);
 	if (strcmp(srv_req_method(req), "POST") != 0) {
 		struct moor_buf b;
@@ -452,4 +464,58 @@ bad : {
 	call_free(c);
 	return 0;
 }
+}
+
+int srv_api_metrics(const struct srv_api *api, struct moor_buf *out)
+{
+	size_t nroutes;
+	const struct srv_gw_route *routes = srv_gw_routes(&nroutes);
+	unsigned char seen[SRV_RPC_COUNT] = {0};
+	int rc;
+
+	rc =
+	    srv_metric_header(out, "grpc_server_handled_total", "counter",
+	                      "Total number of RPCs completed on the server, regardless of success "
+	                      "or failure.");
+	for (size_t r = 0; r < nroutes && rc == 0; r++) {
+		const struct srv_gw_route *rt = &routes[r];
+		const char *slash = strrchr(rt->grpc_method, '/');
+		unsigned rpc = (unsigned)rt->rpc;
+		if (rpc >= SRV_RPC_COUNT || seen[rpc] || !slash)
+			continue;
+		seen[rpc] = 1;
+		for (int code = 0; code < SRV_API_CODES && rc == 0; code++) {
+			uint64_t v = srv_counter_get(&api->handled[rpc][code]);
+			if (!v)
+				continue;
+			rc = moor_buf_printf(
+			    out,
+			    "grpc_server_handled_total{grpc_code=\"%s\",grpc_method=\"%s\","
+			    "grpc_service=\"%.*s\",grpc_type=\"unary\"} %llu\n",
+			    srv_grpc_code_name(code), slash + 1, (int)(slash - rt->grpc_method - 1),
+			    rt->grpc_method + 1, (unsigned long long)v);
+		}
+	}
+	if (rc == 0)
+		rc = srv_metric_header(
+		    out, "grpc_server_handling_seconds", "histogram",
+		    "Histogram of response latency (seconds) of gRPC that had been "
+		    "application-level handled by the server.");
+	memset(seen, 0, sizeof seen);
+	for (size_t r = 0; r < nroutes && rc == 0; r++) {
+		const struct srv_gw_route *rt = &routes[r];
+		const char *slash = strrchr(rt->grpc_method, '/');
+		unsigned rpc = (unsigned)rt->rpc;
+		char labels[160];
+		if (rpc >= SRV_RPC_COUNT || seen[rpc] || !slash ||
+		    !__atomic_load_n(&api->latency[rpc].count, __ATOMIC_RELAXED))
+			continue;
+		seen[rpc] = 1;
+		snprintf(labels, sizeof labels,
+		         "grpc_method=\"%s\",grpc_service=\"%.*s\",grpc_type=\"unary\"", slash + 1,
+		         (int)(slash - rt->grpc_method - 1), rt->grpc_method + 1);
+		rc = srv_hist_render(&api->latency[rpc], out, "grpc_server_handling_seconds",
+		                     labels);
+	}
+	return rc;
 }

@@ -7,10 +7,14 @@
 #ifndef MOOR_SERVER_API_H
 #define MOOR_SERVER_API_H
 
+#include "server/gateway_errors.h"
 #include "server/http.h"
+#include "server/metrics.h"
 #include "server/node.h"
 
 struct wcall;
+
+#define SRV_API_CODES 17 /* gRPC status codes 0..16 */
 
 struct srv_api {
 	struct srv_node *node;
@@ -18,6 +22,9 @@ struct srv_api {
 	const struct moor_logger *log;
 	uint64_t next_lease_id;
 	uv_loop_t *loop;
+	/* grpc_server_handled_total and grpc_server_handling_seconds */
+	uint64_t handled[SRV_RPC_COUNT][SRV_API_CODES];
+	struct srv_hist latency[SRV_RPC_COUNT];
 	uv_idle_t pull_idle; /* drains watch streams with responses ready */
 	struct wcall *ready;
 	struct wcall *all;
@@ -27,6 +34,9 @@ void srv_api_init(struct srv_api *api, uv_loop_t *loop, struct srv_node *node,
                   const struct srv_config *cfg, const struct moor_logger *log);
 /* Closes the api's handle (watch streams end with their connections). */
 void srv_api_close(struct srv_api *api);
+
+/* Appends the API's request counters and latency histograms. */
+int srv_api_metrics(const struct srv_api *api, struct moor_buf *out);
 
 /* api_lease.c */
 void srv_api_keepalive(struct srv_api *api, struct srv_req *req, int proto);

@@ -14,6 +14,7 @@ struct call {
 	ProtobufCMessage *msg;
 	int proto;         /* 1: protobuf bodies */
 	uint64_t aux;      /* per-call: a member id, a deadline */
+	uint64_t start_ns; /* for the latency histogram */
 	uv_timer_t *timer; /* for calls that poll */
 };
 

@@ -339,6 +339,8 @@ void srv_api_init(struct srv_api *api, uv_loop_t *loop, struct srv_node *node,
 	api->cfg = cfg;
 	api->log = log;
 	api->loop = loop;
+	for (int i = 0; i < SRV_RPC_COUNT; i++)
+		api->latency[i].fine = 1;
 	uv_idle_init(loop, &api->pull_idle);
 	api->pull_idle.data = api;
 	srv_node_set_watch_reset(node, on_watch_reset, api);

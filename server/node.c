@@ -10,6 +10,7 @@
 #include "common/error.h"
 #include "server/ids.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -72,6 +73,7 @@ void node_apply_complete_pending(struct srv_node *n, uint64_t id, int rc, void *
 
 static void pend_fail(struct srv_node *n, struct pending *p, int rc)
 {
+	srv_counter_add(&n->m.proposals_failed, 1);
 	pend_unlink(n, p);
 	p->cb(p->ctx, rc, NULL, 0);
 	free(p);
@@ -128,8 +130,11 @@ static void wal_job_run(struct srv_job *j)
 	struct srv_node *n = w->n;
 
 	w->rc = wal_append(n->wal, &w->b);
-	if (w->rc == 0 && w->sync)
+	if (w->rc == 0 && w->sync) {
+		uint64_t t0 = moor_clock_mono_ns();
 		w->rc = wal_sync(n->wal, NULL);
+		srv_hist_observe(&n->m.wal_fsync, moor_clock_mono_ns() - t0);
+	}
 	if (w->rc)
 		snprintf(w->err, sizeof w->err, "%s", wal_errmsg(n->wal));
 }
@@ -142,6 +147,8 @@ static void ready_finish(struct srv_node *n);
  * timeout, and retries on the new leader. */
 static void leader_changed(struct srv_node *n, uint64_t lead)
 {
+	if (lead)
+		srv_counter_add(&n->m.leader_changes, 1);
 	LOG(n, MOOR_LOG_INFO, "leader is now %016llx (was %016llx) term=%llu",
 	    (unsigned long long)lead, (unsigned long long)n->lead, (unsigned long long)n->term);
 	if (n->lead)
@@ -1132,6 +1139,13 @@ int srv_node_start(const struct srv_node_options *opts, struct srv_node **out, c
 	LOG(n, MOOR_LOG_INFO, "member %016llx of cluster %016llx started (%d members)",
 	    (unsigned long long)n->id, (unsigned long long)n->cluster_id, n->members.n);
 	*out = n;
+	{
+		/* a cluster of one need not wait an election timeout */
+		struct raft_conf_state cs;
+		raft_conf_state(n->raft, &cs);
+		if (cs.n_voters == 1 && cs.voters[0] == n->id)
+			raft_campaign(n->raft);
+	}
 	node_pump(n);
 	return 0;
 fail:
@@ -1232,6 +1246,43 @@ int srv_node_transfer_leadership(struct srv_node *n, uint64_t target)
 int64_t srv_node_lease_remaining(const struct srv_node *n, int64_t id)
 {
 	return srv_lessor_remaining(&n->lessor, id, node_now_ms());
+}
+
+const struct srv_node_metrics *srv_node_metrics(const struct srv_node *n)
+{
+	return &n->m;
+}
+
+static uint64_t dir_bytes(const char *path, int depth)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	uint64_t total = 0;
+	char p[1400];
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		struct stat st;
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		snprintf(p, sizeof p, "%s/%s", path, e->d_name);
+		if (lstat(p, &st) != 0)
+			continue;
+		if (S_ISDIR(st.st_mode) && depth < 4)
+			total += dir_bytes(p, depth + 1);
+		else if (S_ISREG(st.st_mode))
+			total += (uint64_t)st.st_size;
+	}
+	closedir(d);
+	return total;
+}
+
+uint64_t srv_node_db_size(const struct srv_node *n)
+{
+	char p[1100];
+	snprintf(p, sizeof p, "%s/kv", n->cfg->data_dir);
+	return dir_bytes(p, 0);
 }
 
 size_t srv_node_pending(const struct srv_node *n)

@@ -27,6 +27,7 @@
 #include "proto/internal.pb-c.h"
 #include "raft/raft.h"
 #include "server/config.h"
+#include "server/metrics.h"
 #include "server/peer.h"
 #include "server/worker.h"
 #include "wal/wal.h"
@@ -61,6 +62,18 @@ struct srv_node_member {
 };
 
 struct srv_node;
+
+/* What the node counts, for /metrics. */
+struct srv_node_metrics {
+	struct srv_hist wal_fsync;      /* etcd_disk_wal_fsync_duration_seconds */
+	struct srv_hist backend_commit; /* etcd_disk_backend_commit_duration_seconds */
+	struct srv_hist snapshot_save;  /* etcd_debugging_snap_save_total_duration_seconds */
+	uint64_t leader_changes;        /* etcd_server_leader_changes_seen_total */
+	uint64_t proposals_failed;      /* etcd_server_proposals_failed_total */
+	uint64_t slow_applies;          /* etcd_server_slow_apply_total */
+	uint64_t snapshots_sent, snapshots_received;
+};
+const struct srv_node_metrics *srv_node_metrics(const struct srv_node *n);
 
 struct srv_node_options {
 	/* Called once when this member applies its own removal. */
@@ -103,6 +116,10 @@ struct srv_node_info {
 	enum raft_role role;
 };
 void srv_node_info(const struct srv_node *n, struct srv_node_info *out);
+
+/* Bytes the store occupies on disk (the files under <data-dir>/kv; a walk
+ * of a few directories, not of the data). */
+uint64_t srv_node_db_size(const struct srv_node *n);
 
 /* Client writes proposed here and not yet answered. */
 size_t srv_node_pending(const struct srv_node *n);

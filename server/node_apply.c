@@ -12,6 +12,7 @@
 #include "server/node_int.h"
 
 #include "common/assert.h"
+#include "common/clock.h"
 #include "common/error.h"
 
 #include <stdlib.h>
@@ -424,7 +425,12 @@ static void apply_job_run(struct srv_job *j)
 		}
 	}
 	n->apply_events = NULL;
+	uint64_t t0 = moor_clock_mono_ns();
 	rc = kv_batch_commit(n->kv, last->index, last->term);
+	uint64_t took = moor_clock_mono_ns() - t0;
+	srv_hist_observe(&n->m.backend_commit, took);
+	if (took > 100000000u) /* etcd warns when an apply takes over 100 ms */
+		srv_counter_add(&n->m.slow_applies, 1);
 	a->events = n->apply_events;
 	n->apply_events = NULL;
 	if (rc) {

@@ -7,6 +7,7 @@
 
 #include "server/node.h"
 #include "server/lessor.h"
+#include "server/metrics.h"
 #include "server/raftmsg.h"
 #include "watch/watch.h"
 
@@ -172,6 +173,8 @@ struct srv_node {
 	uint64_t transfer_to; /* a leadership transfer asked during a batch */
 	void (*on_removed)(void *ctx);
 	void *on_removed_ctx;
+
+	struct srv_node_metrics m;
 
 	bool published, publishing; /* our attributes, proposed once */
 	bool stopping;

@@ -240,6 +240,8 @@ static void out_finish(struct srv_node *n, int slot, bool ok)
 		    (unsigned long long)o->meta.index, (unsigned long long)o->to,
 		    (unsigned long long)o->total);
 	report(n, o->to, ok);
+	if (ok)
+		srv_counter_add(&n->m.snapshots_sent, 1);
 	snap_out_free(o);
 	n->snap_out[slot] = NULL;
 }
@@ -413,6 +415,7 @@ static void unpack_done(struct srv_job *j)
 
 	if (u->rc == 0 && !n->stopping) {
 		snprintf(n->snap_in_dir, sizeof n->snap_in_dir, "%s", u->dir);
+		srv_counter_add(&n->m.snapshots_received, 1);
 		n->snap_in_index = u->index;
 		LOG(n, MOOR_LOG_INFO, "snapshot at index %llu received and unpacked",
 		    (unsigned long long)u->index);

@@ -68,6 +68,98 @@ static void reply_checks(struct srv_req *req, const struct check *checks, int n)
 	reply_str(req, failed ? 503 : 200, text_ct, body);
 }
 
+#define GAUGE(name, help, fmt, ...)                                               \
+	do {                                                                      \
+		if (rc == 0)                                                      \
+			rc = srv_metric_header(&b, name, "gauge", help);          \
+		if (rc == 0)                                                      \
+			rc = moor_buf_printf(&b, name " " fmt "\n", __VA_ARGS__); \
+	} while (0)
+#define COUNTER(name, help, v)                                                             \
+	do {                                                                               \
+		if (rc == 0)                                                               \
+			rc = srv_metric_header(&b, name, "counter", help);                 \
+		if (rc == 0)                                                               \
+			rc = moor_buf_printf(&b, name " %llu\n", (unsigned long long)(v)); \
+	} while (0)
+#define HIST(name, help, h)                                                  \
+	do {                                                                 \
+		if (rc == 0)                                                 \
+			rc = srv_metric_header(&b, name, "histogram", help); \
+		if (rc == 0)                                                 \
+			rc = srv_hist_render(h, &b, name, "");               \
+	} while (0)
+
+static void reply_metrics(struct srv_server *s, struct srv_req *req)
+{
+	const struct srv_node_metrics *m = srv_node_metrics(s->node);
+	struct srv_node_info info;
+	struct watch_hub_stats ws;
+	struct kv_status ks;
+	struct moor_buf b;
+	int rc = 0;
+
+	srv_node_info(s->node, &info);
+	watch_hub_stats(srv_node_hub(s->node), &ws);
+	kv_status(srv_node_kv(s->node), &ks);
+	moor_buf_init(&b, NULL);
+	GAUGE("etcd_server_has_leader", "Whether or not a leader exists. 1 is existence, 0 is not.",
+	      "%d", info.leader ? 1 : 0);
+	GAUGE("etcd_server_is_leader", "Whether or not this member is a leader.", "%d",
+	      info.role == RAFT_LEADER);
+	GAUGE("etcd_server_is_learner", "Whether or not this member is a learner.", "%d",
+	      info.is_learner);
+	COUNTER("etcd_server_leader_changes_seen_total", "The number of leader changes seen.",
+	        srv_counter_get(&m->leader_changes));
+	GAUGE("etcd_server_proposals_committed_total",
+	      "The total number of consensus proposals committed.", "%llu",
+	      (unsigned long long)info.commit);
+	GAUGE("etcd_server_proposals_applied_total",
+	      "The total number of consensus proposals applied.", "%llu",
+	      (unsigned long long)info.applied);
+	GAUGE("etcd_server_proposals_pending", "The current number of pending proposals to commit.",
+	      "%zu", srv_node_pending(s->node));
+	COUNTER("etcd_server_proposals_failed_total", "The total number of failed proposals seen.",
+	        srv_counter_get(&m->proposals_failed));
+	COUNTER("etcd_server_slow_apply_total", "The total number of slow apply requests.",
+	        srv_counter_get(&m->slow_applies));
+	GAUGE("etcd_server_id",
+	      "Server or member ID in hexadecimal format. 1 for 'server_id' label "
+	      "with current ID.",
+	      "%d", 1);
+	HIST("etcd_disk_wal_fsync_duration_seconds",
+	     "The latency distributions of fsync called by WAL.", &m->wal_fsync);
+	HIST("etcd_disk_backend_commit_duration_seconds",
+	     "The latency distributions of commit called by backend.", &m->backend_commit);
+	GAUGE("etcd_mvcc_db_total_size_in_bytes",
+	      "Total size of the underlying database physically allocated in bytes.", "%llu",
+	      (unsigned long long)srv_node_db_size(s->node));
+	GAUGE("etcd_debugging_mvcc_current_revision", "The current revision of store.", "%lld",
+	      (long long)ks.revision);
+	GAUGE("etcd_debugging_mvcc_compact_revision",
+	      "The revision of the last compaction in store.", "%lld",
+	      (long long)ks.compact_revision);
+	GAUGE("etcd_debugging_mvcc_watcher_total", "Total number of watchers.", "%llu",
+	      (unsigned long long)ws.watchers);
+	GAUGE("etcd_debugging_mvcc_watch_stream_total", "Total number of watch streams.", "%llu",
+	      (unsigned long long)ws.streams);
+	GAUGE("etcd_debugging_mvcc_slow_watcher_total", "Total number of unsynced slow watchers.",
+	      "%llu", (unsigned long long)ws.unsynced);
+	COUNTER("etcd_debugging_mvcc_events_total", "Total number of events sent by this member.",
+	        ws.deliveries);
+	COUNTER("etcd_server_snapshot_sent_total", "Snapshots this member sent to others.",
+	        srv_counter_get(&m->snapshots_sent));
+	COUNTER("etcd_server_snapshot_received_total", "Snapshots this member received.",
+	        srv_counter_get(&m->snapshots_received));
+	if (rc == 0)
+		rc = srv_api_metrics(&s->api, &b);
+	if (rc == 0)
+		srv_req_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+	else
+		reply_str(req, 500, text_ct, "cannot render metrics\n");
+	moor_buf_free(&b);
+}
+
 void srv_route_client(void *ctx, struct srv_req *req)
 {
 	struct srv_server *s = ctx;
@@ -106,6 +198,11 @@ void srv_route_client(void *ctx, struct srv_req *req)
 		if (!get)
 			return reply_method_not_allowed(req);
 		return reply_checks(req, ready, 3);
+	}
+	if (strcmp(path, "/metrics") == 0) {
+		if (!get)
+			return reply_method_not_allowed(req);
+		return reply_metrics(s, req);
 	}
 	if (strcmp(path, "/version") == 0) {
 		if (!get)

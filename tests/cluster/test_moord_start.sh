@@ -25,6 +25,14 @@ t_check "an unknown path is 404 with etcd's error body" \
 t_check "POST /health is 405" \
 	test "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$url/health")" = 405
 t_check "the log line names the member" grep -q 'member=m1' "$T_TMP/m1.log"
+t_check "a single-member cluster writes at once" \
+	bash -c "curl -fsS -X POST '$url/v3/kv/put' -d '{\"key\":\"YQ==\",\"value\":\"Yg==\"}' | grep -q '\"revision\":\"2\"'"
+curl -fsS "$url/metrics" >"$T_TMP/metrics.txt"
+t_check "/metrics reports etcd's leader gauge" grep -q '^etcd_server_has_leader 1$' "$T_TMP/metrics.txt"
+t_check "/metrics counts the put by gRPC method and code" \
+	grep -q '^grpc_server_handled_total{grpc_code="OK",grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary"} 1$' "$T_TMP/metrics.txt"
+t_check "/metrics has the WAL fsync histogram" \
+	grep -q '^etcd_disk_wal_fsync_duration_seconds_bucket{le="+Inf"} [1-9]' "$T_TMP/metrics.txt"
 
 # A second moord on the same data directory is refused.
 "$MOORD" --name m1b --data-dir "$T_TMP/m1" --listen-client-urls "http://127.0.0.1:$(t_free_port)" \
