@@ -306,6 +306,17 @@ static int make_options(struct kv *kv)
 	rocksdb_block_based_options_set_data_block_hash_ratio(kv->topts, 0.75);
 	rocksdb_options_set_block_based_table_factory(kv->opts, kv->topts);
 	rocksdb_options_set_create_if_missing(kv->opts, 1);
+	{
+		/* Recent data (L0, L1) uncompressed: flushes cost less CPU and the
+		 * hot part of the key space needs no decompression; older levels
+		 * LZ4 for space. */
+		static const int levels[7] = {rocksdb_no_compression,  rocksdb_no_compression,
+		                              rocksdb_lz4_compression, rocksdb_lz4_compression,
+		                              rocksdb_lz4_compression, rocksdb_lz4_compression,
+		                              rocksdb_lz4_compression};
+
+		rocksdb_options_set_compression_per_level(kv->opts, levels, 7);
+	}
 	rocksdb_options_set_write_buffer_size(kv->opts, kv->write_buffer_bytes);
 	rocksdb_options_set_max_background_jobs(kv->opts, 2);
 	/* Puts look up their key first; most new keys are in no memtable. */
