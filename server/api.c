@@ -450,6 +450,9 @@ int srv_api_handle(struct srv_api *api, struct srv_req *req)
 	case SRV_RPC_MOVE_LEADER:
 		api_move_leader(c);
 		return 0;
+	case SRV_RPC_SNAPSHOT:
+		api_snapshot(c);
+		return 0;
 	default:
 		srv_gw_error_set(&ge, SRV_GRPC_UNIMPLEMENTED, "%s is not implemented yet",
 		                 route->grpc_method);

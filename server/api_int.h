@@ -33,6 +33,9 @@ struct members_view {
 };
 void members_view_fill(struct members_view *v, struct srv_node *node);
 
+/* api_maint.c */
+void api_snapshot(struct call *c);
+
 /* api_cluster.c */
 void api_member_change(struct call *c);
 void api_move_leader(struct call *c);

@@ -1285,6 +1285,11 @@ uint64_t srv_node_db_size(const struct srv_node *n)
 	return dir_bytes(p, 0);
 }
 
+void srv_node_submit_snapshot_job(struct srv_node *n, struct srv_job *job)
+{
+	srv_worker_submit(&n->snap_worker, job);
+}
+
 size_t srv_node_pending(const struct srv_node *n)
 {
 	return n->n_pending;

@@ -121,6 +121,9 @@ void srv_node_info(const struct srv_node *n, struct srv_node_info *out);
  * of a few directories, not of the data). */
 uint64_t srv_node_db_size(const struct srv_node *n);
 
+/* Runs a job on the node's snapshot thread (checkpoints are made there). */
+void srv_node_submit_snapshot_job(struct srv_node *n, struct srv_job *job);
+
 /* Client writes proposed here and not yet answered. */
 size_t srv_node_pending(const struct srv_node *n);
 
