@@ -572,49 +572,146 @@ static void meta_records_commit_with_the_batch_and_survive_reopen(void **state)
 	free(v);
 }
 
+/* Everything after open, on a fresh store; 0 or the first error. */
+static int alloc_workload(struct fx *f)
+{
+	Etcdserverpb__PutRequest p = ETCDSERVERPB__PUT_REQUEST__INIT, p2 = p;
+	Etcdserverpb__RangeRequest r = ETCDSERVERPB__RANGE_REQUEST__INIT;
+	Etcdserverpb__DeleteRangeRequest d = ETCDSERVERPB__DELETE_RANGE_REQUEST__INIT;
+	Etcdserverpb__TxnRequest t = ETCDSERVERPB__TXN_REQUEST__INIT, inner = t;
+	Etcdserverpb__Compare c = ETCDSERVERPB__COMPARE__INIT, *cp = &c;
+	Etcdserverpb__RequestOp ops[4], *opp[4], iop, *iopp = &iop;
+	Etcdserverpb__LeaseGrantRequest g = ETCDSERVERPB__LEASE_GRANT_REQUEST__INIT;
+	Etcdserverpb__LeaseRevokeRequest rv = ETCDSERVERPB__LEASE_REVOKE_REQUEST__INIT;
+	Etcdserverpb__LeaseTimeToLiveRequest tq = ETCDSERVERPB__LEASE_TIME_TO_LIVE_REQUEST__INIT;
+	Etcdserverpb__CompactionRequest cq = ETCDSERVERPB__COMPACTION_REQUEST__INIT;
+	void *resp = NULL;
+	struct kv_history h;
+	uint32_t hash;
+	int64_t c1, c2;
+	bool done = false;
+	int rc;
+
+	p.key = B("key");
+	p.value = B("value");
+	p.prev_kv = 1;
+	p.lease = 9;
+	g.id = 9;
+	g.ttl = 5;
+	rc = kv_batch_begin(f->kv);
+#define STEP(call)                              \
+	do {                                    \
+		if (rc == 0) {                  \
+			resp = NULL;            \
+			rc = (call);            \
+			kv_response_free(resp); \
+		}                               \
+	} while (0)
+	STEP(kv_batch_lease_grant(f->kv, ++f->index, &g,
+	                          (Etcdserverpb__LeaseGrantResponse **)&resp));
+	STEP(kv_batch_put(f->kv, ++f->index, &p, (Etcdserverpb__PutResponse **)&resp));
+	/* txn: if version(key) == 1 then put t1, delete key, range all desc,
+	 * txn{put t2} */
+	c.key = B("key");
+	c.target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_VERSION;
+	c.version = 1;
+	for (int i = 0; i < 4; i++) {
+		etcdserverpb__request_op__init(&ops[i]);
+		opp[i] = &ops[i];
+	}
+	p2.key = B("t1");
+	p2.value = B("v");
+	ops[0].request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+	ops[0].request_put = &p2;
+	d.key = B("key");
+	d.prev_kv = 1;
+	ops[1].request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE;
+	ops[1].request_delete_range = &d;
+	r.key = (ProtobufCBinaryData){1, (uint8_t *)""};
+	r.range_end = (ProtobufCBinaryData){1, (uint8_t *)""};
+	r.sort_order = ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__DESCEND;
+	r.sort_target = ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__MOD;
+	ops[2].request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE;
+	ops[2].request_range = &r;
+	etcdserverpb__request_op__init(&iop);
+	Etcdserverpb__PutRequest p3 = ETCDSERVERPB__PUT_REQUEST__INIT;
+
+	p3.key = B("t2");
+	iop.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+	iop.request_put = &p3;
+	inner.success = &iopp;
+	inner.n_success = 1;
+	ops[3].request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN;
+	ops[3].request_txn = &inner;
+	t.compare = &cp;
+	t.n_compare = 1;
+	t.success = opp;
+	t.n_success = 4;
+	STEP(kv_batch_txn(f->kv, ++f->index, &t, (Etcdserverpb__TxnResponse **)&resp));
+	STEP(kv_batch_meta_put(f->kv, ++f->index, "m", "x", 1));
+	if (rc == 0)
+		rc = kv_batch_commit(f->kv, f->index, 1);
+	else
+		kv_batch_abort(f->kv);
+	STEP(kv_range(f->kv, &r, (Etcdserverpb__RangeResponse **)&resp));
+	r.revision = 2;
+	STEP(kv_range(f->kv, &r, (Etcdserverpb__RangeResponse **)&resp));
+	if (rc == 0) {
+		rc = kv_history_read(f->kv, 1, 0, true, &h);
+		if (rc == 0)
+			kv_history_free(&h);
+	}
+	if (rc == 0)
+		rc = kv_hash_kv(f->kv, 0, &hash, &c1, &c2);
+	tq.id = 9;
+	tq.keys = 1;
+	STEP(kv_lease_timetolive(f->kv, &tq, (Etcdserverpb__LeaseTimeToLiveResponse **)&resp));
+	STEP(kv_lease_leases(f->kv, (Etcdserverpb__LeaseLeasesResponse **)&resp));
+	if (rc == 0)
+		rc = kv_batch_begin(f->kv);
+	rv.id = 9;
+	cq.revision = 3;
+	STEP(kv_batch_lease_revoke(f->kv, ++f->index, &rv,
+	                           (Etcdserverpb__LeaseRevokeResponse **)&resp));
+	STEP(kv_batch_compact(f->kv, ++f->index, &cq, (Etcdserverpb__CompactionResponse **)&resp));
+	if (rc == 0)
+		rc = kv_batch_commit(f->kv, f->index, 1);
+	else
+		kv_batch_abort(f->kv);
+	while (rc == 0 && !done)
+		rc = kv_compact_step(f->kv, 1, &done);
+#undef STEP
+	return rc;
+}
+
 static void every_failed_allocation_is_a_clean_enomem(void **state)
 {
 	struct fx *f = *state;
-	Etcdserverpb__PutRequest p = ETCDSERVERPB__PUT_REQUEST__INIT;
-	Etcdserverpb__RangeRequest r = ETCDSERVERPB__RANGE_REQUEST__INIT;
-	Etcdserverpb__PutResponse *pr;
-	Etcdserverpb__RangeResponse *rr;
+	long n;
 	int rc;
 
 	kv_close(f->kv);
+	f->kv = NULL;
 	f->use_fa = true;
-	/* open, a put in a batch, a commit and a range, failing at every step */
-	for (long n = 0;; n++) {
+	/* open and a workload of every call, failing allocation n, n = 0, 1, ... */
+	for (n = 0;; n++) {
+		rm_rf(f->path);
+		f->index = 0;
 		moor_alloc_failing_init(&f->fa, n);
 		rc = fx_open(f);
 		if (rc == 0) {
-			p.key = B("key");
-			p.value = B("value");
-			p.prev_kv = 1;
-			rc = kv_batch_begin(f->kv);
-			if (rc == 0)
-				rc = kv_batch_put(f->kv, ++f->index, &p, &pr);
-			if (rc == 0)
-				kv_response_free(pr);
-			if (rc == 0)
-				rc = kv_batch_commit(f->kv, f->index, 1);
-			else
-				kv_batch_abort(f->kv);
-			r.key = B("a");
-			r.range_end = B("");
-			r.range_end = (ProtobufCBinaryData){1, (uint8_t *)""};
-			if (rc == 0)
-				rc = kv_range(f->kv, &r, &rr);
-			if (rc == 0)
-				kv_response_free(rr);
+			rc = alloc_workload(f);
 			kv_close(f->kv);
 			f->kv = NULL;
 		}
+		if (rc != 0 && rc != MOOR_ENOMEM)
+			fprintf(stderr, "allocation %ld failed: %s\n", n, moor_strerror(rc));
 		assert_true(rc == 0 || rc == MOOR_ENOMEM);
 		assert_int_equal(f->fa.live, 0);
 		if (rc == 0)
 			break;
 	}
+	assert_true(n > 20);
 	f->use_fa = false;
 	assert_int_equal(fx_open(f), 0);
 }
