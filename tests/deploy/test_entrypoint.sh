@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# deploy/entrypoint.sh and deploy/prestop.sh outside a container, against
+# real moord processes on loopback. Pod hostnames are simulated with
+# MOOR_HOSTNAME (moor-0, moor-1, ...), the headless Service's DNS names
+# with MOOR_HOSTS (moor-i.moor-peers.test -> 127.A.B.(i+1)), and the
+# StatefulSet's desired replica count with MOOR_DESIRED_REPLICAS. Covered:
+# the first start of three, a restart with data, a replaced member whose
+# volume is empty rejoining, scale 3 -> 5 and back 5 -> 3 through the
+# preStop hook, a scaled-down member's kept volume coming back, an empty
+# volume that must not bootstrap over a cluster without a leader, and the
+# refusals (a hostname without an ordinal, TLS asked of a moord without it).
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+source "$root/tests/cluster/lib.sh"
+
+# Other engineers rebuild build/bin/moord at any moment: use a copy.
+cp "$MOORD" "$T_TMP/moord" || exit 1
+export MOORD=$T_TMP/moord
+ENTRY=$root/deploy/entrypoint.sh
+PRESTOP=$root/deploy/prestop.sh
+
+t_cluster_init 5 # only for its random loopback prefix
+prefix=${C_HOST[1]%.1}
+hosts=""
+for i in 0 1 2 3 4; do hosts+="${hosts:+,}moor-$i.moor-peers.test=$prefix.$((i + 1))"; done
+export MOOR_HOSTS=$hosts MOOR_PEER_DOMAIN=moor-peers.test MOOR_REPLICAS=3
+export MOOR_JOIN_TIMEOUT=60 MOOR_CURL_TIMEOUT=2
+
+P=() # moord pid per ordinal
+url() { echo "http://$prefix.$(($1 + 1)):2379"; }
+purl() { echo "http://$prefix.$(($1 + 1)):2380"; }
+log() { echo "$T_TMP/moor-$1.log"; }
+
+# pod_start I [env...]: the container starting: entrypoint execs moord.
+pod_start() {
+	local i=$1
+	shift
+	env MOOR_HOSTNAME="moor-$i" MOOR_DATA_DIR="$T_TMP/moor-$i/data" "$@" \
+		bash "$ENTRY" --snapshot-count 50 2>>"$(log "$i")" &
+	P[i]=$!
+	T_PIDS+=("${P[$i]}")
+}
+pod_stop() { # I SIGNAL
+	kill "-$2" "${P[$1]}" 2>/dev/null
+	t_wait_exit "${P[$1]}" 20
+}
+leader_of() { curl -fsS -m 2 -X POST "$(url "$1")/v3/maintenance/status" -d '{}' 2>/dev/null | sed -n 's/.*"leader":"\([0-9]*\)".*/\1/p'; }
+agree() { # I...: every listed member reports the same non-zero leader
+	local first="" l j
+	for j in "$@"; do
+		l=$(leader_of "$j")
+		[[ -n $l && $l != 0 ]] || return 1
+		[[ -z $first || $l == "$first" ]] || return 1
+		first=$l
+	done
+}
+wait_agree() { # SECONDS I...
+	local limit=$1 k
+	shift
+	for ((k = 0; k < limit * 10; k++)); do
+		agree "$@" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+api() { curl -fsS -m 10 -X POST "$(url "$1")$2" -d "$3"; }
+put() { api "$1" /v3/kv/put "{\"key\":\"$(b64 "$2")\",\"value\":\"$(b64 "$3")\"}" >/dev/null; }
+count() { # I PREFIX: serializable count of keys under PREFIX at member I
+	local end
+	end=$(t_prefix_end "$2")
+	api "$1" /v3/kv/range "{\"key\":\"$(b64 "$2")\",\"range_end\":\"$(b64 "$end")\",\"count_only\":true,\"serializable\":true}" 2>/dev/null |
+		sed -n 's/.*"count":"\([0-9]*\)".*/\1/p'
+}
+nmembers() { api "$1" /v3/cluster/member/list '{}' | grep -o '"ID"' | wc -l; }
+listed() { api "$1" /v3/cluster/member/list '{}' | grep -q "\"peerURLs\":\[\"$2\"\]"; }
+hashkv() { api "$1" /v3/maintenance/hashkv '{}' | sed -n 's/.*"hash":\([0-9]*\).*/\1/p'; }
+started_as() { # I STATE: the entrypoint's last start line for member I names STATE
+	grep 'moor-deploy: starting' "$(log "$1")" | tail -n 1 | grep -q -- "--initial-cluster-state $2 "
+}
+ready() { # I...: /readyz answers 200 at every listed member
+	local j
+	for j in "$@"; do curl -fsS -m 2 -o /dev/null "$(url "$j")/readyz" || return 1; done
+}
+until_ok() { # SECONDS CMD...: until CMD succeeds (bounded)
+	local limit=$1 k
+	shift
+	for ((k = 0; k < limit * 10; k++)); do
+		"$@" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+both_counts() { [[ $(count "$1" a/) == 120 && $(count "$1" b/) == 1 ]]; }
+show_logs() { for f in "$T_TMP"/moor-*.log; do echo "== $f"; tail -n 15 "$f"; done; }
+
+# ---- first start of three, in parallel (podManagementPolicy: Parallel) ----
+for i in 0 1 2; do pod_start "$i"; done
+t_check "three pods started together elect a leader" wait_agree 20 0 1 2
+for i in 0 1 2; do
+	t_check "moor-$i bootstrapped with --initial-cluster-state new" started_as "$i" new
+done
+t_check "moor-1 advertises its DNS-derived peer URL (here its mapped address)" listed 0 "$(purl 1)"
+t_check "the member list names moor-2 by its hostname" \
+	bash -c "curl -fsS -X POST '$(url 0)/v3/cluster/member/list' -d '{}' | grep -q '\"name\":\"moor-2\"'"
+ok=0
+for k in $(seq 1 120); do put $((k % 3)) "a/$k" "v$k" && ok=$((ok + 1)); done
+t_check "120 writes acknowledged (the log is compacted every 50 entries)" test "$ok" = 120
+
+# ---- a restart with its data ----
+pod_stop 1 TERM
+t_check "moor-1 stops on SIGTERM with exit 0 (got $T_RC)" test "$T_RC" = 0
+put 0 b/1 x
+pod_start 1
+t_check "moor-1 restarts with its data as --initial-cluster-state existing" until_ok 10 started_as 1 existing
+t_check "after the restart the three agree on a leader" wait_agree 15 0 1 2
+t_check "moor-1 has every key (120 + 1)" until_ok 15 both_counts 1
+t_check "still three members" test "$(nmembers 0)" = 3
+
+# ---- a replaced member: its volume is gone ----
+pod_stop 2 KILL
+rm -rf "$T_TMP/moor-2"
+for k in $(seq 1 80); do put $((k % 2)) "c/$k" y; done
+old_id=$(api 0 /v3/cluster/member/list '{}' | grep -o "{\"ID\":\"[0-9]*\",\"name\":\"moor-2\"" | grep -o '[0-9]\{3,\}')
+pod_start 2
+t_check "the replaced moor-2 removes its stale entry first" \
+	until_ok 15 grep -q "removing that entry first" "$(log 2)"
+t_check "... and starts as --initial-cluster-state existing" until_ok 15 started_as 2 existing
+t_check "it catches up by snapshot (80 keys written while it was gone)" t_wait_eq 20 80 count 2 c/
+t_check "... and has the older ones (120)" t_wait_eq 5 120 count 2 a/
+t_check "its /readyz turns 200" until_ok 15 ready 2
+t_check "it is listed once, under the same id (id = hash of peer URL and token)" \
+	bash -c "[[ \$(curl -fsS -X POST '$(url 0)/v3/cluster/member/list' -d '{}' | grep -o '\"ID\":\"$old_id\"' | wc -l) == 1 ]]"
+t_check "three members" test "$(nmembers 1)" = 3
+same_hash() { local h; h=$(hashkv "$1"); shift; [[ -n $h ]] || return 1; for j in "$@"; do [[ $(hashkv "$j") == "$h" ]] || return 1; done; }
+t_check "HashKV equal on the three" until_ok 10 same_hash 0 1 2
+
+# ---- scale 3 -> 5 (kubectl scale: the pod template, MOOR_REPLICAS=3, is unchanged) ----
+pod_start 3
+pod_start 4
+t_check "moor-3 joins" until_ok 30 started_as 3 existing
+t_check "moor-4 joins" until_ok 30 started_as 4 existing
+t_check "five voters agree on a leader" wait_agree 30 0 1 2 3 4
+t_check "the list has five members" t_wait_eq 10 5 nmembers 0
+t_check "moor-4 reads the 80 c/ keys" t_wait_eq 20 80 count 4 c/
+t_check "moor-3 and moor-4 turn ready" until_ok 20 ready 3 4
+put 4 d/1 z
+t_check "a write through moor-4 is read at moor-3" t_wait_eq 10 1 count 3 d/
+
+# ---- scale 5 -> 3: the preStop hook of the two pods going away ----
+MOOR_DESIRED_REPLICAS=3 MOOR_HOSTNAME=moor-1 bash "$PRESTOP" 2>>"$(log 1)"
+t_check "preStop of moor-1 (ordinal below the desired 3) exits 0" test $? = 0
+t_check "... and leaves the membership alone" test "$(nmembers 0)" = 5
+MOOR_DESIRED_REPLICAS=3 MOOR_HOSTNAME=moor-3 bash "$PRESTOP" 2>>"$(log 3)" &
+h3=$!
+MOOR_DESIRED_REPLICAS=3 MOOR_HOSTNAME=moor-4 bash "$PRESTOP" 2>>"$(log 4)" &
+h4=$!
+wait "$h3"
+r3=$?
+wait "$h4"
+r4=$?
+t_check "preStop of moor-3 and moor-4, run together, exit 0 ($r3, $r4)" test "$r3$r4" = 00
+t_wait_exit "${P[3]}" 15
+t_check "removed moor-3 stopped by itself with exit 0 (got $T_RC)" test "$T_RC" = 0
+t_wait_exit "${P[4]}" 15
+t_check "removed moor-4 stopped by itself with exit 0 (got $T_RC)" test "$T_RC" = 0
+t_check "three members remain" t_wait_eq 10 3 nmembers 0
+t_check "the three agree on a leader" wait_agree 15 0 1 2
+put 1 e/1 after-shrink
+t_check "writes go on after the shrink" t_wait_eq 5 1 count 2 e/
+
+# ---- scale 3 -> 4 again while moor-3's old volume was kept ----
+pod_start 3
+t_check "moor-3 moves the removed member's data aside" \
+	until_ok 15 grep -q "belongs to a removed member" "$(log 3)"
+t_check "... keeps it (DATA.removed-TIME)" bash -c "ls -d '$T_TMP'/moor-3/data.removed-* >/dev/null"
+t_check "... and joins anew" until_ok 20 started_as 3 existing
+t_check "four members" t_wait_eq 15 4 nmembers 0
+t_check "moor-3 has the e/ key" t_wait_eq 20 1 count 3 e/
+MOOR_DESIRED_REPLICAS=3 MOOR_HOSTNAME=moor-3 bash "$PRESTOP" 2>>"$(log 3)"
+t_wait_exit "${P[3]}" 15
+t_check "scaled down again: moor-3 removed and stopped (exit $T_RC)" test "$T_RC" = 0
+t_check "three members again" t_wait_eq 10 3 nmembers 0
+
+# ---- an empty volume must not bootstrap over a cluster that has no leader ----
+pod_stop 0 TERM
+pod_stop 1 TERM
+rm -rf "$T_TMP/moor-0"
+: >"$(log 0)"
+pod_start 0 MOOR_JOIN_TIMEOUT=4
+t_wait_exit "${P[0]}" 20
+t_check "moor-0 with an empty volume and no leader around gives up with exit 1 (got $T_RC)" test "$T_RC" = 1
+t_check "... having said why" grep -q "the cluster exists" "$(log 0)"
+t_check "... and never bootstrapped a new cluster" bash -c "! grep -q 'moor-deploy: starting' '$(log 0)'"
+pod_start 1
+t_check "moor-1 restarts with its data; with moor-2 they elect a leader" wait_agree 20 1 2
+pod_start 0
+t_check "now moor-0 rejoins through them" until_ok 20 started_as 0 existing
+t_check "and catches up" t_wait_eq 20 120 count 0 a/
+t_check "the three agree on a leader" wait_agree 15 0 1 2
+t_check "three members at the end" test "$(nmembers 2)" = 3
+
+# ---- refusals ----
+MOOR_HOSTNAME=notastatefulsetpod bash "$ENTRY" 2>"$T_TMP/bad.log"
+rc=$?
+t_check "a hostname without an ordinal is refused with exit 1 (got $rc)" test "$rc" = 1
+MOOR_HOSTNAME=moor-1 MOOR_TLS=true MOOR_DATA_DIR=$T_TMP/tls bash "$ENTRY" 2>"$T_TMP/tls.log"
+rc=$?
+t_check "MOOR_TLS=true with a moord that has no TLS is refused (exit $rc), not run in clear text" \
+	bash -c "[[ $rc == 1 ]] && grep -q 'no TLS support yet' '$T_TMP/tls.log'"
+
+[[ $T_FAILED -eq 0 ]] || show_logs
+for i in 0 1 2; do pod_stop "$i" TERM; done
+t_done
