@@ -125,3 +125,22 @@ out:
 	kv_kbuf_free(a, &last);
 	return rc;
 }
+
+int kv_defragment(struct kv *kv)
+{
+	char *err = NULL;
+	rocksdb_compactoptions_t *o = rocksdb_compactoptions_create();
+
+	if (!o)
+		return MOOR_ENOMEM;
+	/* Every level including the bottom one: that is where the deletes of
+	 * compacted history finally drop the data they cover. */
+	rocksdb_compactoptions_set_bottommost_level_compaction(o, 1 /* force */);
+	rocksdb_compact_range_opt(kv->db, o, NULL, 0, NULL, 0);
+	rocksdb_compactoptions_destroy(o);
+	rocksdb_flush(kv->db, kv->fo, &err);
+	if (err)
+		return kv_rocks_err(kv, err, "kv: defragment");
+	moor_log(kv->log, MOOR_LOG_INFO, "kv", "defragmented path=%s", kv->db_path);
+	return 0;
+}

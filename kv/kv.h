@@ -232,6 +232,15 @@ void kv_batch_abort(struct kv *kv);
  */
 int kv_compact_step(struct kv *kv, size_t max_records, bool *done);
 
+/*
+ * etcd's Defragment: rewrite the whole RocksDB database so that space freed
+ * by compaction (deleted history, tombstones) goes back to the filesystem.
+ * Runs in the calling thread for as long as it takes (seconds per GiB) but
+ * does not block writes or reads; call it from a worker, after
+ * kv_compact_step reports done. Compactor thread.
+ */
+int kv_defragment(struct kv *kv);
+
 /* ---- snapshots ---------------------------------------------------------- */
 
 /*

@@ -948,6 +948,36 @@ static void a_restore_interrupted_at_any_step_opens_old_or_new_state(void **stat
 	assert_int_equal(access(moved, F_OK), -1);
 }
 
+static void compaction_then_defragment_gives_disk_space_back(void **state)
+{
+	struct fx *f = *state;
+	struct kv_stats before, after;
+	char big[2048], k[8];
+	bool done = false;
+
+	memset(big, 'z', sizeof big);
+	for (int i = 0; i < 2000; i++) {
+		big[i % sizeof big] = (char)('a' + i % 26); /* defeat compression a bit */
+		snprintf(k, sizeof k, "k%d", i % 4);
+		big[sizeof big - 1] = 0;
+		assert_int_equal(put(f, k, big, 0), 0);
+		clear_events(f);
+	}
+	assert_int_equal(kv_flush(f->kv, NULL), 0);
+	assert_int_equal(kv_defragment(f->kv), 0);
+	assert_int_equal(kv_stats(f->kv, &before), 0);
+	assert_int_equal(compact(f, revision(f)), 0);
+	while (!done)
+		assert_int_equal(kv_compact_step(f->kv, 100, &done), 0);
+	assert_int_equal(kv_defragment(f->kv), 0);
+	assert_int_equal(kv_stats(f->kv, &after), 0);
+	printf("approximate bytes: %llu before compaction, %llu after\n",
+	       (unsigned long long)before.approx_bytes, (unsigned long long)after.approx_bytes);
+	assert_int_equal(after.history_records, 4);
+	/* the history of 2000 versions of ~2 KiB is gone from disk */
+	assert_true(after.approx_bytes * 20 < before.approx_bytes);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -968,6 +998,7 @@ int main(void)
 	    T(every_failed_allocation_is_a_clean_enomem),
 	    T(reads_concurrent_with_commits_never_see_part_of_a_batch),
 	    T(physical_compaction_runs_alongside_commits),
+	    T(compaction_then_defragment_gives_disk_space_back),
 	};
 
 	return cmocka_run_group_tests_name("kv_basic", tests, NULL, NULL);
