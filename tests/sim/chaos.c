@@ -183,6 +183,9 @@ void sim_chaos(struct sim *s)
 			sim_transfer(s, x);
 	} else if (s->o.membership && r < 245 + 8 * f) {
 		membership_change(s);
+	} else if (s->o.faults && r < 246 + 8 * f) {
+		if ((x = random_up(s)))
+			sim_disk_fail(s, x, 1 + (int)sim_below(s, 60));
 	}
 	retry_writes(s);
 	retire_removed(s);
@@ -196,8 +199,13 @@ void sim_heal(struct sim *s)
 	s->o.dup_pct = 0;
 	s->o.skew_pct = 0;
 	for (unsigned i = 1; i <= SIM_MAX_NODES; i++) {
-		s->nodes[i].crash_mid_ready = 0;
-		if (s->nodes[i].exists && !s->nodes[i].up)
+		struct sim_node *n = &s->nodes[i];
+
+		n->crash_mid_ready = 0;
+		n->disk_fail_in = 0; /* a failure still to come does not come */
+		if (n->up && n->disk_failed)
+			sim_crash(s, i); /* stopped by its disk, not yet noticed */
+		if (n->exists && !n->up)
 			sim_restart(s, i);
 	}
 }

@@ -21,6 +21,8 @@ static void grow_u64(uint64_t **a, size_t *cap, size_t need)
 }
 
 static void check_completeness(struct sim *s, struct sim_node *n, uint64_t term);
+static void check_all(struct sim *s);
+static void check_leader(struct sim *s, uint64_t term, uint64_t id);
 
 /* Election safety; and leader completeness at the moment a leader is first
  * seen: every entry applied anywhere before then was committed in a term
@@ -28,6 +30,13 @@ static void check_completeness(struct sim *s, struct sim_node *n, uint64_t term)
  * it), so its log must hold them all. Checking later would be wrong: a
  * stale leader of an older term legitimately lacks what newer ones commit. */
 void sim_check_leader(struct sim *s, uint64_t term, uint64_t id)
+{
+	sim_disk_pause(s, true);
+	check_leader(s, term, id);
+	sim_disk_pause(s, false);
+}
+
+static void check_leader(struct sim *s, uint64_t term, uint64_t id)
 {
 	size_t old = s->cap_terms;
 
@@ -231,6 +240,13 @@ static void check_completeness(struct sim *s, struct sim_node *n, uint64_t term)
 
 void sim_check_all(struct sim *s)
 {
+	sim_disk_pause(s, true);
+	check_all(s);
+	sim_disk_pause(s, false);
+}
+
+static void check_all(struct sim *s)
+{
 	for (unsigned i = 1; i <= SIM_MAX_NODES && !s->failed; i++) {
 		struct sim_node *n = &s->nodes[i];
 		struct raft_status st;
@@ -243,6 +259,6 @@ void sim_check_all(struct sim *s)
 			         (unsigned long long)st.applied, (unsigned long long)n->applied);
 		if (st.role != RAFT_LEADER)
 			continue;
-		sim_check_leader(s, st.term, i);
+		check_leader(s, st.term, i);
 	}
 }

@@ -119,6 +119,89 @@ static void snap_decode(const struct raft_snapshot *sn, uint64_t *hash)
 			*hash = *hash << 8 | sn->data[i];
 }
 
+/* ---- the disk as the core sees it ---- */
+
+#define SIM_EIO (-5)
+
+void sim_disk_pause(struct sim *s, bool paused)
+{
+	for (unsigned i = 1; i <= SIM_MAX_NODES; i++)
+		s->nodes[i].disk_paused = paused;
+}
+
+static int disk_check(struct sim_node *n)
+{
+	if (n->disk_paused)
+		return 0;
+	if (n->disk_fail_in > 0 && --n->disk_fail_in == 0)
+		n->disk_failed = true;
+	return n->disk_failed ? SIM_EIO : 0;
+}
+
+static int disk_first(void *ctx, uint64_t *i)
+{
+	struct sim_node *n = ctx;
+	return disk_check(n) ? SIM_EIO : n->disk_inner.first_index(n->disk_inner.ctx, i);
+}
+
+static int disk_last(void *ctx, uint64_t *i)
+{
+	struct sim_node *n = ctx;
+	return disk_check(n) ? SIM_EIO : n->disk_inner.last_index(n->disk_inner.ctx, i);
+}
+
+static int disk_term(void *ctx, uint64_t i, uint64_t *t)
+{
+	struct sim_node *n = ctx;
+	return disk_check(n) ? SIM_EIO : n->disk_inner.term(n->disk_inner.ctx, i, t);
+}
+
+static int disk_entries(void *ctx, uint64_t lo, uint64_t hi, size_t max, struct raft_entry *out,
+                        size_t *cnt)
+{
+	struct sim_node *n = ctx;
+	return disk_check(n) ? SIM_EIO
+	                     : n->disk_inner.entries(n->disk_inner.ctx, lo, hi, max, out, cnt);
+}
+
+static int disk_snapshot(void *ctx, struct raft_snapshot *snap)
+{
+	struct sim_node *n = ctx;
+	return disk_check(n) ? SIM_EIO : n->disk_inner.snapshot(n->disk_inner.ctx, snap);
+}
+
+static int disk_hard_state(void *ctx, struct raft_hard_state *hs)
+{
+	struct sim_node *n = ctx;
+	return disk_check(n) ? SIM_EIO : n->disk_inner.hard_state(n->disk_inner.ctx, hs);
+}
+
+void sim_disk_fail(struct sim *s, uint64_t node, int after_calls)
+{
+	struct sim_node *n = &s->nodes[node];
+
+	if (!n->up || after_calls < 1)
+		return;
+	n->disk_fail_in = after_calls;
+	sim_tracef(s, "n%llu disk fails in %d reads", (unsigned long long)node, after_calls);
+}
+
+static void node_stop(struct sim_node *n);
+
+bool sim_input_failed(struct sim *s, struct sim_node *n, int rc, const char *what)
+{
+	if (!rc)
+		return false;
+	if (n->disk_failed && (rc == SIM_EIO || rc == MOOR_ESTOPPED)) {
+		sim_tracef(s, "n%llu stopped by its disk in %s (%s)", (unsigned long long)n->id,
+		           what, rc == SIM_EIO ? "EIO" : "MOOR_ESTOPPED");
+		node_stop(n);
+		return true;
+	}
+	sim_fail(s, "n%llu %s: %d", (unsigned long long)n->id, what, rc);
+	return true;
+}
+
 static int node_start(struct sim *s, struct sim_node *n)
 {
 	struct raft_config c = {0};
@@ -135,7 +218,11 @@ static int node_start(struct sim *s, struct sim_node *n)
 	c.max_msg_bytes = s->o.max_msg_bytes ? s->o.max_msg_bytes : 4096;
 	c.max_inflight_msgs = s->o.max_inflight ? s->o.max_inflight : 16;
 	c.seed = s->seed;
-	c.storage = st;
+	n->disk_inner = st;
+	n->disk_fail_in = 0;
+	n->disk_failed = false;
+	c.storage = (struct raft_storage){disk_first,    disk_last,       disk_term, disk_entries,
+	                                  disk_snapshot, disk_hard_state, n};
 	rc = raft_create(&c, &n->r);
 	if (rc) {
 		sim_fail(s, "n%llu cannot start: %d", (unsigned long long)n->id, rc);
@@ -209,7 +296,7 @@ static void process_ready(struct sim *s, struct sim_node *n)
 
 	while (n->up && !s->failed && raft_has_ready(n->r)) {
 		if ((rc = raft_ready(n->r, &rd))) {
-			sim_fail(s, "n%llu ready: %d", (unsigned long long)n->id, rc);
+			sim_input_failed(s, n, rc, "ready");
 			return;
 		}
 		if (rd.role == RAFT_LEADER)
@@ -301,8 +388,8 @@ static void process_ready(struct sim *s, struct sim_node *n)
 		for (size_t i = 0; i < rd.n_read_states; i++)
 			if (n->n_waiting < sizeof n->waiting / sizeof n->waiting[0])
 				n->waiting[n->n_waiting++] = rd.read_states[i];
-		if ((rc = raft_advance(n->r, &rd)))
-			sim_fail(s, "n%llu advance: %d", (unsigned long long)n->id, rc);
+		if ((rc = raft_advance(n->r, &rd)) && sim_input_failed(s, n, rc, "advance"))
+			return;
 		sim_serve_reads(s, n);
 		maybe_compact(s, n);
 	}
@@ -392,8 +479,9 @@ static void deliver(struct sim *s, struct sim_msg *sm)
 
 	if (m->type == SIM_SNAP_STATUS) {
 		if (n && n->up) {
-			raft_report_snapshot(n->r, m->from, !m->reject);
-			process_ready(s, n);
+			rc = raft_report_snapshot(n->r, m->from, !m->reject);
+			if (!sim_input_failed(s, n, rc, "report snapshot"))
+				process_ready(s, n);
 		}
 		return;
 	}
@@ -410,9 +498,8 @@ static void deliver(struct sim *s, struct sim_msg *sm)
 		           m->n_entries, (unsigned long long)m->commit, m->reject ? " reject" : "",
 		           m->snapshot ? " +snap" : "");
 	rc = raft_step(n->r, m);
-	if (rc)
-		sim_fail(s, "n%llu step %s: %d", (unsigned long long)n->id,
-		         raft_msg_type_name(m->type), rc);
+	if (rc && sim_input_failed(s, n, rc, raft_msg_type_name(m->type)))
+		return;
 	if (m->type == RAFT_MSG_SNAP)
 		sim_snap_status(s, m->from, m->to, true);
 	process_ready(s, n);
@@ -432,8 +519,8 @@ void sim_step(struct sim *s)
 		/* clock skew: a slow member misses some ticks */
 		if (s->o.skew_pct && sim_below(s, 100) < s->o.skew_pct && (i & 1))
 			continue;
-		if (raft_tick(n->r))
-			sim_fail(s, "n%u tick failed", i);
+		if (sim_input_failed(s, n, raft_tick(n->r), "tick"))
+			continue;
 		process_ready(s, n);
 	}
 	while (s->nq && s->q[0].at <= s->now && !s->failed) {
@@ -446,6 +533,16 @@ void sim_step(struct sim *s)
 }
 
 /* ---- client requests and scripted faults ---- */
+
+/* A client's call failed because the member's disk did: the member stops. */
+static bool stopped(struct sim *s, uint64_t node, int rc)
+{
+	struct sim_node *n = &s->nodes[node];
+
+	if (!n->disk_failed || (rc != SIM_EIO && rc != MOOR_ESTOPPED))
+		return false;
+	return sim_input_failed(s, n, rc, "a client request");
+}
 
 void sim_propose(struct sim *s, uint64_t node)
 {
@@ -470,7 +567,9 @@ void sim_propose(struct sim *s, uint64_t node)
 	rc = raft_propose(s->nodes[node].r, data, sizeof data);
 	sim_tracef(s, "n%llu propose p%llu -> %s", (unsigned long long)node,
 	           (unsigned long long)p->id, rc ? moor_errname(rc) : "ok");
-	process_ready(s, &s->nodes[node]);
+	if (!stopped(s, node, rc))
+		if (!stopped(s, node, rc))
+			process_ready(s, &s->nodes[node]);
 }
 
 /* Several new proposals in one raft_propose_batch call. */
@@ -505,7 +604,8 @@ void sim_propose_batch(struct sim *s, uint64_t node, unsigned n)
 	sim_tracef(s, "n%llu propose p%llu..p%llu -> %s", (unsigned long long)node,
 	           (unsigned long long)first, (unsigned long long)(first + n - 1),
 	           rc ? moor_errname(rc) : "ok");
-	process_ready(s, &s->nodes[node]);
+	if (!stopped(s, node, rc))
+		process_ready(s, &s->nodes[node]);
 }
 
 /* Proposes an existing proposal again, as a client does after a timeout. */
@@ -523,7 +623,8 @@ void sim_repropose(struct sim *s, uint64_t node, struct sim_prop *p)
 	rc = raft_propose(s->nodes[node].r, data, sizeof data);
 	sim_tracef(s, "n%llu repropose p%llu -> %s", (unsigned long long)node,
 	           (unsigned long long)p->id, rc ? moor_errname(rc) : "ok");
-	process_ready(s, &s->nodes[node]);
+	if (!stopped(s, node, rc))
+		process_ready(s, &s->nodes[node]);
 }
 
 void sim_read(struct sim *s, uint64_t node)
@@ -549,7 +650,8 @@ void sim_read(struct sim *s, uint64_t node)
 	           rc ? moor_errname(rc) : "ok");
 	if (rc)
 		r->done = true;
-	process_ready(s, &s->nodes[node]);
+	if (!stopped(s, node, rc))
+		process_ready(s, &s->nodes[node]);
 }
 
 void sim_isolate(struct sim *s, uint64_t node)
@@ -582,7 +684,8 @@ void sim_transfer(struct sim *s, uint64_t target)
 	rc = raft_transfer_leadership(s->nodes[l].r, target);
 	sim_tracef(s, "n%llu transfer to n%llu -> %s", (unsigned long long)l,
 	           (unsigned long long)target, rc ? moor_errname(rc) : "ok");
-	process_ready(s, &s->nodes[l]);
+	if (!stopped(s, l, rc))
+		process_ready(s, &s->nodes[l]);
 }
 
 int sim_conf_change(struct sim *s, enum raft_conf_change_type t, uint64_t node)
@@ -599,6 +702,7 @@ int sim_conf_change(struct sim *s, enum raft_conf_change_type t, uint64_t node)
 	rc = raft_propose_conf_change(s->nodes[l].r, &cc);
 	sim_tracef(s, "n%llu conf change %d n%llu -> %s", (unsigned long long)l, (int)t,
 	           (unsigned long long)node, rc ? moor_errname(rc) : "ok");
-	process_ready(s, &s->nodes[l]);
+	if (!stopped(s, l, rc))
+		process_ready(s, &s->nodes[l]);
 	return rc;
 }

@@ -56,6 +56,12 @@ struct sim_node {
 	 * entries, before the hard state (the order raft.h prescribes) */
 	int crash_mid_ready;
 	bool removed; /* its removal was applied somewhere, so it committed */
+	/* its "disk" as the core sees it: fails every read once disk_fail_in
+	 * reaches 0 after counting down (0: healthy; a restart repairs it) */
+	struct raft_storage disk_inner;
+	int disk_fail_in;
+	bool disk_failed;
+	bool disk_paused; /* the simulator's own checks read through the core */
 	struct raft_memstorage *ms;
 	struct raft *r;
 	/* the state machine: applied index and a hash of what was applied */
@@ -161,6 +167,13 @@ void sim_heal_net(struct sim *s);
 void sim_transfer(struct sim *s, uint64_t target);
 int sim_conf_change(struct sim *s, enum raft_conf_change_type t, uint64_t node);
 uint64_t sim_leader(struct sim *s); /* the live leader with the highest term, 0 */
+
+/* A core input returned rc: a disk error (the core stopped) takes the member
+ * down as a crash does; true then. Any other error is a failure. */
+bool sim_input_failed(struct sim *s, struct sim_node *n, int rc, const char *what);
+void sim_disk_fail(struct sim *s, uint64_t node, int after_calls);
+/* While the simulator checks, disks neither fail nor count down. */
+void sim_disk_pause(struct sim *s, bool paused);
 
 void sim_tracef(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sim_fail(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
