@@ -32,7 +32,7 @@ t_rc() {
 	t_check "$name (exit $rc)" test "$rc" = "$want"
 }
 
-mask() { sed -E -e 's/[0-9a-f]{16}/ID/g' -e 's/127\.[0-9]+\.[0-9]+\.[0-9]+:[0-9]+/ADDR/g' -e 's/took = [0-9.]+ms/took = T/'; }
+mask() { sed -E -e 's/\b[0-9a-f]{12,16}\b/ID/g' -e 's/ +ID/ ID/g' -e 's/127\.[0-9]+\.[0-9]+\.[0-9]+:[0-9]+/ADDR/g' -e 's/took = [0-9.]+ms/took = T/'; }
 # a table's lines with runs of spaces and dashes squeezed (column widths follow the addresses)
 squeeze() { tr -s ' -'; }
 export -f squeeze
@@ -179,6 +179,30 @@ t_out "member list -w table" "+-+-+-+-+-+-+
 +-+-+-+-+-+-+
 | ID | started | mN | http://ADDR | http://ADDR | false |" \
 	bash -c "$M member list -w table | head -4 | mask | squeeze | sed -E 's/ m[0-9] / mN /'"
+add_out=$($M member add m4 --peer-urls=http://127.9.9.9:2380 --learner 2>&1)
+if [[ $add_out == *"not implemented"* ]]; then
+	echo "SKIP moorctl member add/update/remove: the server answers Unimplemented (code 12)"
+else
+	t_out "member add prints the settings for the new member" "Member ID added to cluster ID
+
+MOOR_NAME=\"m4\"
+MOOR_INITIAL_CLUSTER=\"m1=http://ADDR,m2=http://ADDR,m3=http://ADDR,m4=http://ADDR\"
+MOOR_INITIAL_ADVERTISE_PEER_URLS=\"http://ADDR\"
+MOOR_INITIAL_CLUSTER_STATE=\"existing\"" bash -c "mask <<<'$add_out'"
+	new_id=$($M member list | grep unstarted | cut -d, -f1)
+	t_out "member list shows the learner unstarted" "ID, unstarted, , http://ADDR, , true" bash -c "$M member list | grep unstarted | mask"
+	t_out "member update" "Member ID updated in cluster ID" bash -c "$M member update $new_id --peer-urls=http://127.9.9.8:2380 | mask"
+	t_out "member remove" "Member ID removed from cluster ID" bash -c "$M member remove $new_id | mask"
+	t_out "the cluster has three members again" "3" bash -c "$M member list | wc -l"
+fi
+follower=$($M endpoint status | grep -m1 ', false, false, ' | cut -d, -f2 | tr -d ' ')
+ml=$($M move-leader "$follower" 2>&1)
+if [[ $ml == *"not implemented"* ]]; then
+	echo "SKIP moorctl move-leader: the server answers Unimplemented (code 12)"
+else
+	t_out "move-leader names both members" "Leadership transferred from ID to ID" bash -c "mask <<<'$ml'"
+	t_check "the named member leads afterwards" t_wait_eq 10 1 bash -c "$M endpoint status | grep -c ', $follower, .*, true, false, '"
+fi
 t_out "endpoint health" "http://ADDR is healthy: successfully committed proposal: took = T
 http://ADDR is healthy: successfully committed proposal: took = T
 http://ADDR is healthy: successfully committed proposal: took = T" bash -c "$M endpoint health | mask"
