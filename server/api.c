@@ -118,20 +118,45 @@ static void on_applied(void *ctx, int rc, void *resp, int64_t aux)
 
 static void propose(struct call *c, Moorpb__InternalRequest *ir)
 {
-	int rc = srv_node_propose(c->api->node, ir, on_applied, c);
+	int rc;
 
+	/* deferred first: the answer may come before the call returns */
+	srv_req_defer(c->req);
+	rc = srv_node_propose(c->api->node, ir, on_applied, c);
 	if (rc) {
 		reply_error(c, rc);
 		call_free(c);
-		return;
 	}
-	srv_req_defer(c->req);
+}
+
+/* Does the request add data? Those are refused under a NOSPACE alarm. */
+static int txn_puts(const Etcdserverpb__TxnRequest *t)
+{
+	for (int side = 0; side < 2; side++) {
+		size_t n = side ? t->n_failure : t->n_success;
+		Etcdserverpb__RequestOp **ops = side ? t->failure : t->success;
+		for (size_t i = 0; i < n; i++) {
+			if (ops[i]->request_case == ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT)
+				return 1;
+			if (ops[i]->request_case == ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_TXN &&
+			    txn_puts(ops[i]->request_txn))
+				return 1;
+		}
+	}
+	return 0;
 }
 
 static void do_write(struct call *c)
 {
 	Moorpb__InternalRequest ir = MOORPB__INTERNAL_REQUEST__INIT;
 
+	if (srv_node_nospace(c->api->node) &&
+	    (c->route->rpc == SRV_RPC_PUT || c->route->rpc == SRV_RPC_LEASE_GRANT ||
+	     (c->route->rpc == SRV_RPC_TXN && txn_puts((Etcdserverpb__TxnRequest *)c->msg)))) {
+		reply_error(c, MOOR_ENOSPACE);
+		call_free(c);
+		return;
+	}
 	switch (c->route->rpc) {
 	case SRV_RPC_PUT:
 		ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_PUT;
@@ -248,13 +273,14 @@ static void do_read(struct call *c, int serializable)
 		call_free(c);
 		return;
 	}
+	/* deferred first: the answer may come before the call returns */
+	srv_req_defer(c->req);
 	rc = srv_node_read_barrier(c->api->node, on_read_ready, c);
 	if (rc) {
 		reply_error(c, rc);
 		call_free(c);
 		return;
 	}
-	srv_req_defer(c->req);
 }
 
 /* ---- maintenance and cluster ---- */
@@ -452,6 +478,9 @@ int srv_api_handle(struct srv_api *api, struct srv_req *req)
 		return 0;
 	case SRV_RPC_SNAPSHOT:
 		api_snapshot(c);
+		return 0;
+	case SRV_RPC_ALARM:
+		api_alarm(c);
 		return 0;
 	default:
 		srv_gw_error_set(&ge, SRV_GRPC_UNIMPLEMENTED, "%s is not implemented yet",

@@ -177,13 +177,14 @@ void api_member_change(struct call *c)
 	c->aux = mc.id;
 	ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_MEMBER_CHANGE;
 	ir.member_change = &mc;
+	/* deferred first: the answer may come before the call returns */
+	srv_req_defer(c->req);
 	rc = srv_node_propose(c->api->node, &ir, on_change_applied, c);
 	if (rc) {
 		reply_error(c, rc);
 		call_free(c);
 		return;
 	}
-	srv_req_defer(c->req);
 }
 
 /* ---- transfer-leadership: asked, then watched until the leader moved ---- */

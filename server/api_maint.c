@@ -233,3 +233,63 @@ void api_snapshot(struct call *c)
 	s->job.done = make_done;
 	srv_node_submit_snapshot_job(s->api->node, &s->job);
 }
+
+/* ---- alarms ---- */
+
+static void reply_alarms(struct call *c)
+{
+	Etcdserverpb__AlarmResponse r = ETCDSERVERPB__ALARM_RESPONSE__INIT;
+	Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+	Etcdserverpb__AlarmMember am[16], *ap[16];
+	uint64_t members[16];
+	int types[16];
+	int n = srv_node_alarms(c->api->node, members, types, 16);
+
+	fill_header(c, &h);
+	r.header = &h;
+	for (int i = 0; i < n; i++) {
+		etcdserverpb__alarm_member__init(&am[i]);
+		am[i].memberid = members[i];
+		am[i].alarm = (Etcdserverpb__AlarmType)types[i];
+		ap[i] = &am[i];
+	}
+	r.n_alarms = (size_t)n;
+	r.alarms = ap;
+	reply_msg(c, &r.base);
+}
+
+static void on_alarm_applied(void *ctx, int rc, void *resp, int64_t aux)
+{
+	struct call *c = ctx;
+
+	(void)aux;
+	kv_response_free(resp);
+	if (rc)
+		reply_error(c, rc);
+	else
+		reply_alarms(c);
+	call_free(c);
+}
+
+void api_alarm(struct call *c)
+{
+	Etcdserverpb__AlarmRequest *q = (Etcdserverpb__AlarmRequest *)c->msg;
+	Moorpb__InternalRequest ir = MOORPB__INTERNAL_REQUEST__INIT;
+	int rc;
+
+	if (q->action == ETCDSERVERPB__ALARM_REQUEST__ALARM_ACTION__GET) {
+		reply_alarms(c);
+		call_free(c);
+		return;
+	}
+	ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_ALARM;
+	ir.alarm = q;
+	/* deferred first: the answer may come before the call returns */
+	srv_req_defer(c->req);
+	rc = srv_node_propose(c->api->node, &ir, on_alarm_applied, c);
+	if (rc) {
+		reply_error(c, rc);
+		call_free(c);
+		return;
+	}
+}

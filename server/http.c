@@ -66,6 +66,8 @@ struct srv_req {
 	struct MHD_Response *resp;
 	unsigned status;
 	struct srv_stream *stream;
+	int in_route;  /* the route function is running */
+	int suspended; /* MHD_suspend_connection was called */
 };
 
 static void listener_schedule(struct srv_listener *l);
@@ -359,7 +361,15 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 			srv_req_reply(r, 413, "application/json", msg, sizeof msg - 1);
 		} else {
 			r->state = REQ_IN_ROUTE;
+			r->in_route = 1;
 			h->cfg.route(h->cfg.route_ctx, r);
+			r->in_route = 0;
+			if (r->state == REQ_DEFERRED) {
+				/* suspended only now: an answer given during the
+				 * route needs no resume */
+				r->suspended = 1;
+				MHD_suspend_connection(r->conn);
+			}
 			if (r->state == REQ_IN_ROUTE) {
 				static const char msg[] = "internal error: no reply\n";
 				srv_req_reply(r, 500, "text/plain", msg, sizeof msg - 1);
@@ -554,8 +564,9 @@ int srv_req_reply(struct srv_req *r, unsigned status, const char *content_type, 
 	if (content_type)
 		MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
 	r->status = status;
-	if (r->state == REQ_DEFERRED) {
+	if (r->state == REQ_DEFERRED && r->suspended) {
 		r->state = REQ_REPLIED;
+		r->suspended = 0;
 		MHD_resume_connection(r->conn);
 		uv_timer_start(&r->l->timer, on_timer, 0, 0);
 	} else {
@@ -566,7 +577,6 @@ int srv_req_reply(struct srv_req *r, unsigned status, const char *content_type, 
 
 void srv_req_defer(struct srv_req *r)
 {
-	MOOR_ASSERT(r->state == REQ_IN_ROUTE);
-	r->state = REQ_DEFERRED;
-	MHD_suspend_connection(r->conn);
+	MOOR_ASSERT(r->state == REQ_IN_ROUTE && r->in_route);
+	r->state = REQ_DEFERRED; /* suspended when the route returns */
 }

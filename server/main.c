@@ -144,6 +144,7 @@ int main(int argc, char **argv)
 	    .logger = &s->log.logger,
 	    .tick_ms = (unsigned)s->cfg.heartbeat_ms,
 	    .snapshot_count = s->cfg.snapshot_count,
+	    .quota_bytes = s->cfg.quota_backend_bytes,
 	    .election_ticks = (unsigned)(s->cfg.election_timeout_ms / s->cfg.heartbeat_ms),
 	};
 	rc = srv_node_start(&no, &s->node, err, sizeof err);

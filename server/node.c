@@ -568,6 +568,7 @@ static void on_tick(uv_timer_t *t)
 	node_leases_tick(n);
 	node_snap_pump(n);
 	node_snap_maybe_compact(n);
+	node_quota_tick(n);
 }
 
 /* Feeds every queued input to the core, then starts the next ready batch. */
@@ -1086,6 +1087,8 @@ int srv_node_start(const struct srv_node_options *opts, struct srv_node **out, c
 	n->election_timeout_ms =
 	    (uint64_t)n->tick_ms * (opts->election_ticks ? opts->election_ticks : 10);
 	srv_lessor_init(&n->lessor);
+	node_alarms_load(n);
+	n->quota_bytes = opts->quota_bytes;
 	rc = node_leases_load(n);
 	if (rc) {
 		snprintf(err, errlen, "cannot load the leases: %s", moor_strerror(rc));

@@ -84,6 +84,7 @@ struct srv_node_options {
 	const struct moor_logger *logger;
 	unsigned tick_ms;        /* heartbeat interval, default 100 */
 	uint64_t snapshot_count; /* applied entries between compactions, default 10000 */
+	uint64_t quota_bytes;    /* backend quota; 0: 2 GiB */
 	unsigned election_ticks; /* default 10 */
 };
 
@@ -120,6 +121,12 @@ void srv_node_info(const struct srv_node *n, struct srv_node_info *out);
 /* Bytes the store occupies on disk (the files under <data-dir>/kv; a walk
  * of a few directories, not of the data). */
 uint64_t srv_node_db_size(const struct srv_node *n);
+
+/* Raised alarms (type ETCDSERVERPB__ALARM_TYPE__*), as applied; returns
+ * the count, at most max. */
+int srv_node_alarms(const struct srv_node *n, uint64_t *members, int *types, int max);
+/* 1 while a NOSPACE alarm is raised: writes that add data are refused. */
+int srv_node_nospace(const struct srv_node *n);
 
 /* Runs a job on the node's snapshot thread (checkpoints are made there). */
 void srv_node_submit_snapshot_job(struct srv_node *n, struct srv_job *job);

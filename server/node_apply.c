@@ -37,6 +37,7 @@ struct apply_job {
 	int64_t revision;
 	struct node_membership *members; /* set when the membership changed */
 	struct watch_batch *events;      /* the batch's events, for the hub */
+	struct node_alarms *alarms;      /* set when the alarms changed */
 };
 
 void node_apply_config(struct srv_node *n, struct kv_config *kc)
@@ -230,7 +231,7 @@ void node_compact_kick(struct srv_node *n)
 /* ---- the apply thread ---- */
 
 static int apply_request(struct srv_node *n, uint64_t index, const Moorpb__InternalRequest *r,
-                         void **resp, bool *members_changed)
+                         void **resp, bool *members_changed, bool *alarms_changed)
 {
 	struct kv *kv = n->kv;
 
@@ -254,6 +255,9 @@ static int apply_request(struct srv_node *n, uint64_t index, const Moorpb__Inter
 	case MOORPB__INTERNAL_REQUEST__REQUEST_LEASE_KEEPALIVE:
 	case MOORPB__INTERNAL_REQUEST__REQUEST_LEASE_CHECKPOINT:
 		return 0; /* time is the lessor's, on the loop */
+	case MOORPB__INTERNAL_REQUEST__REQUEST_ALARM:
+		*alarms_changed = true;
+		return node_alarm_apply(n, index, r->alarm);
 	case MOORPB__INTERNAL_REQUEST__REQUEST_MEMBER_CHANGE: {
 		const Moorpb__MemberChange *c = r->member_change;
 		struct node_membership *ms = &n->apply_members;
@@ -375,7 +379,7 @@ static void apply_job_run(struct srv_job *j)
 	struct apply_job *a = (struct apply_job *)j;
 	struct srv_node *n = a->n;
 	const struct raft_entry *last = &a->ents[a->n_ents - 1];
-	bool members_changed = false;
+	bool members_changed = false, alarms_changed = false;
 	struct kv_status st;
 	int rc;
 
@@ -399,7 +403,8 @@ static void apply_job_run(struct srv_job *j)
 				continue;
 			}
 			res->id = r->id;
-			res->rc = apply_request(n, e->index, r, &res->resp, &changed);
+			res->rc =
+			    apply_request(n, e->index, r, &res->resp, &changed, &alarms_changed);
 			a->n_res++;
 			switch (r->request_case) {
 			case MOORPB__INTERNAL_REQUEST__REQUEST_LEASE_GRANT:
@@ -447,6 +452,11 @@ static void apply_job_run(struct srv_job *j)
 		MOOR_ASSERT(a->members);
 		*a->members = n->apply_members;
 	}
+	if (alarms_changed) {
+		a->alarms = malloc(sizeof *a->alarms);
+		MOOR_ASSERT(a->alarms);
+		*a->alarms = n->apply_alarms;
+	}
 }
 
 static void apply_job_done(struct srv_job *j)
@@ -460,6 +470,10 @@ static void apply_job_done(struct srv_job *j)
 		node_watch_apply(n, a->events, a->revision);
 	else if (a->events)
 		a->events->destroy(a->events);
+	if (a->alarms) {
+		n->alarms = *a->alarms;
+		free(a->alarms);
+	}
 	if (a->members) {
 		n->members = *a->members;
 		free(a->members);

@@ -59,6 +59,16 @@ struct read_round {
 	struct read_waiter *head, *tail;
 };
 
+/* Raised alarms, replicated (etcd's alarm store). */
+#define NODE_MAX_ALARMS 16
+struct node_alarms {
+	int n;
+	struct {
+		uint64_t member;
+		int type; /* ETCDSERVERPB__ALARM_TYPE__NOSPACE, __CORRUPT */
+	} a[NODE_MAX_ALARMS];
+};
+
 struct conf_wait {
 	struct conf_wait *next;
 	struct raft_conf_change cc;
@@ -176,6 +186,13 @@ struct srv_node {
 
 	struct srv_node_metrics m;
 
+	/* alarms and the backend quota */
+	struct node_alarms alarms;       /* the loop's copy */
+	struct node_alarms apply_alarms; /* the apply thread's */
+	uint64_t quota_bytes;
+	uint64_t last_quota_check_ms;
+	bool alarm_proposing;
+
 	bool published, publishing; /* our attributes, proposed once */
 	bool stopping;
 	int handles;
@@ -185,6 +202,11 @@ uint64_t node_now_ms(void);
 
 /* node_apply.c */
 void node_apply_config(struct srv_node *n, struct kv_config *kc);
+
+/* node_alarm.c */
+int node_alarm_apply(struct srv_node *n, uint64_t index, const Etcdserverpb__AlarmRequest *r);
+void node_alarms_load(struct srv_node *n);
+void node_quota_tick(struct srv_node *n);
 
 /* node_snap.c */
 void node_snap_maybe_compact(struct srv_node *n);

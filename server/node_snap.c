@@ -559,6 +559,7 @@ int node_snap_install(struct srv_node *n, const struct raft_snapshot *snap)
 	srv_lessor_free(&n->lessor);
 	srv_lessor_init(&n->lessor);
 	node_leases_load(n);
+	node_alarms_load(n);
 	node_membership_changed(n);
 	node_watch_reset(n);
 	LOG(n, MOOR_LOG_INFO,

@@ -179,6 +179,14 @@ void srv_route_client(void *ctx, struct srv_req *req)
 		if (!info.leader)
 			return reply_str(req, 503, json_ct,
 			                 "{\"health\":\"false\",\"reason\":\"RAFT NO LEADER\"}");
+		/* etcd: an active alarm makes a member unhealthy, unless excluded */
+		if (srv_node_nospace(s->node)) {
+			const char *ex = srv_req_query(req, "exclude");
+			if (!ex || strcmp(ex, "NOSPACE") != 0)
+				return reply_str(
+				    req, 503, json_ct,
+				    "{\"health\":\"false\",\"reason\":\"ALARM NOSPACE\"}");
+		}
 		return reply_str(req, 200, json_ct, "{\"health\":\"true\",\"reason\":\"\"}");
 	}
 	if (strcmp(path, "/livez") == 0) {
