@@ -350,6 +350,39 @@ bool harness_check_state(struct harness *h)
 		if (!model_lease_exists(&h->m, ll->leases[i]->id))
 			ok = false;
 	kv_response_free(ll);
+	/* every lease's attached keys: the live keys carrying it, ascending */
+	for (size_t i = 0; ok && i < h->m.nleases; i++) {
+		Etcdserverpb__LeaseTimeToLiveRequest q =
+		    ETCDSERVERPB__LEASE_TIME_TO_LIVE_REQUEST__INIT;
+		Etcdserverpb__LeaseTimeToLiveResponse *t = NULL;
+		size_t n = 0;
+
+		q.id = h->m.leases[i].id;
+		q.keys = 1;
+		if (kv_lease_timetolive(h->kv, &q, &t) != 0 ||
+		    t->grantedttl != h->m.leases[i].ttl) {
+			fprintf(stderr, "%slease %lld: timetolive differs\n", h->where,
+			        (long long)q.id);
+			kv_response_free(t);
+			return false;
+		}
+		for (int k = 0; ok && k < MODEL_NKEYS; k++) {
+			const struct mkey *mk = &h->m.keys[k];
+			const struct mver *v = mk->n ? &mk->v[mk->n - 1] : NULL;
+
+			if (!v || v->tomb || v->lease != q.id)
+				continue;
+			ok = n < t->n_keys && t->keys[n].len == mk->klen &&
+			     memcmp(t->keys[n].data, mk->key, mk->klen) == 0;
+			n++;
+		}
+		if (!ok || n != t->n_keys) {
+			fprintf(stderr, "%slease %lld: %zu attached keys, model %zu\n", h->where,
+			        (long long)q.id, t->n_keys, n);
+			ok = false;
+		}
+		kv_response_free(t);
+	}
 	return ok;
 }
 
