@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The README's curl examples, run as printed against a 3-member cluster
+# (only the addresses are changed: make run's 127.0.0.1:2379/22379/32379
+# become this test's members), each checked for what it must answer.
+set -u
+source "$(dirname "$0")/lib.sh"
+
+readme=$(dirname "$0")/../../README.md
+t_cluster_init 3
+for i in 1 2 3; do t_member_start "$i"; done
+t_check "a leader is elected within 15 s" t_wait_leader 15 1 2 3
+
+# the block marked readme-test, addresses mapped to this cluster
+sed -n '/^```sh readme-test$/,/^```$/p' "$readme" | grep '^curl' |
+	sed -e "s|http://127.0.0.1:2379|$(t_url 1)|g" -e "s|http://127.0.0.1:22379|$(t_url 2)|g" \
+		-e "s|http://127.0.0.1:32379|$(t_url 3)|g" >"$T_TMP/cmds"
+t_check "the README has its curl examples (10 of them)" test "$(wc -l <"$T_TMP/cmds")" = 10
+i=0
+while IFS= read -r cmd; do
+	i=$((i + 1))
+	bash -c "$cmd" >"$T_TMP/out.$i" 2>&1
+	echo >>"$T_TMP/out.$i"
+done <"$T_TMP/cmds"
+t_check "put answers with a header" grep -q '"header":{"cluster_id"' "$T_TMP/out.1"
+t_check "get on another member returns bar" grep -q '"value":"YmFy"' "$T_TMP/out.2"
+t_check "prefix get returns foo" grep -q '"key":"Zm9v"' "$T_TMP/out.3"
+t_check "the compare-and-swap succeeded" grep -q '"succeeded":true' "$T_TMP/out.4"
+t_check "the lease was granted" grep -q '"ID":"7587","TTL":"60"' "$T_TMP/out.5"
+t_check "the key was put with the lease" grep -q '"revision"' "$T_TMP/out.6"
+t_check "the keep-alive answered the TTL" grep -q '"result":{.*"ID":"7587","TTL":"60"' "$T_TMP/out.7"
+t_check "the watch replayed foo's history (bar, then baz)" \
+	bash -c "grep -q '\"created\":true' '$T_TMP/out.8' && grep -q '\"value\":\"YmFy\"' '$T_TMP/out.8' && grep -q '\"value\":\"YmF6\"' '$T_TMP/out.8'"
+t_check "member list shows three members" test "$(grep -o '"name":"m[0-9]"' "$T_TMP/out.9" | wc -l)" = 3
+t_check "status names the leader and the etcd version" \
+	bash -c "grep -q '\"leader\":\"[0-9]*\"' '$T_TMP/out.10' && grep -q '\"version\":\"3.5' '$T_TMP/out.10'"
+for i in 1 2 3; do t_member_stop "$i" TERM; done
+t_done
