@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <rocksdb/c.h>
 #include <stdatomic.h>
 #include <unistd.h>
 
@@ -978,6 +979,52 @@ static void compaction_then_defragment_gives_disk_space_back(void **state)
 	assert_true(after.approx_bytes * 20 < before.approx_bytes);
 }
 
+/* Write raw bytes under a RocksDB key of the closed store. */
+static void raw_put(struct fx *f, const char *k, size_t kl, const char *v, size_t vl)
+{
+	char db[200], *err = NULL;
+	rocksdb_options_t *o = rocksdb_options_create();
+	rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+	rocksdb_t *r;
+
+	snprintf(db, sizeof db, "%s/db-1", f->path);
+	r = rocksdb_open(o, db, &err);
+	assert_null(err);
+	rocksdb_put(r, wo, k, kl, v, vl, &err);
+	assert_null(err);
+	rocksdb_close(r);
+	rocksdb_writeoptions_destroy(wo);
+	rocksdb_options_destroy(o);
+}
+
+static void corrupt_records_are_errors_not_crashes(void **state)
+{
+	struct fx *f = *state;
+	Etcdserverpb__RangeRequest r = ETCDSERVERPB__RANGE_REQUEST__INIT;
+	Etcdserverpb__RangeResponse *rr = NULL;
+	struct kv_history h;
+	char v99[8] = {0, 0, 0, 0, 0, 0, 0, 99};
+
+	assert_int_equal(put(f, "k", "v", 0), 0);
+	kv_close(f->kv);
+	f->kv = NULL;
+	/* a latest record cut short, a history record with unknown flags */
+	raw_put(f, "lk", 2, "\x01\x00short", 7);
+	raw_put(f, "h\0\0\0\0\0\0\0\x02\0\0\0\0\0\0\0\0", 17,
+	        "\x01\x80xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", 56);
+	assert_int_equal(fx_open(f), 0);
+	r.key = B("k");
+	assert_int_equal(kv_range(f->kv, &r, &rr), MOOR_ECORRUPT);
+	assert_null(rr);
+	assert_int_equal(kv_history_read(f->kv, 1, 10, false, &h), MOOR_ECORRUPT);
+	kv_close(f->kv);
+	f->kv = NULL;
+	/* an unknown layout version: the store refuses to open */
+	raw_put(f, "mversion", 8, v99, 8);
+	assert_int_equal(fx_open(f), MOOR_ECORRUPT);
+	assert_null(f->kv);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -999,6 +1046,7 @@ int main(void)
 	    T(reads_concurrent_with_commits_never_see_part_of_a_batch),
 	    T(physical_compaction_runs_alongside_commits),
 	    T(compaction_then_defragment_gives_disk_space_back),
+	    T(corrupt_records_are_errors_not_crashes),
 	};
 
 	return cmocka_run_group_tests_name("kv_basic", tests, NULL, NULL);
