@@ -46,7 +46,7 @@ static void restart(int i)
 
 static void reads_go_on_when_the_member_in_use_is_killed(void **state)
 {
-	moor_client *c = fx_client(&fx, 0, 8000);
+	moor_client *c = fx_client(&fx, 0, 15000);
 	struct moor_response *r = NULL;
 	int dead;
 
@@ -67,7 +67,7 @@ static void reads_go_on_when_the_member_in_use_is_killed(void **state)
 
 static void reads_go_on_when_the_member_in_use_is_frozen(void **state)
 {
-	moor_client *c = fx_client(&fx, 2, 8000);
+	moor_client *c = fx_client(&fx, 2, 15000);
 	struct moor_response *r = NULL;
 	int frozen = 2, rc;
 
@@ -86,7 +86,7 @@ static void reads_go_on_when_the_member_in_use_is_frozen(void **state)
 static void writes_through_a_killed_member_succeed_elsewhere_or_say_indeterminate(void **state)
 {
 	int leader = fx_wait_leader(&fx, 10000);
-	moor_client *c = fx_client(&fx, leader, 8000);
+	moor_client *c = fx_client(&fx, leader, 15000);
 	struct moor_response *r = NULL;
 	struct moor_get_opts go = {.range.prefix = true, .count_only = true};
 	int ok = 0, indeterminate = 0, dead = -1;
@@ -151,7 +151,7 @@ static void a_watch_across_a_leader_kill_delivers_each_revision_exactly_once(voi
 	moor_client *c;
 
 	fx_log_fn = count_resumes;
-	c = fx_client(&fx, leader, 8000);
+	c = fx_client(&fx, leader, 15000);
 	fx_log_fn = NULL;
 	static struct seen s = {.mu = PTHREAD_MUTEX_INITIALIZER};
 	struct moor_watch_opts o = {.range.prefix = true, .cb = seen_cb, .cb_ctx = &s};
@@ -229,7 +229,7 @@ static void a_watch_on_a_frozen_member_moves_to_another_and_misses_nothing(void 
 	fx_log_fn = count_resumes;
 	wc = fx_client(&fx, frozen, 5000);
 	fx_log_fn = NULL;
-	writer = fx_client(&fx, frozen + 1, 8000);
+	writer = fx_client(&fx, frozen + 1, 15000);
 	assert_int_equal(moor_put(writer, S("fz/0"), S("v"), NULL, &r), 0);
 	o.start_revision = r->header.revision + 1;
 	moor_response_free(r);
@@ -323,7 +323,7 @@ struct contest {
 static void *mutex_worker(void *arg)
 {
 	struct contest *ct = arg;
-	moor_client *c = fx_client(&fx, ct->first, 8000);
+	moor_client *c = fx_client(&fx, ct->first, 15000);
 	moor_session *s = NULL;
 	moor_mutex *m = NULL;
 
@@ -421,7 +421,7 @@ struct candidate {
 static void *candidate_main(void *arg)
 {
 	struct candidate *cd = arg;
-	moor_client *c = fx_client(&fx, cd->idx % fx.n, 8000);
+	moor_client *c = fx_client(&fx, cd->idx % fx.n, 15000);
 	moor_session *s = NULL;
 	moor_election *e = NULL;
 	char val[16];
@@ -523,6 +523,20 @@ static void list_then_watch_gives_a_snapshot_and_every_change_after_it(void **st
 	moor_client_close(c);
 }
 
+/* After each test, whatever it did: every member running and a leader, so
+ * that one failure does not cascade into the next tests. */
+static int heal(void **state)
+{
+	(void)state;
+	for (int i = 0; i < fx.n; i++) {
+		if (fx.pid[i] > 0)
+			kill(fx.pid[i], SIGCONT);
+		else if (fx_member_start(&fx, i) != 0)
+			return -1;
+	}
+	return fx_wait_leader(&fx, 30000) >= 0 ? 0 : -1;
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -544,16 +558,16 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(reads_go_on_when_the_member_in_use_is_killed),
-		cmocka_unit_test(reads_go_on_when_the_member_in_use_is_frozen),
-		cmocka_unit_test(writes_through_a_killed_member_succeed_elsewhere_or_say_indeterminate),
-		cmocka_unit_test(a_watch_across_a_leader_kill_delivers_each_revision_exactly_once),
-		cmocka_unit_test(a_watch_on_a_frozen_member_moves_to_another_and_misses_nothing),
-		cmocka_unit_test(a_kept_alive_lease_survives_the_death_of_the_member_in_use),
-		cmocka_unit_test(trylock_is_busy_while_another_holds_the_mutex),
-		cmocka_unit_test(the_mutex_excludes_while_a_member_dies),
-		cmocka_unit_test(the_election_elects_exactly_one_while_a_member_dies),
-		cmocka_unit_test(list_then_watch_gives_a_snapshot_and_every_change_after_it),
+		cmocka_unit_test_teardown(reads_go_on_when_the_member_in_use_is_killed, heal),
+		cmocka_unit_test_teardown(reads_go_on_when_the_member_in_use_is_frozen, heal),
+		cmocka_unit_test_teardown(writes_through_a_killed_member_succeed_elsewhere_or_say_indeterminate, heal),
+		cmocka_unit_test_teardown(a_watch_across_a_leader_kill_delivers_each_revision_exactly_once, heal),
+		cmocka_unit_test_teardown(a_watch_on_a_frozen_member_moves_to_another_and_misses_nothing, heal),
+		cmocka_unit_test_teardown(a_kept_alive_lease_survives_the_death_of_the_member_in_use, heal),
+		cmocka_unit_test_teardown(trylock_is_busy_while_another_holds_the_mutex, heal),
+		cmocka_unit_test_teardown(the_mutex_excludes_while_a_member_dies, heal),
+		cmocka_unit_test_teardown(the_election_elects_exactly_one_while_a_member_dies, heal),
+		cmocka_unit_test_teardown(list_then_watch_gives_a_snapshot_and_every_change_after_it, heal),
 	};
 	return cmocka_run_group_tests_name("libmoor failover", tests, setup, teardown);
 }

@@ -742,7 +742,7 @@ static int setup(void **state)
 		fx_cluster_stop(&fx);
 		return -1;
 	}
-	cli = fx_client(&fx, -1, 5000);
+	cli = fx_client(&fx, -1, 10000);
 	return cli ? 0 : -1;
 }
 
