@@ -1011,7 +1011,7 @@ static void corrupt_records_are_errors_not_crashes(void **state)
 	/* a latest record cut short, a history record with unknown flags */
 	raw_put(f, "lk", 2, "\x01\x00short", 7);
 	raw_put(f, "h\0\0\0\0\0\0\0\x02\0\0\0\0\0\0\0\0", 17,
-	        "\x01\x80xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", 56);
+	        "\x01\x80xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", 54);
 	assert_int_equal(fx_open(f), 0);
 	r.key = B("k");
 	assert_int_equal(kv_range(f->kv, &r, &rr), MOOR_ECORRUPT);
