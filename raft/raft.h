@@ -391,8 +391,11 @@ int raft_campaign(struct raft *r);
 
 /* The leader learns whether the snapshot it sent to `id` arrived: appends to
  * `id` resume (from the snapshot, or probing again after a failure) once it
- * next answers a heartbeat. No-op unless this member leads and `id` waits
- * for a snapshot. Errors: MOOR_ESTOPPED. */
+ * next answers a heartbeat. The transport must report the fate of every
+ * snapshot message it was given, a dropped one included: until it does,
+ * replication to `id` stays paused (a snapshot may take minutes to stream,
+ * so the core sets no timeout of its own). No-op unless this member leads
+ * and `id` waits for a snapshot. Errors: MOOR_ESTOPPED. */
 int raft_report_snapshot(struct raft *r, uint64_t id, bool ok);
 /* The leader learns that a message to `id` could not be sent: pipelining to
  * it stops until it answers again. Errors: MOOR_ESTOPPED. */

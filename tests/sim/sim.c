@@ -498,10 +498,11 @@ static void deliver(struct sim *s, struct sim_msg *sm)
 		           m->n_entries, (unsigned long long)m->commit, m->reject ? " reject" : "",
 		           m->snapshot ? " +snap" : "");
 	rc = raft_step(n->r, m);
+	/* the transport reports every snapshot's fate, failed ones included */
+	if (m->type == RAFT_MSG_SNAP)
+		sim_snap_status(s, m->from, m->to, rc == 0);
 	if (rc && sim_input_failed(s, n, rc, raft_msg_type_name(m->type)))
 		return;
-	if (m->type == RAFT_MSG_SNAP)
-		sim_snap_status(s, m->from, m->to, true);
 	process_ready(s, n);
 }
 
