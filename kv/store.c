@@ -265,7 +265,9 @@ static void db_close(struct kv *kv)
 	kv->db_path = NULL;
 }
 
-static int db_open(struct kv *kv)
+/* `fresh`: a new store, whose database may be created; otherwise a missing
+ * database is corruption (CURRENT_DB names it), never silently empty. */
+static int db_open(struct kv *kv, bool fresh)
 {
 	char name[32], *err = NULL;
 	int rc;
@@ -274,6 +276,10 @@ static int db_open(struct kv *kv)
 	kv->db_path = path_join(kv->alloc, kv->path, name);
 	if (!kv->db_path)
 		return MOOR_ENOMEM;
+	if (!fresh && access(kv->db_path, F_OK) != 0)
+		return kv_fail(kv, MOOR_ECORRUPT, "kv: CURRENT_DB names %s, which is missing",
+		               kv->db_path);
+	rocksdb_options_set_create_if_missing(kv->opts, fresh);
 	kv->db = rocksdb_open(kv->opts, kv->db_path, &err);
 	if (err)
 		return kv_rocks_err(kv, err, "kv: opening RocksDB");
@@ -305,7 +311,6 @@ static int make_options(struct kv *kv)
 	    kv->topts, rocksdb_block_based_table_data_block_index_type_binary_search_and_hash);
 	rocksdb_block_based_options_set_data_block_hash_ratio(kv->topts, 0.75);
 	rocksdb_options_set_block_based_table_factory(kv->opts, kv->topts);
-	rocksdb_options_set_create_if_missing(kv->opts, 1);
 	{
 		/* Recent data (L0, L1) uncompressed: flushes cost less CPU and the
 		 * hot part of the key space needs no decompression; older levels
@@ -382,13 +387,17 @@ int kv_open(const struct kv_config *cfg, struct kv **out)
 		goto err;
 	rc = read_current(kv, &kv->db_gen);
 	if (rc == MOOR_ENOTFOUND) {
+		/* A new store: the database first, then the pointer to it, so a
+		 * crash in between leaves a store that is still new. */
 		kv->db_gen = 1;
-		rc = write_current(kv, 1);
+		remove_stale(kv);
+		rc = db_open(kv, true);
+		if (rc == 0)
+			rc = write_current(kv, 1);
+	} else if (rc == 0) {
+		remove_stale(kv);
+		rc = db_open(kv, false);
 	}
-	if (rc)
-		goto err;
-	remove_stale(kv);
-	rc = db_open(kv);
 	if (rc)
 		goto err;
 	kv->wb = rocksdb_writebatch_wi_create(0, 1);
@@ -631,7 +640,7 @@ int kv_snapshot_restore(struct kv *kv, const char *dir)
 	kv->db = NULL;
 	kv->db_gen = gen;
 	pthread_mutex_lock(&kv->mu);
-	rc = db_open(kv);
+	rc = db_open(kv, false);
 	kv->gc_done_rev = 0;
 	pthread_mutex_unlock(&kv->mu);
 	if (rc == 0) {

@@ -1019,6 +1019,14 @@ static void corrupt_records_are_errors_not_crashes(void **state)
 	assert_int_equal(kv_history_read(f->kv, 1, 10, false, &h), MOOR_ECORRUPT);
 	kv_close(f->kv);
 	f->kv = NULL;
+	/* CURRENT_DB naming a missing database: corruption, not a new store */
+	char db[200], other[200];
+
+	snprintf(db, sizeof db, "%s/db-1", f->path);
+	snprintf(other, sizeof other, "%s/moved-away", f->dir);
+	assert_int_equal(rename(db, other), 0);
+	assert_int_equal(fx_open(f), MOOR_ECORRUPT);
+	assert_int_equal(rename(other, db), 0);
 	/* an unknown layout version: the store refuses to open */
 	raw_put(f, "mversion", 8, v99, 8);
 	assert_int_equal(fx_open(f), MOOR_ECORRUPT);
