@@ -66,8 +66,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# moord is rebuilt by others at any moment: run a private copy.
-cp "$BUILD/bin/moord" "$WORK/moord" || exit 1
+# moord and moor-bench are rebuilt at any moment: run private copies.
+cp "$BUILD/bin/moord" "$WORK/moord" && cp "$BENCH" "$WORK/moor-bench" || exit 1
+BENCH=$WORK/moor-bench
 
 log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 
@@ -170,6 +171,16 @@ start_cluster() {
 	wait_serving "$s" 60
 }
 
+HZ=$(getconf CLK_TCK)
+cpu_ticks() { # sys -> user+system ticks of its 3 members so far
+	local s=$1 t=0 i v
+	for i in 1 2 3; do
+		v=$(awk '{print $14 + $15}' "/proc/${PID[$s$i]}/stat" 2>/dev/null)
+		t=$((t + ${v:-0}))
+	done
+	echo "$t"
+}
+
 rss_kb() { # sys -> sum of VmRSS of its 3 members
 	local s=$1 t=0 i v
 	for i in 1 2 3; do
@@ -189,7 +200,9 @@ for s in "${SYSTEMS[@]}"; do
 	start_cluster "$s" || exit 1
 done
 
-# run SYS LABEL ARGS...: one bounded generator run; appends to $WORK/results.tsv
+# run SYS LABEL ARGS...: one generator run bounded by $LIMIT seconds;
+# appends its result line to $WORK/results.tsv
+LIMIT=$((DUR + 120))
 run() {
 	local s=$1 label=$2 ep
 	shift 2
@@ -203,7 +216,10 @@ run() {
 		fi
 	done
 	local out
-	out=$(timeout $((DUR + 120)) "$BENCH" --endpoints "$ep" --label "$label" "${args[@]}" 2>&1)
+	local c0 c1
+	c0=$(cpu_ticks "$s")
+	out=$(timeout "$LIMIT" "$BENCH" --endpoints "$ep" --label "$label" "${args[@]}" 2>&1)
+	c1=$(cpu_ticks "$s")
 	echo "$out" >>"$OUT/runs-$s.log"
 	local line
 	line=$(grep '^RESULT' <<<"$out" | tail -1)
@@ -211,8 +227,12 @@ run() {
 		log "$s $label: no result"; tail -3 <<<"$out" >&2
 		return 1
 	fi
-	printf '%s\t%s\n' "$s" "$line" >>"$WORK/results.tsv"
-	awk -F'\t' -v s="$s" '{printf "  %-5s %-28s %10.0f ops/s  p50 %7.2f ms  p99 %7.2f ms  errors %s\n", s, $2, $3, $4, $6, $10}' <<<"$line" >&2
+	# the members' CPU time per request (µs): what a request costs the
+	# cluster, a figure the machine's other load disturbs much less
+	local cpu_us
+	cpu_us=$(awk -F'\t' -v d="$((c1 - c0))" -v hz="$HZ" '{printf "%.1f", ($9 > 0 ? d / hz * 1e6 / $9 : 0)}' <<<"$line")
+	printf '%s\t%s\t%s\n' "$s" "$line" "$cpu_us" >>"$WORK/results.tsv"
+	awk -F'\t' -v s="$s" -v c="$cpu_us" '{printf "  %-5s %-30s %9.0f ops/s  p50 %7.2f ms  p99 %7.2f ms  errors %s  cluster CPU %s us/op\n", s, $2, $3, $4, $6, $10, c}' <<<"$line" >&2
 }
 
 D=(--duration "$DUR")
@@ -265,8 +285,16 @@ fi
 # fill, memory, disk, restart
 declare -A FILL_RATE RSS DISK RESTART
 if [[ $DO_FILL == 1 ]]; then
+	# on fresh clusters, so that the history the workloads wrote does not count
+	for s in "${SYSTEMS[@]}"; do
+		for i in 1 2 3; do stop_member "$s" "$i"; done
+		rm -rf "${WORK:?}/$s"
+		log "$s: fresh cluster for the fill"
+		start_cluster "$s" || exit 1
+	done
 	for s in "${SYSTEMS[@]}"; do
 		log "$s: filling $FILL_KEYS keys"
+		LIMIT=$((FILL_KEYS / 1000 + 300))
 		run "$s" "fill $FILL_KEYS keys" --workload fill --keyspace "$FILL_KEYS" --clients 256 \
 			--key-prefix /fill/ --duration 0 --timeout-ms 30000
 		FILL_RATE[$s]=$(awk -F'\t' -v s="$s" -v l="fill $FILL_KEYS keys" '$1==s && $3==l {print $4}' "$WORK/results.tsv" | tail -1)
@@ -302,12 +330,13 @@ CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 	), $(date -u +%Y-%m-%dT%H:%MZ)"
 	echo
 	echo "Command: \`bench/compare/compare.sh $ORIG_ARGS\` (rounds $ROUNDS, $DUR s per run, fill $FILL_KEYS keys), moor $(git rev-parse --short HEAD 2>/dev/null)."
-	echo "Both clusters: 3 members on loopback, every write fsynced on a majority; generator: moor-bench, etcd's v3 JSON gateway, key 32 B, value 256 B, 10,000 keys, uniform; $DUR s per run, median of $ROUNDS interleaved rounds."
+	[[ $MOOR_ONLY == 1 ]] && echo "moor alone (--moor-only: no etcd in this run)." && echo
+	echo "Clusters: 3 members each on loopback, every write fsynced on a majority; generator: moor-bench, etcd's v3 JSON gateway, key 32 B, value 256 B, 10,000 keys, uniform; $DUR s per run, median of $ROUNDS interleaved rounds."
 	echo
 	echo "**Note: all six members and the generator share this machine's $NCPU cores ($CPU), with whatever else runs on it; the ratios are the figures, not the absolute numbers.**"
 	echo
-	echo "| workload | etcd ops/s | moor ops/s | ratio | etcd p99 ms | moor p99 ms | ratio |"
-	echo "|---|---:|---:|---:|---:|---:|---:|"
+	echo "| workload | etcd ops/s | moor ops/s | ratio | etcd p99 ms | moor p99 ms | ratio | etcd CPU µs/op | moor CPU µs/op |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 	awk -F'\t' '
 	function median(arr, n,   i, j, t) {
 		for (i = 2; i <= n; i++) { t = arr[i]; for (j = i - 1; j >= 1 && arr[j] > t; j--) arr[j + 1] = arr[j]; arr[j + 1] = t }
@@ -317,40 +346,44 @@ CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 	{
 		k = $1 SUBSEP $3
 		if (!($3 in seen)) { seen[$3] = 1; order[++n] = $3 }
-		cnt[k]++; rps[k, cnt[k]] = $4; p99[k, cnt[k]] = $7
+		cnt[k]++; rps[k, cnt[k]] = $4; p99[k, cnt[k]] = $7; cpu[k, cnt[k]] = $12
 	}
 	END {
 		for (i = 1; i <= n; i++) {
 			w = order[i]
 			for (si = 1; si <= 2; si++) {
 				s = si == 1 ? "etcd" : "moor"; k = s SUBSEP w
-				if (cnt[k] == 0) { R[s] = ""; P[s] = ""; continue }
-				delete a; delete b
-				for (j = 1; j <= cnt[k]; j++) { a[j] = rps[k, j]; b[j] = p99[k, j] }
-				R[s] = median(a, cnt[k]); P[s] = median(b, cnt[k])
+				if (cnt[k] == 0) { R[s] = ""; P[s] = ""; C[s] = ""; continue }
+				delete a; delete b; delete c
+				for (j = 1; j <= cnt[k]; j++) { a[j] = rps[k, j]; b[j] = p99[k, j]; c[j] = cpu[k, j] }
+				R[s] = median(a, cnt[k]); P[s] = median(b, cnt[k]); C[s] = median(c, cnt[k])
 			}
 			rr = (R["etcd"] > 0 && R["moor"] != "") ? sprintf("%.2f×", R["moor"] / R["etcd"]) : "—"
 			pr = (P["etcd"] > 0 && P["moor"] != "") ? sprintf("%.2f×", P["moor"] / P["etcd"]) : "—"
-			printf "| %s | %s | %s | %s | %s | %s | %s |\n", w,
+			printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", w,
 				R["etcd"] == "" ? "—" : sprintf("%.0f", R["etcd"]),
 				R["moor"] == "" ? "—" : sprintf("%.0f", R["moor"]), rr,
 				P["etcd"] == "" ? "—" : sprintf("%.2f", P["etcd"]),
-				P["moor"] == "" ? "—" : sprintf("%.2f", P["moor"]), pr
+				P["moor"] == "" ? "—" : sprintf("%.2f", P["moor"]), pr,
+				C["etcd"] == "" ? "—" : sprintf("%.0f", C["etcd"]),
+				C["moor"] == "" ? "—" : sprintf("%.0f", C["moor"])
 			printf "%s\t%s\t%s\t%s\t%s\n", w, R["etcd"], R["moor"], P["etcd"], P["moor"] > "/dev/stderr"
 		}
 	}' "$WORK/results.tsv" 2>"$WORK/plot.dat"
 	echo
+	echo "ops/s and p99: median over the rounds. CPU µs/op: user+system CPU time of the three members during the run divided by the requests answered (median over the rounds) — what a request costs the cluster, less disturbed by the machine's other load than throughput."
 	echo "For watch, the latency is event delivery (event received − put sent), the rate the puts'. Open-loop rows: latency from each request's due time (coordinated omission corrected)."
 	if [[ $DO_FILL == 1 ]]; then
 		echo
-		echo "With $FILL_KEYS keys (32 B keys, 256 B values, after the workloads above):"
+		echo "Fresh clusters filled with $FILL_KEYS keys (32 B keys, 256 B values, one put each, 256 clients); memory and disk 5 s after the fill; restart: a follower stopped by SIGTERM, then timed from exec to its first answered linearizable range:"
 		echo
 		echo "| | etcd | moor | ratio |"
 		echo "|---|---:|---:|---:|"
 		ratio() { [[ -n ${1:-} && -n ${2:-} && $1 != timeout && $2 != timeout && $1 != 0 ]] && awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f×", b / a}' || echo "—"; }
 		printf '| fill rate, 256 clients (puts/s) | %s | %s | %s |\n' "${FILL_RATE[etcd]:-—}" "${FILL_RATE[moor]:-—}" "$(ratio "${FILL_RATE[etcd]:-}" "${FILL_RATE[moor]:-}")"
-		printf '| resident memory, 3 members (MiB) | %s | %s | %s |\n' "$(( ${RSS[etcd]:-0} / 1024 ))" "$(( ${RSS[moor]:-0} / 1024 ))" "$(ratio "${RSS[etcd]:-}" "${RSS[moor]:-}")"
-		printf '| on disk, 3 members (MiB) | %s | %s | %s |\n' "$(( ${DISK[etcd]:-0} / 1024 ))" "$(( ${DISK[moor]:-0} / 1024 ))" "$(ratio "${DISK[etcd]:-}" "${DISK[moor]:-}")"
+		mib() { [[ -n ${1:-} ]] && echo "$(($1 / 1024))" || echo "—"; }
+		printf '| resident memory, 3 members (MiB) | %s | %s | %s |\n' "$(mib "${RSS[etcd]:-}")" "$(mib "${RSS[moor]:-}")" "$(ratio "${RSS[etcd]:-}" "${RSS[moor]:-}")"
+		printf '| on disk, 3 members (MiB) | %s | %s | %s |\n' "$(mib "${DISK[etcd]:-}")" "$(mib "${DISK[moor]:-}")" "$(ratio "${DISK[etcd]:-}" "${DISK[moor]:-}")"
 		printf '| follower restart to first linearizable read (ms) | %s | %s | %s |\n' "${RESTART[etcd]:-—}" "${RESTART[moor]:-—}" "$(ratio "${RESTART[etcd]:-}" "${RESTART[moor]:-}")"
 	fi
 } >"$OUT/results.md"
