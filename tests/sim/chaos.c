@@ -18,7 +18,7 @@
 
 #include <string.h>
 
-void sim_repropose(struct sim *s, uint64_t node, struct sim_prop *p);
+int sim_repropose(struct sim *s, uint64_t node, struct sim_prop *p);
 
 #define SIM_RETRY_TICKS 40
 #define SWARM_STEPS 2000
@@ -61,9 +61,11 @@ static void retry_writes(struct sim *s)
 		p->attempts++;
 		/* a client that fails over ends up at the leader, mostly */
 		to = l && sim_below(s, 4) ? l : random_up(s);
-		if (to)
-			sim_repropose(s, to, p);
-		else
+		/* told "no leader", a client tries the next endpoint at once */
+		if (to && sim_repropose(s, to, p) == MOOR_ENOLEADER && l && l != to &&
+		    s->nodes[l].up)
+			sim_repropose(s, l, p);
+		else if (!to)
 			p->proposed_at = s->now;
 	}
 }

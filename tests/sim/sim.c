@@ -610,14 +610,14 @@ void sim_propose_batch(struct sim *s, uint64_t node, unsigned n)
 }
 
 /* Proposes an existing proposal again, as a client does after a timeout. */
-void sim_repropose(struct sim *s, uint64_t node, struct sim_prop *p);
-void sim_repropose(struct sim *s, uint64_t node, struct sim_prop *p)
+int sim_repropose(struct sim *s, uint64_t node, struct sim_prop *p);
+int sim_repropose(struct sim *s, uint64_t node, struct sim_prop *p)
 {
 	unsigned char data[SIM_DATA_BYTES] = {0};
 	int rc;
 
 	if (!s->nodes[node].up)
-		return;
+		return MOOR_EUNAVAILABLE;
 	for (int i = 0; i < 8; i++)
 		data[i] = (unsigned char)(p->id >> (56 - 8 * i));
 	p->proposed_at = s->now;
@@ -626,6 +626,7 @@ void sim_repropose(struct sim *s, uint64_t node, struct sim_prop *p)
 	           (unsigned long long)p->id, rc ? moor_errname(rc) : "ok");
 	if (!stopped(s, node, rc))
 		process_ready(s, &s->nodes[node]);
+	return rc;
 }
 
 void sim_read(struct sim *s, uint64_t node)
