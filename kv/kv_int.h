@@ -200,6 +200,12 @@ int kv_visit_latest(struct kv_view *v, const ProtobufCBinaryData *key,
                     const ProtobufCBinaryData *end, kv_visit_fn fn, void *ctx);
 
 int kv_rocks_err(struct kv *kv, char *err, const char *what);
+/* store.c helpers shared with snapshot.c */
+char *kv_path_join(const struct moor_alloc *a, const char *dir, const char *name);
+int kv_rm_tree(const char *p);
+int kv_write_current(struct kv *kv, unsigned gen);
+int kv_db_open(struct kv *kv, bool fresh);
+
 /* Make the batch's history and index entries visible to batch reads. */
 void kv_batch_expose(struct kv *kv);
 
@@ -214,6 +220,11 @@ struct req_ctx {
 	size_t ev_n;
 	struct kv_arena *ar; /* the response's */
 };
+/* batch.c: start a request (1: already applied, skip), finish it (rolling
+ * back on error), and record an event of the batch. */
+int kv_req_start(struct kv *kv, uint64_t index, struct req_ctx *q);
+int kv_req_end(struct req_ctx *q, int rc);
+int kv_add_event(struct kv *kv, const struct kv_rec *rec, const struct kv_rec *prev);
 int kv_txn_put(struct req_ctx *q, const Etcdserverpb__PutRequest *r,
                Etcdserverpb__PutResponse *resp);
 int kv_txn_delete(struct req_ctx *q, const Etcdserverpb__DeleteRangeRequest *r,

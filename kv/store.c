@@ -1,6 +1,7 @@
 /*
- * The kv handle: opening and closing RocksDB, the committed meta state,
- * flushes, read views, snapshots (checkpoint and atomic restore).
+ * The kv handle: opening and closing RocksDB, its options, the data
+ * directory, the committed meta state, flushes and meta records. Views are
+ * in view.c, snapshots in snapshot.c.
  *
  * Directory layout: <path>/CURRENT_DB names the live RocksDB directory
  * (<path>/db-<n>). Restoring a snapshot moves the checkpoint in as
@@ -65,7 +66,7 @@ int kv_rocks_err(struct kv *kv, char *err, const char *what)
 	return code;
 }
 
-static char *path_join(const struct moor_alloc *a, const char *dir, const char *name)
+char *kv_path_join(const struct moor_alloc *a, const char *dir, const char *name)
 {
 	size_t n = strlen(dir) + strlen(name) + 2;
 	char *p = moor_malloc(a, n);
@@ -96,7 +97,7 @@ static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ft
 	return remove(p) != 0 ? -1 : 0;
 }
 
-static int rm_tree(const char *p)
+int kv_rm_tree(const char *p)
 {
 	return nftw(p, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0 ? -errno : 0;
 }
@@ -104,7 +105,7 @@ static int rm_tree(const char *p)
 /* Read CURRENT_DB: "db-<n>\n". */
 static int read_current(struct kv *kv, unsigned *gen)
 {
-	char *p = path_join(kv->alloc, kv->path, "CURRENT_DB");
+	char *p = kv_path_join(kv->alloc, kv->path, "CURRENT_DB");
 	char buf[64] = {0};
 	FILE *f;
 	int rc = 0;
@@ -123,10 +124,10 @@ static int read_current(struct kv *kv, unsigned *gen)
 	return rc;
 }
 
-static int write_current(struct kv *kv, unsigned gen)
+int kv_write_current(struct kv *kv, unsigned gen)
 {
-	char *tmp = path_join(kv->alloc, kv->path, "CURRENT_DB.tmp");
-	char *cur = path_join(kv->alloc, kv->path, "CURRENT_DB");
+	char *tmp = kv_path_join(kv->alloc, kv->path, "CURRENT_DB.tmp");
+	char *cur = kv_path_join(kv->alloc, kv->path, "CURRENT_DB");
 	char line[32];
 	int rc = 0, fd = -1;
 
@@ -167,11 +168,11 @@ static void remove_stale(struct kv *kv)
 	while ((e = readdir(d)) != NULL) {
 		if (sscanf(e->d_name, "db-%u", &g) != 1 || g == kv->db_gen)
 			continue;
-		char *p = path_join(kv->alloc, kv->path, e->d_name);
+		char *p = kv_path_join(kv->alloc, kv->path, e->d_name);
 
 		if (p) {
 			moor_log(kv->log, MOOR_LOG_WARN, "kv", "removing stale store %s", p);
-			rm_tree(p);
+			kv_rm_tree(p);
 			moor_free(kv->alloc, p);
 		}
 	}
@@ -267,13 +268,13 @@ static void db_close(struct kv *kv)
 
 /* `fresh`: a new store, whose database may be created; otherwise a missing
  * database is corruption (CURRENT_DB names it), never silently empty. */
-static int db_open(struct kv *kv, bool fresh)
+int kv_db_open(struct kv *kv, bool fresh)
 {
 	char name[32], *err = NULL;
 	int rc;
 
 	snprintf(name, sizeof name, "db-%u", kv->db_gen);
-	kv->db_path = path_join(kv->alloc, kv->path, name);
+	kv->db_path = kv_path_join(kv->alloc, kv->path, name);
 	if (!kv->db_path)
 		return MOOR_ENOMEM;
 	if (!fresh && access(kv->db_path, F_OK) != 0)
@@ -391,12 +392,12 @@ int kv_open(const struct kv_config *cfg, struct kv **out)
 		 * crash in between leaves a store that is still new. */
 		kv->db_gen = 1;
 		remove_stale(kv);
-		rc = db_open(kv, true);
+		rc = kv_db_open(kv, true);
 		if (rc == 0)
-			rc = write_current(kv, 1);
+			rc = kv_write_current(kv, 1);
 	} else if (rc == 0) {
 		remove_stale(kv);
-		rc = db_open(kv, false);
+		rc = kv_db_open(kv, false);
 	}
 	if (rc)
 		goto err;
@@ -464,66 +465,6 @@ int kv_flush(struct kv *kv, uint64_t *durable_index)
 	return 0;
 }
 
-/* ---- views -------------------------------------------------------------- */
-
-int kv_view_open_committed(struct kv *kv, struct kv_view *v)
-{
-	memset(v, 0, sizeof *v);
-	v->kv = kv;
-	v->ro = rocksdb_readoptions_create();
-	if (!v->ro)
-		return MOOR_ENOMEM;
-	pthread_mutex_lock(&kv->mu);
-	v->snap = rocksdb_create_snapshot(kv->db);
-	v->rev = kv->rev;
-	v->compact_rev = kv->compact_rev;
-	pthread_mutex_unlock(&kv->mu);
-	rocksdb_readoptions_set_snapshot(v->ro, v->snap);
-	return 0;
-}
-
-void kv_view_open_batch(struct kv *kv, struct kv_view *v)
-{
-	memset(v, 0, sizeof *v);
-	v->kv = kv;
-	v->ro = kv->ro;
-	v->wb = kv->wb;
-	v->rev = kv->b_rev;
-	v->compact_rev = kv->b_compact;
-}
-
-void kv_view_close(struct kv_view *v)
-{
-	if (v->snap) {
-		rocksdb_readoptions_destroy(v->ro);
-		rocksdb_release_snapshot(v->kv->db, v->snap);
-	}
-	v->snap = NULL;
-}
-
-int kv_view_get(struct kv_view *v, const void *key, size_t klen, char **val, size_t *vlen)
-{
-	char *err = NULL;
-
-	if (v->wb)
-		*val = rocksdb_writebatch_wi_get_from_batch_and_db(v->wb, v->kv->db, v->ro, key,
-		                                                   klen, vlen, &err);
-	else
-		*val = rocksdb_get(v->kv->db, v->ro, key, klen, vlen, &err);
-	if (err)
-		return kv_rocks_err(v->kv, err, "kv: get");
-	return *val ? 0 : MOOR_ENOTFOUND;
-}
-
-rocksdb_iterator_t *kv_view_iter(struct kv_view *v)
-{
-	rocksdb_iterator_t *it = rocksdb_create_iterator(v->kv->db, v->ro);
-
-	if (it && v->wb)
-		it = rocksdb_writebatch_wi_create_iterator_with_base(v->wb, it);
-	return it;
-}
-
 /* ---- meta ---------------------------------------------------------------- */
 
 int kv_meta_get(struct kv *kv, const char *name, void **val, size_t *len)
@@ -549,106 +490,4 @@ int kv_meta_get(struct kv *kv, const char *name, void **val, size_t *len)
 	*val = moor_memdup(kv->alloc, v, *len);
 	rocksdb_free(v);
 	return *val ? 0 : MOOR_ENOMEM;
-}
-
-/* ---- snapshots ---------------------------------------------------------- */
-
-/* Read the applied index of a checkpoint directory (opened read-only). */
-static int checkpoint_index(struct kv *kv, const char *dir, uint64_t *index)
-{
-	rocksdb_options_t *o = rocksdb_options_create();
-	char *err = NULL, *val;
-	size_t len;
-	rocksdb_t *db;
-	int rc = 0;
-
-	if (!o)
-		return MOOR_ENOMEM;
-	db = rocksdb_open_for_read_only(o, dir, 0, &err);
-	rocksdb_options_destroy(o);
-	if (err) {
-		rc = kv_fail(kv, MOOR_ECORRUPT, "kv: %s is not a kv checkpoint: %s", dir, err);
-		rocksdb_free(err);
-		return rc;
-	}
-	val = rocksdb_get(db, kv->ro, "mversion", 8, &len, &err);
-	if (err || !val || len != 8 || moor_get_be64((unsigned char *)val) != KV_LAYOUT_VERSION)
-		rc = kv_fail(kv, MOOR_ECORRUPT, "kv: %s has no kv layout version %d", dir,
-		             KV_LAYOUT_VERSION);
-	rocksdb_free(val);
-	rocksdb_free(err);
-	err = NULL;
-	val = NULL;
-	if (rc == 0) {
-		val = rocksdb_get(db, kv->ro, "mapplied", 8, &len, &err);
-		if (err || (val && len != 16))
-			rc = kv_fail(kv, MOOR_ECORRUPT, "kv: %s has a bad applied index", dir);
-		else
-			*index = val ? moor_get_be64((unsigned char *)val) : 0;
-		rocksdb_free(val);
-		rocksdb_free(err);
-	}
-	rocksdb_close(db);
-	return rc;
-}
-
-int kv_snapshot_create(struct kv *kv, const char *dir, uint64_t *applied_index)
-{
-	char *err = NULL;
-	rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(kv->db, &err);
-
-	if (err)
-		return kv_rocks_err(kv, err, "kv: checkpoint");
-	/* log_size_for_flush 0: flush memtables so the copy holds every
-	 * committed batch (our WAL is off, so nothing lives in a log). */
-	rocksdb_checkpoint_create(cp, dir, 0, &err);
-	rocksdb_checkpoint_object_destroy(cp);
-	if (err)
-		return kv_rocks_err(kv, err, "kv: checkpoint");
-	return checkpoint_index(kv, dir, applied_index);
-}
-
-int kv_snapshot_restore(struct kv *kv, const char *dir)
-{
-	unsigned old_gen = kv->db_gen, gen = old_gen + 1;
-	char name[32], *target, *old_path;
-	uint64_t index;
-	int rc;
-
-	if (kv->in_batch)
-		return MOOR_EBUSY;
-	rc = checkpoint_index(kv, dir, &index);
-	if (rc)
-		return rc;
-	snprintf(name, sizeof name, "db-%u", gen);
-	target = path_join(kv->alloc, kv->path, name);
-	if (!target)
-		return MOOR_ENOMEM;
-	rm_tree(target);
-	if (rename(dir, target) != 0) {
-		rc = kv_fail(kv, -errno, "kv: cannot move %s to %s", dir, target);
-		moor_free(kv->alloc, target);
-		return rc;
-	}
-	moor_free(kv->alloc, target);
-	rc = write_current(kv, gen); /* the commit point */
-	if (rc)
-		return rc;
-	old_path = kv->db_path;
-	kv->db_path = NULL;
-	rocksdb_close(kv->db);
-	kv->db = NULL;
-	kv->db_gen = gen;
-	pthread_mutex_lock(&kv->mu);
-	rc = db_open(kv, false);
-	kv->gc_done_rev = 0;
-	pthread_mutex_unlock(&kv->mu);
-	if (rc == 0) {
-		rm_tree(old_path);
-		moor_log(kv->log, MOOR_LOG_INFO, "kv",
-		         "restored snapshot index=%llu revision=%lld path=%s",
-		         (unsigned long long)kv->applied_index, (long long)kv->rev, kv->db_path);
-	}
-	moor_free(kv->alloc, old_path);
-	return rc;
 }
