@@ -39,13 +39,26 @@
 #   MOOR_LISTEN_HOST       listen address (default 0.0.0.0; the own address in test mode)
 #   MOOR_JOIN_TIMEOUT      seconds to keep trying to join (default 120)
 #   MOOR_TLS_DIR           certificates when MOOR_TLS=true (default /etc/moor/tls)
-# Arguments are passed on to moord after the flags computed here.
+# Arguments are passed on to moord after the flags computed here, except
+# when the first one is "moord" or "moorctl": then that program is run as
+# given, configured by its arguments and MOOR_*/MOORCTL_* variables alone
+# (docker run IMAGE moord --name ..., docker run IMAGE moorctl get k).
 
 here=$(dirname "$(readlink -f "$0")")
 # shellcheck source=deploy/lib.sh
 source "${MOOR_DEPLOY_LIB:-$here/lib.sh}"
 
 MOORD=${MOORD:-moord}
+case ${1:-} in
+moord)
+	shift
+	exec "$MOORD" "$@"
+	;;
+moorctl)
+	shift
+	exec "${MOORCTL:-moorctl}" "$@"
+	;;
+esac
 MOOR_REPLICAS=${MOOR_REPLICAS:-3}
 MOOR_INITIAL_REPLICAS=${MOOR_INITIAL_REPLICAS:-$MOOR_REPLICAS}
 MOOR_JOIN_TIMEOUT=${MOOR_JOIN_TIMEOUT:-120}

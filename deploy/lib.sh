@@ -8,7 +8,7 @@
 # manifest serves every replica.
 #
 # Environment (all optional but MOOR_PEER_DOMAIN in a cluster):
-#   MOOR_HOSTNAME          the pod's hostname (default: hostname -s)
+#   MOOR_HOSTNAME          the pod's hostname (default: $HOSTNAME up to its first dot)
 #   MOOR_PEER_DOMAIN       DNS domain of the headless Service,
 #                          e.g. moor-peers.default.svc.cluster.local
 #   MOOR_PEER_PORT         2380;  MOOR_CLIENT_PORT 2379
@@ -34,7 +34,7 @@ d_scheme() { if [[ $MOOR_TLS == true ]]; then echo https; else echo http; fi; }
 
 # d_identity: sets D_NAME (pod hostname), D_BASE, D_ORD from MOOR_HOSTNAME.
 d_identity() {
-	D_NAME=${MOOR_HOSTNAME:-$(hostname -s)}
+	D_NAME=${MOOR_HOSTNAME:-${HOSTNAME%%.*}}
 	if [[ ! $D_NAME =~ ^(.+)-([0-9]+)$ ]]; then
 		d_log "hostname \"$D_NAME\" is not NAME-ORDINAL (a StatefulSet pod name)"
 		return 1
