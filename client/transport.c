@@ -449,18 +449,25 @@ int cl_http_t(moor_client *c, const char *path, const void *body, size_t len, en
 			rotate = true;
 			break;
 		case OUT_LOST:
-			if (kind == CL_WRITE)
+			if (kind == CL_WRITE) {
+				/* not this call's to retry, but the next call goes elsewhere */
+				if (!only_endpoint)
+					cl_endpoint_rotate(c, idx);
 				return cl_set_error(MOOR_EINDETERMINATE,
 				                    "%s (the write may or may not have applied)", tl_detail);
+			}
 			rotate = true;
 			break;
 		default: /* the server's error */
 			if (cl_err_not_applied(rc)) {
 				rotate = cl_err_rotate(rc);
 			} else if (outcome_open(rc)) {
-				if (kind == CL_WRITE)
+				if (kind == CL_WRITE) {
+					if (!only_endpoint)
+						cl_endpoint_rotate(c, idx);
 					return cl_set_error(MOOR_EINDETERMINATE,
 					                    "%s (the write may or may not have applied)", tl_detail);
+				}
 				rotate = true;
 			} else {
 				return rc;

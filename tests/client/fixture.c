@@ -198,7 +198,9 @@ void fx_cluster_stop(struct fx_cluster *fx)
 {
 	for (int i = 0; i < fx->n; i++)
 		fx_member_kill(fx, i);
-	if (fx->dir[0] && strncmp(fx->dir, "/tmp/moor-client.", 17) == 0)
+	if (getenv("T_KEEP")) /* as tests/cluster/lib.sh: keep the logs to read */
+		fprintf(stderr, "kept %s\n", fx->dir);
+	else if (fx->dir[0] && strncmp(fx->dir, "/tmp/moor-client.", 17) == 0)
 		nftw(fx->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 	fx->dir[0] = '\0';
 }

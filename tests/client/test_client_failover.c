@@ -222,14 +222,16 @@ static void a_watch_on_a_frozen_member_moves_to_another_and_misses_nothing(void 
 	struct moor_response *r = NULL;
 	moor_client *wc, *writer;
 	moor_watch *w = NULL;
-	int frozen = 0;
+	int frozen = fx_wait_leader(&fx, 10000); /* the leader: the hardest member to lose */
 
 	(void)state;
+	assert_true(frozen >= 0);
 	atomic_store(&resumes, 0);
 	fx_log_fn = count_resumes;
 	wc = fx_client(&fx, frozen, 5000);
 	fx_log_fn = NULL;
-	writer = fx_client(&fx, frozen + 1, 15000);
+	/* a write sent to the frozen leader waits out the whole timeout: keep it short */
+	writer = fx_client(&fx, (frozen + 1) % fx.n, 8000);
 	assert_int_equal(moor_put(writer, S("fz/0"), S("v"), NULL, &r), 0);
 	o.start_revision = r->header.revision + 1;
 	moor_response_free(r);
@@ -246,13 +248,18 @@ static void a_watch_on_a_frozen_member_moves_to_another_and_misses_nothing(void 
 	assert_int_equal(s.n, 1);
 	/* frozen: its sockets stay open and say nothing */
 	kill(fx.pid[frozen], SIGSTOP);
+	int unknown = 0;
 	for (int i = 2; i < 12; i++) {
 		char k[16];
 		snprintf(k, sizeof k, "fz/%d", i);
 		int rc = moor_put(writer, S(k), S("v"), NULL, NULL);
-		if (rc != 0 && rc != MOOR_EINDETERMINATE)
+		if (rc == MOOR_EINDETERMINATE)
+			unknown++;
+		else if (rc != 0)
 			fail_msg("put %s: %s (%s)", k, moor_strerror(rc), moor_error_detail());
 	}
+	/* a write whose outcome was lost moves the client on: the next ones succeed */
+	assert_true(unknown <= 3);
 	assert_int_equal(moor_get(writer, S("fz/"), &go, &r), 0);
 	int64_t last = r->kvs[0].mod_revision;
 	size_t expect = r->n_kvs - 1;
