@@ -1,6 +1,7 @@
 # tests/client/: libmoor and moorctl against real moord clusters on loopback.
 CLIENT_TEST_LIBS := $(BUILD)/lib/libmoor.a
-CLIENT_TESTS := $(BUILD)/tests/client_kv $(BUILD)/tests/client_failover
+CLIENT_TESTS := $(BUILD)/tests/client_unit $(BUILD)/tests/client_kv $(BUILD)/tests/client_failover
+$(eval $(call link_bin,$(BUILD)/tests/client_unit,$(call objs,tests/client/test_client_unit.c) $(CLIENT_TEST_LIBS),$(MOOR_LDLIBS) -lcmocka))
 $(eval $(call link_bin,$(BUILD)/tests/client_kv,$(call objs,tests/client/test_client_kv.c tests/client/fixture.c) $(CLIENT_TEST_LIBS),$(MOOR_LDLIBS) -lcmocka))
 $(eval $(call link_bin,$(BUILD)/tests/client_failover,$(call objs,tests/client/test_client_failover.c tests/client/fixture.c) $(CLIENT_TEST_LIBS),$(MOOR_LDLIBS) -lcmocka))
 TESTS += $(CLIENT_TESTS)
