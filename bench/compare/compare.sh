@@ -250,7 +250,7 @@ WORKLOADS=(
 	"range ser, prefix 100 keys|--workload range --clients 64 --prefix --serializable"
 	"txn mod_rev+put, 64 cl|--workload txn --clients 64"
 	"mixed 90% read, 64 cl|--workload mixed --clients 64 --read-ratio 0.9"
-	"watch 100 w, 200 puts/s|--workload watch --clients 16 --watchers 100 --rate 200"
+	"watch 50 w, 100 puts/s|--workload watch --clients 16 --watchers 50 --rate 100"
 	"lease keepalive, 64 cl|--workload lease-keepalive --clients 64"
 	"lease grant, 64 cl|--workload lease-grant --clients 64 --ttl 30"
 )

@@ -87,9 +87,13 @@ echo "per thread (CPU seconds since start):"
 for t in /proc/"${PID[$target]}"/task/*; do
 	printf '  %-16s %s\n' "$(cat "$t/comm")" "$(awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "$t/stat")"
 done
+echo "by library (share of the member's samples):"
+perf report -i "$WORK/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -12
+echo "by thread:"
+perf report -i "$WORK/perf.data" --no-children --sort comm --stdio 2>/dev/null | grep -E '^ +[0-9]' | head -8
 echo "top functions (share of the member's samples):"
 perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
-	grep -E '^ +[0-9]' | head -40
+	grep -E '^ +[0-9]' | sed -E 's/ {2,}-  +- *$//; s/ +$//' | head -40
 if [[ $SYSCALLS == 1 ]]; then
 	echo "system calls (perf trace -s, per thread):"
 	grep -vE '^ *$' "$WORK/trace.txt" | head -120

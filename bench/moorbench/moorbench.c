@@ -30,7 +30,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bench/moorbench/hist.h"
 #include "bench/moorbench/wire.h"
@@ -266,10 +268,11 @@ static uint64_t get_be64(const uint8_t *p)
 }
 
 static const char *WATCH_PREFIX = "/bench-watch/";
-/* txn keys live apart from the preloaded ones: the first txn on a key
- * creates it (compare mod_revision = 0, as Kubernetes creates an object),
- * later ones update it at the mod_revision last seen. */
-static const char *TXN_PREFIX = "/bench-txn/";
+/* txn keys live apart from the preloaded ones and from earlier runs' (a
+ * prefix of their own per run): the first txn on a key creates it (compare
+ * mod_revision = 0, as Kubernetes creates an object), later ones update it
+ * at the mod_revision last seen. */
+static char TXN_PREFIX[32];
 
 /* Builds the next request of client c and hands it to curl. */
 static void client_start(struct client *c, uint64_t due_ns, bool measure)
@@ -859,6 +862,14 @@ static int parse_args(int argc, char **argv)
 	return 0;
 }
 
+static double cpu_s(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
 static double ms(uint64_t ns)
 {
 	return (double)ns / 1e6;
@@ -882,6 +893,14 @@ int main(int argc, char **argv)
 		return 1;
 	if (O.dist == DIST_ZIPF)
 		zipf_init(O.keyspace, O.zipf_theta);
+	{
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t run = (uint64_t)ts.tv_sec * 1000000007u ^ (uint64_t)ts.tv_nsec ^
+		               (uint64_t)getpid() << 20;
+		snprintf(TXN_PREFIX, sizeof(TXN_PREFIX), "/bench-txn/%06" PRIx64 "/",
+		         run % 0x1000000);
+	}
 	struct worker *ws = calloc((size_t)O.threads, sizeof(*ws));
 	if (!ws)
 		return 1;
@@ -919,11 +938,13 @@ int main(int argc, char **argv)
 			w->idle[w->n_idle++] = i;
 		}
 	}
+	double cpu0 = cpu_s();
 	for (int t = 0; t < O.threads; t++)
 		if (pthread_create(&ws[t].thread, NULL, worker_main, &ws[t]) != 0)
 			return 1;
 	for (int t = 0; t < O.threads; t++)
 		pthread_join(ws[t].thread, NULL);
+	double gen_cpu = cpu_s() - cpu0;
 
 	struct hist lat, wlat;
 	hist_reset(&lat);
@@ -963,7 +984,10 @@ int main(int argc, char **argv)
 		printf("  target rate %.0f/s; latency from each request's due time "
 		       "(coordinated omission corrected); due but unsent at the end: %" PRIu64 "\n",
 		       O.rate, late);
-	printf("  %.2f s, %" PRIu64 " ok, %" PRIu64 " errors, %.0f ok/s\n", secs, ok, nerr, rps);
+	printf("  %.2f s, %" PRIu64 " ok, %" PRIu64
+	       " errors, %.0f ok/s; generator CPU %.1f us/request "
+	       "(setup included)\n",
+	       secs, ok, nerr, rps, ok ? gen_cpu * 1e6 / (double)ok : 0.0);
 	printf("  %-18s %10s %9s %9s %9s %9s %9s %9s\n", "latency (ms)", "count", "mean", "p50",
 	       "p90", "p99", "p99.9", "max");
 	print_hist_row("request", &lat);
