@@ -65,7 +65,10 @@ wait_agree() { # SECONDS I...
 	return 1
 }
 api() { curl -fsS -m 10 -X POST "$(url "$1")$2" -d "$3"; }
-put() { api "$1" /v3/kv/put "{\"key\":\"$(b64 "$2")\",\"value\":\"$(b64 "$3")\"}" >/dev/null; }
+put1() { api "$1" /v3/kv/put "{\"key\":\"$(b64 "$2")\",\"value\":\"$(b64 "$3")\"}" >/dev/null 2>&1; }
+# put I KEY VALUE: retried for up to 10 s (an election after a member's loss
+# answers 503 "no leader"; a put is idempotent here, so retrying is safe).
+put() { until_ok 10 put1 "$@"; }
 count() { # I PREFIX: serializable count of keys under PREFIX at member I
 	local end
 	end=$(t_prefix_end "$2")
@@ -91,7 +94,7 @@ until_ok() { # SECONDS CMD...: until CMD succeeds (bounded)
 	done
 	return 1
 }
-both_counts() { [[ $(count "$1" a/) == 120 && $(count "$1" b/) == 1 ]]; }
+both_counts() { [[ $(count "$1" a/) == 120 && $(count "$1" b/) == 60 ]]; }
 show_logs() { for f in "$T_TMP"/moor-*.log; do echo "== $f"; tail -n 15 "$f"; done; }
 
 # ---- first start of three, in parallel (podManagementPolicy: Parallel) ----
@@ -110,16 +113,28 @@ t_check "120 writes acknowledged (the log is compacted every 50 entries)" test "
 # ---- a restart with its data ----
 pod_stop 1 TERM
 t_check "moor-1 stops on SIGTERM with exit 0 (got $T_RC)" test "$T_RC" = 0
-put 0 b/1 x
+for k in $(seq 1 60); do put $((k % 2 * 2)) "b/$k" x; done
+# The two others freeze: moor-1 comes back alive but cannot be ready.
+kill -STOP "${P[0]}" "${P[2]}"
 pod_start 1
-t_check "moor-1 restarts with its data as --initial-cluster-state existing" until_ok 10 started_as 1 existing
+t_check "moor-1 restarts with its data as --initial-cluster-state existing, no leader needed" \
+	until_ok 15 started_as 1 existing
+t_check "... it is alive (/livez 200)" until_ok 10 curl -fsS -m 1 -o /dev/null "$(url 1)/livez"
+t_check "... but not ready without a leader (/readyz 503)" \
+	test "$(curl -s -m 2 -o /dev/null -w '%{http_code}' "$(url 1)/readyz")" = 503
+kill -CONT "${P[0]}" "${P[2]}"
+# Ready must mean caught up: the first 200 of /readyz comes with every key.
+until_ok 20 ready 1
+n=$(count 1 b/)
+t_check "when /readyz turns 200, moor-1 has the 60 keys written while it was down (has $n)" test "$n" = 60
 t_check "after the restart the three agree on a leader" wait_agree 15 0 1 2
-t_check "moor-1 has every key (120 + 1)" until_ok 15 both_counts 1
+t_check "moor-1 has every key (120 + 60)" until_ok 15 both_counts 1
 t_check "still three members" test "$(nmembers 0)" = 3
 
 # ---- a replaced member: its volume is gone ----
 pod_stop 2 KILL
 rm -rf "$T_TMP/moor-2"
+t_check "the two others agree on a leader" wait_agree 15 0 1
 for k in $(seq 1 80); do put $((k % 2)) "c/$k" y; done
 old_id=$(api 0 /v3/cluster/member/list '{}' | grep -o "{\"ID\":\"[0-9]*\",\"name\":\"moor-2\"" | grep -o '[0-9]\{3,\}')
 pod_start 2
