@@ -170,6 +170,7 @@ int main(int argc, char **argv)
 	rc = srv_http_start(&s->loop, &hc, &s->client_http, err, sizeof err);
 	if (rc) {
 		moor_log(&s->log.logger, MOOR_LOG_ERROR, "server", "cannot start: %s", err);
+		srv_api_close(&s->api);
 		srv_node_stop(s->node);
 		uv_run(&s->loop, UV_RUN_DEFAULT);
 		uv_loop_close(&s->loop);

@@ -166,8 +166,12 @@ int srv_raftmsg_decode(const uint8_t *data, size_t len, size_t max_entries, stru
 		h->snap.meta.term = md->term;
 		h->snap.meta.conf.n_voters = (uint32_t)cs->n_voters;
 		h->snap.meta.conf.n_learners = (uint32_t)cs->n_learners;
-		memcpy(h->snap.meta.conf.voters, cs->voters, sizeof(uint64_t) * cs->n_voters);
-		memcpy(h->snap.meta.conf.learners, cs->learners, sizeof(uint64_t) * cs->n_learners);
+		if (cs->n_voters)
+			memcpy(h->snap.meta.conf.voters, cs->voters,
+			       sizeof(uint64_t) * cs->n_voters);
+		if (cs->n_learners)
+			memcpy(h->snap.meta.conf.learners, cs->learners,
+			       sizeof(uint64_t) * cs->n_learners);
 		h->snap.len = pb->snapshot->data.len;
 		h->snap.data = pb->snapshot->data.len ? pb->snapshot->data.data : NULL;
 		m->snapshot = &h->snap;

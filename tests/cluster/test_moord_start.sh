@@ -36,13 +36,15 @@ t_check "/metrics has the WAL fsync histogram" \
 
 # A second moord on the same data directory is refused.
 "$MOORD" --name m1b --data-dir "$T_TMP/m1" --listen-client-urls "http://127.0.0.1:$(t_free_port)" \
+	--listen-peer-urls "http://127.0.0.1:$(t_free_port)" \
 	2>"$T_TMP/m1b.log"
 rc=$?
 t_check "a locked data directory exits 1" test "$rc" = 1
 t_check "... with a message naming it" grep -q "in use by another moord" "$T_TMP/m1b.log"
 
 # The port is taken.
-"$MOORD" --name m2 --data-dir "$T_TMP/m2" --listen-client-urls "$url" 2>"$T_TMP/m2.log"
+"$MOORD" --name m2 --data-dir "$T_TMP/m2" --listen-client-urls "$url" \
+	--listen-peer-urls "http://127.0.0.1:$(t_free_port)" 2>"$T_TMP/m2.log"
 rc=$?
 t_check "a taken port exits 1" test "$rc" = 1
 t_check "... with a message naming the URL" grep -q "cannot listen on $url: Address already in use" "$T_TMP/m2.log"
@@ -50,6 +52,7 @@ t_check "... with a message naming the URL" grep -q "cannot listen on $url: Addr
 # The data directory is a file.
 touch "$T_TMP/afile"
 "$MOORD" --name m3 --data-dir "$T_TMP/afile" --listen-client-urls "http://127.0.0.1:$(t_free_port)" \
+	--listen-peer-urls "http://127.0.0.1:$(t_free_port)" \
 	2>"$T_TMP/m3.log"
 rc=$?
 t_check "a data directory that is a file exits 1" test "$rc" = 1
@@ -64,6 +67,7 @@ t_check "the listener is closed after the stop" \
 # SIGINT too, and configuration from the environment alone.
 port2=$(t_free_port)
 MOOR_NAME=e1 MOOR_DATA_DIR="$T_TMP/e1" MOOR_LISTEN_CLIENT_URLS="http://127.0.0.1:$port2" \
+	MOOR_LISTEN_PEER_URLS="http://127.0.0.1:$(t_free_port)" \
 	MOOR_LOG_FORMAT=json "$MOORD" 2>"$T_TMP/e1.log" &
 pid2=$!
 T_PIDS+=("$pid2")
