@@ -4,8 +4,8 @@
  * of copying, which is sound because no input may reach the core until
  * raft_advance(). The arena is double-buffered: raft_advance() switches new
  * allocations to the other arena before it acknowledges configuration
- * changes (a removed leader's hand-over queues messages), and only then frees the arena that the
- * batch being acknowledged pointed into.
+ * changes (a removed leader's hand-over queues messages), and only then
+ * frees the arena that the batch being acknowledged pointed into.
  */
 #include "raft/raft_int.h"
 
