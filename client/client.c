@@ -56,8 +56,10 @@ int moor_client_open(const struct moor_config *cfg, moor_client **out)
 	int rc = 0;
 
 	*out = NULL;
-	if (!cfg || cfg->n_endpoints == 0 || cfg->n_endpoints > MOOR_MAX_ENDPOINTS || !cfg->endpoints)
-		return cl_set_error(MOOR_EINVAL, "between 1 and %d endpoints are needed", MOOR_MAX_ENDPOINTS);
+	if (!cfg || cfg->n_endpoints == 0 || cfg->n_endpoints > MOOR_MAX_ENDPOINTS ||
+	    !cfg->endpoints)
+		return cl_set_error(MOOR_EINVAL, "between 1 and %d endpoints are needed",
+		                    MOOR_MAX_ENDPOINTS);
 	pthread_once(&curl_once, curl_init);
 	if (curl_init_rc != CURLE_OK)
 		return cl_set_error(MOOR_ENOMEM, "curl_global_init failed");
@@ -82,9 +84,10 @@ int moor_client_open(const struct moor_config *cfg, moor_client **out)
 			goto err;
 		}
 	}
-	c->dial_timeout_ms = cfg->dial_timeout_ms > 0 ? cfg->dial_timeout_ms : MOOR_DEFAULT_DIAL_TIMEOUT_MS;
+	c->dial_timeout_ms =
+	    cfg->dial_timeout_ms > 0 ? cfg->dial_timeout_ms : MOOR_DEFAULT_DIAL_TIMEOUT_MS;
 	c->request_timeout_ms =
-		cfg->request_timeout_ms > 0 ? cfg->request_timeout_ms : MOOR_DEFAULT_REQUEST_TIMEOUT_MS;
+	    cfg->request_timeout_ms > 0 ? cfg->request_timeout_ms : MOOR_DEFAULT_REQUEST_TIMEOUT_MS;
 	c->ca_file = dup_or_null(cfg->tls_ca_file, &rc);
 	c->cert_file = dup_or_null(cfg->tls_cert_file, &rc);
 	c->key_file = dup_or_null(cfg->tls_key_file, &rc);

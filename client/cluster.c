@@ -71,8 +71,9 @@ int moor_member_list(moor_client *c, struct moor_members **out)
 
 	*out = NULL;
 	q.linearizable = true;
-	rc = cl_call(c, "/v3/cluster/member/list", &q.base, &etcdserverpb__member_list_response__descriptor,
-	             CL_READ, NULL, (ProtobufCMessage **)&m);
+	rc = cl_call(c, "/v3/cluster/member/list", &q.base,
+	             &etcdserverpb__member_list_response__descriptor, CL_READ, NULL,
+	             (ProtobufCMessage **)&m);
 	if (rc)
 		return rc;
 	return members_wrap(&m->base, m->header, m->members, m->n_members, NULL, out);
@@ -90,8 +91,9 @@ int moor_member_add(moor_client *c, const char *const *peer_urls, size_t n, bool
 	q.peerurls = (char **)peer_urls;
 	q.n_peerurls = n;
 	q.islearner = learner;
-	rc = cl_call(c, "/v3/cluster/member/add", &q.base, &etcdserverpb__member_add_response__descriptor,
-	             CL_WRITE, NULL, (ProtobufCMessage **)&m);
+	rc = cl_call(c, "/v3/cluster/member/add", &q.base,
+	             &etcdserverpb__member_add_response__descriptor, CL_WRITE, NULL,
+	             (ProtobufCMessage **)&m);
 	if (rc)
 		return rc;
 	return members_wrap(&m->base, m->header, m->members, m->n_members, m->member, out);
@@ -169,8 +171,9 @@ int moor_status(moor_client *c, const char *endpoint, struct moor_status *out)
 	int rc;
 
 	memset(out, 0, sizeof *out);
-	rc = cl_call(c, "/v3/maintenance/status", &q.base, &etcdserverpb__status_response__descriptor,
-	             CL_READ, pin(c, endpoint, ep, sizeof ep), (ProtobufCMessage **)&m);
+	rc = cl_call(c, "/v3/maintenance/status", &q.base,
+	             &etcdserverpb__status_response__descriptor, CL_READ,
+	             pin(c, endpoint, ep, sizeof ep), (ProtobufCMessage **)&m);
 	if (rc)
 		return rc;
 	cl_header(&out->header, m->header);
@@ -184,7 +187,8 @@ int moor_status(moor_client *c, const char *endpoint, struct moor_status *out)
 	out->is_learner = m->islearner;
 	for (size_t i = 0; i < m->n_errors; i++) {
 		size_t len = strlen(out->errors);
-		snprintf(out->errors + len, sizeof out->errors - len, "%s%s", i ? "; " : "", m->errors[i]);
+		snprintf(out->errors + len, sizeof out->errors - len, "%s%s", i ? "; " : "",
+		         m->errors[i]);
 	}
 	etcdserverpb__status_response__free_unpacked(m, NULL);
 	return 0;
@@ -194,8 +198,9 @@ int cl_endpoint_has_leader(moor_client *c, const char *endpoint, int timeout_ms)
 {
 	Etcdserverpb__StatusRequest q = ETCDSERVERPB__STATUS_REQUEST__INIT;
 	Etcdserverpb__StatusResponse *m;
-	int ok = cl_call_t(c, "/v3/maintenance/status", &q.base, &etcdserverpb__status_response__descriptor,
-	                   CL_READ, endpoint, timeout_ms, (ProtobufCMessage **)&m);
+	int ok = cl_call_t(c, "/v3/maintenance/status", &q.base,
+	                   &etcdserverpb__status_response__descriptor, CL_READ, endpoint,
+	                   timeout_ms, (ProtobufCMessage **)&m);
 
 	if (ok != 0)
 		return ok;
@@ -213,8 +218,9 @@ int moor_hashkv(moor_client *c, const char *endpoint, int64_t revision, uint32_t
 	int rc;
 
 	q.revision = revision;
-	rc = cl_call(c, "/v3/maintenance/hashkv", &q.base, &etcdserverpb__hash_kvresponse__descriptor,
-	             CL_READ, pin(c, endpoint, ep, sizeof ep), (ProtobufCMessage **)&m);
+	rc = cl_call(c, "/v3/maintenance/hashkv", &q.base,
+	             &etcdserverpb__hash_kvresponse__descriptor, CL_READ,
+	             pin(c, endpoint, ep, sizeof ep), (ProtobufCMessage **)&m);
 	if (rc)
 		return rc;
 	if (hash)
@@ -234,8 +240,9 @@ int moor_defragment(moor_client *c, const char *endpoint)
 	char ep[256];
 	int rc;
 
-	rc = cl_call(c, "/v3/maintenance/defragment", &q.base, &etcdserverpb__defragment_response__descriptor,
-	             CL_READ, pin(c, endpoint, ep, sizeof ep), &m);
+	rc = cl_call(c, "/v3/maintenance/defragment", &q.base,
+	             &etcdserverpb__defragment_response__descriptor, CL_READ,
+	             pin(c, endpoint, ep, sizeof ep), &m);
 	if (rc == 0)
 		protobuf_c_message_free_unpacked(m, NULL);
 	return rc;
@@ -304,20 +311,23 @@ int moor_snapshot(moor_client *c, int fd, uint64_t *bytes_out)
 	moor_buf_init(&in, NULL);
 	moor_buf_init(&out, NULL);
 	(void)q; /* packs to zero bytes */
-	rc = cl_http(c, "/v3/maintenance/snapshot", NULL, 0, CL_READ,
-		             pin(c, NULL, ep, sizeof ep), &out);
+	rc = cl_http(c, "/v3/maintenance/snapshot", NULL, 0, CL_READ, pin(c, NULL, ep, sizeof ep),
+	             &out);
 	while (rc == 0 && !last) {
 		Etcdserverpb__SnapshotResponse *m = NULL;
-		int more = cl_frame_next(out.data, out.len, &off, &etcdserverpb__snapshot_response__descriptor,
+		int more = cl_frame_next(out.data, out.len, &off,
+		                         &etcdserverpb__snapshot_response__descriptor,
 		                         (ProtobufCMessage **)&m);
 		if (more <= 0) {
-			rc = more < 0 ? more : cl_set_error(MOOR_EPROTO, "snapshot stream ended early");
+			rc = more < 0 ? more
+			              : cl_set_error(MOOR_EPROTO, "snapshot stream ended early");
 			break;
 		}
 		for (size_t done = 0; done < m->blob.len && rc == 0;) {
 			ssize_t w = write(fd, m->blob.data + done, m->blob.len - done);
 			if (w < 0 && errno != EINTR)
-				rc = cl_set_error(-errno, "writing the snapshot: %s", strerror(errno));
+				rc = cl_set_error(-errno, "writing the snapshot: %s",
+				                  strerror(errno));
 			else if (w > 0)
 				done += (size_t)w;
 		}

@@ -15,8 +15,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
-#define CL_POOL_MAX 16        /* idle easy handles kept (each keeps its connections) */
-#define CL_BACKOFF_MIN_MS 25  /* between retry rounds, doubling */
+#define CL_POOL_MAX 16       /* idle easy handles kept (each keeps its connections) */
+#define CL_BACKOFF_MIN_MS 25 /* between retry rounds, doubling */
 #define CL_BACKOFF_MAX_MS 500
 #define CL_FRAME_MAX_BYTES MOOR_MAX_RESPONSE_BYTES
 #define CL_READ_ATTEMPT_MIN_MS 1000 /* a read's attempt on one member: max(timeout/2, this) */
@@ -49,16 +49,16 @@ int cl_http(moor_client *c, const char *path, const void *body, size_t len, enum
 int cl_http_t(moor_client *c, const char *path, const void *body, size_t len, enum cl_kind kind,
               const char *only_endpoint, int timeout_ms, struct moor_buf *resp);
 int cl_call_t(moor_client *c, const char *path, const ProtobufCMessage *req,
-              const ProtobufCMessageDescriptor *resp_desc, enum cl_kind kind, const char *only_endpoint,
-              int timeout_ms, ProtobufCMessage **resp);
+              const ProtobufCMessageDescriptor *resp_desc, enum cl_kind kind,
+              const char *only_endpoint, int timeout_ms, ProtobufCMessage **resp);
 /* 1 when endpoint answers within timeout_ms and knows a leader, 0 when it
  * answers without one, a negative code when it does not answer. */
 int cl_endpoint_has_leader(moor_client *c, const char *endpoint, int timeout_ms);
 /* cl_http with a packed request and an unpacked response (the caller's,
  * protobuf_c_message_free_unpacked). */
 int cl_call(moor_client *c, const char *path, const ProtobufCMessage *req,
-            const ProtobufCMessageDescriptor *resp_desc, enum cl_kind kind, const char *only_endpoint,
-            ProtobufCMessage **resp);
+            const ProtobufCMessageDescriptor *resp_desc, enum cl_kind kind,
+            const char *only_endpoint, ProtobufCMessage **resp);
 /* Packs m as one frame (4-byte big-endian length + message) onto b. */
 int cl_frame_append(struct moor_buf *b, const ProtobufCMessage *m);
 /* Takes the next whole frame from data[*off..len): 1 and *msg, 0 when not
@@ -109,6 +109,7 @@ void cl_delete_clear(Etcdserverpb__DeleteRangeRequest *q);
 
 /* Watch helper for recipes: waits for the deletion of key (from rev) or
  * the deadline (0: none). 0 when deleted, MOOR_ETIMEOUT, or an error. */
-int cl_wait_delete(moor_client *c, const void *key, size_t key_len, int64_t rev, uint64_t deadline_ms);
+int cl_wait_delete(moor_client *c, const void *key, size_t key_len, int64_t rev,
+                   uint64_t deadline_ms);
 
 #endif

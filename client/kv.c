@@ -21,8 +21,8 @@ static int bin_copy(ProtobufCBinaryData *d, const void *p, size_t len)
 }
 
 /* key and range_end for a moor_range (see moor.h). */
-static int range_fill(ProtobufCBinaryData *k, ProtobufCBinaryData *end, const void *key, size_t key_len,
-                      const struct moor_range *r)
+static int range_fill(ProtobufCBinaryData *k, ProtobufCBinaryData *end, const void *key,
+                      size_t key_len, const struct moor_range *r)
 {
 	static const uint8_t zero = 0;
 	int n = 0;
@@ -31,7 +31,8 @@ static int range_fill(ProtobufCBinaryData *k, ProtobufCBinaryData *end, const vo
 	if (r)
 		n = (r->range_end_len > 0) + r->prefix + r->from_key;
 	if (n > 1)
-		return cl_set_error(MOOR_EINVAL, "range_end, prefix and from_key exclude each other");
+		return cl_set_error(MOOR_EINVAL,
+		                    "range_end, prefix and from_key exclude each other");
 	if (key_len == 0 && n == 1 && (r->prefix || r->from_key))
 		rc = bin_copy(k, &zero, 1); /* every key */
 	else
@@ -177,8 +178,8 @@ int moor_get(moor_client *c, const void *key, size_t key_len, const struct moor_
 	*out = NULL;
 	rc = cl_range_fill(&q, key, key_len, opts, c->serializable);
 	if (rc == 0)
-		rc = cl_call(c, "/v3/kv/range", &q.base, &etcdserverpb__range_response__descriptor, CL_READ,
-		             NULL, &m);
+		rc = cl_call(c, "/v3/kv/range", &q.base, &etcdserverpb__range_response__descriptor,
+		             CL_READ, NULL, &m);
 	cl_range_clear(&q);
 	return finish(rc, m, conv_range, out);
 }
@@ -194,14 +195,14 @@ int moor_put(moor_client *c, const void *key, size_t key_len, const void *value,
 		*out = NULL;
 	rc = cl_put_fill(&q, key, key_len, value, value_len, opts);
 	if (rc == 0)
-		rc = cl_call(c, "/v3/kv/put", &q.base, &etcdserverpb__put_response__descriptor, CL_WRITE, NULL,
-		             &m);
+		rc = cl_call(c, "/v3/kv/put", &q.base, &etcdserverpb__put_response__descriptor,
+		             CL_WRITE, NULL, &m);
 	cl_put_clear(&q);
 	return finish(rc, m, conv_put, out);
 }
 
-int moor_delete(moor_client *c, const void *key, size_t key_len, const struct moor_delete_opts *opts,
-                struct moor_response **out)
+int moor_delete(moor_client *c, const void *key, size_t key_len,
+                const struct moor_delete_opts *opts, struct moor_response **out)
 {
 	Etcdserverpb__DeleteRangeRequest q;
 	ProtobufCMessage *m = NULL;
@@ -211,8 +212,8 @@ int moor_delete(moor_client *c, const void *key, size_t key_len, const struct mo
 		*out = NULL;
 	rc = cl_delete_fill(&q, key, key_len, opts);
 	if (rc == 0)
-		rc = cl_call(c, "/v3/kv/deleterange", &q.base, &etcdserverpb__delete_range_response__descriptor,
-		             CL_WRITE, NULL, &m);
+		rc = cl_call(c, "/v3/kv/deleterange", &q.base,
+		             &etcdserverpb__delete_range_response__descriptor, CL_WRITE, NULL, &m);
 	cl_delete_clear(&q);
 	return finish(rc, m, conv_delete, out);
 }
@@ -225,8 +226,9 @@ int moor_compact(moor_client *c, int64_t revision, bool physical, struct moor_he
 
 	q.revision = revision;
 	q.physical = physical;
-	rc = cl_call(c, "/v3/kv/compaction", &q.base, &etcdserverpb__compaction_response__descriptor,
-	             CL_WRITE, NULL, (ProtobufCMessage **)&m);
+	rc =
+	    cl_call(c, "/v3/kv/compaction", &q.base, &etcdserverpb__compaction_response__descriptor,
+	            CL_WRITE, NULL, (ProtobufCMessage **)&m);
 	if (rc)
 		return rc;
 	if (header)
@@ -393,8 +395,8 @@ int moor_txn_get(moor_txn *t, enum moor_txn_branch b, const void *key, size_t ke
 	return cl_range_fill(op->request_range, key, key_len, opts, false);
 }
 
-int moor_txn_put(moor_txn *t, enum moor_txn_branch b, const void *key, size_t key_len, const void *value,
-                 size_t value_len, const struct moor_put_opts *opts)
+int moor_txn_put(moor_txn *t, enum moor_txn_branch b, const void *key, size_t key_len,
+                 const void *value, size_t value_len, const struct moor_put_opts *opts)
 {
 	Etcdserverpb__RequestOp *op;
 	int rc = add_op(t, b, &op);

@@ -53,8 +53,8 @@ int moor_lease_revoke(moor_client *c, int64_t id)
 	int rc;
 
 	q.id = id;
-	rc = cl_call(c, "/v3/lease/revoke", &q.base, &etcdserverpb__lease_revoke_response__descriptor,
-	             CL_WRITE, NULL, &m);
+	rc = cl_call(c, "/v3/lease/revoke", &q.base,
+	             &etcdserverpb__lease_revoke_response__descriptor, CL_WRITE, NULL, &m);
 	if (rc == 0)
 		protobuf_c_message_free_unpacked(m, NULL);
 	return rc;
@@ -114,8 +114,9 @@ int moor_lease_list(moor_client *c, int64_t **ids, size_t *n)
 
 	*ids = NULL;
 	*n = 0;
-	rc = cl_call(c, "/v3/lease/leases", &q.base, &etcdserverpb__lease_leases_response__descriptor,
-	             CL_READ, NULL, (ProtobufCMessage **)&m);
+	rc = cl_call(c, "/v3/lease/leases", &q.base,
+	             &etcdserverpb__lease_leases_response__descriptor, CL_READ, NULL,
+	             (ProtobufCMessage **)&m);
 	if (rc)
 		return rc;
 	if (m->n_leases) {
@@ -148,7 +149,8 @@ int moor_lease_keepalive_once(moor_client *c, int64_t id, int64_t *ttl_out)
 	if (rc == 0)
 		rc = cl_http(c, "/v3/lease/keepalive", in.data, in.len, CL_READ, NULL, &out);
 	if (rc == 0) {
-		rc = cl_frame_next(out.data, out.len, &off, &etcdserverpb__lease_keep_alive_response__descriptor,
+		rc = cl_frame_next(out.data, out.len, &off,
+		                   &etcdserverpb__lease_keep_alive_response__descriptor,
 		                   (ProtobufCMessage **)&m);
 		if (rc == 1) {
 			if (ttl_out)
@@ -156,7 +158,8 @@ int moor_lease_keepalive_once(moor_client *c, int64_t id, int64_t *ttl_out)
 			etcdserverpb__lease_keep_alive_response__free_unpacked(m, NULL);
 			rc = 0;
 		} else if (rc == 0) {
-			rc = cl_set_error(MOOR_EPROTO, "keep-alive: the answer holds no whole frame");
+			rc = cl_set_error(MOOR_EPROTO,
+			                  "keep-alive: the answer holds no whole frame");
 		}
 	}
 	moor_buf_free(&in);
@@ -207,7 +210,8 @@ static bool ka_wait(struct moor_keepalive *k, uint64_t until_ms)
 static void ka_lost(struct moor_keepalive *k, int err)
 {
 	atomic_store(&k->status, err);
-	cl_log(k->c, MOOR_CLIENT_LOG_WARN, "lease %lld lost: %s", (long long)k->id, moor_strerror(err));
+	cl_log(k->c, MOOR_CLIENT_LOG_WARN, "lease %lld lost: %s", (long long)k->id,
+	       moor_strerror(err));
 	if (k->lost)
 		k->lost(k->ctx, k->id, err);
 }
@@ -240,8 +244,8 @@ static void *ka_main(void *arg)
 			break;
 		}
 		if (rc == MOOR_EUNSUPPORTED && !warned) {
-			cl_log(k->c, MOOR_CLIENT_LOG_WARN, "lease %lld: the server has no keep-alive yet",
-			       (long long)k->id);
+			cl_log(k->c, MOOR_CLIENT_LOG_WARN,
+			       "lease %lld: the server has no keep-alive yet", (long long)k->id);
 			warned = true;
 		}
 		if (cl_now_ms() >= k->deadline_ms) {

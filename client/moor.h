@@ -65,9 +65,9 @@ typedef void (*moor_client_log_fn)(void *ctx, int level, const char *msg);
 /* Limits, their defaults and what happens when reached. */
 #define MOOR_DEFAULT_DIAL_TIMEOUT_MS 2000
 #define MOOR_DEFAULT_REQUEST_TIMEOUT_MS 5000
-#define MOOR_MAX_ENDPOINTS 32          /* open fails with MOOR_EINVAL above */
+#define MOOR_MAX_ENDPOINTS 32               /* open fails with MOOR_EINVAL above */
 #define MOOR_MAX_RESPONSE_BYTES (64u << 20) /* larger answers fail with MOOR_ETOOLARGE */
-#define MOOR_WATCH_QUEUE_DEFAULT 1024  /* poll-mode responses held; then the stream is not read */
+#define MOOR_WATCH_QUEUE_DEFAULT 1024 /* poll-mode responses held; then the stream is not read */
 
 struct moor_config {
 	/* "http://host:port" or "https://host:port"; a bare "host:port" means http. */
@@ -141,7 +141,13 @@ void moor_response_free(struct moor_response *r);
 
 /* -------------------------------------------------------------------- KV */
 
-enum moor_sort_target { MOOR_SORT_KEY, MOOR_SORT_VERSION, MOOR_SORT_CREATE, MOOR_SORT_MOD, MOOR_SORT_VALUE };
+enum moor_sort_target {
+	MOOR_SORT_KEY,
+	MOOR_SORT_VERSION,
+	MOOR_SORT_CREATE,
+	MOOR_SORT_MOD,
+	MOOR_SORT_VALUE
+};
 enum moor_sort_order { MOOR_ORDER_NONE, MOOR_ORDER_ASCEND, MOOR_ORDER_DESCEND };
 enum moor_read_mode { MOOR_READ_DEFAULT, MOOR_READ_LINEARIZABLE, MOOR_READ_SERIALIZABLE };
 
@@ -186,8 +192,8 @@ int moor_get(moor_client *c, const void *key, size_t key_len, const struct moor_
 /* out may be NULL when the caller wants no answer. */
 int moor_put(moor_client *c, const void *key, size_t key_len, const void *value, size_t value_len,
              const struct moor_put_opts *opts, struct moor_response **out);
-int moor_delete(moor_client *c, const void *key, size_t key_len, const struct moor_delete_opts *opts,
-                struct moor_response **out);
+int moor_delete(moor_client *c, const void *key, size_t key_len,
+                const struct moor_delete_opts *opts, struct moor_response **out);
 /* Compacts history below `revision`; physical waits until it is on disk.
  * header may be NULL. A write: MOOR_EINDETERMINATE as above. */
 int moor_compact(moor_client *c, int64_t revision, bool physical, struct moor_header *header);
@@ -201,7 +207,13 @@ size_t moor_prefix_end(const void *prefix, size_t len, uint8_t *buf);
 
 typedef struct moor_txn moor_txn;
 
-enum moor_cmp_target { MOOR_CMP_VERSION, MOOR_CMP_CREATE, MOOR_CMP_MOD, MOOR_CMP_VALUE, MOOR_CMP_LEASE };
+enum moor_cmp_target {
+	MOOR_CMP_VERSION,
+	MOOR_CMP_CREATE,
+	MOOR_CMP_MOD,
+	MOOR_CMP_VALUE,
+	MOOR_CMP_LEASE
+};
 enum moor_cmp_op { MOOR_CMP_EQUAL, MOOR_CMP_GREATER, MOOR_CMP_LESS, MOOR_CMP_NOT_EQUAL };
 enum moor_txn_branch { MOOR_TXN_THEN, MOOR_TXN_ELSE };
 
@@ -224,8 +236,8 @@ void moor_txn_free(moor_txn *t);
 int moor_txn_if(moor_txn *t, const struct moor_cmp *cmp);
 int moor_txn_get(moor_txn *t, enum moor_txn_branch b, const void *key, size_t key_len,
                  const struct moor_get_opts *opts);
-int moor_txn_put(moor_txn *t, enum moor_txn_branch b, const void *key, size_t key_len, const void *value,
-                 size_t value_len, const struct moor_put_opts *opts);
+int moor_txn_put(moor_txn *t, enum moor_txn_branch b, const void *key, size_t key_len,
+                 const void *value, size_t value_len, const struct moor_put_opts *opts);
 int moor_txn_delete(moor_txn *t, enum moor_txn_branch b, const void *key, size_t key_len,
                     const struct moor_delete_opts *opts);
 /* Sends the txn (a read when it holds only gets, else a write). The builder
@@ -246,7 +258,7 @@ struct moor_lease_info {
 	struct {
 		const uint8_t *key;
 		size_t len;
-	} *keys;
+	} * keys;
 	void *priv_;
 };
 int moor_lease_timetolive(moor_client *c, int64_t id, bool with_keys, struct moor_lease_info **out);
@@ -319,8 +331,8 @@ typedef struct moor_watch moor_watch;
  * plus one, so the caller sees every revision once). Returns at once; a
  * watch from revision 0 covers every change after the revision the server
  * reports on creation. */
-int moor_watch_start(moor_client *c, const void *key, size_t key_len, const struct moor_watch_opts *opts,
-                     moor_watch **out);
+int moor_watch_start(moor_client *c, const void *key, size_t key_len,
+                     const struct moor_watch_opts *opts, moor_watch **out);
 /* Poll mode: a descriptor readable while a response is waiting. Owned by
  * the watch; do not read or close it. */
 int moor_watch_fd(moor_watch *w);
@@ -440,8 +452,9 @@ void moor_election_free(moor_election *e);
 
 /* List-then-watch: a consistent snapshot of a range (*list, a get at one
  * revision R) and a watch from R + 1 that delivers every later change. */
-int moor_list_watch(moor_client *c, const void *key, size_t key_len, const struct moor_watch_opts *opts,
-                    struct moor_response **list, moor_watch **watch);
+int moor_list_watch(moor_client *c, const void *key, size_t key_len,
+                    const struct moor_watch_opts *opts, struct moor_response **list,
+                    moor_watch **watch);
 
 #ifdef __cplusplus
 }

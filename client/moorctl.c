@@ -19,43 +19,57 @@ struct ctl_globals g;
 volatile int ctl_interrupted;
 
 static const struct ctl_flag global_flags[] = {
-	{"endpoints", 0, F_STR, &g.endpoints, "comma-separated endpoints (default 127.0.0.1:2379)"},
-	{"dial-timeout", 0, F_STR, &g.dial_timeout, "dial timeout for one endpoint (default 2s)"},
-	{"command-timeout", 0, F_STR, &g.command_timeout, "timeout of one command, retries included (default 5s)"},
-	{"cacert", 0, F_STR, &g.cacert, "verify servers with this CA bundle"},
-	{"cert", 0, F_STR, &g.cert, "client TLS certificate"},
-	{"key", 0, F_STR, &g.key, "client TLS key"},
-	{"insecure-skip-tls-verify", 0, F_BOOL, &g.insecure, "skip server certificate verification"},
-	{"write-out", 'w', F_STR, &g.write_out, "output format: simple, json or table"},
-	{"debug", 0, F_BOOL, &g.debug, "log the client's retries to stderr"},
-	{NULL, 0, F_BOOL, NULL, NULL},
+    {"endpoints", 0, F_STR, &g.endpoints, "comma-separated endpoints (default 127.0.0.1:2379)"},
+    {"dial-timeout", 0, F_STR, &g.dial_timeout, "dial timeout for one endpoint (default 2s)"},
+    {"command-timeout", 0, F_STR, &g.command_timeout,
+     "timeout of one command, retries included (default 5s)"},
+    {"cacert", 0, F_STR, &g.cacert, "verify servers with this CA bundle"},
+    {"cert", 0, F_STR, &g.cert, "client TLS certificate"},
+    {"key", 0, F_STR, &g.key, "client TLS key"},
+    {"insecure-skip-tls-verify", 0, F_BOOL, &g.insecure, "skip server certificate verification"},
+    {"write-out", 'w', F_STR, &g.write_out, "output format: simple, json or table"},
+    {"debug", 0, F_BOOL, &g.debug, "log the client's retries to stderr"},
+    {NULL, 0, F_BOOL, NULL, NULL},
 };
 
 static const struct ctl_verb verbs[] = {
-	{"put", "put [options] <key> [value]", "Puts the given key into the store (value from stdin when absent)", NULL, 1, 2, cmd_put, 0},
-	{"get", "get [options] <key> [range_end]", "Gets the key or a range of keys", NULL, 1, 2, cmd_get, 0},
-	{"del", "del [options] <key> [range_end]", "Removes the key or a range of keys", NULL, 1, 2, cmd_del, 0},
-	{"txn", "txn [options]", "Txn processes all the requests in one transaction (read from stdin)", NULL, 0, 0, cmd_txn, 0},
-	{"watch", "watch [options] <key> [range_end]", "Watches events on a key or prefix", NULL, 1, 2, cmd_watch, 0},
-	{"compaction", "compaction [options] <revision>", "Compacts the event history", NULL, 1, 1, cmd_compaction, 0},
-	{"lease", "lease <grant|revoke|timetolive|list|keep-alive>", "Lease related commands", NULL, 0, -1, cmd_lease, 0},
-	{"member", "member <list|add|remove|update|promote>", "Membership related commands", NULL, 0, -1, cmd_member, 0},
-	{"endpoint", "endpoint <health|status|hashkv>", "Endpoint related commands", NULL, 0, -1, cmd_endpoint, 0},
-	{"defrag", "defrag", "Defragments the storage of the members", NULL, 0, 0, cmd_defrag, 0},
-	{"snapshot", "snapshot <save|restore>", "Manages snapshots", NULL, 0, -1, cmd_snapshot, 0},
-	{"alarm", "alarm <list|disarm>", "Alarm related commands", NULL, 0, -1, cmd_alarm, 0},
-	{"move-leader", "move-leader <transferee-member-id>", "Transfers leadership to another member", NULL, 1, 1, cmd_move_leader, 0},
-	{"lock", "lock [options] <lockname> [exec-command arg1 arg2 ...]", "Acquires a named lock", NULL, 1, -1, cmd_lock, 1},
-	{"elect", "elect [options] <election-name> [proposal]", "Observes and participates in leader election", NULL, 1, 2, cmd_elect, 0},
-	{NULL, NULL, NULL, NULL, 0, 0, NULL, 0},
+    {"put", "put [options] <key> [value]",
+     "Puts the given key into the store (value from stdin when absent)", NULL, 1, 2, cmd_put, 0},
+    {"get", "get [options] <key> [range_end]", "Gets the key or a range of keys", NULL, 1, 2,
+     cmd_get, 0},
+    {"del", "del [options] <key> [range_end]", "Removes the key or a range of keys", NULL, 1, 2,
+     cmd_del, 0},
+    {"txn", "txn [options]", "Txn processes all the requests in one transaction (read from stdin)",
+     NULL, 0, 0, cmd_txn, 0},
+    {"watch", "watch [options] <key> [range_end]", "Watches events on a key or prefix", NULL, 1, 2,
+     cmd_watch, 0},
+    {"compaction", "compaction [options] <revision>", "Compacts the event history", NULL, 1, 1,
+     cmd_compaction, 0},
+    {"lease", "lease <grant|revoke|timetolive|list|keep-alive>", "Lease related commands", NULL, 0,
+     -1, cmd_lease, 0},
+    {"member", "member <list|add|remove|update|promote>", "Membership related commands", NULL, 0,
+     -1, cmd_member, 0},
+    {"endpoint", "endpoint <health|status|hashkv>", "Endpoint related commands", NULL, 0, -1,
+     cmd_endpoint, 0},
+    {"defrag", "defrag", "Defragments the storage of the members", NULL, 0, 0, cmd_defrag, 0},
+    {"snapshot", "snapshot <save|restore>", "Manages snapshots", NULL, 0, -1, cmd_snapshot, 0},
+    {"alarm", "alarm <list|disarm>", "Alarm related commands", NULL, 0, -1, cmd_alarm, 0},
+    {"move-leader", "move-leader <transferee-member-id>", "Transfers leadership to another member",
+     NULL, 1, 1, cmd_move_leader, 0},
+    {"lock", "lock [options] <lockname> [exec-command arg1 arg2 ...]", "Acquires a named lock",
+     NULL, 1, -1, cmd_lock, 1},
+    {"elect", "elect [options] <election-name> [proposal]",
+     "Observes and participates in leader election", NULL, 1, 2, cmd_elect, 0},
+    {NULL, NULL, NULL, NULL, 0, 0, NULL, 0},
 };
 
 static void print_flags(const struct ctl_flag *f)
 {
 	for (; f && f->name; f++) {
 		char left[64];
-		snprintf(left, sizeof left, "%s%c%s--%s%s", f->short_name ? "-" : "", f->short_name ? f->short_name : ' ',
-		         f->short_name ? ", " : "  ", f->name, f->type == F_BOOL ? "" : "=...");
+		snprintf(left, sizeof left, "%s%c%s--%s%s", f->short_name ? "-" : "",
+		         f->short_name ? f->short_name : ' ', f->short_name ? ", " : "  ", f->name,
+		         f->type == F_BOOL ? "" : "=...");
 		printf("  %-34s %s\n", f->short_name ? left : left + 2, f->help);
 	}
 }
@@ -73,13 +87,15 @@ static void verb_help(const struct ctl_verb *v)
 
 static void main_help(void)
 {
-	printf("NAME:\n  moorctl - a command line client for moor (etcdctl's verbs and flags)\n\n"
-	       "USAGE:\n  moorctl [global options] <command> [options] [arguments...]\n\nCOMMANDS:\n");
+	printf(
+	    "NAME:\n  moorctl - a command line client for moor (etcdctl's verbs and flags)\n\n"
+	    "USAGE:\n  moorctl [global options] <command> [options] [arguments...]\n\nCOMMANDS:\n");
 	for (const struct ctl_verb *v = verbs; v->name; v++)
 		printf("  %-12s %s\n", v->name, v->about);
 	printf("\n  moorctl <command> --help shows a command's options.\n\nGLOBAL OPTIONS:\n");
 	print_flags(global_flags);
-	printf("\nEvery global option may also come from MOORCTL_<NAME> (MOORCTL_ENDPOINTS, ...).\n");
+	printf(
+	    "\nEvery global option may also come from MOORCTL_<NAME> (MOORCTL_ENDPOINTS, ...).\n");
 }
 
 int ctl_usage_error(const struct ctl_verb *v, const char *fmt, ...)
@@ -94,7 +110,8 @@ int ctl_usage_error(const struct ctl_verb *v, const char *fmt, ...)
 	return EXIT_BAD_ARGS;
 }
 
-static const struct ctl_flag *find_flag(const struct ctl_flag *set, const char *name, size_t len, char short_name)
+static const struct ctl_flag *find_flag(const struct ctl_flag *set, const char *name, size_t len,
+                                        char short_name)
 {
 	for (; set && set->name; set++) {
 		if (short_name ? set->short_name == short_name
@@ -115,7 +132,8 @@ static int set_flag(const struct ctl_verb *v, const struct ctl_flag *f, const ch
 		else if (strcmp(val, "false") == 0)
 			*(bool *)f->dst = false;
 		else
-			return ctl_usage_error(v, "--%s takes true or false, not \"%s\"", f->name, val);
+			return ctl_usage_error(v, "--%s takes true or false, not \"%s\"", f->name,
+			                       val);
 		return 0;
 	case F_STR:
 		*(const char **)f->dst = val;
@@ -187,12 +205,13 @@ int ctl_parse(const struct ctl_verb *v, int argc, char **argv, char **pos, int *
 		else if (strcmp(g.write_out, "table") == 0)
 			g.fmt = FMT_TABLE;
 		else
-			return ctl_usage_error(v, "unknown output format \"%s\" (simple, json or table)", g.write_out);
+			return ctl_usage_error(
+			    v, "unknown output format \"%s\" (simple, json or table)", g.write_out);
 	}
 	if (*npos < v->min_args || (v->max_args >= 0 && *npos > v->max_args))
-		return ctl_usage_error(v, "%s takes %d%s%d argument(s), got %d", v->name, v->min_args,
-		                       v->max_args < 0 ? " or more" : " to ", v->max_args < 0 ? 0 : v->max_args,
-		                       *npos);
+		return ctl_usage_error(v, "%s takes %d%s%d argument(s), got %d", v->name,
+		                       v->min_args, v->max_args < 0 ? " or more" : " to ",
+		                       v->max_args < 0 ? 0 : v->max_args, *npos);
 	return 0;
 }
 
@@ -246,7 +265,8 @@ int ctl_endpoints(const char ***eps)
 	static char buf[4096];
 	int n = 0;
 
-	snprintf(buf, sizeof buf, "%s", g.endpoints && *g.endpoints ? g.endpoints : "127.0.0.1:2379");
+	snprintf(buf, sizeof buf, "%s",
+	         g.endpoints && *g.endpoints ? g.endpoints : "127.0.0.1:2379");
 	for (char *save = NULL, *t = strtok_r(buf, ",", &save); t && n < MOOR_MAX_ENDPOINTS;
 	     t = strtok_r(NULL, ",", &save))
 		if (*t)
@@ -274,7 +294,8 @@ static moor_client *open_on(const char *const *eps, int n)
 		fprintf(stderr, "Error: bad --dial-timeout \"%s\"\n", g.dial_timeout);
 		exit(EXIT_BAD_ARGS);
 	}
-	if (g.command_timeout && ctl_parse_duration_ms(g.command_timeout, &cfg.request_timeout_ms) != 0) {
+	if (g.command_timeout &&
+	    ctl_parse_duration_ms(g.command_timeout, &cfg.request_timeout_ms) != 0) {
 		fprintf(stderr, "Error: bad --command-timeout \"%s\"\n", g.command_timeout);
 		exit(EXIT_BAD_ARGS);
 	}
@@ -286,7 +307,8 @@ static moor_client *open_on(const char *const *eps, int n)
 		cfg.log_fn = debug_log;
 	rc = moor_client_open(&cfg, &c);
 	if (rc) {
-		fprintf(stderr, "Error: %s\n", moor_error_detail()[0] ? moor_error_detail() : moor_strerror(rc));
+		fprintf(stderr, "Error: %s\n",
+		        moor_error_detail()[0] ? moor_error_detail() : moor_strerror(rc));
 		exit(EXIT_BAD_ARGS);
 	}
 	return c;
@@ -348,13 +370,15 @@ void ctl_print_kv(const struct moor_kv *kv, bool keys_only, bool value_only)
 
 static char *b64(const uint8_t *p, size_t n)
 {
-	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char tbl[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	char *out = malloc((n + 2) / 3 * 4 + 1), *o = out;
 
 	if (!out)
 		return NULL;
 	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+		uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+		             (i + 2 < n ? p[i + 2] : 0);
 		*o++ = tbl[v >> 18 & 63];
 		*o++ = tbl[v >> 12 & 63];
 		*o++ = i + 1 < n ? tbl[v >> 6 & 63] : '=';
@@ -385,9 +409,9 @@ json_t *ctl_json_u64(uint64_t v)
 
 json_t *ctl_json_header(const struct moor_header *h)
 {
-	return json_pack("{s:o,s:o,s:I,s:I}", "cluster_id", ctl_json_u64(h->cluster_id), "member_id",
-	                 ctl_json_u64(h->member_id), "revision", (json_int_t)h->revision, "raft_term",
-	                 (json_int_t)h->raft_term);
+	return json_pack("{s:o,s:o,s:I,s:I}", "cluster_id", ctl_json_u64(h->cluster_id),
+	                 "member_id", ctl_json_u64(h->member_id), "revision",
+	                 (json_int_t)h->revision, "raft_term", (json_int_t)h->raft_term);
 }
 
 json_t *ctl_json_kv(const struct moor_kv *kv)
@@ -437,13 +461,15 @@ json_t *ctl_json_response(const struct moor_response *r)
 			json_object_set_new(j, "prev_kvs", json_kvs(r->prev_kvs, r->n_prev_kvs));
 		break;
 	case MOOR_OP_TXN: {
-		static const char *const names[] = {"", "response_range", "response_put", "response_delete_range", "response_txn"};
+		static const char *const names[] = {"", "response_range", "response_put",
+		                                    "response_delete_range", "response_txn"};
 		json_t *a = json_array();
 		if (r->succeeded)
 			json_object_set_new(j, "succeeded", json_true());
 		for (size_t i = 0; i < r->n_responses; i++) {
 			json_t *sub = ctl_json_response(&r->responses[i]);
-			json_array_append_new(a, json_pack("{s:o}", names[r->responses[i].type], sub));
+			json_array_append_new(a,
+			                      json_pack("{s:o}", names[r->responses[i].type], sub));
 		}
 		json_object_set_new(j, "responses", a);
 		break;
@@ -511,7 +537,8 @@ void ctl_table(const char *const *cells, int nrows, int ncols)
 			const char *s = cells[r * ncols + c];
 			size_t pad = w[c] - strlen(s);
 			if (r == 0) /* headers centred, as etcdctl's tables do */
-				printf("| %*s%s%*s ", (int)(pad / 2), "", s, (int)(pad - pad / 2), "");
+				printf("| %*s%s%*s ", (int)(pad / 2), "", s, (int)(pad - pad / 2),
+				       "");
 			else
 				printf("| %*s%s ", (int)pad, "", s);
 		}
@@ -552,7 +579,8 @@ int main(int argc, char **argv)
 
 	/* global flags before the verb */
 	while (first < argc && argv[first][0] == '-') {
-		static const struct ctl_verb top = {"moorctl", "[global options] <command> ...", "", NULL, 0, -1, NULL, 0};
+		static const struct ctl_verb top = {
+		    "moorctl", "[global options] <command> ...", "", NULL, 0, -1, NULL, 0};
 		const char *a = argv[first];
 		char *one[2] = {argv[0], NULL};
 		const struct ctl_flag *f;
@@ -606,7 +634,8 @@ int main(int argc, char **argv)
 		/* every verb parses its own flags and the global ones (-w too) */
 		return v->run(argc - first, argv + first);
 	}
-	fprintf(stderr, "Error: unknown command \"%s\" for \"moorctl\"\nRun 'moorctl --help' for usage.\n",
+	fprintf(stderr,
+	        "Error: unknown command \"%s\" for \"moorctl\"\nRun 'moorctl --help' for usage.\n",
 	        argv[first]);
 	return EXIT_BAD_ARGS;
 }

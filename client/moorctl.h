@@ -56,7 +56,8 @@ extern struct ctl_globals g;
 /* Parses argv for a verb (global flags too); fills positionals. Prints
  * usage and returns EXIT_BAD_ARGS on error, -1 when --help was shown. */
 int ctl_parse(const struct ctl_verb *v, int argc, char **argv, char **pos, int *npos);
-int ctl_usage_error(const struct ctl_verb *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int ctl_usage_error(const struct ctl_verb *v, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Opens the client from the globals; exits with a message on error. */
 moor_client *ctl_client(void);

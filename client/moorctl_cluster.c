@@ -12,11 +12,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PARSE(v, argc, argv, pos, np)                                                                  \
-	do {                                                                                           \
-		int prc_ = ctl_parse(&(v), argc, argv, pos, &(np));                                    \
-		if (prc_)                                                                              \
-			return prc_ < 0 ? 0 : prc_;                                                    \
+#define PARSE(v, argc, argv, pos, np)                               \
+	do {                                                        \
+		int prc_ = ctl_parse(&(v), argc, argv, pos, &(np)); \
+		if (prc_)                                           \
+			return prc_ < 0 ? 0 : prc_;                 \
 	} while (0)
 
 static int finish(moor_client *c, int rc)
@@ -38,7 +38,8 @@ static int lease_id(const struct ctl_verb *v, const char *s, int64_t *id)
 
 static int lease_grant(int argc, char **argv)
 {
-	static const struct ctl_verb v = {"lease grant", "lease grant <ttl>", "Creates leases", NULL, 1, 1, NULL, 0};
+	static const struct ctl_verb v = {
+	    "lease grant", "lease grant <ttl>", "Creates leases", NULL, 1, 1, NULL, 0};
 	char *pos[2], *end;
 	int np, rc;
 	int64_t id = 0, ttl = 0, want;
@@ -51,16 +52,19 @@ static int lease_grant(int argc, char **argv)
 	rc = moor_lease_grant(c, want, 0, &id, &ttl);
 	if (rc == 0) {
 		if (g.fmt == FMT_JSON)
-			ctl_json_print(json_pack("{s:I,s:I}", "ID", (json_int_t)id, "TTL", (json_int_t)ttl));
+			ctl_json_print(
+			    json_pack("{s:I,s:I}", "ID", (json_int_t)id, "TTL", (json_int_t)ttl));
 		else
-			printf("lease %016llx granted with TTL(%llds)\n", (unsigned long long)id, (long long)ttl);
+			printf("lease %016llx granted with TTL(%llds)\n", (unsigned long long)id,
+			       (long long)ttl);
 	}
 	return finish(c, rc);
 }
 
 static int lease_revoke(int argc, char **argv)
 {
-	static const struct ctl_verb v = {"lease revoke", "lease revoke <leaseID>", "Revokes leases", NULL, 1, 1, NULL, 0};
+	static const struct ctl_verb v = {
+	    "lease revoke", "lease revoke <leaseID>", "Revokes leases", NULL, 1, 1, NULL, 0};
 	char *pos[2];
 	int np, rc;
 	int64_t id;
@@ -79,11 +83,17 @@ static int lease_ttl(int argc, char **argv)
 {
 	static bool keys;
 	static const struct ctl_flag flags[] = {
-		{"keys", 0, F_BOOL, &keys, "get keys attached to this lease"},
-		{NULL, 0, F_BOOL, NULL, NULL},
+	    {"keys", 0, F_BOOL, &keys, "get keys attached to this lease"},
+	    {NULL, 0, F_BOOL, NULL, NULL},
 	};
-	static const struct ctl_verb v = {"lease timetolive", "lease timetolive <leaseID> [options]",
-	                                  "Get lease information", flags, 1, 1, NULL, 0};
+	static const struct ctl_verb v = {"lease timetolive",
+	                                  "lease timetolive <leaseID> [options]",
+	                                  "Get lease information",
+	                                  flags,
+	                                  1,
+	                                  1,
+	                                  NULL,
+	                                  0};
 	struct moor_lease_info *i = NULL;
 	char *pos[2];
 	int np, rc;
@@ -98,18 +108,22 @@ static int lease_ttl(int argc, char **argv)
 		if (g.fmt == FMT_JSON) {
 			json_t *ks = json_array();
 			for (size_t k = 0; k < i->n_keys; k++)
-				json_array_append_new(ks, json_stringn((const char *)i->keys[k].key, i->keys[k].len));
-			ctl_json_print(json_pack("{s:I,s:I,s:I,s:o}", "id", (json_int_t)i->id, "ttl", (json_int_t)i->ttl,
-			                         "granted-ttl", (json_int_t)i->granted_ttl, "keys", ks));
+				json_array_append_new(
+				    ks, json_stringn((const char *)i->keys[k].key, i->keys[k].len));
+			ctl_json_print(json_pack("{s:I,s:I,s:I,s:o}", "id", (json_int_t)i->id,
+			                         "ttl", (json_int_t)i->ttl, "granted-ttl",
+			                         (json_int_t)i->granted_ttl, "keys", ks));
 		} else if (i->ttl == -1) {
 			printf("lease %016llx already expired\n", (unsigned long long)id);
 		} else {
-			printf("lease %016llx granted with TTL(%llds), remaining(%llds)", (unsigned long long)i->id,
-			       (long long)i->granted_ttl, (long long)i->ttl);
+			printf("lease %016llx granted with TTL(%llds), remaining(%llds)",
+			       (unsigned long long)i->id, (long long)i->granted_ttl,
+			       (long long)i->ttl);
 			if (i->n_keys) {
 				printf(", attached keys([");
 				for (size_t k = 0; k < i->n_keys; k++)
-					printf("%s%.*s", k ? " " : "", (int)i->keys[k].len, i->keys[k].key);
+					printf("%s%.*s", k ? " " : "", (int)i->keys[k].len,
+					       i->keys[k].key);
 				printf("])");
 			}
 			putchar('\n');
@@ -121,7 +135,8 @@ static int lease_ttl(int argc, char **argv)
 
 static int lease_list(int argc, char **argv)
 {
-	static const struct ctl_verb v = {"lease list", "lease list", "List all active leases", NULL, 0, 0, NULL, 0};
+	static const struct ctl_verb v = {
+	    "lease list", "lease list", "List all active leases", NULL, 0, 0, NULL, 0};
 	char *pos[1];
 	int64_t *ids = NULL;
 	size_t n = 0;
@@ -134,7 +149,8 @@ static int lease_list(int argc, char **argv)
 		if (g.fmt == FMT_JSON) {
 			json_t *a = json_array();
 			for (size_t i = 0; i < n; i++)
-				json_array_append_new(a, json_pack("{s:I}", "ID", (json_int_t)ids[i]));
+				json_array_append_new(a,
+				                      json_pack("{s:I}", "ID", (json_int_t)ids[i]));
 			ctl_json_print(json_pack("{s:o}", "leases", a));
 		} else {
 			printf("found %zu leases\n", n);
@@ -150,11 +166,17 @@ static int lease_keepalive(int argc, char **argv)
 {
 	static bool once;
 	static const struct ctl_flag flags[] = {
-		{"once", 0, F_BOOL, &once, "keep the lease alive once, then exit"},
-		{NULL, 0, F_BOOL, NULL, NULL},
+	    {"once", 0, F_BOOL, &once, "keep the lease alive once, then exit"},
+	    {NULL, 0, F_BOOL, NULL, NULL},
 	};
-	static const struct ctl_verb v = {"lease keep-alive", "lease keep-alive [options] <leaseID>",
-	                                  "Keeps leases alive (renew)", flags, 1, 1, NULL, 0};
+	static const struct ctl_verb v = {"lease keep-alive",
+	                                  "lease keep-alive [options] <leaseID>",
+	                                  "Keeps leases alive (renew)",
+	                                  flags,
+	                                  1,
+	                                  1,
+	                                  NULL,
+	                                  0};
 	char *pos[2];
 	int np, rc;
 	int64_t id;
@@ -173,11 +195,13 @@ static int lease_keepalive(int argc, char **argv)
 			printf("lease %016llx expired or revoked.\n", (unsigned long long)id);
 			return finish(c, 0);
 		}
-		printf("lease %016llx keepalived with TTL(%lld)\n", (unsigned long long)id, (long long)ttl);
+		printf("lease %016llx keepalived with TTL(%lld)\n", (unsigned long long)id,
+		       (long long)ttl);
 		fflush(stdout);
 		if (once)
 			break;
-		for (int64_t waited = 0; waited < ttl * 1000 / 3 && !ctl_interrupted; waited += 100) {
+		for (int64_t waited = 0; waited < ttl * 1000 / 3 && !ctl_interrupted;
+		     waited += 100) {
 			struct timespec ts = {0, 100 * 1000000L};
 			nanosleep(&ts, NULL);
 		}
@@ -188,12 +212,12 @@ static int lease_keepalive(int argc, char **argv)
 int cmd_lease(int argc, char **argv)
 {
 	static const struct ctl_verb subs[] = {
-		{"grant", "", "Creates leases", NULL, 0, 0, lease_grant, 0},
-		{"revoke", "", "Revokes leases", NULL, 0, 0, lease_revoke, 0},
-		{"timetolive", "", "Get lease information", NULL, 0, 0, lease_ttl, 0},
-		{"list", "", "List all active leases", NULL, 0, 0, lease_list, 0},
-		{"keep-alive", "", "Keeps leases alive (renew)", NULL, 0, 0, lease_keepalive, 0},
-		{NULL, NULL, NULL, NULL, 0, 0, NULL, 0},
+	    {"grant", "", "Creates leases", NULL, 0, 0, lease_grant, 0},
+	    {"revoke", "", "Revokes leases", NULL, 0, 0, lease_revoke, 0},
+	    {"timetolive", "", "Get lease information", NULL, 0, 0, lease_ttl, 0},
+	    {"list", "", "List all active leases", NULL, 0, 0, lease_list, 0},
+	    {"keep-alive", "", "Keeps leases alive (renew)", NULL, 0, 0, lease_keepalive, 0},
+	    {NULL, NULL, NULL, NULL, 0, 0, NULL, 0},
 	};
 	return ctl_dispatch("lease", subs, argc, argv);
 }
@@ -220,10 +244,13 @@ static void print_members(const struct moor_members *m)
 				json_array_append_new(pu, json_string(x->peer_urls[k]));
 			for (size_t k = 0; k < x->n_client_urls; k++)
 				json_array_append_new(cu, json_string(x->client_urls[k]));
-			json_array_append_new(a, json_pack("{s:o,s:s,s:o,s:o,s:b}", "ID", ctl_json_u64(x->id), "name", x->name,
-			                                   "peerURLs", pu, "clientURLs", cu, "isLearner", x->is_learner));
+			json_array_append_new(a, json_pack("{s:o,s:s,s:o,s:o,s:b}", "ID",
+			                                   ctl_json_u64(x->id), "name", x->name,
+			                                   "peerURLs", pu, "clientURLs", cu,
+			                                   "isLearner", x->is_learner));
 		}
-		ctl_json_print(json_pack("{s:o,s:o}", "header", ctl_json_header(&m->header), "members", a));
+		ctl_json_print(
+		    json_pack("{s:o,s:o}", "header", ctl_json_header(&m->header), "members", a));
 		return;
 	}
 	size_t rows = m->n_members + 1;
@@ -250,8 +277,8 @@ static void print_members(const struct moor_members *m)
 		ctl_table(ptrs, (int)rows, 6);
 	} else {
 		for (size_t r = 1; r < rows; r++)
-			printf("%s, %s, %s, %s, %s, %s\n", cells[r][0], cells[r][1], cells[r][2], cells[r][3], cells[r][4],
-			       cells[r][5]);
+			printf("%s, %s, %s, %s, %s, %s\n", cells[r][0], cells[r][1], cells[r][2],
+			       cells[r][3], cells[r][4], cells[r][5]);
 	}
 out:
 	free(cells);
@@ -260,7 +287,8 @@ out:
 
 static int member_list(int argc, char **argv)
 {
-	static const struct ctl_verb v = {"member list", "member list", "Lists all members in the cluster", NULL, 0, 0, NULL, 0};
+	static const struct ctl_verb v = {
+	    "member list", "member list", "Lists all members in the cluster", NULL, 0, 0, NULL, 0};
 	struct moor_members *m = NULL;
 	char *pos[1];
 	int np, rc;
@@ -297,12 +325,18 @@ static int member_add(int argc, char **argv)
 	static const char *peer_urls;
 	static bool learner;
 	static const struct ctl_flag flags[] = {
-		{"peer-urls", 0, F_STR, &peer_urls, "comma-separated peer URLs for the new member"},
-		{"learner", 0, F_BOOL, &learner, "add as a learner (non-voting) member"},
-		{NULL, 0, F_BOOL, NULL, NULL},
+	    {"peer-urls", 0, F_STR, &peer_urls, "comma-separated peer URLs for the new member"},
+	    {"learner", 0, F_BOOL, &learner, "add as a learner (non-voting) member"},
+	    {NULL, 0, F_BOOL, NULL, NULL},
 	};
-	static const struct ctl_verb v = {"member add", "member add <memberName> [options]",
-	                                  "Adds a member into the cluster", flags, 1, 1, NULL, 0};
+	static const struct ctl_verb v = {"member add",
+	                                  "member add <memberName> [options]",
+	                                  "Adds a member into the cluster",
+	                                  flags,
+	                                  1,
+	                                  1,
+	                                  NULL,
+	                                  0};
 	struct moor_members *m = NULL;
 	char *pos[2], **urls = NULL;
 	int np, rc, n;
@@ -324,11 +358,13 @@ static int member_add(int argc, char **argv)
 			const struct moor_member *x = &m->members[i];
 			const char *name = x->id == m->added.id ? pos[0] : x->name;
 			for (size_t k = 0; k < x->n_peer_urls && len < sizeof cluster; k++)
-				len += (size_t)snprintf(cluster + len, sizeof cluster - len, "%s%s=%s", len ? "," : "", name,
-				                        x->peer_urls[k]);
+				len +=
+				    (size_t)snprintf(cluster + len, sizeof cluster - len, "%s%s=%s",
+				                     len ? "," : "", name, x->peer_urls[k]);
 		}
 		join(joined, sizeof joined, (const char *const *)urls, (size_t)n, ",");
-		printf("MOOR_NAME=\"%s\"\nMOOR_INITIAL_CLUSTER=\"%s\"\nMOOR_INITIAL_ADVERTISE_PEER_URLS=\"%s\"\n"
+		printf("MOOR_NAME=\"%s\"\nMOOR_INITIAL_CLUSTER=\"%s\"\nMOOR_INITIAL_ADVERTISE_PEER_"
+		       "URLS=\"%s\"\n"
 		       "MOOR_INITIAL_CLUSTER_STATE=\"existing\"\n",
 		       pos[0], cluster, joined);
 		moor_members_free(m);
@@ -347,8 +383,14 @@ static int member_id(const struct ctl_verb *v, const char *s, uint64_t *id)
 
 static int member_remove(int argc, char **argv)
 {
-	static const struct ctl_verb v = {"member remove", "member remove <memberID>", "Removes a member from the cluster",
-	                                  NULL, 1, 1, NULL, 0};
+	static const struct ctl_verb v = {"member remove",
+	                                  "member remove <memberID>",
+	                                  "Removes a member from the cluster",
+	                                  NULL,
+	                                  1,
+	                                  1,
+	                                  NULL,
+	                                  0};
 	struct moor_members *m = NULL;
 	char *pos[2];
 	uint64_t id;
@@ -371,11 +413,17 @@ static int member_update(int argc, char **argv)
 {
 	static const char *peer_urls;
 	static const struct ctl_flag flags[] = {
-		{"peer-urls", 0, F_STR, &peer_urls, "comma-separated new peer URLs"},
-		{NULL, 0, F_BOOL, NULL, NULL},
+	    {"peer-urls", 0, F_STR, &peer_urls, "comma-separated new peer URLs"},
+	    {NULL, 0, F_BOOL, NULL, NULL},
 	};
-	static const struct ctl_verb v = {"member update", "member update <memberID> [options]",
-	                                  "Updates a member in the cluster", flags, 1, 1, NULL, 0};
+	static const struct ctl_verb v = {"member update",
+	                                  "member update <memberID> [options]",
+	                                  "Updates a member in the cluster",
+	                                  flags,
+	                                  1,
+	                                  1,
+	                                  NULL,
+	                                  0};
 	struct moor_members *m = NULL;
 	char *pos[2], **urls = NULL;
 	uint64_t id;
@@ -403,8 +451,14 @@ static int member_update(int argc, char **argv)
 
 static int member_promote(int argc, char **argv)
 {
-	static const struct ctl_verb v = {"member promote", "member promote <memberID>",
-	                                  "Promotes a non-voting member in the cluster", NULL, 1, 1, NULL, 0};
+	static const struct ctl_verb v = {"member promote",
+	                                  "member promote <memberID>",
+	                                  "Promotes a non-voting member in the cluster",
+	                                  NULL,
+	                                  1,
+	                                  1,
+	                                  NULL,
+	                                  0};
 	struct moor_members *m = NULL;
 	char *pos[2];
 	uint64_t id;
@@ -426,12 +480,13 @@ static int member_promote(int argc, char **argv)
 int cmd_member(int argc, char **argv)
 {
 	static const struct ctl_verb subs[] = {
-		{"list", "", "Lists all members in the cluster", NULL, 0, 0, member_list, 0},
-		{"add", "", "Adds a member into the cluster", NULL, 0, 0, member_add, 0},
-		{"remove", "", "Removes a member from the cluster", NULL, 0, 0, member_remove, 0},
-		{"update", "", "Updates a member in the cluster", NULL, 0, 0, member_update, 0},
-		{"promote", "", "Promotes a non-voting member in the cluster", NULL, 0, 0, member_promote, 0},
-		{NULL, NULL, NULL, NULL, 0, 0, NULL, 0},
+	    {"list", "", "Lists all members in the cluster", NULL, 0, 0, member_list, 0},
+	    {"add", "", "Adds a member into the cluster", NULL, 0, 0, member_add, 0},
+	    {"remove", "", "Removes a member from the cluster", NULL, 0, 0, member_remove, 0},
+	    {"update", "", "Updates a member in the cluster", NULL, 0, 0, member_update, 0},
+	    {"promote", "", "Promotes a non-voting member in the cluster", NULL, 0, 0,
+	     member_promote, 0},
+	    {NULL, NULL, NULL, NULL, 0, 0, NULL, 0},
 	};
 	return ctl_dispatch("member", subs, argc, argv);
 }
@@ -440,8 +495,8 @@ int cmd_member(int argc, char **argv)
 
 static bool cluster_flag;
 static const struct ctl_flag endpoint_flags[] = {
-	{"cluster", 0, F_BOOL, &cluster_flag, "use all endpoints from the cluster member list"},
-	{NULL, 0, F_BOOL, NULL, NULL},
+    {"cluster", 0, F_BOOL, &cluster_flag, "use all endpoints from the cluster member list"},
+    {NULL, 0, F_BOOL, NULL, NULL},
 };
 
 /* The endpoints to visit: --endpoints, or every member's client URLs. */
@@ -477,8 +532,14 @@ static uint64_t now_us(void)
 
 static int endpoint_health(int argc, char **argv)
 {
-	static const struct ctl_verb v = {"endpoint health", "endpoint health [--cluster]",
-	                                  "Checks the healthiness of endpoints", endpoint_flags, 0, 0, NULL, 0};
+	static const struct ctl_verb v = {"endpoint health",
+	                                  "endpoint health [--cluster]",
+	                                  "Checks the healthiness of endpoints",
+	                                  endpoint_flags,
+	                                  0,
+	                                  0,
+	                                  NULL,
+	                                  0};
 	const char **eps;
 	char *pos[1];
 	int np, n, bad = 0;
@@ -510,12 +571,15 @@ static int endpoint_health(int argc, char **argv)
 		cells[(i + 1) * 4 + 2] = took[i];
 		cells[(i + 1) * 4 + 3] = err[i];
 		if (g.fmt == FMT_JSON)
-			json_array_append_new(arr, json_pack("{s:s,s:b,s:s,s:s}", "endpoint", eps[i], "health", rc == 0,
-			                                     "took", took[i], "error", err[i]));
+			json_array_append_new(arr, json_pack("{s:s,s:b,s:s,s:s}", "endpoint",
+			                                     eps[i], "health", rc == 0, "took",
+			                                     took[i], "error", err[i]));
 		else if (g.fmt == FMT_SIMPLE && rc == 0)
-			printf("%s is healthy: successfully committed proposal: took = %s\n", eps[i], took[i]);
+			printf("%s is healthy: successfully committed proposal: took = %s\n",
+			       eps[i], took[i]);
 		else if (g.fmt == FMT_SIMPLE)
-			fprintf(stderr, "%s is unhealthy: failed to commit proposal: %s\n", eps[i], err[i]);
+			fprintf(stderr, "%s is unhealthy: failed to commit proposal: %s\n", eps[i],
+			        err[i]);
 	}
 	if (g.fmt == FMT_JSON)
 		ctl_json_print(arr);
@@ -552,8 +616,14 @@ static void human_bytes(char *buf, size_t size, int64_t b)
 
 static int endpoint_status(int argc, char **argv)
 {
-	static const struct ctl_verb v = {"endpoint status", "endpoint status [--cluster]",
-	                                  "Prints out the status of endpoints", endpoint_flags, 0, 0, NULL, 0};
+	static const struct ctl_verb v = {"endpoint status",
+	                                  "endpoint status [--cluster]",
+	                                  "Prints out the status of endpoints",
+	                                  endpoint_flags,
+	                                  0,
+	                                  0,
+	                                  NULL,
+	                                  0};
 	const char **eps;
 	char *pos[1];
 	int np, n, bad = 0;
@@ -565,8 +635,9 @@ static int endpoint_status(int argc, char **argv)
 	json_t *arr = json_array();
 	if (!cells || !txt)
 		return ctl_fail(MOOR_ENOMEM);
-	const char *hdr[10] = {"ENDPOINT", "ID", "VERSION", "DB SIZE", "IS LEADER", "IS LEARNER", "RAFT TERM",
-	                       "RAFT INDEX", "RAFT APPLIED INDEX", "ERRORS"};
+	const char *hdr[10] = {"ENDPOINT",           "ID",         "VERSION",   "DB SIZE",
+	                       "IS LEADER",          "IS LEARNER", "RAFT TERM", "RAFT INDEX",
+	                       "RAFT APPLIED INDEX", "ERRORS"};
 	memcpy(cells, hdr, sizeof hdr);
 	int rows = 1;
 	for (int i = 0; i < n; i++) {
@@ -575,7 +646,8 @@ static int endpoint_status(int argc, char **argv)
 		int rc = moor_status(c, eps[i], &st);
 
 		if (rc) {
-			fprintf(stderr, "Failed to get the status of endpoint %s (%s)\n", eps[i], moor_error_detail());
+			fprintf(stderr, "Failed to get the status of endpoint %s (%s)\n", eps[i],
+			        moor_error_detail());
 			moor_client_close(c);
 			bad++;
 			continue;
@@ -596,16 +668,19 @@ static int endpoint_status(int argc, char **argv)
 			cells[rows * 10 + 1 + k] = t[k];
 		rows++;
 		if (g.fmt == FMT_SIMPLE)
-			printf("%s, %s, %s, %s, %s, %s, %s, %s, %s, %s\n", eps[i], t[0], t[1], t[2], t[3], t[4], t[5], t[6],
-			       t[7], t[8]);
+			printf("%s, %s, %s, %s, %s, %s, %s, %s, %s, %s\n", eps[i], t[0], t[1], t[2],
+			       t[3], t[4], t[5], t[6], t[7], t[8]);
 		else if (g.fmt == FMT_JSON)
 			json_array_append_new(
-				arr, json_pack("{s:s,s:{s:o,s:s,s:I,s:I,s:o,s:I,s:I,s:I,s:b}}", "Endpoint", eps[i], "Status",
-			                       "header", ctl_json_header(&st.header), "version", st.version, "dbSize",
-			                       (json_int_t)st.db_size, "dbSizeInUse", (json_int_t)st.db_size_in_use, "leader",
-			                       ctl_json_u64(st.leader), "raftIndex", (json_int_t)st.raft_index, "raftTerm",
-			                       (json_int_t)st.raft_term, "raftAppliedIndex",
-			                       (json_int_t)st.raft_applied_index, "isLearner", st.is_learner));
+			    arr,
+			    json_pack(
+			        "{s:s,s:{s:o,s:s,s:I,s:I,s:o,s:I,s:I,s:I,s:b}}", "Endpoint", eps[i],
+			        "Status", "header", ctl_json_header(&st.header), "version",
+			        st.version, "dbSize", (json_int_t)st.db_size, "dbSizeInUse",
+			        (json_int_t)st.db_size_in_use, "leader", ctl_json_u64(st.leader),
+			        "raftIndex", (json_int_t)st.raft_index, "raftTerm",
+			        (json_int_t)st.raft_term, "raftAppliedIndex",
+			        (json_int_t)st.raft_applied_index, "isLearner", st.is_learner));
 	}
 	if (g.fmt == FMT_TABLE)
 		ctl_table(cells, rows, 10);
@@ -622,12 +697,18 @@ static int endpoint_hashkv(int argc, char **argv)
 {
 	static int64_t rev;
 	static const struct ctl_flag flags[] = {
-		{"cluster", 0, F_BOOL, &cluster_flag, "use all endpoints from the cluster member list"},
-		{"rev", 0, F_INT, &rev, "maximum revision to hash (default: latest)"},
-		{NULL, 0, F_BOOL, NULL, NULL},
+	    {"cluster", 0, F_BOOL, &cluster_flag, "use all endpoints from the cluster member list"},
+	    {"rev", 0, F_INT, &rev, "maximum revision to hash (default: latest)"},
+	    {NULL, 0, F_BOOL, NULL, NULL},
 	};
-	static const struct ctl_verb v = {"endpoint hashkv", "endpoint hashkv [--cluster] [--rev=N]",
-	                                  "Prints the KV history hash of each endpoint", flags, 0, 0, NULL, 0};
+	static const struct ctl_verb v = {"endpoint hashkv",
+	                                  "endpoint hashkv [--cluster] [--rev=N]",
+	                                  "Prints the KV history hash of each endpoint",
+	                                  flags,
+	                                  0,
+	                                  0,
+	                                  NULL,
+	                                  0};
 	const char **eps;
 	char *pos[1];
 	int np, n, bad = 0;
@@ -642,7 +723,8 @@ static int endpoint_hashkv(int argc, char **argv)
 		if (rc == 0)
 			printf("%s, %u, %lld\n", eps[i], hash, (long long)hrev);
 		else
-			fprintf(stderr, "Failed to get the hash of endpoint %s (%s)\n", eps[i], moor_error_detail());
+			fprintf(stderr, "Failed to get the hash of endpoint %s (%s)\n", eps[i],
+			        moor_error_detail());
 		bad += rc != 0;
 		moor_client_close(c);
 	}
@@ -652,10 +734,11 @@ static int endpoint_hashkv(int argc, char **argv)
 int cmd_endpoint(int argc, char **argv)
 {
 	static const struct ctl_verb subs[] = {
-		{"health", "", "Checks the healthiness of endpoints", NULL, 0, 0, endpoint_health, 0},
-		{"status", "", "Prints out the status of endpoints", NULL, 0, 0, endpoint_status, 0},
-		{"hashkv", "", "Prints the KV history hash of each endpoint", NULL, 0, 0, endpoint_hashkv, 0},
-		{NULL, NULL, NULL, NULL, 0, 0, NULL, 0},
+	    {"health", "", "Checks the healthiness of endpoints", NULL, 0, 0, endpoint_health, 0},
+	    {"status", "", "Prints out the status of endpoints", NULL, 0, 0, endpoint_status, 0},
+	    {"hashkv", "", "Prints the KV history hash of each endpoint", NULL, 0, 0,
+	     endpoint_hashkv, 0},
+	    {NULL, NULL, NULL, NULL, 0, 0, NULL, 0},
 	};
 	return ctl_dispatch("endpoint", subs, argc, argv);
 }
@@ -664,8 +747,14 @@ int cmd_endpoint(int argc, char **argv)
 
 int cmd_defrag(int argc, char **argv)
 {
-	static const struct ctl_verb v = {"defrag", "defrag [--cluster]", "Defragments the storage of the members",
-	                                  endpoint_flags, 0, 0, NULL, 0};
+	static const struct ctl_verb v = {"defrag",
+	                                  "defrag [--cluster]",
+	                                  "Defragments the storage of the members",
+	                                  endpoint_flags,
+	                                  0,
+	                                  0,
+	                                  NULL,
+	                                  0};
 	const char **eps;
 	char *pos[1];
 	int np, n, bad = 0;
@@ -678,7 +767,8 @@ int cmd_defrag(int argc, char **argv)
 		if (rc == 0)
 			printf("Finished defragmenting etcd member[%s]\n", eps[i]);
 		else
-			fprintf(stderr, "Failed to defragment etcd member[%s] (%s)\n", eps[i], moor_error_detail());
+			fprintf(stderr, "Failed to defragment etcd member[%s] (%s)\n", eps[i],
+			        moor_error_detail());
 		bad += rc != 0;
 		moor_client_close(c);
 	}
@@ -687,8 +777,14 @@ int cmd_defrag(int argc, char **argv)
 
 static int snapshot_save(int argc, char **argv)
 {
-	static const struct ctl_verb v = {"snapshot save", "snapshot save <filename>",
-	                                  "Stores a snapshot of one member's store to a file", NULL, 1, 1, NULL, 0};
+	static const struct ctl_verb v = {"snapshot save",
+	                                  "snapshot save <filename>",
+	                                  "Stores a snapshot of one member's store to a file",
+	                                  NULL,
+	                                  1,
+	                                  1,
+	                                  NULL,
+	                                  0};
 	const char **eps;
 	char *pos[2], part[4096];
 	uint64_t bytes = 0;
@@ -696,7 +792,8 @@ static int snapshot_save(int argc, char **argv)
 
 	PARSE(v, argc, argv, pos, np);
 	if (ctl_endpoints(&eps) != 1)
-		return ctl_usage_error(&v, "snapshot must be requested to one selected node, not multiple");
+		return ctl_usage_error(
+		    &v, "snapshot must be requested to one selected node, not multiple");
 	snprintf(part, sizeof part, "%s.part", pos[0]);
 	fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
@@ -720,24 +817,34 @@ static int snapshot_save(int argc, char **argv)
 
 static int snapshot_restore(int argc, char **argv)
 {
-	static const struct ctl_verb v = {"snapshot restore", "snapshot restore <filename> --data-dir=...",
-	                                  "Restores a member's data directory from a snapshot (not available yet)",
-	                                  NULL, 0, -1, NULL, 0};
+	static const struct ctl_verb v = {
+	    "snapshot restore",
+	    "snapshot restore <filename> --data-dir=...",
+	    "Restores a member's data directory from a snapshot (not available yet)",
+	    NULL,
+	    0,
+	    -1,
+	    NULL,
+	    0};
 	char *pos[8];
 	int np;
 
 	PARSE(v, argc, argv, pos, np);
-	fprintf(stderr, "Error: snapshot restore is not implemented yet: moord's snapshot and data-directory "
-	                "formats are not fixed\n");
+	fprintf(
+	    stderr,
+	    "Error: snapshot restore is not implemented yet: moord's snapshot and data-directory "
+	    "formats are not fixed\n");
 	return EXIT_ERR;
 }
 
 int cmd_snapshot(int argc, char **argv)
 {
 	static const struct ctl_verb subs[] = {
-		{"save", "", "Stores a snapshot of one member's store to a file", NULL, 0, 0, snapshot_save, 0},
-		{"restore", "", "Restores a data directory from a snapshot (not available yet)", NULL, 0, 0, snapshot_restore, 0},
-		{NULL, NULL, NULL, NULL, 0, 0, NULL, 0},
+	    {"save", "", "Stores a snapshot of one member's store to a file", NULL, 0, 0,
+	     snapshot_save, 0},
+	    {"restore", "", "Restores a data directory from a snapshot (not available yet)", NULL,
+	     0, 0, snapshot_restore, 0},
+	    {NULL, NULL, NULL, NULL, 0, 0, NULL, 0},
 	};
 	return ctl_dispatch("snapshot", subs, argc, argv);
 }
@@ -749,8 +856,10 @@ static const char *alarm_name(int t)
 
 static int alarm_run(int argc, char **argv, bool disarm)
 {
-	static const struct ctl_verb lv = {"alarm list", "alarm list", "Lists all alarms", NULL, 0, 0, NULL, 0};
-	static const struct ctl_verb dv = {"alarm disarm", "alarm disarm", "Disarms all alarms", NULL, 0, 0, NULL, 0};
+	static const struct ctl_verb lv = {
+	    "alarm list", "alarm list", "Lists all alarms", NULL, 0, 0, NULL, 0};
+	static const struct ctl_verb dv = {
+	    "alarm disarm", "alarm disarm", "Disarms all alarms", NULL, 0, 0, NULL, 0};
 	struct moor_alarm *a = NULL;
 	char *pos[1];
 	size_t n = 0;
@@ -767,11 +876,13 @@ static int alarm_run(int argc, char **argv, bool disarm)
 		if (disarm) {
 			struct moor_alarm *tmp = NULL;
 			size_t tn = 0;
-			rc = moor_alarm(c, MOOR_ALARM_DEACTIVATE, a[i].member_id, a[i].type, &tmp, &tn);
+			rc = moor_alarm(c, MOOR_ALARM_DEACTIVATE, a[i].member_id, a[i].type, &tmp,
+			                &tn);
 			free(tmp);
 		}
 		if (rc == 0)
-			printf("memberID:%llu alarm:%s\n", (unsigned long long)a[i].member_id, alarm_name(a[i].type));
+			printf("memberID:%llu alarm:%s\n", (unsigned long long)a[i].member_id,
+			       alarm_name(a[i].type));
 	}
 	free(a);
 	return finish(c, rc);
@@ -790,17 +901,23 @@ static int alarm_disarm(int argc, char **argv)
 int cmd_alarm(int argc, char **argv)
 {
 	static const struct ctl_verb subs[] = {
-		{"list", "", "Lists all alarms", NULL, 0, 0, alarm_list, 0},
-		{"disarm", "", "Disarms all alarms", NULL, 0, 0, alarm_disarm, 0},
-		{NULL, NULL, NULL, NULL, 0, 0, NULL, 0},
+	    {"list", "", "Lists all alarms", NULL, 0, 0, alarm_list, 0},
+	    {"disarm", "", "Disarms all alarms", NULL, 0, 0, alarm_disarm, 0},
+	    {NULL, NULL, NULL, NULL, 0, 0, NULL, 0},
 	};
 	return ctl_dispatch("alarm", subs, argc, argv);
 }
 
 int cmd_move_leader(int argc, char **argv)
 {
-	static const struct ctl_verb v = {"move-leader", "move-leader <transferee-member-id>",
-	                                  "Transfers leadership to another member", NULL, 1, 1, NULL, 0};
+	static const struct ctl_verb v = {"move-leader",
+	                                  "move-leader <transferee-member-id>",
+	                                  "Transfers leadership to another member",
+	                                  NULL,
+	                                  1,
+	                                  1,
+	                                  NULL,
+	                                  0};
 	struct moor_status st;
 	char *pos[2];
 	uint64_t target;
@@ -808,7 +925,8 @@ int cmd_move_leader(int argc, char **argv)
 
 	PARSE(v, argc, argv, pos, np);
 	if (ctl_parse_hex(pos[0], &target) != 0)
-		return ctl_usage_error(&v, "bad member ID \"%s\", expecting ID in hexadecimal", pos[0]);
+		return ctl_usage_error(&v, "bad member ID \"%s\", expecting ID in hexadecimal",
+		                       pos[0]);
 	moor_client *c = ctl_client();
 	rc = moor_status(c, NULL, &st);
 	if (rc == 0)

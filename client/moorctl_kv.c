@@ -45,14 +45,22 @@ int cmd_put(int argc, char **argv)
 	static const char *lease;
 	static bool prev_kv, ignore_value, ignore_lease;
 	static const struct ctl_flag flags[] = {
-		{"lease", 0, F_STR, &lease, "lease ID (in hexadecimal) to attach to the key"},
-		{"prev-kv", 0, F_BOOL, &prev_kv, "return the previous key-value pair before modification"},
-		{"ignore-value", 0, F_BOOL, &ignore_value, "update the key using its current value"},
-		{"ignore-lease", 0, F_BOOL, &ignore_lease, "update the key using its current lease"},
-		{NULL, 0, F_BOOL, NULL, NULL},
+	    {"lease", 0, F_STR, &lease, "lease ID (in hexadecimal) to attach to the key"},
+	    {"prev-kv", 0, F_BOOL, &prev_kv,
+	     "return the previous key-value pair before modification"},
+	    {"ignore-value", 0, F_BOOL, &ignore_value, "update the key using its current value"},
+	    {"ignore-lease", 0, F_BOOL, &ignore_lease, "update the key using its current lease"},
+	    {NULL, 0, F_BOOL, NULL, NULL},
 	};
-	static const struct ctl_verb v = {"put", "put [options] <key> [value] (value from stdin when absent)",
-	                                  "Puts the given key into the store", flags, 1, 2, NULL, 0};
+	static const struct ctl_verb v = {
+	    "put",
+	    "put [options] <key> [value] (value from stdin when absent)",
+	    "Puts the given key into the store",
+	    flags,
+	    1,
+	    2,
+	    NULL,
+	    0};
 	struct moor_put_opts o = {0};
 	struct moor_response *r = NULL;
 	char *pos[4], *val = NULL;
@@ -63,7 +71,8 @@ int cmd_put(int argc, char **argv)
 	if (rc)
 		return rc < 0 ? 0 : rc;
 	if (lease && ctl_parse_hex(lease, (uint64_t *)&o.lease) != 0)
-		return ctl_usage_error(&v, "bad lease ID \"%s\", expecting ID in hexadecimal", lease);
+		return ctl_usage_error(&v, "bad lease ID \"%s\", expecting ID in hexadecimal",
+		                       lease);
 	o.prev_kv = prev_kv;
 	o.ignore_value = ignore_value;
 	o.ignore_lease = ignore_lease;
@@ -113,7 +122,8 @@ static void table_kvs(const struct moor_response *r)
 
 	if (!cells || !nums || !keys)
 		goto out;
-	const char *hdr[6] = {"KEY", "VALUE", "CREATE REVISION", "MOD REVISION", "VERSION", "LEASE"};
+	const char *hdr[6] = {"KEY",          "VALUE",   "CREATE REVISION",
+	                      "MOD REVISION", "VERSION", "LEASE"};
 	memcpy(cells, hdr, sizeof hdr);
 	for (size_t i = 0; i < r->n_kvs; i++) {
 		const struct moor_kv *kv = &r->kvs[i];
@@ -145,20 +155,28 @@ int cmd_get(int argc, char **argv)
 	static int64_t limit, rev;
 	static const char *sort_by, *order, *consistency;
 	static const struct ctl_flag flags[] = {
-		{"prefix", 0, F_BOOL, &prefix, "get keys with matching prefix"},
-		{"from-key", 0, F_BOOL, &from_key, "get keys that are greater than or equal to the given key"},
-		{"limit", 0, F_INT, &limit, "maximum number of results"},
-		{"rev", 0, F_INT, &rev, "specify the kv revision"},
-		{"keys-only", 0, F_BOOL, &keys_only, "get only the keys"},
-		{"print-value-only", 0, F_BOOL, &value_only, "only write values when using the simple output format"},
-		{"count-only", 0, F_BOOL, &count_only, "get only the count"},
-		{"sort-by", 0, F_STR, &sort_by, "sort target: CREATE, KEY, MODIFY, VALUE or VERSION"},
-		{"order", 0, F_STR, &order, "order of results: ASCEND or DESCEND (ASCEND by default)"},
-		{"consistency", 0, F_STR, &consistency, "linearizable (l) or serializable (s)"},
-		{NULL, 0, F_BOOL, NULL, NULL},
+	    {"prefix", 0, F_BOOL, &prefix, "get keys with matching prefix"},
+	    {"from-key", 0, F_BOOL, &from_key,
+	     "get keys that are greater than or equal to the given key"},
+	    {"limit", 0, F_INT, &limit, "maximum number of results"},
+	    {"rev", 0, F_INT, &rev, "specify the kv revision"},
+	    {"keys-only", 0, F_BOOL, &keys_only, "get only the keys"},
+	    {"print-value-only", 0, F_BOOL, &value_only,
+	     "only write values when using the simple output format"},
+	    {"count-only", 0, F_BOOL, &count_only, "get only the count"},
+	    {"sort-by", 0, F_STR, &sort_by, "sort target: CREATE, KEY, MODIFY, VALUE or VERSION"},
+	    {"order", 0, F_STR, &order, "order of results: ASCEND or DESCEND (ASCEND by default)"},
+	    {"consistency", 0, F_STR, &consistency, "linearizable (l) or serializable (s)"},
+	    {NULL, 0, F_BOOL, NULL, NULL},
 	};
-	static const struct ctl_verb v = {"get", "get [options] <key> [range_end]", "Gets the key or a range of keys",
-	                                  flags, 1, 2, NULL, 0};
+	static const struct ctl_verb v = {"get",
+	                                  "get [options] <key> [range_end]",
+	                                  "Gets the key or a range of keys",
+	                                  flags,
+	                                  1,
+	                                  2,
+	                                  NULL,
+	                                  0};
 	struct moor_get_opts o = {0};
 	struct moor_response *r = NULL;
 	char *pos[4];
@@ -197,7 +215,8 @@ int cmd_get(int argc, char **argv)
 		else if (strcmp(consistency, "l") == 0)
 			o.read_mode = MOOR_READ_LINEARIZABLE;
 		else
-			return ctl_usage_error(&v, "bad --consistency \"%s\" (l or s)", consistency);
+			return ctl_usage_error(&v, "bad --consistency \"%s\" (l or s)",
+			                       consistency);
 	}
 	moor_client *c = ctl_client();
 	rc = moor_get(c, S(pos[0]), &o, &r);
@@ -223,13 +242,20 @@ int cmd_del(int argc, char **argv)
 {
 	static bool prefix, prev_kv, from_key;
 	static const struct ctl_flag flags[] = {
-		{"prefix", 0, F_BOOL, &prefix, "delete keys with matching prefix"},
-		{"prev-kv", 0, F_BOOL, &prev_kv, "return deleted key-value pairs"},
-		{"from-key", 0, F_BOOL, &from_key, "delete keys that are greater than or equal to the given key"},
-		{NULL, 0, F_BOOL, NULL, NULL},
+	    {"prefix", 0, F_BOOL, &prefix, "delete keys with matching prefix"},
+	    {"prev-kv", 0, F_BOOL, &prev_kv, "return deleted key-value pairs"},
+	    {"from-key", 0, F_BOOL, &from_key,
+	     "delete keys that are greater than or equal to the given key"},
+	    {NULL, 0, F_BOOL, NULL, NULL},
 	};
-	static const struct ctl_verb v = {"del", "del [options] <key> [range_end]", "Removes the key or a range of keys",
-	                                  flags, 1, 2, NULL, 0};
+	static const struct ctl_verb v = {"del",
+	                                  "del [options] <key> [range_end]",
+	                                  "Removes the key or a range of keys",
+	                                  flags,
+	                                  1,
+	                                  2,
+	                                  NULL,
+	                                  0};
 	struct moor_delete_opts o = {0};
 	struct moor_response *r = NULL;
 	char *pos[4];
@@ -267,11 +293,17 @@ int cmd_compaction(int argc, char **argv)
 {
 	static bool physical;
 	static const struct ctl_flag flags[] = {
-		{"physical", 0, F_BOOL, &physical, "wait until the compaction is physically applied"},
-		{NULL, 0, F_BOOL, NULL, NULL},
+	    {"physical", 0, F_BOOL, &physical, "wait until the compaction is physically applied"},
+	    {NULL, 0, F_BOOL, NULL, NULL},
 	};
-	static const struct ctl_verb v = {"compaction", "compaction [options] <revision>", "Compacts the event history",
-	                                  flags, 1, 1, NULL, 0};
+	static const struct ctl_verb v = {"compaction",
+	                                  "compaction [options] <revision>",
+	                                  "Compacts the event history",
+	                                  flags,
+	                                  1,
+	                                  1,
+	                                  NULL,
+	                                  0};
 	char *pos[2], *end;
 	int np, rc;
 	long long rev;
@@ -333,9 +365,10 @@ static int parse_compare(char *line, moor_txn *t)
 	static const struct {
 		const char *name;
 		enum moor_cmp_target t;
-	} targets[] = {{"ver", MOOR_CMP_VERSION}, {"version", MOOR_CMP_VERSION}, {"c", MOOR_CMP_CREATE},
-	               {"create", MOOR_CMP_CREATE}, {"m", MOOR_CMP_MOD},          {"mod", MOOR_CMP_MOD},
-	               {"val", MOOR_CMP_VALUE},     {"value", MOOR_CMP_VALUE},    {"lease", MOOR_CMP_LEASE}};
+	} targets[] = {
+	    {"ver", MOOR_CMP_VERSION},   {"version", MOOR_CMP_VERSION}, {"c", MOOR_CMP_CREATE},
+	    {"create", MOOR_CMP_CREATE}, {"m", MOOR_CMP_MOD},           {"mod", MOOR_CMP_MOD},
+	    {"val", MOOR_CMP_VALUE},     {"value", MOOR_CMP_VALUE},     {"lease", MOOR_CMP_LEASE}};
 	struct moor_cmp cmp = {0};
 	char *open = strchr(line, '('), *close, *key, *p, *val;
 	bool found = false;
@@ -390,7 +423,9 @@ static int parse_compare(char *line, moor_txn *t)
 		cmp.value_len = strlen(val);
 	} else {
 		char *end;
-		cmp.number = strtoll(val, &end, cmp.target == MOOR_CMP_LEASE && strncmp(val, "0x", 2) == 0 ? 16 : 10);
+		cmp.number =
+		    strtoll(val, &end,
+		            cmp.target == MOOR_CMP_LEASE && strncmp(val, "0x", 2) == 0 ? 16 : 10);
 		if (*end)
 			return -1;
 	}
@@ -456,14 +491,20 @@ int cmd_txn(int argc, char **argv)
 {
 	static bool interactive;
 	static const struct ctl_flag flags[] = {
-		{"interactive", 'i', F_BOOL, &interactive, "input the transaction interactively"},
-		{NULL, 0, F_BOOL, NULL, NULL},
+	    {"interactive", 'i', F_BOOL, &interactive, "input the transaction interactively"},
+	    {NULL, 0, F_BOOL, NULL, NULL},
 	};
-	static const struct ctl_verb v = {
-		"txn", "txn [options]  (compares, then success ops, then failure ops; each section ends with an empty line)",
-		"Txn processes all the requests in one transaction", flags, 0, 0, NULL, 0};
-	static const char *const prompts[] = {"compares:", "success requests (get, put, del):",
-	                                      "failure requests (get, put, del):"};
+	static const struct ctl_verb v = {"txn",
+	                                  "txn [options]  (compares, then success ops, then "
+	                                  "failure ops; each section ends with an empty line)",
+	                                  "Txn processes all the requests in one transaction",
+	                                  flags,
+	                                  0,
+	                                  0,
+	                                  NULL,
+	                                  0};
+	static const char *const prompts[] = {
+	    "compares:", "success requests (get, put, del):", "failure requests (get, put, del):"};
 	struct moor_response *r = NULL;
 	moor_txn *t = NULL;
 	char line[65536];
@@ -490,7 +531,8 @@ int cmd_txn(int argc, char **argv)
 		rc = section == 0 ? parse_compare(line, t)
 		                  : parse_op(line, t, section == 1 ? MOOR_TXN_THEN : MOOR_TXN_ELSE);
 		if (rc) {
-			fprintf(stderr, "Error: bad %s \"%s\"\n", section == 0 ? "compare" : "operation", line);
+			fprintf(stderr, "Error: bad %s \"%s\"\n",
+			        section == 0 ? "compare" : "operation", line);
 			moor_txn_free(t);
 			return EXIT_BAD_ARGS;
 		}
@@ -524,7 +566,8 @@ static json_t *json_watch(const struct moor_watch_response *r)
 	for (size_t i = 0; i < r->n_events; i++) {
 		const struct moor_event *e = &r->events[i];
 		json_t *je = json_object();
-		json_object_set_new(je, "type", json_string(e->type == MOOR_EVENT_PUT ? "PUT" : "DELETE"));
+		json_object_set_new(je, "type",
+		                    json_string(e->type == MOOR_EVENT_PUT ? "PUT" : "DELETE"));
 		json_object_set_new(je, "kv", ctl_json_kv(&e->kv));
 		if (e->has_prev_kv)
 			json_object_set_new(je, "prev_kv", ctl_json_kv(&e->prev_kv));
@@ -539,15 +582,24 @@ int cmd_watch(int argc, char **argv)
 	static bool prefix, prev_kv, progress;
 	static int64_t rev, max_events;
 	static const struct ctl_flag flags[] = {
-		{"prefix", 0, F_BOOL, &prefix, "watch on a prefix"},
-		{"rev", 0, F_INT, &rev, "revision to start watching from"},
-		{"prev-kv", 0, F_BOOL, &prev_kv, "get the previous key-value pair before the event happens"},
-		{"progress-notify", 0, F_BOOL, &progress, "get periodic watch progress notifications from the server"},
-		{"max-events", 0, F_INT, &max_events, "exit after this many events (moorctl only; 0: never)"},
-		{NULL, 0, F_BOOL, NULL, NULL},
+	    {"prefix", 0, F_BOOL, &prefix, "watch on a prefix"},
+	    {"rev", 0, F_INT, &rev, "revision to start watching from"},
+	    {"prev-kv", 0, F_BOOL, &prev_kv,
+	     "get the previous key-value pair before the event happens"},
+	    {"progress-notify", 0, F_BOOL, &progress,
+	     "get periodic watch progress notifications from the server"},
+	    {"max-events", 0, F_INT, &max_events,
+	     "exit after this many events (moorctl only; 0: never)"},
+	    {NULL, 0, F_BOOL, NULL, NULL},
 	};
-	static const struct ctl_verb v = {"watch", "watch [options] <key> [range_end]", "Watches events on a key or prefix",
-	                                  flags, 1, 2, NULL, 0};
+	static const struct ctl_verb v = {"watch",
+	                                  "watch [options] <key> [range_end]",
+	                                  "Watches events on a key or prefix",
+	                                  flags,
+	                                  1,
+	                                  2,
+	                                  NULL,
+	                                  0};
 	struct moor_watch_opts o = {0};
 	moor_watch *w = NULL;
 	char *pos[4];
@@ -582,7 +634,9 @@ int cmd_watch(int argc, char **argv)
 			continue;
 		if (r->err) {
 			if (r->err == MOOR_ECOMPACTED)
-				fprintf(stderr, "Error: watch is canceled by the server: required revision has been compacted (compact revision %lld)\n",
+				fprintf(stderr,
+				        "Error: watch is canceled by the server: required revision "
+				        "has been compacted (compact revision %lld)\n",
 				        (long long)r->compact_revision);
 			else
 				fprintf(stderr, "Error: watch ended: %s\n", moor_strerror(r->err));
@@ -593,7 +647,9 @@ int cmd_watch(int argc, char **argv)
 		if (g.fmt == FMT_JSON) {
 			ctl_json_print(json_watch(r));
 		} else {
-			for (size_t i = 0; i < r->n_events && (max_events == 0 || seen + (int64_t)i < max_events); i++) {
+			for (size_t i = 0;
+			     i < r->n_events && (max_events == 0 || seen + (int64_t)i < max_events);
+			     i++) {
 				const struct moor_event *e = &r->events[i];
 				puts(e->type == MOOR_EVENT_PUT ? "PUT" : "DELETE");
 				if (prev_kv && e->has_prev_kv)

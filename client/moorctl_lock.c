@@ -25,11 +25,17 @@ int cmd_lock(int argc, char **argv)
 {
 	static int64_t ttl = 10;
 	static const struct ctl_flag flags[] = {
-		{"ttl", 0, F_INT, &ttl, "timeout for the session (seconds)"},
-		{NULL, 0, F_BOOL, NULL, NULL},
+	    {"ttl", 0, F_INT, &ttl, "timeout for the session (seconds)"},
+	    {NULL, 0, F_BOOL, NULL, NULL},
 	};
-	static const struct ctl_verb v = {"lock", "lock [options] <lockname> [exec-command arg1 arg2 ...]",
-	                                  "Acquires a named lock", flags, 1, -1, NULL, 1};
+	static const struct ctl_verb v = {"lock",
+	                                  "lock [options] <lockname> [exec-command arg1 arg2 ...]",
+	                                  "Acquires a named lock",
+	                                  flags,
+	                                  1,
+	                                  -1,
+	                                  NULL,
+	                                  1};
 	char *pos[256];
 	moor_session *s = NULL;
 	moor_mutex *m = NULL;
@@ -103,8 +109,8 @@ static int observe(moor_client *c, const char *name)
 		rc = moor_election_leader(c, name, &r);
 		if (rc == 0) {
 			char now[1024];
-			snprintf(now, sizeof now, "%.*s\n%.*s", (int)r->kvs[0].key_len, r->kvs[0].key,
-			         (int)r->kvs[0].value_len, r->kvs[0].value);
+			snprintf(now, sizeof now, "%.*s\n%.*s", (int)r->kvs[0].key_len,
+			         r->kvs[0].key, (int)r->kvs[0].value_len, r->kvs[0].value);
 			if (strcmp(now, last) != 0) {
 				puts(now);
 				fflush(stdout);
@@ -135,12 +141,18 @@ int cmd_elect(int argc, char **argv)
 	static bool listen;
 	static int64_t ttl = 10;
 	static const struct ctl_flag flags[] = {
-		{"listen", 'l', F_BOOL, &listen, "observation mode: print the leader as it changes"},
-		{"ttl", 0, F_INT, &ttl, "timeout for the session (seconds)"},
-		{NULL, 0, F_BOOL, NULL, NULL},
+	    {"listen", 'l', F_BOOL, &listen, "observation mode: print the leader as it changes"},
+	    {"ttl", 0, F_INT, &ttl, "timeout for the session (seconds)"},
+	    {NULL, 0, F_BOOL, NULL, NULL},
 	};
-	static const struct ctl_verb v = {"elect", "elect [options] <election-name> [proposal]",
-	                                  "Observes and participates in leader election", flags, 1, 2, NULL, 0};
+	static const struct ctl_verb v = {"elect",
+	                                  "elect [options] <election-name> [proposal]",
+	                                  "Observes and participates in leader election",
+	                                  flags,
+	                                  1,
+	                                  2,
+	                                  NULL,
+	                                  0};
 	char *pos[4];
 	moor_session *s = NULL;
 	moor_election *e = NULL;
@@ -170,8 +182,8 @@ int cmd_elect(int argc, char **argv)
 	{
 		struct moor_response *r = NULL;
 		if (moor_election_leader(c, pos[0], &r) == 0) {
-			printf("%.*s\n%.*s\n", (int)r->kvs[0].key_len, r->kvs[0].key, (int)r->kvs[0].value_len,
-			       r->kvs[0].value);
+			printf("%.*s\n%.*s\n", (int)r->kvs[0].key_len, r->kvs[0].key,
+			       (int)r->kvs[0].value_len, r->kvs[0].value);
 			fflush(stdout);
 			moor_response_free(r);
 		}

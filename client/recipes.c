@@ -67,7 +67,8 @@ void moor_session_close(moor_session *s)
 
 /* ---- waiting for deletions ---- */
 
-int cl_wait_delete(moor_client *c, const void *key, size_t key_len, int64_t rev, uint64_t deadline_ms)
+int cl_wait_delete(moor_client *c, const void *key, size_t key_len, int64_t rev,
+                   uint64_t deadline_ms)
 {
 	struct moor_watch_opts o = {.start_revision = rev, .no_put = true};
 	moor_watch *w = NULL;
@@ -85,7 +86,8 @@ int cl_wait_delete(moor_client *c, const void *key, size_t key_len, int64_t rev,
 		if (deadline_ms) {
 			uint64_t now = cl_now_ms();
 			if (now >= deadline_ms) {
-				rc = cl_set_error(MOOR_ETIMEOUT, "timed out waiting for a deletion");
+				rc =
+				    cl_set_error(MOOR_ETIMEOUT, "timed out waiting for a deletion");
 				break;
 			}
 			wait_ms = (int)(deadline_ms - now);
@@ -133,11 +135,11 @@ static int wait_deletes(moor_client *c, const char *pfx, int64_t max_rev, uint64
 {
 	for (;;) {
 		struct moor_get_opts o = {
-			.range.prefix = true,
-			.sort_target = MOOR_SORT_CREATE,
-			.sort_order = MOOR_ORDER_DESCEND,
-			.limit = 1,
-			.max_create_revision = max_rev,
+		    .range.prefix = true,
+		    .sort_target = MOOR_SORT_CREATE,
+		    .sort_order = MOOR_ORDER_DESCEND,
+		    .limit = 1,
+		    .max_create_revision = max_rev,
 		};
 		struct moor_response *g = NULL;
 		int rc = moor_get(c, pfx, strlen(pfx), &o, &g);
@@ -148,7 +150,8 @@ static int wait_deletes(moor_client *c, const char *pfx, int64_t max_rev, uint64
 			moor_response_free(g);
 			return 0;
 		}
-		rc = cl_wait_delete(c, g->kvs[0].key, g->kvs[0].key_len, g->header.revision + 1, deadline_ms);
+		rc = cl_wait_delete(c, g->kvs[0].key, g->kvs[0].key_len, g->header.revision + 1,
+		                    deadline_ms);
 		moor_response_free(g);
 		if (rc)
 			return rc;
@@ -165,10 +168,13 @@ static uint64_t deadline_of(int timeout_ms)
 static int key_claim(moor_session *s, const char *pfx, const char *key, const void *val, size_t len,
                      int64_t *rev, bool *owner, bool *created)
 {
-	struct moor_cmp cmp = {.key = key, .key_len = strlen(key), .target = MOOR_CMP_CREATE, .op = MOOR_CMP_EQUAL};
+	struct moor_cmp cmp = {
+	    .key = key, .key_len = strlen(key), .target = MOOR_CMP_CREATE, .op = MOOR_CMP_EQUAL};
 	struct moor_put_opts po = {.lease = s->lease};
-	struct moor_get_opts first = {
-		.range.prefix = true, .sort_target = MOOR_SORT_CREATE, .sort_order = MOOR_ORDER_ASCEND, .limit = 1};
+	struct moor_get_opts first = {.range.prefix = true,
+	                              .sort_target = MOOR_SORT_CREATE,
+	                              .sort_order = MOOR_ORDER_ASCEND,
+	                              .limit = 1};
 	struct moor_response *r = NULL;
 	moor_txn *t = NULL;
 	int rc;
@@ -216,7 +222,8 @@ static int key_still_ours(moor_session *s, const char *key, int64_t rev)
 	if (rc)
 		return rc;
 	if (g->n_kvs == 0 || g->kvs[0].create_revision != rev)
-		rc = cl_set_error(MOOR_ELEASEEXPIRED, "session expired while waiting (key %s gone)", key);
+		rc = cl_set_error(MOOR_ELEASEEXPIRED, "session expired while waiting (key %s gone)",
+		                  key);
 	moor_response_free(g);
 	return rc;
 }
@@ -363,8 +370,11 @@ int moor_election_campaign(moor_election *e, const void *value, size_t len, int 
 
 int moor_election_proclaim(moor_election *e, const void *value, size_t len)
 {
-	struct moor_cmp cmp = {
-		.key = e->key, .key_len = strlen(e->key), .target = MOOR_CMP_CREATE, .op = MOOR_CMP_EQUAL, .number = e->rev};
+	struct moor_cmp cmp = {.key = e->key,
+	                       .key_len = strlen(e->key),
+	                       .target = MOOR_CMP_CREATE,
+	                       .op = MOOR_CMP_EQUAL,
+	                       .number = e->rev};
 	struct moor_put_opts po = {.lease = e->s->lease};
 	struct moor_response *r = NULL;
 	moor_txn *t = NULL;
@@ -389,8 +399,11 @@ int moor_election_proclaim(moor_election *e, const void *value, size_t len)
 
 int moor_election_resign(moor_election *e)
 {
-	struct moor_cmp cmp = {
-		.key = e->key, .key_len = strlen(e->key), .target = MOOR_CMP_CREATE, .op = MOOR_CMP_EQUAL, .number = e->rev};
+	struct moor_cmp cmp = {.key = e->key,
+	                       .key_len = strlen(e->key),
+	                       .target = MOOR_CMP_CREATE,
+	                       .op = MOOR_CMP_EQUAL,
+	                       .number = e->rev};
 	moor_txn *t = NULL;
 	int rc = moor_txn_new(&t);
 
@@ -417,8 +430,10 @@ const char *moor_election_key(moor_election *e, int64_t *rev)
 
 int moor_election_leader(moor_client *c, const char *prefix, struct moor_response **out)
 {
-	struct moor_get_opts o = {
-		.range.prefix = true, .sort_target = MOOR_SORT_CREATE, .sort_order = MOOR_ORDER_ASCEND, .limit = 1};
+	struct moor_get_opts o = {.range.prefix = true,
+	                          .sort_target = MOOR_SORT_CREATE,
+	                          .sort_order = MOOR_ORDER_ASCEND,
+	                          .limit = 1};
 	char pfx[256];
 	int rc;
 
@@ -442,8 +457,9 @@ void moor_election_free(moor_election *e)
 
 /* ---- list, then watch ---- */
 
-int moor_list_watch(moor_client *c, const void *key, size_t key_len, const struct moor_watch_opts *opts,
-                    struct moor_response **list, moor_watch **watch)
+int moor_list_watch(moor_client *c, const void *key, size_t key_len,
+                    const struct moor_watch_opts *opts, struct moor_response **list,
+                    moor_watch **watch)
 {
 	struct moor_watch_opts wo = opts ? *opts : (struct moor_watch_opts){0};
 	struct moor_get_opts go = {.range = wo.range, .read_mode = MOOR_READ_LINEARIZABLE};

@@ -147,8 +147,9 @@ void cl_easy_setup(moor_client *c, CURL *h, const char *url, long timeout_ms)
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-	                 (long)(timeout_ms > 0 && timeout_ms < c->dial_timeout_ms ? timeout_ms
-	                                                                           : c->dial_timeout_ms));
+	                 (long)(timeout_ms > 0 && timeout_ms < c->dial_timeout_ms
+	                            ? timeout_ms
+	                            : c->dial_timeout_ms));
 	if (timeout_ms > 0)
 		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -170,44 +171,44 @@ static const struct {
 	const char *msg; /* the gateway's message without "etcdserver: " */
 	int code;
 } known[] = {
-	{"mvcc: required revision has been compacted", MOOR_ECOMPACTED},
-	{"mvcc: required revision is a future revision", MOOR_EFUTUREREV},
-	{"key is not provided", MOOR_EEMPTYKEY},
-	{"range_end is below key", MOOR_ERANGEEND},
-	{"invalid sort option", MOOR_ESORT},
-	{"limit is negative", MOOR_ELIMIT},
-	{"duplicate key given in txn request", MOOR_EDUPKEY},
-	{"too many operations in txn request", MOOR_ETOOMANYOPS},
-	{"request is too large", MOOR_ETOOLARGE},
-	{"requested lease not found", MOOR_ELEASENOTFOUND},
-	{"lease already exists", MOOR_ELEASEEXISTS},
-	{"value is provided", MOOR_EVALUEPROVIDED},
-	{"lease is provided", MOOR_ELEASEPROVIDED},
-	{"key not found", MOOR_EKEYNOTFOUND},
-	{"no leader", MOOR_ENOLEADER},
-	{"raft proposal dropped", MOOR_EDROPPED},
-	{"leadership transfer in progress", MOOR_ETRANSFERRING},
-	{"not leader", MOOR_ENOTLEADER},
-	{"server stopped", MOOR_ESTOPPED},
-	{"request timed out", MOOR_ETIMEOUT},
-	{"request timed out, possibly due to previous leader failure", MOOR_ETIMEOUT},
-	{"request timed out, possibly due to connection lost", MOOR_ETIMEOUT},
-	{"too many requests", MOOR_ETOOMANYREQUESTS},
-	{"mvcc: database space exceeded", MOOR_ENOSPACE},
-	{"unhealthy cluster", MOOR_EUNAVAILABLE},
-	{"member ID already exist", MOOR_EMEMBEREXISTS},
-	{"member not found", MOOR_EMEMBERNOTFOUND},
-	{"Peer URLs already exists", MOOR_EPEERURLEXISTS},
-	{"can only promote a learner member which is in sync with leader", MOOR_ELEARNERNOTREADY},
-	{"too many learner members in cluster", MOOR_ETOOMANYLEARNERS},
-	{"operation not supported", MOOR_EUNSUPPORTED},
-	{"busy", MOOR_EBUSY},
-	{"already exists", MOOR_EEXIST},
-	{"a configuration change is already pending", MOOR_EPENDINGCONF},
-	{"rpc not supported for learner", MOOR_ELEARNER},
-	{"corrupt cluster", MOOR_ECORRUPT},
-	{"not found", MOOR_ENOTFOUND},
-	{"out of memory", MOOR_ENOMEM},
+    {"mvcc: required revision has been compacted", MOOR_ECOMPACTED},
+    {"mvcc: required revision is a future revision", MOOR_EFUTUREREV},
+    {"key is not provided", MOOR_EEMPTYKEY},
+    {"range_end is below key", MOOR_ERANGEEND},
+    {"invalid sort option", MOOR_ESORT},
+    {"limit is negative", MOOR_ELIMIT},
+    {"duplicate key given in txn request", MOOR_EDUPKEY},
+    {"too many operations in txn request", MOOR_ETOOMANYOPS},
+    {"request is too large", MOOR_ETOOLARGE},
+    {"requested lease not found", MOOR_ELEASENOTFOUND},
+    {"lease already exists", MOOR_ELEASEEXISTS},
+    {"value is provided", MOOR_EVALUEPROVIDED},
+    {"lease is provided", MOOR_ELEASEPROVIDED},
+    {"key not found", MOOR_EKEYNOTFOUND},
+    {"no leader", MOOR_ENOLEADER},
+    {"raft proposal dropped", MOOR_EDROPPED},
+    {"leadership transfer in progress", MOOR_ETRANSFERRING},
+    {"not leader", MOOR_ENOTLEADER},
+    {"server stopped", MOOR_ESTOPPED},
+    {"request timed out", MOOR_ETIMEOUT},
+    {"request timed out, possibly due to previous leader failure", MOOR_ETIMEOUT},
+    {"request timed out, possibly due to connection lost", MOOR_ETIMEOUT},
+    {"too many requests", MOOR_ETOOMANYREQUESTS},
+    {"mvcc: database space exceeded", MOOR_ENOSPACE},
+    {"unhealthy cluster", MOOR_EUNAVAILABLE},
+    {"member ID already exist", MOOR_EMEMBEREXISTS},
+    {"member not found", MOOR_EMEMBERNOTFOUND},
+    {"Peer URLs already exists", MOOR_EPEERURLEXISTS},
+    {"can only promote a learner member which is in sync with leader", MOOR_ELEARNERNOTREADY},
+    {"too many learner members in cluster", MOOR_ETOOMANYLEARNERS},
+    {"operation not supported", MOOR_EUNSUPPORTED},
+    {"busy", MOOR_EBUSY},
+    {"already exists", MOOR_EEXIST},
+    {"a configuration change is already pending", MOOR_EPENDINGCONF},
+    {"rpc not supported for learner", MOOR_ELEARNER},
+    {"corrupt cluster", MOOR_ECORRUPT},
+    {"not found", MOOR_ENOTFOUND},
+    {"out of memory", MOOR_ENOMEM},
 };
 
 /* A string field of a flat JSON object, unescaping \" and \\ only. */
@@ -258,7 +259,8 @@ int cl_map_error(long status, const char *body, size_t len, char *msg, size_t ms
 	const char *m = msg;
 	long grpc = json_int(body, len, "code");
 
-	if (!json_str(body, len, "message", msg, msg_size) && !json_str(body, len, "error", msg, msg_size))
+	if (!json_str(body, len, "message", msg, msg_size) &&
+	    !json_str(body, len, "error", msg, msg_size))
 		snprintf(msg, msg_size, "HTTP %ld", status);
 	if (strncmp(m, "etcdserver: ", 12) == 0)
 		m += 12;
@@ -266,27 +268,45 @@ int cl_map_error(long status, const char *body, size_t len, char *msg, size_t ms
 		if (strcmp(m, known[i].msg) == 0)
 			return known[i].code;
 	switch (grpc) {
-	case 1: return MOOR_ECLOSED;        /* Canceled */
-	case 3: return MOOR_EINVAL;         /* InvalidArgument */
-	case 4: return MOOR_ETIMEOUT;       /* DeadlineExceeded */
-	case 5: return MOOR_ENOTFOUND;      /* NotFound */
-	case 6: return MOOR_EEXIST;         /* AlreadyExists */
-	case 8: return MOOR_ETOOMANYREQUESTS; /* ResourceExhausted */
-	case 9: return MOOR_EINVAL;         /* FailedPrecondition */
-	case 11: return MOOR_ECOMPACTED;    /* OutOfRange */
-	case 12: return MOOR_EUNSUPPORTED;  /* Unimplemented */
-	case 14: return MOOR_EUNAVAILABLE;  /* Unavailable */
-	case 15: return MOOR_ECORRUPT;      /* DataLoss */
-	default: break;
+	case 1:
+		return MOOR_ECLOSED; /* Canceled */
+	case 3:
+		return MOOR_EINVAL; /* InvalidArgument */
+	case 4:
+		return MOOR_ETIMEOUT; /* DeadlineExceeded */
+	case 5:
+		return MOOR_ENOTFOUND; /* NotFound */
+	case 6:
+		return MOOR_EEXIST; /* AlreadyExists */
+	case 8:
+		return MOOR_ETOOMANYREQUESTS; /* ResourceExhausted */
+	case 9:
+		return MOOR_EINVAL; /* FailedPrecondition */
+	case 11:
+		return MOOR_ECOMPACTED; /* OutOfRange */
+	case 12:
+		return MOOR_EUNSUPPORTED; /* Unimplemented */
+	case 14:
+		return MOOR_EUNAVAILABLE; /* Unavailable */
+	case 15:
+		return MOOR_ECORRUPT; /* DataLoss */
+	default:
+		break;
 	}
 	switch (status) {
 	case 404:
-	case 501: return MOOR_EUNSUPPORTED;
-	case 429: return MOOR_ETOOMANYREQUESTS;
-	case 503: return MOOR_EUNAVAILABLE;
-	case 504: return MOOR_ETIMEOUT;
-	case 400: return MOOR_EINVAL;
-	default: return MOOR_EPROTO;
+	case 501:
+		return MOOR_EUNSUPPORTED;
+	case 429:
+		return MOOR_ETOOMANYREQUESTS;
+	case 503:
+		return MOOR_EUNAVAILABLE;
+	case 504:
+		return MOOR_ETIMEOUT;
+	case 400:
+		return MOOR_EINVAL;
+	default:
+		return MOOR_EPROTO;
 	}
 }
 
@@ -326,7 +346,8 @@ static bool never_sent(CURLcode cc, CURL *h)
 		return true;
 	case CURLE_OPERATION_TIMEDOUT:
 		/* timed out while connecting: the request had not started */
-		return curl_easy_getinfo(h, CURLINFO_PRETRANSFER_TIME_T, &pre) == CURLE_OK && pre == 0;
+		return curl_easy_getinfo(h, CURLINFO_PRETRANSFER_TIME_T, &pre) == CURLE_OK &&
+		       pre == 0;
 	default:
 		return false;
 	}
@@ -372,10 +393,11 @@ static int attempt(moor_client *c, const char *endpoint, const char *path, const
 	if (cc != CURLE_OK) {
 		*out = never_sent(cc, h) ? OUT_NOT_SENT : OUT_LOST;
 		if (cc == CURLE_WRITE_ERROR)
-			rc = cl_set_error(MOOR_ETOOLARGE, "%s: response larger than %u bytes", endpoint,
-			                  CL_FRAME_MAX_BYTES);
+			rc = cl_set_error(MOOR_ETOOLARGE, "%s: response larger than %u bytes",
+			                  endpoint, CL_FRAME_MAX_BYTES);
 		else
-			rc = cl_set_error(cc == CURLE_OPERATION_TIMEDOUT ? MOOR_ETIMEOUT : MOOR_EUNAVAILABLE,
+			rc = cl_set_error(cc == CURLE_OPERATION_TIMEDOUT ? MOOR_ETIMEOUT
+			                                                 : MOOR_EUNAVAILABLE,
 			                  "%s: %s", endpoint, curl_easy_strerror(cc));
 		goto done;
 	}
@@ -434,7 +456,8 @@ int cl_http_t(moor_client *c, const char *path, const void *body, size_t len, en
 		 * must not take the whole timeout. A write must wait for its answer,
 		 * for a timed-out write is indeterminate anyway. */
 		if (kind == CL_READ && !only_endpoint && c->n_endpoints > 1) {
-			long cap = timeout_ms / 2 > CL_READ_ATTEMPT_MIN_MS ? timeout_ms / 2 : CL_READ_ATTEMPT_MIN_MS;
+			long cap = timeout_ms / 2 > CL_READ_ATTEMPT_MIN_MS ? timeout_ms / 2
+			                                                   : CL_READ_ATTEMPT_MIN_MS;
 			if (attempt_ms > cap)
 				attempt_ms = cap;
 		}
@@ -454,7 +477,8 @@ int cl_http_t(moor_client *c, const char *path, const void *body, size_t len, en
 				if (!only_endpoint)
 					cl_endpoint_rotate(c, idx);
 				return cl_set_error(MOOR_EINDETERMINATE,
-				                    "%s (the write may or may not have applied)", tl_detail);
+				                    "%s (the write may or may not have applied)",
+				                    tl_detail);
 			}
 			rotate = true;
 			break;
@@ -465,8 +489,10 @@ int cl_http_t(moor_client *c, const char *path, const void *body, size_t len, en
 				if (kind == CL_WRITE) {
 					if (!only_endpoint)
 						cl_endpoint_rotate(c, idx);
-					return cl_set_error(MOOR_EINDETERMINATE,
-					                    "%s (the write may or may not have applied)", tl_detail);
+					return cl_set_error(
+					    MOOR_EINDETERMINATE,
+					    "%s (the write may or may not have applied)",
+					    tl_detail);
 				}
 				rotate = true;
 			} else {
@@ -488,20 +514,20 @@ int cl_http_t(moor_client *c, const char *path, const void *body, size_t len, en
 	}
 	if (rc == MOOR_EUNAVAILABLE)
 		rc = MOOR_ETIMEOUT;
-	return cl_set_error(rc, "%s: no endpoint answered within %d ms (last error: %s)", path, timeout_ms,
-	                    tl_detail);
+	return cl_set_error(rc, "%s: no endpoint answered within %d ms (last error: %s)", path,
+	                    timeout_ms, tl_detail);
 }
 
 int cl_call(moor_client *c, const char *path, const ProtobufCMessage *req,
-            const ProtobufCMessageDescriptor *resp_desc, enum cl_kind kind, const char *only_endpoint,
-            ProtobufCMessage **resp)
+            const ProtobufCMessageDescriptor *resp_desc, enum cl_kind kind,
+            const char *only_endpoint, ProtobufCMessage **resp)
 {
 	return cl_call_t(c, path, req, resp_desc, kind, only_endpoint, c->request_timeout_ms, resp);
 }
 
 int cl_call_t(moor_client *c, const char *path, const ProtobufCMessage *req,
-              const ProtobufCMessageDescriptor *resp_desc, enum cl_kind kind, const char *only_endpoint,
-              int timeout_ms, ProtobufCMessage **resp)
+              const ProtobufCMessageDescriptor *resp_desc, enum cl_kind kind,
+              const char *only_endpoint, int timeout_ms, ProtobufCMessage **resp)
 {
 	struct moor_buf in, out;
 	size_t len = protobuf_c_message_get_packed_size(req);
@@ -517,7 +543,8 @@ int cl_call_t(moor_client *c, const char *path, const ProtobufCMessage *req,
 	if (rc == 0) {
 		*resp = protobuf_c_message_unpack(resp_desc, NULL, out.len, out.data);
 		if (!*resp)
-			rc = cl_set_error(MOOR_EPROTO, "%s: cannot decode the %s answer", path, resp_desc->name);
+			rc = cl_set_error(MOOR_EPROTO, "%s: cannot decode the %s answer", path,
+			                  resp_desc->name);
 	}
 	moor_buf_free(&in);
 	moor_buf_free(&out);

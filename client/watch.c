@@ -106,8 +106,8 @@ static void deliver_error(struct moor_watch *w, int err, int64_t compact_rev, co
 {
 	struct moor_watch_response *r = calloc(1, sizeof *r);
 
-	cl_log(w->c, MOOR_CLIENT_LOG_WARN, "watch ends: %s%s%s", moor_strerror(err), why ? ": " : "",
-	       why ? why : "");
+	cl_log(w->c, MOOR_CLIENT_LOG_WARN, "watch ends: %s%s%s", moor_strerror(err),
+	       why ? ": " : "", why ? why : "");
 	w->terminal = true;
 	if (!r)
 		return; /* nothing to say it with; the watch ends all the same */
@@ -126,7 +126,8 @@ static void handle(struct moor_watch *w, Etcdserverpb__WatchResponse *m)
 
 	if (m->canceled) {
 		if (m->compact_revision > 0)
-			deliver_error(w, MOOR_ECOMPACTED, m->compact_revision, "the start revision is compacted");
+			deliver_error(w, MOOR_ECOMPACTED, m->compact_revision,
+			              "the start revision is compacted");
 		else if (m->cancel_reason && strstr(m->cancel_reason, "no leader"))
 			w->retry = true;
 		else
@@ -169,7 +170,8 @@ static void handle(struct moor_watch *w, Etcdserverpb__WatchResponse *m)
 
 		if (!e->kv || e->kv->mod_revision < next)
 			continue; /* delivered before a failover */
-		out->type = e->type == MVCCPB__EVENT__EVENT_TYPE__DELETE ? MOOR_EVENT_DELETE : MOOR_EVENT_PUT;
+		out->type = e->type == MVCCPB__EVENT__EVENT_TYPE__DELETE ? MOOR_EVENT_DELETE
+		                                                         : MOOR_EVENT_PUT;
 		cl_kv(&out->kv, e->kv);
 		if (e->prev_kv) {
 			out->has_prev_kv = true;
@@ -208,7 +210,8 @@ static size_t stream_write(char *p, size_t size, size_t nmemb, void *arg)
 		return 0;
 	for (;;) {
 		ProtobufCMessage *m = NULL;
-		int rc = cl_frame_next(w->rx.data, w->rx.len, &off, &etcdserverpb__watch_response__descriptor, &m);
+		int rc = cl_frame_next(w->rx.data, w->rx.len, &off,
+		                       &etcdserverpb__watch_response__descriptor, &m);
 
 		if (rc == 0)
 			break;
@@ -287,13 +290,15 @@ static enum stream_end stream_once(struct moor_watch *w, const char *endpoint)
 		if (cl_now_ms() - w->last_rx_ms >= CL_WATCH_CHECK_MS && !atomic_load(&w->stop)) {
 			/* Silent: a member that does not answer in time is left at once;
 			 * one without a leader after two checks (an election passes). */
-			int t = w->c->request_timeout_ms < CL_WATCH_CHECK_MS ? w->c->request_timeout_ms : CL_WATCH_CHECK_MS;
+			int t = w->c->request_timeout_ms < CL_WATCH_CHECK_MS
+			            ? w->c->request_timeout_ms
+			            : CL_WATCH_CHECK_MS;
 			int lead = cl_endpoint_has_leader(w->c, endpoint, t);
 			no_leader = lead == 1 ? 0 : lead == 0 ? no_leader + 1 : 2;
 			w->last_rx_ms = cl_now_ms();
 			if (no_leader >= 2) {
-				cl_log(w->c, MOOR_CLIENT_LOG_INFO, "watch: %s is unresponsive or has no leader",
-				       endpoint);
+				cl_log(w->c, MOOR_CLIENT_LOG_INFO,
+				       "watch: %s is unresponsive or has no leader", endpoint);
 				w->retry = true;
 			}
 		}
@@ -305,17 +310,20 @@ static enum stream_end stream_once(struct moor_watch *w, const char *endpoint)
 		end = STREAM_TERMINAL;
 	else if (w->status != 200 && w->status != 0) {
 		char msg[256];
-		int rc = cl_map_error(w->status, (const char *)w->rx.data, w->rx.len, msg, sizeof msg);
+		int rc =
+		    cl_map_error(w->status, (const char *)w->rx.data, w->rx.len, msg, sizeof msg);
 
 		if (cl_err_not_applied(rc) || cl_err_rotate(rc)) {
-			cl_log(w->c, MOOR_CLIENT_LOG_INFO, "watch: %s: %s; trying another member", endpoint, msg);
+			cl_log(w->c, MOOR_CLIENT_LOG_INFO, "watch: %s: %s; trying another member",
+			       endpoint, msg);
 		} else {
 			deliver_error(w, rc, 0, msg);
 			end = STREAM_TERMINAL;
 		}
 	} else {
-		cl_log(w->c, MOOR_CLIENT_LOG_INFO, "watch: stream from %s ended; resuming at revision %lld",
-		       endpoint, (long long)atomic_load(&w->next_rev));
+		cl_log(w->c, MOOR_CLIENT_LOG_INFO,
+		       "watch: stream from %s ended; resuming at revision %lld", endpoint,
+		       (long long)atomic_load(&w->next_rev));
 	}
 out:
 	if (h)
@@ -344,7 +352,8 @@ static void *watch_main(void *arg)
 			backoff = CL_BACKOFF_MIN_MS;
 		/* an empty multi handle: waits for the time or a wakeup */
 		curl_multi_poll(w->multi, NULL, 0, backoff, NULL);
-		backoff = backoff * 2 > CL_WATCH_BACKOFF_MAX_MS ? CL_WATCH_BACKOFF_MAX_MS : backoff * 2;
+		backoff =
+		    backoff * 2 > CL_WATCH_BACKOFF_MAX_MS ? CL_WATCH_BACKOFF_MAX_MS : backoff * 2;
 	}
 	return NULL;
 }
@@ -381,8 +390,8 @@ static void watch_free(struct moor_watch *w)
 	free(w);
 }
 
-int moor_watch_start(moor_client *c, const void *key, size_t key_len, const struct moor_watch_opts *opts,
-                     moor_watch **out)
+int moor_watch_start(moor_client *c, const void *key, size_t key_len,
+                     const struct moor_watch_opts *opts, moor_watch **out)
 {
 	static const struct moor_watch_opts none;
 	Etcdserverpb__RangeRequest range;
@@ -414,7 +423,8 @@ int moor_watch_start(moor_client *c, const void *key, size_t key_len, const stru
 		if (rc == 0)
 			rc = bin_dup(&w->create.key, range.key.data, range.key.len);
 		if (rc == 0 && range.range_end.data)
-			rc = bin_dup(&w->create.range_end, range.range_end.data, range.range_end.len);
+			rc = bin_dup(&w->create.range_end, range.range_end.data,
+			             range.range_end.len);
 		cl_range_clear(&range);
 		if (rc)
 			goto err;
@@ -422,9 +432,11 @@ int moor_watch_start(moor_client *c, const void *key, size_t key_len, const stru
 	w->create.prev_kv = opts->prev_kv;
 	w->create.progress_notify = opts->progress_notify;
 	if (opts->no_put)
-		w->filters[w->create.n_filters++] = ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NOPUT;
+		w->filters[w->create.n_filters++] =
+		    ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NOPUT;
 	if (opts->no_delete)
-		w->filters[w->create.n_filters++] = ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NODELETE;
+		w->filters[w->create.n_filters++] =
+		    ETCDSERVERPB__WATCH_CREATE_REQUEST__FILTER_TYPE__NODELETE;
 	w->create.filters = w->filters;
 	if (!w->cb) {
 		w->q_max = opts->queue_max ? opts->queue_max : MOOR_WATCH_QUEUE_DEFAULT;
@@ -498,7 +510,8 @@ int moor_watch_next(moor_watch *w, int timeout_ms, struct moor_watch_response **
 		} else {
 			uint64_t now = cl_now_ms();
 			if (now >= deadline)
-				return cl_set_error(MOOR_ETIMEOUT, "no watch response within %d ms", timeout_ms);
+				return cl_set_error(MOOR_ETIMEOUT, "no watch response within %d ms",
+				                    timeout_ms);
 			wait_ms = (int)(deadline - now);
 		}
 		poll(&pfd, 1, wait_ms);

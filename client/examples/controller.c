@@ -95,17 +95,24 @@ static int status_write(struct ctl *x, const char *obj, size_t obj_len, const ch
 		}
 		moor_response_free(cur);
 
-		struct moor_cmp leader = {.key = lead_key, .key_len = strlen(lead_key), .target = MOOR_CMP_CREATE,
-		                          .op = MOOR_CMP_EQUAL, .number = lead_rev};
-		struct moor_cmp unchanged = {.key = key, .key_len = strlen(key), .target = MOOR_CMP_MOD,
-		                             .op = MOOR_CMP_EQUAL, .number = mod};
+		struct moor_cmp leader = {.key = lead_key,
+		                          .key_len = strlen(lead_key),
+		                          .target = MOOR_CMP_CREATE,
+		                          .op = MOOR_CMP_EQUAL,
+		                          .number = lead_rev};
+		struct moor_cmp unchanged = {.key = key,
+		                             .key_len = strlen(key),
+		                             .target = MOOR_CMP_MOD,
+		                             .op = MOOR_CMP_EQUAL,
+		                             .number = mod};
 		rc = moor_txn_new(&t);
 		if (rc == 0)
 			rc = moor_txn_if(t, &leader);
 		if (rc == 0)
 			rc = moor_txn_if(t, &unchanged);
 		if (rc == 0)
-			rc = value ? moor_txn_put(t, MOOR_TXN_THEN, key, strlen(key), value, strlen(value), NULL)
+			rc = value ? moor_txn_put(t, MOOR_TXN_THEN, key, strlen(key), value,
+			                          strlen(value), NULL)
 			           : moor_txn_delete(t, MOOR_TXN_THEN, key, strlen(key), NULL);
 		if (rc == 0)
 			rc = moor_txn_get(t, MOOR_TXN_ELSE, lead_key, strlen(lead_key), NULL);
@@ -134,8 +141,9 @@ static int reconcile_kv(struct ctl *x, const struct moor_kv *kv)
 	char value[600];
 	size_t plen = strlen(x->objects);
 
-	snprintf(value, sizeof value, "observed %.*s at %lld", (int)(kv->value_len > 500 ? 500 : kv->value_len),
-	         kv->value, (long long)kv->mod_revision);
+	snprintf(value, sizeof value, "observed %.*s at %lld",
+	         (int)(kv->value_len > 500 ? 500 : kv->value_len), kv->value,
+	         (long long)kv->mod_revision);
 	return status_write(x, (const char *)kv->key + plen, kv->key_len - plen, value);
 }
 
@@ -152,7 +160,8 @@ static int sweep(struct ctl *x, const struct moor_response *list)
 		size_t len = st->kvs[i].key_len - splen;
 		bool present = false;
 		for (size_t k = 0; k < list->n_kvs && !present; k++)
-			present = list->kvs[k].key_len - oplen == len && memcmp(list->kvs[k].key + oplen, name, len) == 0;
+			present = list->kvs[k].key_len - oplen == len &&
+			          memcmp(list->kvs[k].key + oplen, name, len) == 0;
 		if (!present)
 			rc = status_write(x, name, len, NULL);
 	}
@@ -201,7 +210,8 @@ relist:
 				rc = reconcile_kv(x, &e->kv);
 			} else {
 				size_t plen = strlen(x->objects);
-				rc = status_write(x, (const char *)e->kv.key + plen, e->kv.key_len - plen, NULL);
+				rc = status_write(x, (const char *)e->kv.key + plen,
+				                  e->kv.key_len - plen, NULL);
 			}
 		}
 		moor_watch_response_free(r);
@@ -232,12 +242,16 @@ int main(int argc, char **argv)
 		else if (strncmp(argv[i], "--ttl=", 6) == 0)
 			ttl = atoi(argv[i] + 6);
 		else {
-			fprintf(stderr, "usage: %s --endpoints=h:p,... --name=N [--objects=P] [--status=P] [--ttl=S]\n", argv[0]);
+			fprintf(stderr,
+			        "usage: %s --endpoints=h:p,... --name=N [--objects=P] [--status=P] "
+			        "[--ttl=S]\n",
+			        argv[0]);
 			return 2;
 		}
 	}
 	eps_copy = strdup(endpoints);
-	for (char *save = NULL, *t = strtok_r(eps_copy, ",", &save); t && n < 32; t = strtok_r(NULL, ",", &save))
+	for (char *save = NULL, *t = strtok_r(eps_copy, ",", &save); t && n < 32;
+	     t = strtok_r(NULL, ",", &save))
 		eps[n++] = t;
 	struct moor_config cfg = {.endpoints = eps, .n_endpoints = n, .dial_timeout_ms = 500};
 	rc = moor_client_open(&cfg, &x.c);

@@ -15,7 +15,8 @@ int main(int argc, char **argv)
 	if (moor_client_open(&cfg, &c) || moor_put(c, "greeting", 8, "hello", 5, NULL, NULL) ||
 	    moor_get(c, "greeting", 8, NULL, &r))
 		return fprintf(stderr, "error: %s\n", moor_error_detail()), 1;
-	printf("%.*s at revision %lld\n", (int)r->kvs[0].value_len, r->kvs[0].value, (long long)r->header.revision);
+	printf("%.*s at revision %lld\n", (int)r->kvs[0].value_len, r->kvs[0].value,
+	       (long long)r->header.revision);
 	struct moor_watch_opts from_next = {.start_revision = r->header.revision + 1};
 	moor_watch_start(c, "greeting", 8, &from_next, &w); /* poll mode: no callback given */
 	moor_put(c, "greeting", 8, "goodbye", 7, NULL, NULL);

@@ -49,7 +49,9 @@ static void *worker(void *arg)
 		if (j->kind == 0) {
 			rc = moor_put(cli, k, strlen(k), "value-0123456789", 16, NULL, NULL);
 		} else {
-			struct moor_get_opts o = {.read_mode = j->kind == 2 ? MOOR_READ_SERIALIZABLE : MOOR_READ_LINEARIZABLE};
+			struct moor_get_opts o = {.read_mode = j->kind == 2
+			                                           ? MOOR_READ_SERIALIZABLE
+			                                           : MOOR_READ_LINEARIZABLE};
 			struct moor_response *r = NULL;
 			rc = moor_get(cli, k, strlen(k), &o, &r);
 			moor_response_free(r);
@@ -110,10 +112,12 @@ int main(void)
 	double seq_rate = SEQ / ((double)(mono_us() - t0) / 1e6);
 	qsort(lat, SEQ, sizeof *lat, cmp_u64);
 
-	printf("%-44s %14s %10s\n", "libmoor against 3 moord members (loopback)", "value", "errors");
+	printf("%-44s %14s %10s\n", "libmoor against 3 moord members (loopback)", "value",
+	       "errors");
 	printf("%-44s %12.0f/s %10d\n", "sequential put, 1 thread", seq_rate, 0);
 	printf("%-44s %11.2fms %10s\n", "  put latency p50", (double)lat[SEQ / 2] / 1000, "");
-	printf("%-44s %11.2fms %10s\n", "  put latency p99", (double)lat[SEQ * 99 / 100] / 1000, "");
+	printf("%-44s %11.2fms %10s\n", "  put latency p99", (double)lat[SEQ * 99 / 100] / 1000,
+	       "");
 	double r = run_parallel(0, PER, &errors);
 	printf("%-44s %12.0f/s %10d\n", "put, 8 threads sharing one client", r, errors);
 	r = run_parallel(1, PER * 2, &errors);

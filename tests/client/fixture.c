@@ -75,8 +75,9 @@ int fx_member_start(struct fx_cluster *fx, int i)
 			dup2(fd, 2);
 			dup2(fd, 1);
 		}
-		execl(fx->moord, fx->moord, "--name", name, "--data-dir", data, "--listen-client-urls", curl,
-		      "--listen-peer-urls", purl, "--initial-cluster", fx->initial, (char *)NULL);
+		execl(fx->moord, fx->moord, "--name", name, "--data-dir", data,
+		      "--listen-client-urls", curl, "--listen-peer-urls", purl, "--initial-cluster",
+		      fx->initial, (char *)NULL);
 		_exit(127);
 	}
 	fx->pid[i] = pid;
@@ -177,8 +178,9 @@ int fx_cluster_start(struct fx_cluster *fx, int n)
 		fx->pport[i] = ports[2 * i + 1];
 		snprintf(fx->url[i], sizeof fx->url[i], "http://127.0.0.1:%d", fx->cport[i]);
 		fx->urls[i] = fx->url[i];
-		len += (size_t)snprintf(fx->initial + len, sizeof fx->initial - len, "%sm%d=http://127.0.0.1:%d",
-		                        i ? "," : "", i + 1, fx->pport[i]);
+		len += (size_t)snprintf(fx->initial + len, sizeof fx->initial - len,
+		                        "%sm%d=http://127.0.0.1:%d", i ? "," : "", i + 1,
+		                        fx->pport[i]);
 	}
 	for (int i = 0; i < n; i++)
 		if (fx_member_start(fx, i) != 0)

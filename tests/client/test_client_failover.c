@@ -183,7 +183,8 @@ static void a_watch_across_a_leader_kill_delivers_each_revision_exactly_once(voi
 		}
 	}
 	/* the last revision of the prefix, then wait for the watch to reach it */
-	struct moor_get_opts go = {.range.prefix = true, .sort_target = MOOR_SORT_MOD, .sort_order = MOOR_ORDER_DESCEND};
+	struct moor_get_opts go = {
+	    .range.prefix = true, .sort_target = MOOR_SORT_MOD, .sort_order = MOOR_ORDER_DESCEND};
 	assert_int_equal(moor_get(c, S("lw/"), &go, &r), 0);
 	int64_t last = r->kvs[0].mod_revision;
 	size_t expect = r->n_kvs - 1; /* keys written after the watch started */
@@ -218,7 +219,8 @@ static void a_watch_on_a_frozen_member_moves_to_another_and_misses_nothing(void 
 {
 	static struct seen s = {.mu = PTHREAD_MUTEX_INITIALIZER};
 	struct moor_watch_opts o = {.range.prefix = true, .cb = seen_cb, .cb_ctx = &s};
-	struct moor_get_opts go = {.range.prefix = true, .sort_target = MOOR_SORT_MOD, .sort_order = MOOR_ORDER_DESCEND};
+	struct moor_get_opts go = {
+	    .range.prefix = true, .sort_target = MOOR_SORT_MOD, .sort_order = MOOR_ORDER_DESCEND};
 	struct moor_response *r = NULL;
 	moor_client *wc, *writer;
 	moor_watch *w = NULL;
@@ -442,7 +444,8 @@ static void *candidate_main(void *arg)
 		struct moor_response *r = NULL;
 		int rc = moor_election_campaign(e, S(val), 30000);
 		if (rc) {
-			fprintf(stderr, "campaign: %s (%s)\n", moor_strerror(rc), moor_error_detail());
+			fprintf(stderr, "campaign: %s (%s)\n", moor_strerror(rc),
+			        moor_error_detail());
 			atomic_fetch_add(cd->errors, 1);
 			continue;
 		}
@@ -451,7 +454,8 @@ static void *candidate_main(void *arg)
 		atomic_fetch_add(cd->terms, 1);
 		/* the cluster names us */
 		rc = moor_election_leader(c, "el", &r);
-		if (rc != 0 || r->kvs[0].value_len != strlen(val) || memcmp(r->kvs[0].value, val, strlen(val)) != 0)
+		if (rc != 0 || r->kvs[0].value_len != strlen(val) ||
+		    memcmp(r->kvs[0].value, val, strlen(val)) != 0)
 			atomic_fetch_add(cd->violations, 1);
 		moor_response_free(r);
 		fx_sleep_ms(20);
@@ -565,16 +569,21 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(reads_go_on_when_the_member_in_use_is_killed, heal),
-		cmocka_unit_test_teardown(reads_go_on_when_the_member_in_use_is_frozen, heal),
-		cmocka_unit_test_teardown(writes_through_a_killed_member_succeed_elsewhere_or_say_indeterminate, heal),
-		cmocka_unit_test_teardown(a_watch_across_a_leader_kill_delivers_each_revision_exactly_once, heal),
-		cmocka_unit_test_teardown(a_watch_on_a_frozen_member_moves_to_another_and_misses_nothing, heal),
-		cmocka_unit_test_teardown(a_kept_alive_lease_survives_the_death_of_the_member_in_use, heal),
-		cmocka_unit_test_teardown(trylock_is_busy_while_another_holds_the_mutex, heal),
-		cmocka_unit_test_teardown(the_mutex_excludes_while_a_member_dies, heal),
-		cmocka_unit_test_teardown(the_election_elects_exactly_one_while_a_member_dies, heal),
-		cmocka_unit_test_teardown(list_then_watch_gives_a_snapshot_and_every_change_after_it, heal),
+	    cmocka_unit_test_teardown(reads_go_on_when_the_member_in_use_is_killed, heal),
+	    cmocka_unit_test_teardown(reads_go_on_when_the_member_in_use_is_frozen, heal),
+	    cmocka_unit_test_teardown(
+	        writes_through_a_killed_member_succeed_elsewhere_or_say_indeterminate, heal),
+	    cmocka_unit_test_teardown(
+	        a_watch_across_a_leader_kill_delivers_each_revision_exactly_once, heal),
+	    cmocka_unit_test_teardown(
+	        a_watch_on_a_frozen_member_moves_to_another_and_misses_nothing, heal),
+	    cmocka_unit_test_teardown(a_kept_alive_lease_survives_the_death_of_the_member_in_use,
+	                              heal),
+	    cmocka_unit_test_teardown(trylock_is_busy_while_another_holds_the_mutex, heal),
+	    cmocka_unit_test_teardown(the_mutex_excludes_while_a_member_dies, heal),
+	    cmocka_unit_test_teardown(the_election_elects_exactly_one_while_a_member_dies, heal),
+	    cmocka_unit_test_teardown(list_then_watch_gives_a_snapshot_and_every_change_after_it,
+	                              heal),
 	};
 	return cmocka_run_group_tests_name("libmoor failover", tests, setup, teardown);
 }

@@ -45,7 +45,8 @@ static bool kv_is(const struct moor_kv *kv, const char *k, const char *v)
 static void skip_unsupported(int rc, const char *what)
 {
 	if (rc == MOOR_EUNSUPPORTED) {
-		printf("SKIP %s: the server answers Unimplemented (code 12): %s\n", what, moor_error_detail());
+		printf("SKIP %s: the server answers Unimplemented (code 12): %s\n", what,
+		       moor_error_detail());
 		skip();
 	}
 }
@@ -126,7 +127,8 @@ static void get_honours_every_range_option(void **state)
 	moor_response_free(r);
 
 	/* sorting: by value descending, by key descending, by version, mod, create */
-	o = (struct moor_get_opts){.range.prefix = true, .sort_target = MOOR_SORT_VALUE, .sort_order = MOOR_ORDER_DESCEND};
+	o = (struct moor_get_opts){
+	    .range.prefix = true, .sort_target = MOOR_SORT_VALUE, .sort_order = MOOR_ORDER_DESCEND};
 	assert_int_equal(moor_get(cli, S("r/"), &o, &r), 0);
 	assert_true(kv_is(&r->kvs[0], "r/b", "9") && kv_is(&r->kvs[3], "r/d", "1"));
 	moor_response_free(r);
@@ -274,11 +276,32 @@ static void txn_runs_the_branch_its_compares_choose(void **state)
 	mod = put("t/k", "v1");
 	/* optimistic concurrency: write only if nobody wrote since mod */
 	assert_int_equal(moor_txn_new(&t), 0);
-	struct moor_cmp c1 = {.key = "t/k", .key_len = 3, .target = MOOR_CMP_MOD, .op = MOOR_CMP_EQUAL, .number = mod};
-	struct moor_cmp c2 = {.key = "t/k", .key_len = 3, .target = MOOR_CMP_VALUE, .op = MOOR_CMP_EQUAL, .value = "v1", .value_len = 2};
-	struct moor_cmp c3 = {.key = "t/k", .key_len = 3, .target = MOOR_CMP_VERSION, .op = MOOR_CMP_GREATER, .number = 0};
-	struct moor_cmp c4 = {.key = "t/k", .key_len = 3, .target = MOOR_CMP_CREATE, .op = MOOR_CMP_LESS, .number = mod + 1};
-	struct moor_cmp c5 = {.key = "t/k", .key_len = 3, .target = MOOR_CMP_LEASE, .op = MOOR_CMP_EQUAL, .number = 0};
+	struct moor_cmp c1 = {.key = "t/k",
+	                      .key_len = 3,
+	                      .target = MOOR_CMP_MOD,
+	                      .op = MOOR_CMP_EQUAL,
+	                      .number = mod};
+	struct moor_cmp c2 = {.key = "t/k",
+	                      .key_len = 3,
+	                      .target = MOOR_CMP_VALUE,
+	                      .op = MOOR_CMP_EQUAL,
+	                      .value = "v1",
+	                      .value_len = 2};
+	struct moor_cmp c3 = {.key = "t/k",
+	                      .key_len = 3,
+	                      .target = MOOR_CMP_VERSION,
+	                      .op = MOOR_CMP_GREATER,
+	                      .number = 0};
+	struct moor_cmp c4 = {.key = "t/k",
+	                      .key_len = 3,
+	                      .target = MOOR_CMP_CREATE,
+	                      .op = MOOR_CMP_LESS,
+	                      .number = mod + 1};
+	struct moor_cmp c5 = {.key = "t/k",
+	                      .key_len = 3,
+	                      .target = MOOR_CMP_LEASE,
+	                      .op = MOOR_CMP_EQUAL,
+	                      .number = 0};
 	assert_int_equal(moor_txn_if(t, &c1), 0);
 	assert_int_equal(moor_txn_if(t, &c2), 0);
 	assert_int_equal(moor_txn_if(t, &c3), 0);
@@ -307,8 +330,13 @@ static void txn_runs_the_branch_its_compares_choose(void **state)
 
 	/* deletes and range compares; a txn of reads only */
 	assert_int_equal(moor_txn_new(&t), 0);
-	struct moor_cmp cr = {.key = "t/", .key_len = 2, .range_end = "t0", .range_end_len = 2,
-	                      .target = MOOR_CMP_VERSION, .op = MOOR_CMP_GREATER, .number = 0};
+	struct moor_cmp cr = {.key = "t/",
+	                      .key_len = 2,
+	                      .range_end = "t0",
+	                      .range_end_len = 2,
+	                      .target = MOOR_CMP_VERSION,
+	                      .op = MOOR_CMP_GREATER,
+	                      .number = 0};
 	assert_int_equal(moor_txn_if(t, &cr), 0);
 	struct moor_delete_opts dop = {.range.prefix = true, .prev_kv = true};
 	assert_int_equal(moor_txn_delete(t, MOOR_TXN_THEN, S("t/"), &dop), 0);
@@ -356,7 +384,8 @@ static void server_errors_map_to_their_codes(void **state)
 static void calls_to_no_reachable_member_time_out_and_writes_are_not_indeterminate(void **state)
 {
 	const char *eps[] = {"127.0.0.1:1"};
-	struct moor_config cfg = {.endpoints = eps, .n_endpoints = 1, .request_timeout_ms = 300, .dial_timeout_ms = 100};
+	struct moor_config cfg = {
+	    .endpoints = eps, .n_endpoints = 1, .request_timeout_ms = 300, .dial_timeout_ms = 100};
 	struct moor_response *r = NULL;
 	moor_client *c = NULL;
 
@@ -413,7 +442,8 @@ static void collect_cb(void *ctx, const struct moor_watch_response *r)
 		c->revs[c->n] = r->events[i].kv.mod_revision;
 		c->types[c->n] = r->events[i].type;
 		c->prev[c->n] = r->events[i].has_prev_kv;
-		snprintf(c->vals[c->n], 16, "%.*s", (int)r->events[i].kv.value_len, r->events[i].kv.value);
+		snprintf(c->vals[c->n], 16, "%.*s", (int)r->events[i].kv.value_len,
+		         r->events[i].kv.value);
 	}
 	pthread_mutex_unlock(&c->mu);
 }
@@ -437,7 +467,8 @@ static bool wait_for(struct collect *c, int n, int err)
 static void watch_delivers_puts_and_deletes_in_order_with_previous_values(void **state)
 {
 	struct collect col = {.mu = PTHREAD_MUTEX_INITIALIZER};
-	struct moor_watch_opts o = {.range.prefix = true, .prev_kv = true, .cb = collect_cb, .cb_ctx = &col};
+	struct moor_watch_opts o = {
+	    .range.prefix = true, .prev_kv = true, .cb = collect_cb, .cb_ctx = &col};
 	moor_watch *w = NULL;
 	int64_t start, r1, r2, r3;
 
@@ -463,7 +494,11 @@ static void watch_delivers_puts_and_deletes_in_order_with_previous_values(void *
 
 	/* from the past: every revision since start again, without deletes */
 	struct collect c2 = {.mu = PTHREAD_MUTEX_INITIALIZER};
-	o = (struct moor_watch_opts){.range.prefix = true, .start_revision = start, .no_delete = true, .cb = collect_cb, .cb_ctx = &c2};
+	o = (struct moor_watch_opts){.range.prefix = true,
+	                             .start_revision = start,
+	                             .no_delete = true,
+	                             .cb = collect_cb,
+	                             .cb_ctx = &c2};
 	assert_int_equal(moor_watch_start(cli, S("w/"), &o, &w), 0);
 	assert_true(wait_for(&c2, 3, 0));
 	moor_watch_stop(w);
@@ -757,23 +792,24 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(put_then_get_returns_the_value_with_its_revisions),
-		cmocka_unit_test(get_honours_every_range_option),
-		cmocka_unit_test(put_returns_the_previous_value_and_attaches_a_lease),
-		cmocka_unit_test(delete_removes_a_key_a_range_or_a_prefix_and_returns_what_it_removed),
-		cmocka_unit_test(txn_runs_the_branch_its_compares_choose),
-		cmocka_unit_test(server_errors_map_to_their_codes),
-		cmocka_unit_test(calls_to_no_reachable_member_time_out_and_writes_are_not_indeterminate),
-		cmocka_unit_test(compaction_makes_old_revisions_unreadable),
-		cmocka_unit_test(watch_delivers_puts_and_deletes_in_order_with_previous_values),
-		cmocka_unit_test(a_watch_from_now_sees_only_later_changes_through_a_pollable_fd),
-		cmocka_unit_test(a_watch_from_a_compacted_revision_ends_with_the_compact_revision),
-		cmocka_unit_test(leases_are_granted_listed_looked_up_and_revoked),
-		cmocka_unit_test(keepalive_keeps_a_lease_and_reports_its_loss),
-		cmocka_unit_test(member_list_and_status_describe_the_cluster),
-		cmocka_unit_test(a_learner_is_added_updated_and_removed),
-		cmocka_unit_test(leadership_moves_to_the_member_named),
-		cmocka_unit_test(maintenance_calls_the_server_may_not_have_yet_work_or_say_unsupported),
+	    cmocka_unit_test(put_then_get_returns_the_value_with_its_revisions),
+	    cmocka_unit_test(get_honours_every_range_option),
+	    cmocka_unit_test(put_returns_the_previous_value_and_attaches_a_lease),
+	    cmocka_unit_test(delete_removes_a_key_a_range_or_a_prefix_and_returns_what_it_removed),
+	    cmocka_unit_test(txn_runs_the_branch_its_compares_choose),
+	    cmocka_unit_test(server_errors_map_to_their_codes),
+	    cmocka_unit_test(
+	        calls_to_no_reachable_member_time_out_and_writes_are_not_indeterminate),
+	    cmocka_unit_test(compaction_makes_old_revisions_unreadable),
+	    cmocka_unit_test(watch_delivers_puts_and_deletes_in_order_with_previous_values),
+	    cmocka_unit_test(a_watch_from_now_sees_only_later_changes_through_a_pollable_fd),
+	    cmocka_unit_test(a_watch_from_a_compacted_revision_ends_with_the_compact_revision),
+	    cmocka_unit_test(leases_are_granted_listed_looked_up_and_revoked),
+	    cmocka_unit_test(keepalive_keeps_a_lease_and_reports_its_loss),
+	    cmocka_unit_test(member_list_and_status_describe_the_cluster),
+	    cmocka_unit_test(a_learner_is_added_updated_and_removed),
+	    cmocka_unit_test(leadership_moves_to_the_member_named),
+	    cmocka_unit_test(maintenance_calls_the_server_may_not_have_yet_work_or_say_unsupported),
 	};
 	return cmocka_run_group_tests_name("libmoor against a cluster", tests, setup, teardown);
 }

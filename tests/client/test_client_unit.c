@@ -26,19 +26,27 @@ static int map(long status, const char *body)
 static void gateway_errors_map_to_their_codes_by_message_then_code_then_status(void **state)
 {
 	(void)state;
-	assert_int_equal(map(503, "{\"error\":\"etcdserver: no leader\",\"code\":14,\"message\":\"etcdserver: no leader\"}"),
+	assert_int_equal(map(503, "{\"error\":\"etcdserver: no "
+	                          "leader\",\"code\":14,\"message\":\"etcdserver: no leader\"}"),
 	                 MOOR_ENOLEADER);
-	assert_int_equal(map(400, "{\"error\":\"etcdserver: mvcc: required revision has been compacted\",\"code\":11,"
-	                          "\"message\":\"etcdserver: mvcc: required revision has been compacted\"}"),
-	                 MOOR_ECOMPACTED);
-	assert_int_equal(map(504, "{\"code\":14,\"message\":\"etcdserver: request timed out\"}"), MOOR_ETIMEOUT);
-	assert_int_equal(map(429, "{\"code\":8,\"message\":\"etcdserver: too many requests\"}"), MOOR_ETOOMANYREQUESTS);
-	assert_int_equal(map(404, "{\"code\":5,\"message\":\"etcdserver: requested lease not found\"}"),
-	                 MOOR_ELEASENOTFOUND);
+	assert_int_equal(
+	    map(400,
+	        "{\"error\":\"etcdserver: mvcc: required revision has been compacted\",\"code\":11,"
+	        "\"message\":\"etcdserver: mvcc: required revision has been compacted\"}"),
+	    MOOR_ECOMPACTED);
+	assert_int_equal(map(504, "{\"code\":14,\"message\":\"etcdserver: request timed out\"}"),
+	                 MOOR_ETIMEOUT);
+	assert_int_equal(map(429, "{\"code\":8,\"message\":\"etcdserver: too many requests\"}"),
+	                 MOOR_ETOOMANYREQUESTS);
+	assert_int_equal(
+	    map(404, "{\"code\":5,\"message\":\"etcdserver: requested lease not found\"}"),
+	    MOOR_ELEASENOTFOUND);
 	/* unknown message: the gRPC code decides */
-	assert_int_equal(map(501, "{\"code\":12,\"message\":\"/etcdserverpb.Maintenance/Defragment is not implemented yet\"}"),
+	assert_int_equal(map(501, "{\"code\":12,\"message\":\"/etcdserverpb.Maintenance/Defragment "
+	                          "is not implemented yet\"}"),
 	                 MOOR_EUNSUPPORTED);
-	assert_int_equal(map(503, "{\"code\":14,\"message\":\"something new\"}"), MOOR_EUNAVAILABLE);
+	assert_int_equal(map(503, "{\"code\":14,\"message\":\"something new\"}"),
+	                 MOOR_EUNAVAILABLE);
 	assert_int_equal(map(400, "{\"code\": 3, \"message\": \"odd spacing\"}"), MOOR_EINVAL);
 	/* no JSON at all: the HTTP status decides */
 	assert_int_equal(map(503, "Service Unavailable"), MOOR_EUNAVAILABLE);
@@ -46,11 +54,14 @@ static void gateway_errors_map_to_their_codes_by_message_then_code_then_status(v
 	assert_int_equal(map(500, "<html>"), MOOR_EPROTO);
 	/* escapes in the message do not confuse the parser */
 	char msg[64];
-	assert_int_equal(cl_map_error(400, "{\"message\":\"a \\\"quoted\\\" word\",\"code\":3}", 41, msg, sizeof msg),
+	assert_int_equal(cl_map_error(400, "{\"message\":\"a \\\"quoted\\\" word\",\"code\":3}", 41,
+	                              msg, sizeof msg),
 	                 MOOR_EINVAL);
 	assert_string_equal(msg, "a \"quoted\" word");
 	/* and a message longer than the buffer is cut, not overrun */
-	assert_int_equal(cl_map_error(503, "{\"message\":\"0123456789012345678901234567890123456789\"}", 54, msg, 8),
+	assert_int_equal(cl_map_error(503,
+	                              "{\"message\":\"0123456789012345678901234567890123456789\"}",
+	                              54, msg, 8),
 	                 MOOR_EUNAVAILABLE);
 	assert_int_equal(strlen(msg), 7);
 }
@@ -89,27 +100,34 @@ static void frames_decode_whole_partial_and_oversized(void **state)
 	/* a frame cut anywhere is "not yet", never an error */
 	for (size_t cut = 0; cut < b.len / 2; cut++) {
 		off = 0;
-		assert_int_equal(cl_frame_next(b.data, cut, &off, &etcdserverpb__watch_response__descriptor, &m), 0);
+		assert_int_equal(
+		    cl_frame_next(b.data, cut, &off, &etcdserverpb__watch_response__descriptor, &m),
+		    0);
 		assert_int_equal(off, 0);
 	}
 	off = 0;
-	assert_int_equal(cl_frame_next(b.data, b.len, &off, &etcdserverpb__watch_response__descriptor, &m), 1);
+	assert_int_equal(
+	    cl_frame_next(b.data, b.len, &off, &etcdserverpb__watch_response__descriptor, &m), 1);
 	assert_int_equal(((Etcdserverpb__WatchResponse *)m)->header->revision, 42);
 	protobuf_c_message_free_unpacked(m, NULL);
 	assert_int_equal(off, b.len / 2);
-	assert_int_equal(cl_frame_next(b.data, b.len, &off, &etcdserverpb__watch_response__descriptor, &m), 1);
+	assert_int_equal(
+	    cl_frame_next(b.data, b.len, &off, &etcdserverpb__watch_response__descriptor, &m), 1);
 	protobuf_c_message_free_unpacked(m, NULL);
 	assert_int_equal(off, b.len);
-	assert_int_equal(cl_frame_next(b.data, b.len, &off, &etcdserverpb__watch_response__descriptor, &m), 0);
+	assert_int_equal(
+	    cl_frame_next(b.data, b.len, &off, &etcdserverpb__watch_response__descriptor, &m), 0);
 	/* a length over the limit is refused before anything is buffered for it */
 	uint8_t big[4];
 	moor_put_be32(big, CL_FRAME_MAX_BYTES + 1u);
 	off = 0;
-	assert_int_equal(cl_frame_next(big, 4, &off, &etcdserverpb__watch_response__descriptor, &m), MOOR_ETOOLARGE);
+	assert_int_equal(cl_frame_next(big, 4, &off, &etcdserverpb__watch_response__descriptor, &m),
+	                 MOOR_ETOOLARGE);
 	/* garbage inside a whole frame is a protocol error */
 	uint8_t bad[8] = {0, 0, 0, 4, 0xff, 0xff, 0xff, 0xff};
 	off = 0;
-	assert_int_equal(cl_frame_next(bad, 8, &off, &etcdserverpb__watch_response__descriptor, &m), MOOR_EPROTO);
+	assert_int_equal(cl_frame_next(bad, 8, &off, &etcdserverpb__watch_response__descriptor, &m),
+	                 MOOR_EPROTO);
 	moor_buf_free(&b);
 }
 
@@ -160,13 +178,15 @@ static void mutated_streams_and_error_bodies_never_crash_the_decoders(void **sta
 		len = 1 + rnd(&seed) % len;
 		do {
 			ProtobufCMessage *m = NULL;
-			rc = cl_frame_next(buf, len, &off, &etcdserverpb__watch_response__descriptor, &m);
+			rc = cl_frame_next(buf, len, &off,
+			                   &etcdserverpb__watch_response__descriptor, &m);
 			if (rc == 1)
 				protobuf_c_message_free_unpacked(m, NULL);
 		} while (rc == 1);
 		assert_true(rc == 0 || rc == MOOR_EPROTO || rc == MOOR_ETOOLARGE);
 		/* the same bytes as an error body */
-		rc = cl_map_error(500 + (long)(rnd(&seed) % 5), (const char *)buf, len, msg, sizeof msg);
+		rc = cl_map_error(500 + (long)(rnd(&seed) % 5), (const char *)buf, len, msg,
+		                  sizeof msg);
 		assert_true(rc < 0);
 	}
 	moor_buf_free(&b);
@@ -199,7 +219,9 @@ static void bad_configurations_and_arguments_are_refused(void **state)
 	assert_int_equal(moor_client_open(&cfg, &c), 0);
 	moor_client_endpoint(c, ep, sizeof ep);
 	assert_string_equal(ep, "http://a:1");
-	assert_int_equal(moor_watch_start(c, "k", 1, &(struct moor_watch_opts){.start_revision = -1}, &(moor_watch *){0}),
+	assert_int_equal(moor_watch_start(c, "k", 1,
+	                                  &(struct moor_watch_opts){.start_revision = -1},
+	                                  &(moor_watch *){0}),
 	                 MOOR_EINVAL);
 	moor_client_close(c);
 	cfg.endpoints = bad;
@@ -212,9 +234,12 @@ static void bad_configurations_and_arguments_are_refused(void **state)
 	assert_int_equal(moor_client_open(&cfg, &c), MOOR_EINVAL);
 
 	assert_int_equal(moor_txn_new(&t), 0);
-	assert_int_equal(moor_txn_if(t, &(struct moor_cmp){.key = "k", .key_len = 1, .target = (enum moor_cmp_target)9}),
+	assert_int_equal(
+	    moor_txn_if(
+	        t, &(struct moor_cmp){.key = "k", .key_len = 1, .target = (enum moor_cmp_target)9}),
+	    MOOR_EINVAL);
+	assert_int_equal(moor_txn_put(t, (enum moor_txn_branch)5, "k", 1, "v", 1, NULL),
 	                 MOOR_EINVAL);
-	assert_int_equal(moor_txn_put(t, (enum moor_txn_branch)5, "k", 1, "v", 1, NULL), MOOR_EINVAL);
 	struct moor_get_opts both = {.range = {.prefix = true, .from_key = true}};
 	assert_int_equal(moor_txn_get(t, MOOR_TXN_THEN, "k", 1, &both), MOOR_EINVAL);
 	struct moor_get_opts neg = {.limit = -1};
@@ -225,12 +250,12 @@ static void bad_configurations_and_arguments_are_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(gateway_errors_map_to_their_codes_by_message_then_code_then_status),
-		cmocka_unit_test(retry_classes_follow_the_rules_in_moor_h),
-		cmocka_unit_test(frames_decode_whole_partial_and_oversized),
-		cmocka_unit_test(mutated_streams_and_error_bodies_never_crash_the_decoders),
-		cmocka_unit_test(prefix_ends_follow_etcd),
-		cmocka_unit_test(bad_configurations_and_arguments_are_refused),
+	    cmocka_unit_test(gateway_errors_map_to_their_codes_by_message_then_code_then_status),
+	    cmocka_unit_test(retry_classes_follow_the_rules_in_moor_h),
+	    cmocka_unit_test(frames_decode_whole_partial_and_oversized),
+	    cmocka_unit_test(mutated_streams_and_error_bodies_never_crash_the_decoders),
+	    cmocka_unit_test(prefix_ends_follow_etcd),
+	    cmocka_unit_test(bad_configurations_and_arguments_are_refused),
 	};
 	return cmocka_run_group_tests_name("libmoor without a cluster", tests, NULL, NULL);
 }
