@@ -20,7 +20,7 @@ test-moorbench: $(MOORBENCH_TESTS) ; @BUILD=$(BUILD) tests/run.sh $^
 BENCHES += $(BUILD)/bench/moor-cluster
 $(BUILD)/bench/moor-cluster: bench/compare/compare.sh $(BUILD)/bin/moor-bench $(BUILD)/bin/moord
 	@mkdir -p $(@D)
-	@printf '#!/bin/bash\nexec %s --moor-only --quick --build %s "$$@"\n' "$(CURDIR)/bench/compare/compare.sh" "$(CURDIR)/$(BUILD)" > $@
+	@printf '#!/bin/bash\nexec %s --moor-only --quick --build %s --out %s "$$@"\n' "$(CURDIR)/bench/compare/compare.sh" "$(CURDIR)/$(BUILD)" "$(CURDIR)/$(BUILD)/bench-moor" > $@
 	@chmod +x $@
 
 # etcd 3.4 against moor, every workload, several interleaved rounds.

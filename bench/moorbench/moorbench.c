@@ -167,7 +167,8 @@ struct worker {
 	uint64_t ok;
 	uint64_t errors;
 	uint64_t txn_ok, txn_fail;
-	uint64_t late; /* open loop: due but never sent when time ran out */
+	uint64_t ranges, range_kvs; /* kvs returned by the measured ranges */
+	uint64_t late;              /* open loop: due but never sent when time ran out */
 	uint64_t start_ns, end_ns;
 	struct errtab errs;
 	int setup_failed;
@@ -412,6 +413,10 @@ static void client_done(struct client *c, CURLcode res)
 		break;
 	default:
 		break;
+	}
+	if (c->measure && c->op == WIRE_RANGE) {
+		w->ranges++;
+		w->range_kvs += (uint64_t)r.kvs;
 	}
 	if (c->measure) {
 		w->ok++;
@@ -951,6 +956,7 @@ int main(int argc, char **argv)
 	hist_reset(&wlat);
 	struct errtab errs = {0};
 	uint64_t ok = 0, nerr = 0, txn_ok = 0, txn_fail = 0, late = 0, start = UINT64_MAX, end = 0;
+	uint64_t ranges = 0, range_kvs = 0;
 	int setup_failed = 0;
 	for (int t = 0; t < O.threads; t++) {
 		struct worker *w = &ws[t];
@@ -960,6 +966,8 @@ int main(int argc, char **argv)
 		nerr += w->errors;
 		txn_ok += w->txn_ok;
 		txn_fail += w->txn_fail;
+		ranges += w->ranges;
+		range_kvs += w->range_kvs;
 		late += w->late;
 		setup_failed |= w->setup_failed;
 		if (w->start_ns < start)
@@ -996,6 +1004,9 @@ int main(int argc, char **argv)
 	if (O.wl == WL_TXN)
 		printf("  txn: %" PRIu64 " succeeded, %" PRIu64 " failed the compare\n", txn_ok,
 		       txn_fail);
+	if (ranges)
+		printf("  ranges returned %.2f keys each on average\n",
+		       (double)range_kvs / (double)ranges);
 	for (int i = 0; i < errs.n; i++)
 		printf("  error %-40s %" PRIu64 "\n", errs.kind[i], errs.count[i]);
 	if (setup_failed)

@@ -161,6 +161,20 @@ static void etcd_gateway_responses_decode_with_string_integers_and_omitted_defau
 	assert_int_equal(out.lease_id, 7587);
 	assert_int_equal(out.ttl, 60);
 	assert_int_equal(wire_decode(WIRE_JSON, WIRE_PUT, (const uint8_t *)"oops", 4, &out), -1);
+	const char *range = "{\"header\":{\"revision\":\"90\"},\"kvs\":[{\"key\":\"YQ==\","
+	                    "\"create_revision\":\"5\",\"mod_revision\":\"81\"},{\"key\":\"Yg==\","
+	                    "\"mod_revision\":\"82\"}],\"count\":\"2\"}\n";
+	assert_int_equal(
+	    wire_decode(WIRE_JSON, WIRE_RANGE, (const uint8_t *)range, strlen(range), &out), 0);
+	assert_int_equal(out.revision, 90);
+	assert_int_equal(out.kvs, 2);
+	assert_int_equal(out.mod_rev, 81);
+	const char *empty = "{\"header\":{\"revision\":\"3\"}}";
+	assert_int_equal(
+	    wire_decode(WIRE_JSON, WIRE_RANGE, (const uint8_t *)empty, strlen(empty), &out), 0);
+	assert_int_equal(out.kvs, 0);
+	assert_int_equal(wire_decode(WIRE_JSON, WIRE_RANGE, (const uint8_t *)"{\"a\"", 4, &out),
+	                 -1);
 	const char *e = "{\"error\":\"etcdserver: no leader\",\"code\":14,\"message\":\"x\"}";
 	assert_int_equal(wire_error_code((const uint8_t *)e, strlen(e)), 14);
 }
