@@ -818,6 +818,12 @@ static int recover(struct srv_node *n, const struct wal_recovered *rec, char *er
 	int rc;
 
 	kv_status(n->kv, &st);
+	if (rec->has_snapshot && rec->snapshot.index > st.applied_index) {
+		rc = node_snap_recover(n, rec->snapshot.index, err, errlen);
+		if (rc)
+			return rc;
+		kv_status(n->kv, &st);
+	}
 	rc = identity_read(n->cfg->data_dir, &icluster, &imember);
 	if (rc == 0 && st.applied_index == 0 &&
 	    n->cfg->initial_cluster_state == SRV_CLUSTER_EXISTING) {

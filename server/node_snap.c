@@ -10,6 +10,7 @@
 #include "proto/raft.pb-c.h"
 #include "server/snapshot.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -530,7 +531,17 @@ int node_snap_install(struct srv_node *n, const struct raft_snapshot *snap)
 			    (unsigned long long)snap->meta.index);
 			return MOOR_ECORRUPT;
 		}
+		/* The WAL already records this snapshot: keep a second name for
+		 * its files until the store holds them, so that a crash in
+		 * between finds them again at start (node_snap_recover). */
+		char keep[1200];
+		snprintf(keep, sizeof keep, "%s.keep", n->snap_in_dir);
+		srv_snap_rmdir(keep);
+		if (srv_snap_link(n->snap_in_dir, keep) != 0)
+			LOG(n, MOOR_LOG_WARN, "cannot keep a copy of %s", n->snap_in_dir);
 		rc = kv_snapshot_restore(n->kv, n->snap_in_dir);
+		if (rc == 0)
+			srv_snap_rmdir(keep);
 		if (rc) {
 			LOG(n, MOOR_LOG_ERROR, "cannot restore the store from %s: %s (%s)",
 			    n->snap_in_dir, moor_strerror(rc), kv_errmsg(n->kv));
@@ -567,6 +578,45 @@ int node_snap_install(struct srv_node *n, const struct raft_snapshot *snap)
 	    (unsigned long long)snap->meta.index, (unsigned long long)st.applied_index,
 	    (long long)st.revision);
 	return 0;
+}
+
+/* At start, when the WAL records a snapshot the store does not hold yet
+ * (the member stopped between the two): restore it from the files kept for
+ * it. Returns 0 when the store is at or past `index`. */
+int node_snap_recover(struct srv_node *n, uint64_t index, char *err, size_t errlen)
+{
+	char dir[1100], name[64];
+	struct kv_status st;
+	DIR *d;
+	struct dirent *e;
+	int rc = MOOR_ENOTFOUND;
+
+	snprintf(dir, sizeof dir, "%s/snap", n->cfg->data_dir);
+	snprintf(name, sizeof name, "-%llu.ckpt", (unsigned long long)index);
+	d = opendir(dir);
+	while (d && (e = readdir(d)) != NULL && rc == MOOR_ENOTFOUND) {
+		const char *p = strstr(e->d_name, name);
+		char path[1400];
+		if (strncmp(e->d_name, "in-", 3) != 0 || !p ||
+		    (strcmp(p + strlen(name), "") != 0 && strcmp(p + strlen(name), ".keep") != 0))
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		rc = kv_snapshot_restore(n->kv, path);
+		LOG(n, rc ? MOOR_LOG_ERROR : MOOR_LOG_INFO,
+		    "restoring the store from %s, the snapshot the WAL records at index %llu: %s",
+		    path, (unsigned long long)index, moor_strerror(rc));
+	}
+	if (d)
+		closedir(d);
+	kv_status(n->kv, &st);
+	if (st.applied_index >= index)
+		return 0;
+	snprintf(err, errlen,
+	         "the WAL records a snapshot at index %llu but the store is at index %llu and the "
+	         "snapshot's files are gone: remove this member, wipe its data directory and add "
+	         "it again",
+	         (unsigned long long)index, (unsigned long long)st.applied_index);
+	return MOOR_ECORRUPT;
 }
 
 void node_snap_stop(struct srv_node *n)

@@ -239,3 +239,36 @@ void srv_snap_rmdir(const char *dir)
 	closedir(d);
 	rmdir(dir);
 }
+
+int srv_snap_link(const char *from, const char *to)
+{
+	DIR *d = opendir(from);
+	struct dirent *e;
+	char a[1300], b[1300];
+	int rc = 0;
+
+	if (!d)
+		return -errno;
+	if (mkdir(to, 0700) != 0 && errno != EEXIST) {
+		rc = -errno;
+		closedir(d);
+		return rc;
+	}
+	while (rc == 0 && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(a, sizeof a, "%s/%s", from, e->d_name);
+		snprintf(b, sizeof b, "%s/%s", to, e->d_name);
+		if (link(a, b) != 0)
+			rc = -errno;
+	}
+	closedir(d);
+	if (rc == 0) {
+		int fd = open(to, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0) {
+			fsync(fd);
+			close(fd);
+		}
+	}
+	return rc;
+}

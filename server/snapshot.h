@@ -38,5 +38,7 @@ int srv_snap_pack(const char *dir, const char *path, uint64_t *total, uint32_t *
 int srv_snap_unpack(const char *path, const char *dir, char *err, size_t errlen);
 /* Removes a directory of plain files, then the directory. */
 void srv_snap_rmdir(const char *dir);
+/* Makes `to` a directory holding hard links to every file of `from`. */
+int srv_snap_link(const char *from, const char *to);
 
 #endif
