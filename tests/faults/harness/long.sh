@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The long fault-injection suite (`make jepsen TIME=S SEED=N`): every
-# long scenario in turn (partitions, crash, watch, locks, membership), each
+# long scenario in turn (partitions, crash, watch, locks, membership,
+# libmoor), each
 # run for min(300 s, what is left) of faults, until TIME seconds of faults
 # have passed. Results under /tmp/moor-jepsen/; one summary line per run,
 # appended to /tmp/moor-jepsen/runs.txt as well.
@@ -11,7 +12,7 @@ TOTAL=${1:-1800}
 SEED=${2:-$(( $(od -An -N4 -tu4 /dev/urandom) % 1000000 ))}
 PER=${MOOR_JEPSEN_PER_RUN:-300}
 mkdir -p /tmp/moor-jepsen
-scenarios=(${MOOR_JEPSEN_SCENARIOS:-partitions crash watch locks membership})
+scenarios=(${MOOR_JEPSEN_SCENARIOS:-partitions crash watch locks membership libmoor})
 left=$TOTAL
 k=0
 passed=0

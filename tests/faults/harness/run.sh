@@ -8,7 +8,7 @@
 #
 # SCENARIO names tests/faults/scenarios/SCENARIO.conf (bash: MEMBERS,
 # WORKLOAD, THREADS, WATCHERS, KEYS, LOCKS, FAULTS, HOLD_MIN/HOLD_MAX,
-# QUIET_MIN/QUIET_MAX, SNAPSHOT_COUNT, TIME). Results go to DIR (default
+# QUIET_MIN/QUIET_MAX, SNAPSHOT_COUNT, TIME, THINK_MS, WRITES=raw|libmoor). Results go to DIR (default
 # /tmp/moor-jepsen/SCENARIO-SEED-STAMP): history.jsonl, latency.txt,
 # timeline.txt, m*.log, verdict.json, findings.txt, latency.svg/png, summary.txt.
 # Exit 0: every checker valid and no finding; 1: a violation or finding; 2:
@@ -40,6 +40,7 @@ done
 # Scenario defaults, then the scenario file.
 MEMBERS=3 WORKLOAD=register THREADS=6 WATCHERS=3 KEYS=4 LOCKS=2
 FAULTS="kill" HOLD_MIN=2 HOLD_MAX=6 QUIET_MIN=1 QUIET_MAX=3 SNAPSHOT_COUNT=10000 TIME=60
+THINK_MS=0 WRITES=raw
 SETTLE=8 # seconds of operations after healing, before the final phase
 conf=$ROOT/tests/faults/scenarios/$SCENARIO.conf
 [[ -f $conf ]] || { echo "no scenario $conf" >&2; exit 2; }
@@ -439,7 +440,7 @@ record_ids
 
 "$OUT/moor-jepsen-client" --endpoints "$ENDPOINTS" --workload "$WORKLOAD" --threads "$THREADS" \
 	--watchers "$WATCHERS" --keys "$KEYS" --locks "$LOCKS" --duration "$((TIME * 3 + 600))" \
-	--final-timeout 90 --seed "$SEED" --history "$OUT/history.jsonl" --latency "$OUT/latency.txt" \
+	--final-timeout 90 --seed "$SEED" --think-ms "$THINK_MS" --writes "$WRITES" --history "$OUT/history.jsonl" --latency "$OUT/latency.txt" \
 	>"$OUT/worker.log" 2>&1 &
 WORKER_PID=$!
 

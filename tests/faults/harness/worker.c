@@ -55,6 +55,7 @@ static struct {
 	int request_timeout_ms;
 	int w_register, w_set, w_lock, w_watch;
 	int libmoor_writes; /* writes through libmoor (its retry rules under test) */
+	int think_ms;       /* pause between two ops of a thread */
 } opt = {.threads = 6, .watchers = 3, .keys = 4, .locks = 2, .duration_s = 30, .final_timeout_s = 90,
          .seed = 1, .request_timeout_ms = 1500};
 
@@ -287,6 +288,8 @@ static void *register_thread(void *arg)
 	while (!atomic_load(&stop_ops)) {
 		register_step(t, &counter, last_read);
 		t->ops++;
+		if (opt.think_ms)
+			sleep_ms(opt.think_ms);
 	}
 	return NULL;
 }
@@ -307,6 +310,8 @@ static void *set_thread(void *arg)
 		op_invoke(&o, t->process, "add", "s", fields);
 		do_write(t, &o, key, vs, RAW_CMP_NONE, NULL, NULL, 0, &ok);
 		t->ops++;
+		if (opt.think_ms)
+			sleep_ms(opt.think_ms);
 	}
 	return NULL;
 }
@@ -567,7 +572,7 @@ static void usage(void)
 	        "usage: moor-jepsen-client --endpoints URL,URL,... --history FILE --latency FILE\n"
 	        "       [--workload register,set,lock,watch] [--threads N] [--watchers N] [--keys N]\n"
 	        "       [--locks N] [--duration S] [--final-timeout S] [--seed N] [--request-timeout-ms N]\n"
-	        "       [--writes raw|libmoor]\n");
+	        "       [--writes raw|libmoor] [--think-ms N]\n");
 	exit(2);
 }
 
@@ -629,6 +634,8 @@ int main(int argc, char **argv)
 			opt.seed = strtoull(v, NULL, 0);
 		else if (!strcmp(a, "--request-timeout-ms"))
 			opt.request_timeout_ms = atoi(v);
+		else if (!strcmp(a, "--think-ms"))
+			opt.think_ms = atoi(v);
 		else if (!strcmp(a, "--writes"))
 			opt.libmoor_writes = !strcmp(v, "libmoor");
 		else
