@@ -11,6 +11,10 @@
 #   e.g. bench/compare/profile.sh -- --workload put --clients 256
 #
 # --callers records call graphs (dwarf) and prints who calls the top symbols.
+# --callgrind: instead of perf, restarts one follower under valgrind's
+# callgrind (a private copy of moord, its data kept), sends the load to the
+# two other members only, and prints the inclusive cost of moord's functions
+# on that follower: what replicating and applying a request costs a member.
 # --syscalls also counts the member's system calls per thread with their
 # time (perf trace -s): how many fdatasyncs, writes and wakeups a request costs.
 set -u
@@ -19,6 +23,7 @@ MEMBER=leader
 DUR=10
 CALLERS=0
 SYSCALLS=0
+CALLGRIND=0
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	--build) BUILD=$2; shift 2 ;;
@@ -26,6 +31,7 @@ while [[ $# -gt 0 ]]; do
 	--duration) DUR=$2; shift 2 ;;
 	--callers) CALLERS=1; shift ;;
 	--syscalls) SYSCALLS=1; shift ;;
+	--callgrind) CALLGRIND=1; shift ;;
 	--) shift; break ;;
 	*) echo "profile.sh: unknown flag $1" >&2; exit 2 ;;
 	esac
@@ -45,14 +51,17 @@ cp "$BUILD/bin/moord" "$WORK/moord" && cp "$BUILD/bin/moor-bench" "$WORK/moor-be
 NET=127.$((RANDOM % 254 + 1)).$((RANDOM % 254 + 1))
 CL="m1=http://$NET.1:2380,m2=http://$NET.2:2380,m3=http://$NET.3:2380"
 declare -A PID
-for i in 1 2 3; do
-	"$WORK/moord" --name "m$i" --data-dir "$WORK/m$i" \
+start_member() { # i [wrapper...]
+	local i=$1
+	shift
+	"$@" "$WORK/moord" --name "m$i" --data-dir "$WORK/m$i" \
 		--listen-client-urls "http://$NET.$i:2379" --advertise-client-urls "http://$NET.$i:2379" \
 		--listen-peer-urls "http://$NET.$i:2380" --initial-advertise-peer-urls "http://$NET.$i:2380" \
 		--initial-cluster "$CL" --initial-cluster-state new --log-level warn 2>>"$WORK/m$i.log" &
 	PID[$i]=$!
 	PIDS+=($!)
-done
+}
+for i in 1 2 3; do start_member "$i"; done
 EP="http://$NET.1:2379,http://$NET.2:2379,http://$NET.3:2379"
 leader=
 for ((k = 0; k < 300; k++)); do
@@ -67,6 +76,32 @@ done
 target=$leader
 [[ $MEMBER == follower ]] && target=$((leader % 3 + 1))
 timeout 120 "$WORK/moor-bench" --endpoints "$EP" --workload fill --keyspace 10000 --duration 0 >/dev/null || exit 1
+
+if [[ $CALLGRIND == 1 ]]; then
+	command -v valgrind >/dev/null || { echo "profile.sh: needs valgrind" >&2; exit 1; }
+	target=$((leader % 3 + 1))
+	kill -TERM "${PID[$target]}"
+	wait "${PID[$target]}"
+	start_member "$target" valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" \
+		--dump-instr=no --collect-atstart=yes
+	for ((k = 0; k < 1200; k++)); do
+		curl -fsS -m 2 -o /dev/null -X POST "http://$NET.$target:2379/v3/kv/range" \
+			-d '{"key":"Zm9v","serializable":true}' 2>/dev/null && break
+		sleep 0.1
+	done
+	others=""
+	for i in 1 2 3; do [[ $i != "$target" ]] && others+="${others:+,}http://$NET.$i:2379"; done
+	echo "callgrind on follower m$target; load on the two others: $*"
+	timeout $((DUR + 60)) "$WORK/moor-bench" --endpoints "$others" --duration "$DUR" "$@" | grep -v '^RESULT'
+	sleep 2
+	kill -TERM "${PID[$target]}"
+	for ((k = 0; k < 600; k++)); do kill -0 "${PID[$target]}" 2>/dev/null || break; sleep 0.1; done
+	wait "${PID[$target]}" 2>/dev/null
+	echo "inclusive cost on the follower (callgrind, Ir):"
+	callgrind_annotate --inclusive=yes "$WORK/callgrind.out" 2>/dev/null | sed -n '1,80p' |
+		grep -E 'Ir|^ *[0-9,]+ ' | sed -E 's#/[^ ]*/##' | head -60
+	exit 0
+fi
 
 PERF_FLAGS=(-e cpu-clock -F 999)
 [[ $CALLERS == 1 ]] && PERF_FLAGS+=(--call-graph dwarf,16384)
