@@ -390,7 +390,41 @@ CPU=$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)
 cat "$OUT/results.md"
 cp "$WORK/results.tsv" "$OUT/results.tsv"
 
-# ---- the plot ----
+# ---- the plot: gnuplot (installed with apt-get when missing), else our own SVG ----
+if ! command -v gnuplot >/dev/null && [[ $MOOR_ONLY == 0 ]]; then
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gnuplot-nox \
+		>"$WORK/apt-gnuplot.log" 2>&1 || log "gnuplot not installable: writing an SVG instead"
+fi
+if ! command -v gnuplot >/dev/null && [[ -s $WORK/plot.dat ]]; then
+	# two panels of horizontal bars (ops/s, p99 ms), etcd above moor per workload
+	awk -F'\t' -v ncpu="$NCPU" '
+	{ w[NR] = $1; v[NR, 1] = $2 + 0; v[NR, 2] = $3 + 0; v[NR, 3] = $4 + 0; v[NR, 4] = $5 + 0
+	  for (j = 1; j <= 4; j++) if (v[NR, j] > mx[int((j + 1) / 2)]) mx[int((j + 1) / 2)] = v[NR, j] }
+	END {
+		n = NR; rowh = 30; top = 60; h = top + n * rowh + 40; lw = 260; bw = 420
+		printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"11\">\n", lw + 2 * (bw + 40), h
+		printf "<text x=\"10\" y=\"20\" font-size=\"14\">moor vs etcd, 3 members each on one %s-core machine shared with the generator</text>\n", ncpu
+		printf "<text x=\"%d\" y=\"45\">ops/s (median)</text><text x=\"%d\" y=\"45\">p99 latency ms (median)</text>\n", lw, lw + bw + 40
+		printf "<rect x=\"%d\" y=\"30\" width=\"10\" height=\"10\" fill=\"#4477aa\"/><text x=\"%d\" y=\"39\">etcd</text>\n", lw + 2 * bw - 60, lw + 2 * bw - 45
+		printf "<rect x=\"%d\" y=\"30\" width=\"10\" height=\"10\" fill=\"#cc6677\"/><text x=\"%d\" y=\"39\">moor</text>\n", lw + 2 * bw + 10, lw + 2 * bw + 25
+		for (i = 1; i <= n; i++) {
+			y = top + (i - 1) * rowh
+			gsub(/&/, "\\&amp;", w[i]); gsub(/</, "\\&lt;", w[i])
+			printf "<text x=\"5\" y=\"%d\">%s</text>\n", y + 16, w[i]
+			for (p = 0; p < 2; p++) {
+				x0 = lw + p * (bw + 40)
+				for (s = 0; s < 2; s++) {
+					val = v[i, p * 2 + s + 1]; len = mx[p + 1] > 0 ? val / mx[p + 1] * bw : 0
+					printf "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"11\" fill=\"%s\"/>", x0, y + 3 + s * 12, len, s ? "#cc6677" : "#4477aa"
+					if (val > 0) printf "<text x=\"%.1f\" y=\"%d\" font-size=\"9\">%g</text>", x0 + len + 3, y + 12 + s * 12, val
+					printf "\n"
+				}
+			}
+		}
+		print "</svg>"
+	}' "$WORK/plot.dat" >"$OUT/results.svg"
+	log "plot: $OUT/results.svg"
+fi
 if command -v gnuplot >/dev/null && [[ -s $WORK/plot.dat ]]; then
 	awk -F'\t' '{printf "\"%s\"\t%s\t%s\t%s\t%s\n", $1, ($2==""?0:$2), ($3==""?0:$3), ($4==""?0:$4), ($5==""?0:$5)}' "$WORK/plot.dat" >"$OUT/plot.dat"
 	gnuplot <<-EOF 2>"$WORK/gnuplot.err" || cat "$WORK/gnuplot.err" >&2
@@ -404,10 +438,11 @@ if command -v gnuplot >/dev/null && [[ -s $WORK/plot.dat ]]; then
 		set grid ytics
 		set datafile separator "\t"
 		set key top right
-		set ylabel "ops/s (median)"
-		plot "$OUT/plot.dat" using 2:xtic(1) title "etcd" lc rgb "#4477aa", '' using 3 title "moor" lc rgb "#cc6677"
-		set ylabel "p99 latency ms (median)"
+		set rmargin 12
 		set logscale y
+		set ylabel "ops/s (median, log scale)"
+		plot "$OUT/plot.dat" using 2:xtic(1) title "etcd" lc rgb "#4477aa", '' using 3 title "moor" lc rgb "#cc6677"
+		set ylabel "p99 latency ms (median, log scale)"
 		plot "$OUT/plot.dat" using 4:xtic(1) title "etcd" lc rgb "#4477aa", '' using 5 title "moor" lc rgb "#cc6677"
 		unset multiplot
 	EOF
