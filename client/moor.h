@@ -280,7 +280,8 @@ int moor_keepalive_start(moor_client *c, int64_t id, moor_lease_lost_fn lost, vo
                          moor_keepalive **out);
 /* 0 while alive, else the error that lost it. Any thread. */
 int moor_keepalive_status(moor_keepalive *k);
-/* Stops and frees (does not revoke). The lost callback is not called after. */
+/* Stops and frees (does not revoke). The lost callback is not called after.
+ * Waits for a keep-alive request in flight (at most the request timeout). */
 void moor_keepalive_stop(moor_keepalive *k);
 
 /* ----------------------------------------------------------------- watch */
@@ -342,7 +343,9 @@ int moor_watch_next(moor_watch *w, int timeout_ms, struct moor_watch_response **
 /* The first revision the watch has not delivered yet (after a creation from
  * revision 0, the revision after the creation). Any thread. */
 int64_t moor_watch_next_revision(moor_watch *w);
-/* Cancels, joins the thread, frees. After it returns no callback runs. */
+/* Cancels, joins the thread, frees. After it returns no callback runs.
+ * Returns at once unless the watch is checking a silent member (at most
+ * 2 s, see docs/client.md). */
 void moor_watch_stop(moor_watch *w);
 
 /* ------------------------------------------------------- cluster, maintenance */
