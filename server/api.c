@@ -398,6 +398,14 @@ int srv_api_handle(struct srv_api *api, struct srv_req *req)
 
 	if (!route)
 		return MOOR_ENOTFOUND;
+	if (api->closed) {
+		srv_req_reply(req, 503, JSON_CT,
+		              "{\"error\":\"etcdserver: server stopped\",\"code\":14,\"message\":"
+		              "\"etcdserver: server stopped\"}",
+		              strlen("{\"error\":\"etcdserver: server stopped\",\"code\":14,"
+		                     "\"message\":\"etcdserver: server stopped\"}"));
+		return 0;
+	}
 	c = calloc(1, sizeof *c);
 	if (!c) {
 		srv_req_reply(req, 500, "text/plain", "out of memory\n", 14);

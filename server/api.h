@@ -27,6 +27,7 @@ struct srv_api {
 	struct srv_hist latency[SRV_RPC_COUNT];
 	uv_idle_t pull_idle; /* drains watch streams with responses ready */
 	struct wcall *ready;
+	int closed;
 	struct wcall *all;
 };
 
@@ -41,7 +42,13 @@ int srv_api_metrics(const struct srv_api *api, struct moor_buf *out);
 /* api_lease.c */
 void srv_api_keepalive(struct srv_api *api, struct srv_req *req, int proto);
 
-/* api_watch.c */
+/* api_watch.c: /v3/watch as a streamed response, or, with the header
+ * "Upgrade: moor-watch/1", as an upgraded connection carrying WatchRequest
+ * frames in and WatchResponse frames out (4-byte big-endian length, then
+ * the protobuf message) for as long as the client keeps it: creates,
+ * cancels and progress requests at any time on one stream. */
+#define SRV_WATCH_UPGRADE "moor-watch/1"
+
 void srv_api_watch(struct srv_api *api, struct srv_req *req, int proto);
 void srv_api_pull(uv_idle_t *idle);
 

@@ -18,11 +18,24 @@
 #include "watch/watch.h"
 
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
+
+/* A watch stream on an upgraded connection: frames both ways. */
+struct wsock {
+	uv_tcp_t tcp;
+	struct srv_upgrade *up;
+	size_t queued; /* bytes handed to uv_write, not yet written */
+	int over_high;
+	uint8_t *rbuf;
+	size_t rlen, rcap;
+	int closing;
+};
 
 struct wcall {
 	struct srv_api *api;
-	struct srv_stream *out;
+	struct srv_stream *out; /* an HTTP stream, or */
+	struct wsock *sock;     /* an upgraded connection */
 	struct watch_stream *ws;
 	int proto;
 	int queued; /* on api->ready */
@@ -68,6 +81,74 @@ static void ready_push(struct srv_api *api, struct wcall *w)
 	uv_idle_start(&api->pull_idle, srv_api_pull);
 }
 
+static void sock_close(struct wcall *w);
+static void ready_push(struct srv_api *api, struct wcall *w);
+
+struct sock_write {
+	uv_write_t req;
+	struct wcall *w;
+	size_t len;
+	uint8_t data[];
+};
+
+static void on_sock_written(uv_write_t *req, int status)
+{
+	struct sock_write *sw = (struct sock_write *)req;
+	struct wcall *w = sw->w;
+	struct wsock *k = w->sock;
+
+	k->queued -= sw->len;
+	free(sw);
+	if (status < 0) {
+		sock_close(w);
+		return;
+	}
+	if (k->over_high && k->queued < SRV_STREAM_HIGH_WATER / 2 && !k->closing) {
+		k->over_high = 0;
+		ready_push(w->api, w);
+	}
+}
+
+static int wc_write(struct wcall *w, const void *data, size_t len)
+{
+	struct sock_write *sw;
+	uv_buf_t b;
+
+	if (!w->sock)
+		return srv_stream_write(w->out, data, len);
+	if (w->sock->closing)
+		return MOOR_ECLOSED;
+	sw = malloc(sizeof *sw + len);
+	if (!sw)
+		return MOOR_ENOMEM;
+	sw->w = w;
+	sw->len = len;
+	memcpy(sw->data, data, len);
+	b = uv_buf_init((char *)sw->data, (unsigned)len);
+	if (uv_write(&sw->req, (uv_stream_t *)&w->sock->tcp, &b, 1, on_sock_written) != 0) {
+		free(sw);
+		sock_close(w);
+		return MOOR_ECLOSED;
+	}
+	w->sock->queued += len;
+	if (w->sock->queued > SRV_STREAM_HIGH_WATER)
+		w->sock->over_high = 1;
+	return 0;
+}
+
+static size_t wc_buffered(const struct wcall *w)
+{
+	return w->sock ? w->sock->queued : srv_stream_buffered(w->out);
+}
+
+static void wc_end(struct wcall *w)
+{
+	if (w->sock)
+		sock_close(w);
+	else
+		srv_stream_end(w->out);
+}
+
 static int write_msg(struct wcall *w, const ProtobufCMessage *m)
 {
 	struct moor_buf b;
@@ -86,7 +167,7 @@ static int write_msg(struct wcall *w, const ProtobufCMessage *m)
 		rc = srv_jsonpb_encode_result(m, &b);
 	}
 	if (rc == 0)
-		rc = srv_stream_write(w->out, b.data, b.len);
+		rc = wc_write(w, b.data, b.len);
 	moor_buf_free(&b);
 	return rc;
 }
@@ -108,7 +189,7 @@ static void pull(struct wcall *w)
 	struct watch_response r;
 	int rc;
 
-	while (w->ws && srv_stream_buffered(w->out) < SRV_STREAM_HIGH_WATER) {
+	while (w->ws && wc_buffered(w) < SRV_STREAM_HIGH_WATER) {
 		Etcdserverpb__WatchResponse m = ETCDSERVERPB__WATCH_RESPONSE__INIT;
 		Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
 
@@ -175,7 +256,7 @@ static void on_watch_reset(void *ctx)
 			watch_stream_close(w->ws);
 			w->ws = NULL;
 		}
-		srv_stream_end(w->out);
+		wc_end(w);
 	}
 }
 
@@ -261,8 +342,164 @@ static void stream_error(struct wcall *w, const struct srv_gw_error *e)
 	srv_stream_end(w->out);
 }
 
+static void srv_api_watch_stream(struct srv_api *api, struct srv_req *req, int proto);
+static void handle_request(struct wcall *w, const Etcdserverpb__WatchRequest *r);
+
+/* ---- the upgraded connection: frames both ways ---- */
+
+#define WSOCK_MAX_FRAME (4u << 20)
+
+static void on_sock_closed(uv_handle_t *h)
+{
+	struct wcall *w = h->data;
+
+	free(w->sock->rbuf);
+	free(w->sock);
+	free(w);
+}
+
+static void sock_close(struct wcall *w)
+{
+	struct wsock *k = w->sock;
+
+	if (k->closing)
+		return;
+	k->closing = 1;
+	ready_unlink(w->api, w);
+	all_unlink(w->api, w);
+	if (w->ws) {
+		watch_stream_close(w->ws);
+		w->ws = NULL;
+	}
+	uv_read_stop((uv_stream_t *)&k->tcp);
+	srv_upgrade_release(k->up); /* before the HTTP server may stop */
+	k->up = NULL;
+	uv_close((uv_handle_t *)&k->tcp, on_sock_closed);
+}
+
+/* Frames that came in: each a 4-byte length and a WatchRequest. */
+static void sock_consume(struct wcall *w, const uint8_t *data, size_t len)
+{
+	struct wsock *k = w->sock;
+	size_t off = 0;
+
+	if (len) {
+		if (k->rlen + len > k->rcap) {
+			size_t cap = k->rcap ? k->rcap : 4096;
+			uint8_t *b;
+			while (cap < k->rlen + len)
+				cap *= 2;
+			b = realloc(k->rbuf, cap);
+			if (!b) {
+				sock_close(w);
+				return;
+			}
+			k->rbuf = b;
+			k->rcap = cap;
+		}
+		memcpy(k->rbuf + k->rlen, data, len);
+		k->rlen += len;
+	}
+	while (!k->closing && k->rlen - off >= 4) {
+		uint32_t n = moor_get_be32(k->rbuf + off);
+		Etcdserverpb__WatchRequest *r;
+		if (n > WSOCK_MAX_FRAME) {
+			moor_log(w->api->log, MOOR_LOG_WARN, "api",
+			         "watch stream: a %u-byte frame is over the limit; closing", n);
+			sock_close(w);
+			return;
+		}
+		if (k->rlen - off - 4 < n)
+			break;
+		r = etcdserverpb__watch_request__unpack(NULL, n, k->rbuf + off + 4);
+		off += 4 + n;
+		if (!r) {
+			moor_log(w->api->log, MOOR_LOG_WARN, "api",
+			         "watch stream: malformed WatchRequest; closing");
+			sock_close(w);
+			return;
+		}
+		handle_request(w, r);
+		protobuf_c_message_free_unpacked(&r->base, NULL);
+	}
+	if (off && !k->closing) {
+		memmove(k->rbuf, k->rbuf + off, k->rlen - off);
+		k->rlen -= off;
+	}
+	if (!k->closing)
+		ready_push(w->api, w);
+}
+
+static void on_sock_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	(void)h;
+	buf->base = malloc(suggested);
+	buf->len = buf->base ? suggested : 0;
+}
+
+static void on_sock_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct wcall *w = s->data;
+
+	if (nread > 0)
+		sock_consume(w, (const uint8_t *)buf->base, (size_t)nread);
+	else if (nread < 0)
+		sock_close(w);
+	free(buf->base);
+}
+
+static void on_upgraded(void *ctx, int fd, const char *extra, size_t extra_len,
+                        struct srv_upgrade *up)
+{
+	struct wcall *w = ctx;
+	struct watch_stream_config wsc = {on_notify, w};
+	struct wsock *k;
+
+	if (fd < 0 || !(k = calloc(1, sizeof *k))) {
+		if (fd >= 0)
+			close(fd);
+		srv_upgrade_release(up);
+		free(w);
+		return;
+	}
+	w->sock = k;
+	k->up = up;
+	uv_tcp_init(w->api->loop, &k->tcp);
+	k->tcp.data = w;
+	if (uv_tcp_open(&k->tcp, fd) != 0 ||
+	    watch_stream_open(srv_node_hub(w->api->node), &wsc, &w->ws) != 0) {
+		sock_close(w);
+		return;
+	}
+	w->all_next = w->api->all;
+	if (w->api->all)
+		w->api->all->all_prev = w;
+	w->api->all = w;
+	uv_read_start((uv_stream_t *)&k->tcp, on_sock_alloc, on_sock_read);
+	sock_consume(w, (const uint8_t *)extra, extra_len);
+}
+
 void srv_api_watch(struct srv_api *api, struct srv_req *req, int proto)
 {
+	const char *upgrade = srv_req_header(req, "Upgrade");
+
+	if (upgrade && strcmp(upgrade, SRV_WATCH_UPGRADE) == 0) {
+		struct wcall *w = calloc(1, sizeof *w);
+		if (!w || srv_req_upgrade(req, SRV_WATCH_UPGRADE, on_upgraded, w) != 0) {
+			free(w);
+			srv_req_reply(req, 503, "text/plain", "out of memory\n", 14);
+			return;
+		}
+		w->api = api;
+		w->proto = 1;
+		return;
+	}
+	srv_api_watch_stream(api, req, proto);
+}
+
+static void srv_api_watch_stream(struct srv_api *api, struct srv_req *req, int proto)
+{
+
 	struct srv_stream_callbacks cb = {on_closed, on_drained, NULL};
 	struct watch_stream_config wsc = {on_notify, NULL};
 	struct srv_gw_limits lim = {.max_request_bytes = api->cfg->max_request_bytes};
@@ -348,6 +585,14 @@ void srv_api_init(struct srv_api *api, uv_loop_t *loop, struct srv_node *node,
 
 void srv_api_close(struct srv_api *api)
 {
+	struct wcall *w = api->all, *next;
+
+	api->closed = 1;
+	for (; w; w = next) {
+		next = w->all_next;
+		if (w->sock)
+			sock_close(w); /* upgraded connections go before MHD stops */
+	}
 	uv_idle_stop(&api->pull_idle);
 	uv_close((uv_handle_t *)&api->pull_idle, NULL);
 }

@@ -424,9 +424,9 @@ int srv_http_start(uv_loop_t *loop, const struct srv_http_config *cfg, struct sr
 			goto fail;
 		h->n = i + 1;
 		l->mhd = MHD_start_daemon(
-		    MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, on_access, l,
-		    MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
-		    MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s,
+		    MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE, 0, NULL, NULL,
+		    on_access, l, MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_NOTIFY_COMPLETED,
+		    on_completed, l, MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s,
 		    MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, MHD_OPTION_END);
 		if (!l->mhd) {
 			close(l->fd);
@@ -573,6 +573,56 @@ int srv_req_reply(struct srv_req *r, unsigned status, const char *content_type, 
 		r->state = REQ_REPLIED;
 	}
 	return 0;
+}
+
+struct upgrade_ctx {
+	srv_upgraded_fn fn;
+	void *ctx;
+};
+
+static void on_mhd_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra,
+                           size_t extra_len, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+	struct upgrade_ctx *u = cls;
+	int fd = dup(sock);
+
+	(void)conn;
+	(void)con_cls;
+	if (fd < 0) {
+		MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+		u->fn(u->ctx, -1, NULL, 0, NULL);
+	} else {
+		u->fn(u->ctx, fd, extra, extra_len, (struct srv_upgrade *)urh);
+	}
+	free(u);
+}
+
+int srv_req_upgrade(struct srv_req *r, const char *protocol, srv_upgraded_fn fn, void *ctx)
+{
+	struct upgrade_ctx *u = malloc(sizeof *u);
+
+	MOOR_ASSERT(r->state == REQ_IN_ROUTE);
+	if (!u)
+		return MOOR_ENOMEM;
+	u->fn = fn;
+	u->ctx = ctx;
+	r->resp = MHD_create_response_for_upgrade(on_mhd_upgrade, u);
+	if (!r->resp) {
+		free(u);
+		return MOOR_ENOMEM;
+	}
+	MHD_add_response_header(r->resp, MHD_HTTP_HEADER_UPGRADE, protocol);
+	MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONNECTION, "Upgrade");
+	r->status = MHD_HTTP_SWITCHING_PROTOCOLS;
+	r->state = REQ_REPLIED;
+	return 0;
+}
+
+void srv_upgrade_release(struct srv_upgrade *handle)
+{
+	if (handle)
+		MHD_upgrade_action((struct MHD_UpgradeResponseHandle *)handle,
+		                   MHD_UPGRADE_ACTION_CLOSE);
 }
 
 void srv_req_defer(struct srv_req *r)

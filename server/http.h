@@ -65,6 +65,20 @@ const char *srv_req_query(const struct srv_req *r, const char *name); /* NULL if
 int srv_req_has_query(const struct srv_req *r, const char *name);
 const unsigned char *srv_req_body(const struct srv_req *r, size_t *len);
 
+/*
+ * Upgrades the connection (HTTP 101, "Upgrade: <protocol>"): once the
+ * response is out, on_upgraded(ctx, fd, extra, extra_len, handle) gets a
+ * descriptor of its own for the raw socket (close it when done), the bytes
+ * the client sent after its request that were already read, and a handle
+ * to give srv_upgrade_release() once (before the HTTP server stops).
+ * Call from the route instead of srv_req_reply. MOOR_ENOMEM.
+ */
+struct srv_upgrade;
+typedef void (*srv_upgraded_fn)(void *ctx, int fd, const char *extra, size_t extra_len,
+                                struct srv_upgrade *handle);
+int srv_req_upgrade(struct srv_req *r, const char *protocol, srv_upgraded_fn fn, void *ctx);
+void srv_upgrade_release(struct srv_upgrade *handle);
+
 /* Sends a complete response (body copied). Returns 0, or MOOR_ECLOSED when
  * the client went away while the request was deferred. */
 int srv_req_reply(struct srv_req *r, unsigned status, const char *content_type, const void *body,

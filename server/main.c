@@ -32,11 +32,12 @@ static void stop_finish(struct srv_server *s)
 		uv_timer_stop(&s->stop_timer);
 		uv_close((uv_handle_t *)&s->stop_timer, on_stop_timer_closed);
 	}
+	/* the API first: upgraded connections must go before MHD stops */
+	srv_api_close(&s->api);
 	if (s->client_http) {
 		srv_http_stop(s->client_http);
 		s->client_http = NULL;
 	}
-	srv_api_close(&s->api);
 	if (s->node) {
 		srv_node_stop(s->node);
 		s->node = NULL;

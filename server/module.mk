@@ -13,3 +13,8 @@ UNIT_SERVER_TESTS := $(BUILD)/tests/unit_server_config $(BUILD)/tests/unit_serve
 .PHONY: test-server
 test-server: $(BUILD)/bin/moord $(UNIT_SERVER_TESTS)
 	@BUILD=$(BUILD) tests/run.sh $(UNIT_SERVER_TESTS) tests/cluster/test_moord_start.sh tests/cluster/test_cluster_basic.sh tests/cluster/test_cluster_watch_lease.sh tests/cluster/test_cluster_membership.sh tests/cluster/test_cluster_quota.sh tests/cluster/test_readme.sh
+
+# The probe of the bidirectional watch stream, used by test_watch_stream.sh.
+BINS += $(BUILD)/bin/moor-watch-probe
+$(eval $(call link_bin,$(BUILD)/bin/moor-watch-probe,$(call objs,tests/cluster/watch_probe.c) $(BUILD)/lib/libproto.a $(BUILD)/lib/libcommon.a,-lprotobuf-c))
+SCRIPT_TESTS += tests/cluster/test_watch_stream.sh
