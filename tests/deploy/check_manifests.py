@@ -21,9 +21,9 @@ FAILED = 0
 
 # What each variant must render to.
 EXPECT = {
-    "base": {"replicas": 3, "storage": "8Gi", "tls": False, "namespace": None},
-    "example": {"replicas": 5, "storage": "50Gi", "tls": False, "namespace": "moor"},
-    "tls": {"replicas": 3, "storage": "8Gi", "tls": True, "namespace": None},
+    "base": {"replicas": 3, "storage": "8Gi", "tls": False, "namespace": None, "quota": 2 << 30},
+    "example": {"replicas": 5, "storage": "50Gi", "tls": False, "namespace": "moor", "quota": 8 << 30},
+    "tls": {"replicas": 3, "storage": "8Gi", "tls": True, "namespace": None, "quota": 2 << 30},
 }
 # moord's graceful stop: 2 election timeouts (default 1000 ms) to hand over
 # leadership + 3 s to finish requests (server/main.c).
@@ -59,6 +59,16 @@ def selects(selector, labels):
     if not selector:
         return False
     return all(labels.get(k) == v for k, v in selector.items())
+
+
+def quantity_bytes(q):
+    """A Kubernetes quantity (8Gi, 500M, 1073741824) in bytes."""
+    m = re.fullmatch(r"([0-9]+)([KMGTP]i?)?", str(q))
+    if not m:
+        return 0
+    mult = {None: 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
+            "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40, "Pi": 1 << 50}
+    return int(m.group(1)) * mult[m.group(2)]
 
 
 def env_of(container):
@@ -156,6 +166,14 @@ def check_variant(variant, path):
           get(vct, "metadata", "name") == "data" and
           get(vct, "spec", "accessModes") == ["ReadWriteOnce"] and
           get(vct, "spec", "resources", "requests", "storage") == exp["storage"])
+    quota = int(get(env, "MOOR_QUOTA_BACKEND_BYTES", "value", default="2147483648"))
+    check(v + "backend quota %d bytes" % exp["quota"], quota == exp["quota"])
+    check(v + "the volume holds 2 x quota + 1 GiB (a snapshot in flight, the WAL)",
+          2 * quota + (1 << 30) <= quantity_bytes(get(vct, "spec", "resources", "requests", "storage", default="0")))
+    ann = get(pod, "metadata", "annotations", default={})
+    check(v + "pods are annotated for Prometheus: /metrics on 2379",
+          ann.get("prometheus.io/scrape") == "true" and ann.get("prometheus.io/port") == "2379" and
+          ann.get("prometheus.io/path") == "/metrics")
     mounts = {m["name"]: m for m in c.get("volumeMounts", [])}
     ddir = get(env, "MOOR_DATA_DIR", "value", default="")
     mpath = get(mounts, "data", "mountPath", default="")

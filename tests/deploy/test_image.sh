@@ -25,21 +25,38 @@ check() {
 	fi
 }
 
+in_list() { [[ -n $1 ]] && grep -qx -- "$1" <<<"$2"; }
+
 pkgs=$(sed -n 's/^ARG RUNTIME_PACKAGES="\([^"]*\)"$/\1/p' "$DF")
 check "the runtime stage names its packages in ARG RUNTIME_PACKAGES" test -n "$pkgs"
 read -r -a list <<<"$pkgs"
+known=$(apt-cache show --no-all-versions "${list[@]}" 2>/dev/null | sed -n 's/^Package: //p')
 for p in "${list[@]}"; do
-	check "runtime package $p exists in Debian's index" bash -c "apt-cache show --no-all-versions '$p' 2>/dev/null | grep -q '^Package: $p\$'"
+	check "runtime package $p exists in Debian's index" grep -qx -- "$p" <<<"$known"
 done
+check "curl is installed (the entrypoint, the preStop hook and HEALTHCHECK use it)" in_list curl "$(tr ' ' '\n' <<<"$pkgs")"
+check "tini is installed (the ENTRYPOINT runs it)" in_list tini "$(tr ' ' '\n' <<<"$pkgs")"
 check "no -dev package in the runtime stage" bash -c "! grep -q -- '-dev\\b' <<<'$pkgs'"
 
 # The closure: every package the list pulls in (Depends and Pre-Depends).
 closure=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts \
 	--no-breaks --no-replaces --no-enhances "${list[@]}" 2>/dev/null | grep -v '^ ' | sed 's/:.*//' | sort -u)
+# library path -> package, for every library either binary loads, with one
+# dpkg -S over all of them (by the path ldd shows and by its real path:
+# usrmerge makes /lib/x.so and /usr/lib/x.so the same file)
+declare -A PKG
+libs=()
+for b in moord moorctl; do
+	[[ -x $BUILD/bin/$b ]] &&
+		mapfile -t -O "${#libs[@]}" libs < <(ldd "$BUILD/bin/$b" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }')
+done
+while IFS= read -r line; do
+	p=${line%%: *}
+	PKG[${line#*: }]=${p%%:*}
+done < <(for l in "${libs[@]}"; do echo "$l"; readlink -f "$l"; done | sort -u | xargs -r dpkg -S 2>/dev/null)
 pkg_of() { # a library path -> its Debian package (no :arch)
-	local f=$1 p
-	p=$(dpkg -S "$f" 2>/dev/null || dpkg -S "$(readlink -f "$f")" 2>/dev/null) || return 1
-	echo "${p%%:*}" | sed 's/:.*//' | head -n 1
+	local p=${PKG[$1]:-${PKG[$(readlink -f "$1")]:-}}
+	[[ -n $p ]] && echo "$p"
 }
 for b in moord moorctl; do
 	bin=$BUILD/bin/$b
@@ -52,7 +69,7 @@ for b in moord moorctl; do
 		[[ -n $path ]] || continue
 		p=$(pkg_of "$path") || p=""
 		check "$b loads $lib, from package ${p:-?}, which the image installs" \
-			bash -c "[[ -n '$p' ]] && grep -qx '$p' <<<'$closure'"
+			in_list "$p" "$closure"
 	done < <(ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }')
 	# libraries linked directly must be installed by name, not by luck
 	for lib in $(readelf -d "$bin" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p'); do
@@ -60,7 +77,7 @@ for b in moord moorctl; do
 		path=$(ldd "$bin" | awk -v l="$lib" '$1 == l { print $3 }')
 		p=$(pkg_of "$path") || p=""
 		check "$b links $lib directly: its package ${p:-?} is in RUNTIME_PACKAGES" \
-			bash -c "[[ -n '$p' ]] && [[ ' $pkgs ' == *' $p '* ]]"
+			in_list "$p" "$(tr ' ' '\n' <<<"$pkgs")"
 	done
 done
 
