@@ -27,6 +27,7 @@ struct srv_api {
 	struct srv_hist latency[SRV_RPC_COUNT];
 	uv_idle_t pull_idle; /* drains watch streams with responses ready */
 	struct wcall *ready;
+	struct ksock *ksocks; /* upgraded keep-alive connections */
 	int closed;
 	struct wcall *all;
 };
@@ -39,8 +40,16 @@ void srv_api_close(struct srv_api *api);
 /* Appends the API's request counters and latency histograms. */
 int srv_api_metrics(const struct srv_api *api, struct moor_buf *out);
 
-/* api_lease.c */
+/* api_lease.c: /v3/lease/keepalive as a streamed response to the requests
+ * in the body, or, with "Upgrade: moor-keepalive/1", an upgraded connection
+ * carrying LeaseKeepAliveRequest frames in and a LeaseKeepAliveResponse
+ * frame out for each renewal (TTL 0: the lease is gone). */
+#define SRV_KEEPALIVE_UPGRADE "moor-keepalive/1"
 void srv_api_keepalive(struct srv_api *api, struct srv_req *req, int proto);
+/* 1 when the request asked for the upgrade (and was answered). */
+int srv_api_keepalive_upgrade(struct srv_api *api, struct srv_req *req);
+struct ksock;
+void srv_api_ksock_close(struct ksock *k);
 
 /* api_watch.c: /v3/watch as a streamed response, or, with the header
  * "Upgrade: moor-watch/1", as an upgraded connection carrying WatchRequest

@@ -588,6 +588,8 @@ void srv_api_close(struct srv_api *api)
 	struct wcall *w = api->all, *next;
 
 	api->closed = 1;
+	while (api->ksocks)
+		srv_api_ksock_close(api->ksocks);
 	for (; w; w = next) {
 		next = w->all_next;
 		if (w->sock)

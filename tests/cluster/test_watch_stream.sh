@@ -14,7 +14,7 @@ f=$(((T_LEADER % 3) + 1))
 rc=$?
 sed 's/^/    probe: /' "$T_TMP/probe.out"
 t_check "every check of the probe passed (exit $rc)" test "$rc" = 0
-t_check "the probe ran all its checks" grep -q '^10 passed, 0 failed$' "$T_TMP/probe.out"
+t_check "the probe ran all its checks" grep -q '^14 passed, 0 failed$' "$T_TMP/probe.out"
 for i in 1 2 3; do t_member_stop "$i" TERM; done
 t_check "the members stop cleanly with the stream closed" test "$T_RC" = 0
 t_done

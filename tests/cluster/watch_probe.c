@@ -45,6 +45,27 @@ static int dial(void)
 	return fd;
 }
 
+/* A JSON call through its own short HTTP request; the response in `resp`. */
+static void call(const char *path, const char *json, char *resp, size_t rlen)
+{
+	char req[512];
+	int fd = dial(), n, body;
+	ssize_t r, got = 0;
+
+	body = snprintf(req + 256, 256, "%s", json);
+	n = snprintf(req, 256,
+	             "POST %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+	             "Content-Length: %d\r\n\r\n",
+	             path, body);
+	memmove(req + n, req + 256, (size_t)body);
+	if (write(fd, req, (size_t)(n + body)) != n + body)
+		exit(2);
+	while ((r = read(fd, resp + got, rlen - 1 - (size_t)got)) > 0)
+		got += r;
+	close(fd);
+	resp[got] = '\0';
+}
+
 /* A put through its own short HTTP request; returns the header revision. */
 static long put(const char *key_b64, const char *val_b64)
 {
@@ -238,6 +259,65 @@ int main(int argc, char **argv)
 			break;
 	}
 	check(progressed, "a progress request is answered with watch_id -1 and the revision");
+	close(sock);
+
+	/* the keep-alive stream */
+	char resp[4096];
+	call("/v3/lease/grant", "{\"TTL\":\"30\",\"ID\":\"4242\"}", resp, sizeof resp);
+	check(strstr(resp, "\"ID\":\"4242\"") != NULL, "a lease is granted");
+	sock = dial();
+	snprintf(head, sizeof head,
+	         "POST /v3/lease/keepalive HTTP/1.1\r\nHost: x\r\nUpgrade: moor-keepalive/1\r\n"
+	         "Connection: Upgrade\r\nContent-Length: 0\r\n\r\n");
+	if (write(sock, head, strlen(head)) != (ssize_t)strlen(head))
+		return 2;
+	hl = 0;
+	while (hl < sizeof head - 1 && read(sock, head + hl, 1) == 1) {
+		hl++;
+		if (hl >= 4 && memcmp(head + hl - 4, "\r\n\r\n", 4) == 0)
+			break;
+	}
+	head[hl] = '\0';
+	check(strncmp(head, "HTTP/1.1 101", 12) == 0, "the keep-alive stream is upgraded");
+	int renewed = 0, gone = 0;
+	for (int round = 0; round < 4; round++) {
+		Etcdserverpb__LeaseKeepAliveRequest ka =
+		    ETCDSERVERPB__LEASE_KEEP_ALIVE_REQUEST__INIT;
+		uint8_t fb[64];
+		if (round == 3)
+			call("/v3/lease/revoke", "{\"ID\":\"4242\"}", resp, sizeof resp);
+		ka.id = 4242;
+		size_t len = etcdserverpb__lease_keep_alive_request__pack(&ka, fb + 4);
+		moor_put_be32(fb, (uint32_t)len);
+		if (write(sock, fb, 4 + len) != (ssize_t)(4 + len))
+			return 2;
+		/* one response frame */
+		inlen = 0;
+		for (;;) {
+			struct pollfd p = {.fd = sock, .events = POLLIN};
+			if (inlen >= 4 && inlen >= 4 + moor_get_be32(inbuf))
+				break;
+			if (poll(&p, 1, 5000) <= 0)
+				break;
+			ssize_t g = read(sock, inbuf + inlen, sizeof inbuf - inlen);
+			if (g <= 0)
+				break;
+			inlen += (size_t)g;
+		}
+		if (inlen < 4 || inlen < 4 + moor_get_be32(inbuf))
+			break;
+		Etcdserverpb__LeaseKeepAliveResponse *kr =
+		    etcdserverpb__lease_keep_alive_response__unpack(NULL, moor_get_be32(inbuf),
+		                                                    inbuf + 4);
+		if (kr && kr->id == 4242 && kr->ttl == 30 && round < 3)
+			renewed++;
+		if (kr && round == 3 && kr->ttl == 0)
+			gone = 1;
+		if (kr)
+			etcdserverpb__lease_keep_alive_response__free_unpacked(kr, NULL);
+	}
+	check(renewed == 3, "three keep-alives on one stream each answer the TTL");
+	check(gone, "after the lease is revoked a keep-alive answers TTL 0");
 	close(sock);
 	printf("%d passed, %d failed\n", passed, failed);
 	return failed ? 1 : 0;
