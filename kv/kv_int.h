@@ -171,6 +171,7 @@ struct kv_view {
 	const rocksdb_snapshot_t *snap;
 	rocksdb_writebatch_wi_t *wb; /* non-NULL: read through the batch */
 	int64_t rev, compact_rev;
+	bool pending; /* in a txn that has written: revision rev + 1 is readable */
 };
 /* A view of committed state: snapshot + revisions, consistent. */
 int kv_view_open_committed(struct kv *kv, struct kv_view *v);

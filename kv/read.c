@@ -432,7 +432,8 @@ int kv_do_range(struct kv_view *v, const Etcdserverpb__RangeRequest *req, struct
 	                req->min_create_revision > 0 || req->max_create_revision > 0;
 	int rc;
 
-	if (rev > v->rev)
+	/* Inside a txn that has written, its own revision is readable (etcd). */
+	if (rev > v->rev + (v->pending ? 1 : 0))
 		return kv_fail(v->kv, MOOR_EFUTUREREV, "kv: revision %lld above current %lld",
 		               (long long)rev, (long long)v->rev);
 	if (rev < v->compact_rev)

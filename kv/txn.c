@@ -340,6 +340,7 @@ int kv_txn_exec(struct req_ctx *q, const Etcdserverpb__TxnRequest *r,
 			etcdserverpb__range_response__init(rr);
 			ro->response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_RANGE;
 			ro->response_range = rr;
+			q->view.pending = q->sub > 0;
 			rc = kv_do_range(&q->view, ops[i]->request_range, q->ar, rr);
 			break;
 		}

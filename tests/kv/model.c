@@ -181,7 +181,7 @@ static int kv_sort_cmp(const void *x, const void *y)
 	return c ? c : kc;
 }
 
-static int range_in(struct model *m, const Etcdserverpb__RangeRequest *r, int64_t cur,
+static int range_in(struct model *m, const Etcdserverpb__RangeRequest *r, int64_t cur, int64_t hi,
                     Etcdserverpb__RangeResponse *resp)
 {
 	int rc = check_range(&r->key, &r->range_end);
@@ -193,7 +193,7 @@ static int range_in(struct model *m, const Etcdserverpb__RangeRequest *r, int64_
 		return MOOR_ELIMIT;
 	if ((unsigned)r->sort_order > 2 || (unsigned)r->sort_target > 4)
 		return MOOR_ESORT;
-	if (r->revision > m->rev)
+	if (r->revision > hi) /* m->rev, or m->rev + 1 inside a txn that wrote */
 		return MOOR_EFUTUREREV;
 	rv = r->revision > 0 ? r->revision : cur;
 	if (rv < m->compact)
@@ -240,7 +240,7 @@ int model_range(struct model *m, const Etcdserverpb__RangeRequest *r,
 	int rc;
 
 	etcdserverpb__range_response__init(resp);
-	rc = range_in(m, r, m->rev, resp);
+	rc = range_in(m, r, m->rev, m->rev, resp);
 	if (rc) {
 		protobuf_c_message_free_unpacked(&resp->base, NULL);
 		*out = NULL;
@@ -649,7 +649,8 @@ static int txn_exec(struct model *m, const Etcdserverpb__TxnRequest *r, int64_t 
 			ro->response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_RANGE;
 			ro->response_range = xmalloc(sizeof *ro->response_range);
 			etcdserverpb__range_response__init(ro->response_range);
-			rc = range_in(m, ops[i]->request_range, INT64_MAX, ro->response_range);
+			rc = range_in(m, ops[i]->request_range, INT64_MAX, m->rev + (*sub > 0),
+			              ro->response_range);
 			break;
 		case ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT:
 			ro->response_case = ETCDSERVERPB__RESPONSE_OP__RESPONSE_RESPONSE_PUT;
