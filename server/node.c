@@ -1090,6 +1090,7 @@ int srv_node_start(const struct srv_node_options *opts, struct srv_node **out, c
 			goto fail;
 	}
 	n->apply_members = n->members;
+	node_snap_clean(n); /* what a stopped transfer or backup left behind */
 	n->election_timeout_ms =
 	    (uint64_t)n->tick_ms * (opts->election_ticks ? opts->election_ticks : 10);
 	srv_lessor_init(&n->lessor);

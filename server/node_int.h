@@ -216,6 +216,7 @@ void node_snap_reports(struct srv_node *n);
 int node_snap_chunk(struct srv_node *n, uint64_t from, const uint8_t *data, size_t len);
 int node_snap_install(struct srv_node *n, const struct raft_snapshot *snap);
 void node_snap_stop(struct srv_node *n);
+void node_snap_clean(struct srv_node *n);
 int node_snap_recover(struct srv_node *n, uint64_t index, char *err, size_t errlen);
 /* node.c: a raft message (without the frame kind) for the core's input */
 int node_input_frame(struct srv_node *n, const uint8_t *data, size_t len);

@@ -619,6 +619,25 @@ int node_snap_recover(struct srv_node *n, uint64_t index, char *err, size_t errl
 	return MOOR_ECORRUPT;
 }
 
+void node_snap_clean(struct srv_node *n)
+{
+	char dir[1100], path[1400];
+	DIR *d;
+	struct dirent *e;
+
+	snprintf(dir, sizeof dir, "%s/snap", n->cfg->data_dir);
+	d = opendir(dir);
+	while (d && (e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		if (unlink(path) != 0)
+			srv_snap_rmdir(path);
+	}
+	if (d)
+		closedir(d);
+}
+
 void node_snap_stop(struct srv_node *n)
 {
 	for (int i = 0; i < NODE_MAX_MEMBERS; i++)
