@@ -98,9 +98,11 @@ d_post() {
 	d_curl -f -X POST "$1$2" -H 'Content-Type: application/json' -d "$3" 2>/dev/null
 }
 
-# d_has_leader URL: the member at URL answers /health with a leader.
+# d_has_leader URL: the member at URL answers /health with a leader. A
+# NOSPACE alarm makes /health 503 too, but membership changes still work
+# under it, so it is excluded (as etcd's ?exclude=NOSPACE does).
 d_has_leader() {
-	d_curl -f -o /dev/null "$1/health" 2>/dev/null
+	d_curl -f -o /dev/null "$1/health?exclude=NOSPACE" 2>/dev/null
 }
 
 # d_members URL: one line per member: ID NAME PEERURL (first peer URL).
