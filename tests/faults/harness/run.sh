@@ -115,14 +115,23 @@ member_start() { # I STATE(new|existing)
 			FAKETIME_CACHE_DURATION=1 FAKETIME_DONT_RESET=1)
 	fi
 	echo "=== start $(date -u +%H:%M:%S.%N) state=$state" >>"$OUT/m$i.log"
-	env "${env[@]}" "$OUT/moord" --name "m$i" --data-dir "$OUT/data/m$i" \
-		--listen-client-urls "$(curl_url "$i")" --listen-peer-urls "$(peer_url "$i")" \
-		--initial-advertise-peer-urls "$(peer_url "$i")" --advertise-client-urls "$(curl_url "$i")" \
-		--initial-cluster "$FULL_CLUSTER" --initial-cluster-state "$state" \
-		--snapshot-count "$SNAPSHOT_COUNT" --log-level info >>"$OUT/m$i.log" 2>&1 &
-	echo $! >"$OUT/m$i.pid"
-	echo $! >>"$OUT/pids.all"
+	rm -f "$OUT/m$i.pid"
+	# A waiter shell writes the member's exit status into its log (137 = our
+	# kill -9, 134 = abort, 139 = SIGSEGV); the pid file holds moord's own pid.
+	(
+		env "${env[@]}" "$OUT/moord" --name "m$i" --data-dir "$OUT/data/m$i" \
+			--listen-client-urls "$(curl_url "$i")" --listen-peer-urls "$(peer_url "$i")" \
+			--initial-advertise-peer-urls "$(peer_url "$i")" --advertise-client-urls "$(curl_url "$i")" \
+			--initial-cluster "$FULL_CLUSTER" --initial-cluster-state "$state" \
+			--snapshot-count "$SNAPSHOT_COUNT" --log-level info >>"$OUT/m$i.log" 2>&1 &
+		echo $! >"$OUT/m$i.pid.tmp"
+		mv "$OUT/m$i.pid.tmp" "$OUT/m$i.pid"
+		wait $!
+		echo "=== exit status $? at $(date -u +%H:%M:%S.%N)" >>"$OUT/m$i.log"
+	) &
 	disown $! # no "Killed" notices from bash: the run kills members on purpose
+	while [[ ! -s $OUT/m$i.pid ]]; do sleep 0.01; done
+	cat "$OUT/m$i.pid" >>"$OUT/pids.all"
 	echo "$state" >"$OUT/m$i.state"
 	rm -f "$OUT/m$i.down"
 }
@@ -216,7 +225,7 @@ check_members() {
 	local i
 	for ((i = 1; i <= MEMBERS; i++)); do
 		if ! alive "$i" && [[ ! -f $OUT/m$i.down ]]; then
-			finding "member m$i exited unexpectedly; last log lines: $(tail -n 5 "$OUT/m$i.log" | tr '\n' '|')"
+			finding "member m$i exited unexpectedly; last log lines: $(tail -n 6 "$OUT/m$i.log" | tr '\n' '|')"
 			member_start "$i" "$(cat "$OUT/m$i.state")"
 		fi
 	done
@@ -379,6 +388,7 @@ do_fault() {
 		echo "fail" >"$OUT/m$i.disk"
 		sleep "$hold"
 		rm -f "$OUT/m$i.disk"
+		sleep 1 # a sync that failed just before may still be stopping it
 		if alive "$i"; then
 			rm -f "$OUT/m$i.down"
 			echo "$(now) m$i survived failing fsyncs" >>"$OUT/disk-fail.txt"
