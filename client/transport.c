@@ -331,11 +331,18 @@ bool cl_err_rotate(int rc)
 	       rc == MOOR_ETIMEOUT || rc == MOOR_ESTOPPED || rc == MOOR_ECLOSED;
 }
 
-/* Transport failures that prove the request was never sent. */
+/* Transport failures that prove the request was never sent. libcurl
+ * retries by itself, on a fresh connection, a request whose kept-alive
+ * connection died before any answer; if that reconnect is refused the
+ * error says "could not connect" although the request went out on the old
+ * connection. So nothing counts as never sent once request bytes left. */
 static bool never_sent(CURLcode cc, CURL *h)
 {
 	curl_off_t pre = 0;
+	long req_bytes = 0;
 
+	if (curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &req_bytes) != CURLE_OK || req_bytes > 0)
+		return false;
 	switch (cc) {
 	case CURLE_COULDNT_CONNECT:
 	case CURLE_COULDNT_RESOLVE_HOST:

@@ -159,6 +159,32 @@ int fx_wait_leader(struct fx_cluster *fx, int timeout_ms)
 	return found;
 }
 
+/* Copies src to dir/name (executable) and names the copy in out. */
+static int copy_file(const char *src, const char *dir, const char *name, char *out, size_t size)
+{
+	char dst[256], buf[65536];
+	int in = open(src, O_RDONLY | O_CLOEXEC), o;
+	ssize_t r;
+
+	snprintf(dst, sizeof dst, "%s/%s", dir, name);
+	o = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	if (in < 0 || o < 0) {
+		if (in >= 0)
+			close(in);
+		if (o >= 0)
+			close(o);
+		return -1;
+	}
+	while ((r = read(in, buf, sizeof buf)) > 0)
+		if (write(o, buf, (size_t)r) != r)
+			r = -1;
+	close(in);
+	if (close(o) != 0 || r < 0)
+		return -1;
+	snprintf(out, size, "%s", dst);
+	return 0;
+}
+
 int fx_cluster_start(struct fx_cluster *fx, int n)
 {
 	int ports[2 * FX_MAX];
@@ -172,6 +198,10 @@ int fx_cluster_start(struct fx_cluster *fx, int n)
 		snprintf(fx->moord, sizeof fx->moord, "%s", getenv("MOORD"));
 	snprintf(fx->dir, sizeof fx->dir, "/tmp/moor-client.XXXXXX");
 	if (!mkdtemp(fx->dir) || free_ports(ports, 2 * n) != 0)
+		return -1;
+	/* run a private copy: a concurrent build may relink build/bin/moord
+	 * while a test restarts a member */
+	if (copy_file(fx->moord, fx->dir, "moord", fx->moord, sizeof fx->moord) != 0)
 		return -1;
 	for (int i = 0; i < n; i++) {
 		fx->cport[i] = ports[2 * i];

@@ -359,6 +359,15 @@ static void txn_runs_the_branch_its_compares_choose(void **state)
 	moor_txn_free(t);
 }
 
+/* A number from bytes that are not NUL-terminated. */
+static long num(const uint8_t *p, size_t len)
+{
+	char buf[24];
+
+	snprintf(buf, sizeof buf, "%.*s", (int)(len < 23 ? len : 23), (const char *)p);
+	return strtol(buf, NULL, 10);
+}
+
 #define CAS_THREADS 8
 #define CAS_ROUNDS 25
 
@@ -376,7 +385,7 @@ static int cas_increment(void)
 		if (moor_get(cli, S("cas/counter"), NULL, &g) != 0)
 			return -1;
 		if (g->n_kvs == 1) {
-			v = strtol((const char *)g->kvs[0].value, NULL, 10);
+			v = num(g->kvs[0].value, g->kvs[0].value_len);
 			mod = g->kvs[0].mod_revision;
 		}
 		moor_response_free(g);
@@ -419,9 +428,17 @@ static void threads_sharing_one_client_increment_a_counter_by_compare_and_swap(v
 	pthread_t th[CAS_THREADS];
 	atomic_int conflicts = 0;
 	struct moor_response *g = NULL;
+	struct moor_watch_opts wo = {.prev_kv = true, .queue_max = 4096};
+	moor_watch *w = NULL;
 	void *ret;
+	int anomalies = 0, events = 0;
 
 	(void)state;
+	/* every write of the counter, to show what went wrong if anything does */
+	assert_int_equal(moor_put(cli, S("cas/start"), S(""), NULL, &g), 0);
+	wo.start_revision = g->header.revision + 1;
+	moor_response_free(g);
+	assert_int_equal(moor_watch_start(cli, S("cas/counter"), &wo, &w), 0);
 	for (int i = 0; i < CAS_THREADS; i++)
 		assert_int_equal(pthread_create(&th[i], NULL, cas_worker, &conflicts), 0);
 	for (int i = 0; i < CAS_THREADS; i++) {
@@ -429,12 +446,32 @@ static void threads_sharing_one_client_increment_a_counter_by_compare_and_swap(v
 		assert_null(ret);
 	}
 	assert_int_equal(moor_get(cli, S("cas/counter"), NULL, &g), 0);
-	/* no increment lost, none doubled; the conflicts were retried */
-	assert_int_equal(strtol((const char *)g->kvs[0].value, NULL, 10), CAS_THREADS * CAS_ROUNDS);
+	int64_t last = g->kvs[0].mod_revision;
+	for (int64_t seen = 0; seen < last;) {
+		struct moor_watch_response *r = NULL;
+		if (moor_watch_next(w, 10000, &r) != 0)
+			break;
+		for (size_t i = 0; i < r->n_events; i++, events++) {
+			const struct moor_event *e = &r->events[i];
+			seen = e->kv.mod_revision;
+			long v = num(e->kv.value, e->kv.value_len);
+			long pv = e->has_prev_kv ? num(e->prev_kv.value, e->prev_kv.value_len) : 0;
+			if (v != pv + 1 && anomalies++ < 10)
+				printf("anomaly: revision %lld version %lld value %ld after %ld "
+				       "(prev mod %lld)\n",
+				       (long long)e->kv.mod_revision, (long long)e->kv.version, v,
+				       pv, (long long)e->prev_kv.mod_revision);
+		}
+		moor_watch_response_free(r);
+	}
+	moor_watch_stop(w);
+	printf("%d increments, %d conflicts retried, %d writes watched, %d not +1\n",
+	       CAS_THREADS * CAS_ROUNDS, atomic_load(&conflicts), events, anomalies);
+	/* no increment lost, none doubled, no write but the increments */
+	assert_int_equal(num(g->kvs[0].value, g->kvs[0].value_len), CAS_THREADS * CAS_ROUNDS);
+	assert_int_equal(anomalies, 0);
 	assert_int_equal(g->kvs[0].version, CAS_THREADS * CAS_ROUNDS);
 	moor_response_free(g);
-	printf("%d increments, %d conflicts retried\n", CAS_THREADS * CAS_ROUNDS,
-	       atomic_load(&conflicts));
 }
 
 static void server_errors_map_to_their_codes(void **state)

@@ -12,9 +12,14 @@
 
 #include "client/internal.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static int map(long status, const char *body)
 {
@@ -192,6 +197,84 @@ static void mutated_streams_and_error_bodies_never_crash_the_decoders(void **sta
 	moor_buf_free(&b);
 }
 
+/* A one-connection HTTP server: answers the first request, reads the
+ * second whole, then closes the connection and its listener. */
+struct fake {
+	int listen_fd;
+	int port;
+	pthread_t thread;
+};
+
+static int read_request(int fd)
+{
+	char buf[8192];
+	size_t n = 0;
+	char *end = NULL;
+
+	while (!end) {
+		ssize_t r = read(fd, buf + n, sizeof buf - 1 - n);
+		if (r <= 0)
+			return -1;
+		n += (size_t)r;
+		buf[n] = '\0';
+		end = strstr(buf, "\r\n\r\n");
+	}
+	const char *cl = strcasestr(buf, "Content-Length:");
+	size_t body = cl ? (size_t)strtoul(cl + 15, NULL, 10) : 0;
+	size_t have = n - (size_t)(end + 4 - buf);
+	while (have < body) {
+		ssize_t r = read(fd, buf, sizeof buf);
+		if (r <= 0)
+			return -1;
+		have += (size_t)r;
+	}
+	return 0;
+}
+
+static void *fake_main(void *arg)
+{
+	struct fake *f = arg;
+	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\n"
+	                         "Content-Length: 0\r\n\r\n";
+	int c = accept(f->listen_fd, NULL, NULL);
+
+	if (c >= 0 && read_request(c) == 0 &&
+	    write(c, ok, sizeof ok - 1) == (ssize_t)(sizeof ok - 1))
+		read_request(c); /* the second request arrives whole... */
+	close(f->listen_fd);     /* ...and the server dies before answering */
+	if (c >= 0)
+		close(c);
+	return NULL;
+}
+
+static void a_write_lost_on_a_reused_connection_is_indeterminate_not_retried(void **state)
+{
+	struct fake f;
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t len = sizeof a;
+	char ep[64];
+	const char *eps[] = {ep};
+	struct moor_config cfg = {.endpoints = eps, .n_endpoints = 1, .request_timeout_ms = 2000};
+	moor_client *c = NULL;
+
+	(void)state;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	f.listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(f.listen_fd >= 0);
+	assert_int_equal(bind(f.listen_fd, (struct sockaddr *)&a, sizeof a), 0);
+	assert_int_equal(getsockname(f.listen_fd, (struct sockaddr *)&a, &len), 0);
+	assert_int_equal(listen(f.listen_fd, 4), 0);
+	snprintf(ep, sizeof ep, "http://127.0.0.1:%d", ntohs(a.sin_port));
+	assert_int_equal(pthread_create(&f.thread, NULL, fake_main, &f), 0);
+	assert_int_equal(moor_client_open(&cfg, &c), 0);
+	assert_int_equal(moor_put(c, "k", 1, "v", 1, NULL, NULL), 0);
+	/* the request reached the server on the kept-alive connection: libcurl's
+	 * own reconnect attempt is refused, which must not pass for "never sent" */
+	assert_int_equal(moor_put(c, "k", 1, "v", 1, NULL, NULL), MOOR_EINDETERMINATE);
+	pthread_join(f.thread, NULL);
+	moor_client_close(c);
+}
+
 static void prefix_ends_follow_etcd(void **state)
 {
 	uint8_t out[8];
@@ -254,6 +337,7 @@ int main(void)
 	    cmocka_unit_test(retry_classes_follow_the_rules_in_moor_h),
 	    cmocka_unit_test(frames_decode_whole_partial_and_oversized),
 	    cmocka_unit_test(mutated_streams_and_error_bodies_never_crash_the_decoders),
+	    cmocka_unit_test(a_write_lost_on_a_reused_connection_is_indeterminate_not_retried),
 	    cmocka_unit_test(prefix_ends_follow_etcd),
 	    cmocka_unit_test(bad_configurations_and_arguments_are_refused),
 	};

@@ -6,6 +6,8 @@
 # lose their status.
 set -u
 source "$(dirname "$0")/../cluster/lib.sh"
+# a private copy of moord: a concurrent build may relink it mid-test
+cp "$MOORD" "$T_TMP/moord" && MOORD=$T_TMP/moord
 M=${MOORCTL:-$BUILD/bin/moorctl}
 CTL=${CONTROLLER:-$BUILD/bin/moor-example-controller}
 

@@ -5,6 +5,8 @@
 # calls reported as such.
 set -u
 source "$(dirname "$0")/../cluster/lib.sh"
+# a private copy of moord: a concurrent build may relink it mid-test
+cp "$MOORD" "$T_TMP/moord" && MOORD=$T_TMP/moord
 M=${MOORCTL:-$BUILD/bin/moorctl}
 
 # t_out NAME EXPECTED CMD...: CMD's stdout equals EXPECTED (a diff otherwise).
