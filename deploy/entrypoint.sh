@@ -20,8 +20,13 @@
 #     (lost volume) or a scale-up. If the member list still has this peer URL
 #     (the old incarnation, whose log is gone), that entry is removed first:
 #     a member that forgot what it acknowledged must not count towards a
-#     quorum. Then /v3/cluster/member/add, then exec moord --initial-cluster-
-#     state existing with the current members: it gets the store by snapshot.
+#     quorum. Then /v3/cluster/member/add as a learner, then exec moord
+#     --initial-cluster-state existing with the current members: it gets the
+#     store by snapshot. A promoter left running beside moord makes it a
+#     voter once its applied index is within MOOR_PROMOTE_MAX_LAG entries of
+#     the cluster's (so the quorum never waits for a member still catching
+#     up); it runs at every start and ends once the member is a voter or
+#     moord is gone. MOOR_JOIN_AS_LEARNER=false adds voters directly.
 #  4. Data directory empty, no member has a leader, this ordinal is one of the
 #     first MOOR_INITIAL_REPLICAS, and every member that answers is still at
 #     raft term 1 (no election ever won: the cluster is being bootstrapped):
@@ -62,6 +67,8 @@ esac
 MOOR_REPLICAS=${MOOR_REPLICAS:-3}
 MOOR_INITIAL_REPLICAS=${MOOR_INITIAL_REPLICAS:-$MOOR_REPLICAS}
 MOOR_JOIN_TIMEOUT=${MOOR_JOIN_TIMEOUT:-120}
+MOOR_JOIN_AS_LEARNER=${MOOR_JOIN_AS_LEARNER:-true}
+MOOR_PROMOTE_MAX_LAG=${MOOR_PROMOTE_MAX_LAG:-100}
 
 die() {
 	d_log "$*"
@@ -108,8 +115,32 @@ bootstrap_cluster() {
 	echo "$out"
 }
 
+# promoter: runs in the background; after the exec below, $$ is moord's
+# pid, so it ends with moord. Promotes this member when the cluster lists it
+# as a learner and it has caught up; ends when it is a voter.
+promoter() {
+	local peer list entry mine theirs
+	while kill -0 $$ 2>/dev/null; do
+		sleep 1
+		peer=$(d_find_leader_peer) || continue
+		list=$(d_members "$peer") || continue
+		entry=$(own_entry "$list")
+		[[ -n $entry ]] || continue
+		[[ ${entry##* } == true ]] || return 0
+		mine=$(d_status_field "$my_curl" raftAppliedIndex)
+		theirs=$(d_status_field "$peer" raftAppliedIndex)
+		[[ -n $mine && -n $theirs ]] || continue
+		((mine > 0 && mine + MOOR_PROMOTE_MAX_LAG >= theirs)) || continue
+		if d_post "$peer" /v3/cluster/member/promote "{\"ID\":\"${entry%% *}\"}" >/dev/null; then
+			d_log "promoted $D_NAME to a voter (applied index $mine, the cluster's $theirs)"
+			return 0
+		fi
+	done
+}
+
 start() { # STATE INITIAL-CLUSTER
 	d_log "starting $D_NAME ($my_purl) with --initial-cluster-state $1 --initial-cluster $2"
+	[[ $1 == existing ]] && promoter </dev/null &
 	exec "$MOORD" "${flags[@]}" --initial-cluster "$2" --initial-cluster-state "$1" "${extra[@]}"
 }
 extra=("$@")
@@ -133,7 +164,13 @@ join() {
 		list=$(d_members "$peer") || return 1
 		[[ -z $(own_entry "$list") ]] || return 1
 	fi
-	d_post "$peer" /v3/cluster/member/add "{\"peerURLs\":[\"$my_purl\"]}" >/dev/null || return 1
+	d_post "$peer" /v3/cluster/member/add \
+		"{\"peerURLs\":[\"$my_purl\"],\"isLearner\":$MOOR_JOIN_AS_LEARNER}" >/dev/null || return 1
+	if [[ $MOOR_JOIN_AS_LEARNER == true ]]; then
+		d_log "added $D_NAME to the cluster as a learner"
+	else
+		d_log "added $D_NAME to the cluster as a voter"
+	fi
 	cluster=$(awk '$3 != "-" { n = ($2 == "-") ? "member-" $1 : $2; printf "%s=%s,", n, $3 }' <<<"$list")
 	start existing "$cluster$D_NAME=$my_purl"
 }

@@ -105,16 +105,18 @@ d_has_leader() {
 	d_curl -f -o /dev/null "$1/health?exclude=NOSPACE" 2>/dev/null
 }
 
-# d_members URL: one line per member: ID NAME PEERURL (first peer URL).
+# d_members URL: one line per member: ID NAME PEERURL LEARNER (the first
+# peer URL; LEARNER true or false).
 d_members() {
 	local body
 	body=$(d_post "$1" /v3/cluster/member/list '{}') || return 1
 	grep -o '{"ID":"[0-9]*"[^}]*}' <<<"$body" | while read -r m; do
-		local id name purl
+		local id name purl learner=false
 		id=$(sed -n 's/^{"ID":"\([0-9]*\)".*/\1/p' <<<"$m")
 		name=$(sed -n 's/.*"name":"\([^"]*\)".*/\1/p' <<<"$m")
 		purl=$(sed -n 's/.*"peerURLs":\["\([^"]*\)".*/\1/p' <<<"$m")
-		echo "$id ${name:--} ${purl:--}"
+		grep -q '"isLearner":true' <<<"$m" && learner=true
+		echo "$id ${name:--} ${purl:--} $learner"
 	done
 }
 

@@ -75,6 +75,7 @@ count() { # I PREFIX: serializable count of keys under PREFIX at member I
 	api "$1" /v3/kv/range "{\"key\":\"$(b64 "$2")\",\"range_end\":\"$(b64 "$end")\",\"count_only\":true,\"serializable\":true}" 2>/dev/null |
 		sed -n 's/.*"count":"\([0-9]*\)".*/\1/p'
 }
+no_learners() { local b; b=$(api "$1" /v3/cluster/member/list '{}') || return 1; ! grep -q '"isLearner":true' <<<"$b"; }
 nmembers() { api "$1" /v3/cluster/member/list '{}' | grep -o '"ID"' | wc -l; }
 listed() { api "$1" /v3/cluster/member/list '{}' | grep -q "\"peerURLs\":\[\"$2\"\]"; }
 hashkv() { api "$1" /v3/maintenance/hashkv '{}' | sed -n 's/.*"hash":\([0-9]*\).*/\1/p'; }
@@ -141,6 +142,9 @@ pod_start 2
 t_check "the replaced moor-2 removes its stale entry first" \
 	until_ok 15 grep -q "removing that entry first" "$(log 2)"
 t_check "... and starts as --initial-cluster-state existing" until_ok 15 started_as 2 existing
+t_check "... added as a learner" grep -q "added moor-2 to the cluster as a learner" "$(log 2)"
+t_check "... and promoted to a voter once caught up" until_ok 30 grep -q "promoted moor-2 to a voter" "$(log 2)"
+t_check "no learner is left" until_ok 10 no_learners 0
 t_check "it catches up by snapshot (80 keys written while it was gone)" t_wait_eq 20 80 count 2 c/
 t_check "... and has the older ones (120)" t_wait_eq 5 120 count 2 a/
 t_check "its /readyz turns 200" until_ok 15 ready 2
@@ -155,6 +159,7 @@ pod_start 3
 pod_start 4
 t_check "moor-3 joins" until_ok 30 started_as 3 existing
 t_check "moor-4 joins" until_ok 30 started_as 4 existing
+t_check "both are promoted: five voters, no learner" until_ok 40 no_learners 0
 t_check "five voters agree on a leader" wait_agree 30 0 1 2 3 4
 t_check "the list has five members" t_wait_eq 10 5 nmembers 0
 t_check "moor-4 reads the 80 c/ keys" t_wait_eq 20 80 count 4 c/
