@@ -32,10 +32,11 @@ for f in $(find "$K" -name '*.yaml' | sort); do
 done
 
 args=()
-if command -v kubectl >/dev/null; then
+KUBECTL=${KUBECTL:-kubectl}
+if command -v "$KUBECTL" >/dev/null; then
 	for v in base overlays/example overlays/tls; do
 		name=$(basename "$v")
-		if kubectl kustomize "$K/$v" >"$tmp/$name.yaml" 2>"$tmp/$name.err"; then
+		if "$KUBECTL" kustomize "$K/$v" >"$tmp/$name.yaml" 2>"$tmp/$name.err"; then
 			args+=("$name" "$tmp/$name.yaml")
 		else
 			echo "FAIL kubectl kustomize $K/$v:"
