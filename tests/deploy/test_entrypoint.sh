@@ -189,7 +189,11 @@ t_check "the three agree on a leader" wait_agree 15 0 1 2
 put 1 e/1 after-shrink
 t_check "writes go on after the shrink" t_wait_eq 5 1 count 2 e/
 
-# ---- scale 3 -> 4 again while moor-3's old volume was kept ----
+# ---- scale 3 -> 4 again while moor-3's old volume was kept, under a NOSPACE alarm ----
+id0=$(api 0 /v3/maintenance/status '{}' | sed -n 's/.*"member_id":"\([0-9]*\)".*/\1/p')
+api 0 /v3/maintenance/alarm "{\"action\":\"ACTIVATE\",\"memberID\":\"$id0\",\"alarm\":\"NOSPACE\"}" >/dev/null
+t_check "a NOSPACE alarm is raised: /health answers 503" \
+	until_ok 5 test "$(curl -s -m 2 -o /dev/null -w '%{http_code}' "$(url 1)/health")" = 503
 pod_start 3
 t_check "moor-3 moves the removed member's data aside" \
 	until_ok 15 grep -q "belongs to a removed member" "$(log 3)"
@@ -197,6 +201,9 @@ t_check "... keeps it (DATA.removed-TIME)" bash -c "ls -d '$T_TMP'/moor-3/data.r
 t_check "... and joins anew" until_ok 20 started_as 3 existing
 t_check "four members" t_wait_eq 15 4 nmembers 0
 t_check "moor-3 has the e/ key" t_wait_eq 20 1 count 3 e/
+t_check "... all under the NOSPACE alarm, which is then disarmed" \
+	bash -c "curl -fsS -m 5 -X POST '$(url 0)/v3/maintenance/alarm' -d '{\"action\":\"DEACTIVATE\",\"memberID\":\"$id0\",\"alarm\":\"NOSPACE\"}' >/dev/null"
+t_check "/health is 200 again" until_ok 5 curl -fsS -m 2 -o /dev/null "$(url 1)/health"
 MOOR_DESIRED_REPLICAS=3 MOOR_HOSTNAME=moor-3 bash "$PRESTOP" 2>>"$(log 3)"
 t_wait_exit "${P[3]}" 15
 t_check "scaled down again: moor-3 removed and stopped (exit $T_RC)" test "$T_RC" = 0
