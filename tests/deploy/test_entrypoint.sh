@@ -4,11 +4,13 @@
 # MOOR_HOSTNAME (moor-0, moor-1, ...), the headless Service's DNS names
 # with MOOR_HOSTS (moor-i.moor-peers.test -> 127.A.B.(i+1)), and the
 # StatefulSet's desired replica count with MOOR_DESIRED_REPLICAS. Covered:
-# the first start of three, a restart with data, a replaced member whose
-# volume is empty rejoining, scale 3 -> 5 and back 5 -> 3 through the
-# preStop hook, a scaled-down member's kept volume coming back, an empty
-# volume that must not bootstrap over a cluster without a leader, and the
-# refusals (a hostname without an ordinal, TLS asked of a moord without it).
+# the first start of three, a restart with data (alive but not ready without
+# a leader, ready only once caught up), a replaced member whose volume is
+# empty rejoining (stale entry removed, added as a learner, promoted), scale
+# 3 -> 5 and back 5 -> 3 through the preStop hook, a scaled-down member's
+# kept volume coming back under a NOSPACE alarm, an empty volume that must
+# not bootstrap over a cluster without a leader, and the refusals (a
+# hostname without an ordinal, TLS asked of a moord without it).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
