@@ -8,7 +8,7 @@
 # with exit 0 once its removal is applied) so the cluster's quorum is counted
 # over the members that remain. In every other case it does nothing and
 # SIGTERM's graceful stop (leadership handed over, in-flight requests done)
-# is all there is.
+# is all there is. A scale to 0 replicas is taken as a pause: nobody leaves.
 #
 # The desired replica count: MOOR_DESIRED_REPLICAS when set (tests), else the
 # StatefulSet's scale subresource read from the Kubernetes API with the pod's
@@ -49,6 +49,12 @@ if ! want=$(desired_replicas); then
 fi
 if [[ $D_ORD -lt $want ]]; then
 	exit 0 # a restart, not a scale-down
+fi
+if [[ $want -lt 1 ]]; then
+	# Scaling to 0 pauses the cluster; removing every member one after the
+	# other would destroy it. The members keep their volumes and come back.
+	d_log "preStop: scale to 0 replicas is a pause: $D_NAME stays a member"
+	exit 0
 fi
 
 my_purl=$(d_peer_url "$D_ORD") || exit 0

@@ -173,6 +173,9 @@ t_check "a write through moor-4 is read at moor-3" t_wait_eq 10 1 count 3 d/
 MOOR_DESIRED_REPLICAS=3 MOOR_HOSTNAME=moor-1 bash "$PRESTOP" 2>>"$(log 1)"
 t_check "preStop of moor-1 (ordinal below the desired 3) exits 0" test $? = 0
 t_check "... and leaves the membership alone" test "$(nmembers 0)" = 5
+MOOR_DESIRED_REPLICAS=0 MOOR_HOSTNAME=moor-4 bash "$PRESTOP" 2>>"$(log 4)"
+t_check "preStop on a scale to 0 (a pause) exits 0" test $? = 0
+t_check "... and removes nobody" test "$(nmembers 0)" = 5
 MOOR_DESIRED_REPLICAS=3 MOOR_HOSTNAME=moor-3 bash "$PRESTOP" 2>>"$(log 3)" &
 h3=$!
 MOOR_DESIRED_REPLICAS=3 MOOR_HOSTNAME=moor-4 bash "$PRESTOP" 2>>"$(log 4)" &
