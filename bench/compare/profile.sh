@@ -15,6 +15,8 @@
 # callgrind (a private copy of moord, its data kept), sends the load to the
 # two other members only, and prints the inclusive cost of moord's functions
 # on that follower: what replicating and applying a request costs a member.
+# With --member leader (the default) leadership is then handed to that member
+# and the load sent to it alone: what a leader serving HTTP clients costs.
 # --syscalls also counts the member's system calls per thread with their
 # time (perf trace -s): how many fdatasyncs, writes and wakeups a request costs.
 set -u
@@ -91,15 +93,36 @@ if [[ $CALLGRIND == 1 ]]; then
 	done
 	others=""
 	for i in 1 2 3; do [[ $i != "$target" ]] && others+="${others:+,}http://$NET.$i:2379"; done
-	echo "callgrind on follower m$target; load on the two others: $*"
+	role="follower m$target; load on the two others"
+	if [[ $MEMBER == leader ]]; then
+		# hand leadership to the member under callgrind and send it the load
+		id=$(curl -fsS -m 5 -X POST "http://$NET.$target:2379/v3/maintenance/status" -d '{}' | jq -r .header.member_id)
+		for i in 1 2 3; do
+			curl -fsS -m 20 -o /dev/null -X POST "http://$NET.$i:2379/v3/maintenance/transfer-leadership" \
+				-d "{\"targetID\":\"$id\"}" 2>/dev/null
+		done
+		for ((k = 0; k < 300; k++)); do
+			st=$(curl -fsS -m 2 -X POST "http://$NET.$target:2379/v3/maintenance/status" -d '{}' 2>/dev/null)
+			[[ $(jq -r .leader <<<"$st") == "$id" ]] && break
+			sleep 0.1
+		done
+		[[ $(jq -r .leader <<<"$st") == "$id" ]] || { echo "profile.sh: leadership did not move" >&2; exit 1; }
+		others="http://$NET.$target:2379"
+		role="leader m$target, which takes the load itself"
+	fi
+	echo "callgrind on $role: $*"
 	timeout $((DUR + 60)) "$WORK/moor-bench" --endpoints "$others" --duration "$DUR" "$@" | grep -v '^RESULT'
 	sleep 2
 	kill -TERM "${PID[$target]}"
 	for ((k = 0; k < 600; k++)); do kill -0 "${PID[$target]}" 2>/dev/null || break; sleep 0.1; done
 	wait "${PID[$target]}" 2>/dev/null
-	echo "inclusive cost on the follower (callgrind, Ir):"
-	callgrind_annotate --inclusive=yes "$WORK/callgrind.out" 2>/dev/null | sed -n '1,80p' |
-		grep -E 'Ir|^ *[0-9,]+ ' | sed -E 's#/[^ ]*/##' | head -60
+	echo "inclusive cost on m$target (callgrind, Ir):"
+	callgrind_annotate --inclusive=yes --threshold=99.5 "$WORK/callgrind.out" 2>/dev/null |
+		grep -E '^ *[0-9,]+ .*moord\]|PROGRAM TOTALS' | sed -E 's# \[[^]]*moord\]##' | head -70
+	echo "self cost, top functions (callgrind, Ir):"
+	callgrind_annotate --threshold=90 "$WORK/callgrind.out" 2>/dev/null | grep -E '^ *[0-9,]+ ' | head -25 | cut -c1-160
+	cp "$WORK/callgrind.out" "$BUILD/profile-callgrind.out"
+	echo "kept as $BUILD/profile-callgrind.out (callgrind_annotate --tree=caller ... for who calls what)"
 	exit 0
 fi
 
