@@ -32,8 +32,11 @@ static void stop_finish(struct srv_server *s)
 		uv_timer_stop(&s->stop_timer);
 		uv_close((uv_handle_t *)&s->stop_timer, on_stop_timer_closed);
 	}
-	/* the API first: upgraded connections must go before MHD stops */
+	/* the API first: upgraded connections must go before MHD stops, and
+	 * so must every suspended request: they are answered "stopped" */
 	srv_api_close(&s->api);
+	if (s->node)
+		srv_node_fail_waiting(s->node);
 	if (s->client_http) {
 		srv_http_stop(s->client_http);
 		s->client_http = NULL;
@@ -56,7 +59,7 @@ static void on_stop_tick(uv_timer_t *t)
 	uint64_t now = uv_now(&s->loop);
 
 	srv_node_info(s->node, &info);
-	if (info.role == RAFT_LEADER && now < s->transfer_deadline_ms)
+	if (s->transferring && info.role == RAFT_LEADER && now < s->transfer_deadline_ms)
 		return;
 	if (srv_node_pending(s->node) > 0 && now < s->drain_deadline_ms)
 		return;
@@ -81,9 +84,11 @@ static void srv_stop(struct srv_server *s, const char *why, int graceful)
 	if (s->client_http)
 		srv_http_quiesce(s->client_http); /* no new clients */
 	srv_node_info(s->node, &info);
-	if (info.role == RAFT_LEADER && srv_node_transfer_leadership(s->node, 0) == 0)
+	if (info.role == RAFT_LEADER && srv_node_transfer_leadership(s->node, 0) == 0) {
+		s->transferring = 1;
 		moor_log(&s->log.logger, MOOR_LOG_INFO, "server",
 		         "handing leadership to another member before stopping");
+	}
 	s->transfer_deadline_ms = uv_now(&s->loop) + 2 * s->cfg.election_timeout_ms;
 	s->drain_deadline_ms = s->transfer_deadline_ms + 3000;
 	uv_timer_init(&s->loop, &s->stop_timer);

@@ -1179,22 +1179,7 @@ void srv_node_stop(struct srv_node *n)
 	srv_worker_stop(&n->wal_worker);
 	srv_worker_stop(&n->apply_worker);
 	node_snap_stop(n);
-	while (n->pend_head)
-		pend_fail(n, n->pend_head, MOOR_ECLOSED);
-	node_member_waiters_check(n, 0);
-	while (n->conf_q) {
-		struct conf_wait *w = n->conf_q;
-		n->conf_q = w->next;
-		free(w);
-	}
-	waiters_fail(n->read_next_head, MOOR_ECLOSED);
-	n->read_next_head = n->read_next_tail = NULL;
-	while (n->rounds) {
-		struct read_round *r = n->rounds;
-		n->rounds = r->next;
-		waiters_fail(r->head, MOOR_ECLOSED);
-		free(r);
-	}
+	srv_node_fail_waiting(n);
 	while (n->msgs_head) {
 		struct input_msg *im = n->msgs_head;
 		n->msgs_head = im->next;
@@ -1298,6 +1283,31 @@ uint64_t srv_node_db_size(const struct srv_node *n)
 void srv_node_submit_snapshot_job(struct srv_node *n, struct srv_job *job)
 {
 	srv_worker_submit(&n->snap_worker, job);
+}
+
+void srv_node_fail_waiting(struct srv_node *n)
+{
+	bool was = __atomic_load_n(&n->stopping, __ATOMIC_RELAXED);
+
+	/* waiters checked now fail with MOOR_ECLOSED */
+	__atomic_store_n(&n->stopping, true, __ATOMIC_RELAXED);
+	while (n->pend_head)
+		pend_fail(n, n->pend_head, MOOR_ECLOSED);
+	node_member_waiters_check(n, 0);
+	while (n->conf_q) {
+		struct conf_wait *w = n->conf_q;
+		n->conf_q = w->next;
+		free(w);
+	}
+	waiters_fail(n->read_next_head, MOOR_ECLOSED);
+	n->read_next_head = n->read_next_tail = NULL;
+	while (n->rounds) {
+		struct read_round *r = n->rounds;
+		n->rounds = r->next;
+		waiters_fail(r->head, MOOR_ECLOSED);
+		free(r);
+	}
+	__atomic_store_n(&n->stopping, was, __ATOMIC_RELAXED);
 }
 
 size_t srv_node_pending(const struct srv_node *n)

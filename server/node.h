@@ -131,6 +131,10 @@ int srv_node_nospace(const struct srv_node *n);
 /* Runs a job on the node's snapshot thread (checkpoints are made there). */
 void srv_node_submit_snapshot_job(struct srv_node *n, struct srv_job *job);
 
+/* Answers every client still waiting (writes, reads, membership calls)
+ * with MOOR_ECLOSED, as the HTTP server is about to stop. */
+void srv_node_fail_waiting(struct srv_node *n);
+
 /* Client writes proposed here and not yet answered. */
 size_t srv_node_pending(const struct srv_node *n);
 

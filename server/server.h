@@ -24,7 +24,7 @@ struct srv_server {
 	struct srv_api api;
 	uint64_t ready_commit; /* commit index learned at start; ready once applied */
 	int lock_fd;           /* flock on <data-dir>/moord.lock, held for the process's life */
-	int stopping, finished;
+	int stopping, finished, transferring;
 	uv_timer_t stop_timer;
 	int stop_timer_open;
 	uint64_t transfer_deadline_ms, drain_deadline_ms;

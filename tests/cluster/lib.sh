@@ -35,12 +35,14 @@ t_done() {
 	[[ $T_FAILED -eq 0 ]]
 }
 
-# A free TCP port on 127.0.0.1 (none listening there now).
+# A free TCP port on 127.0.0.1: below the kernel's ephemeral range (which
+# starts at 32768), so no outgoing connection can hold it, and with no
+# socket of any state on it now.
 t_free_port() {
 	local p
 	for _ in $(seq 1 200); do
-		p=$((20000 + RANDOM % 30000))
-		if ! ss -ltnH "sport = :$p" 2>/dev/null | grep -q .; then
+		p=$((20000 + RANDOM % 12000))
+		if ! ss -tanH "sport = :$p" 2>/dev/null | grep -q .; then
 			echo "$p"
 			return 0
 		fi
