@@ -12,8 +12,8 @@
 #     still lists this member: a restart. Exec moord with
 #     --initial-cluster-state existing; the data says which cluster it is in.
 #     Also when no member with a leader answers (the whole cluster restarting).
-#  2. Data directory not empty, but a member with a leader answers with a
-#     list that no longer holds this member's peer URL: the data belongs to
+#  2. Data directory not empty, but the members with a leader answer with
+#     lists that no longer hold this member's peer URL: the data belongs to
 #     a member that was removed (a scale-down whose volume was kept). The data
 #     is moved aside (DATA.removed-TIME, never deleted) and it joins as in 3.
 #  3. Data directory empty and a member with a leader answers: a replaced pod
@@ -175,13 +175,26 @@ join() {
 	start existing "$cluster$D_NAME=$my_purl"
 }
 
+# removed_everywhere: every other member that has a leader answers with a
+# member list, none of them lists this member, and there is at least one.
+# (A follower that has not yet applied this member's addition would lack it
+# alone; asking all of them keeps a recent joiner from discarding its data.)
+removed_everywhere() {
+	local i u list n=0
+	for i in $(d_other_ordinals); do
+		u=$(d_client_url "$i") || continue
+		d_has_leader "$u" || continue
+		list=$(d_members "$u") || return 1
+		[[ -n $list && -z $(own_entry "$list") ]] || return 1
+		n=$((n + 1))
+	done
+	[[ $n -gt 0 ]]
+}
+
 if ! data_empty; then
-	peer=$(d_find_leader_peer) || peer=""
-	list=""
-	[[ -n $peer ]] && list=$(d_members "$peer")
-	if [[ -n $list && -z $(own_entry "$list") ]]; then
+	if removed_everywhere; then
 		aside="$MOOR_DATA_DIR.removed-$(date -u +%Y%m%dT%H%M%SZ)"
-		d_log "the cluster (asked at $peer) no longer lists $my_purl: this data belongs to a removed member; moving it to $aside and joining anew"
+		d_log "no member with a leader lists $my_purl any more: this data belongs to a removed member; moving it to $aside and joining anew"
 		mv "$MOOR_DATA_DIR" "$aside" || die "cannot move $MOOR_DATA_DIR aside"
 	else
 		start existing "$(bootstrap_cluster)"
