@@ -490,6 +490,9 @@ int srv_api_handle(struct srv_api *api, struct srv_req *req)
 	case SRV_RPC_ALARM:
 		api_alarm(c);
 		return 0;
+	case SRV_RPC_DEFRAGMENT:
+		api_defragment(c);
+		return 0;
 	default:
 		srv_gw_error_set(&ge, SRV_GRPC_UNIMPLEMENTED, "%s is not implemented yet",
 		                 route->grpc_method);

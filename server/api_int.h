@@ -36,6 +36,7 @@ void members_view_fill(struct members_view *v, struct srv_node *node);
 /* api_maint.c */
 void api_snapshot(struct call *c);
 void api_alarm(struct call *c);
+void api_defragment(struct call *c);
 
 /* api_cluster.c */
 void api_member_change(struct call *c);

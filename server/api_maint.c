@@ -293,3 +293,53 @@ void api_alarm(struct call *c)
 		return;
 	}
 }
+
+/* ---- defragment: give the space compaction freed back to the disk ---- */
+
+struct defragcall {
+	struct srv_job job;
+	struct call *c;
+	int rc;
+};
+
+static void defrag_run(struct srv_job *j)
+{
+	struct defragcall *d = (struct defragcall *)j;
+	d->rc = kv_defragment(srv_node_kv(d->c->api->node));
+}
+
+static void defrag_done(struct srv_job *j)
+{
+	struct defragcall *d = (struct defragcall *)j;
+	struct call *c = d->c;
+
+	if (d->rc) {
+		reply_error(c, d->rc);
+	} else {
+		Etcdserverpb__DefragmentResponse r = ETCDSERVERPB__DEFRAGMENT_RESPONSE__INIT;
+		Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+		fill_header(c, &h);
+		r.header = &h;
+		reply_msg(c, &r.base);
+	}
+	call_free(c);
+	free(d);
+}
+
+/* Member-local, as etcd's: runs on the compaction thread, reads and writes
+ * go on meanwhile (RocksDB rewrites its files in the background). */
+void api_defragment(struct call *c)
+{
+	struct defragcall *d = calloc(1, sizeof *d);
+
+	if (!d) {
+		reply_error(c, MOOR_ENOMEM);
+		call_free(c);
+		return;
+	}
+	d->c = c;
+	d->job.run = defrag_run;
+	d->job.done = defrag_done;
+	srv_req_defer(c->req);
+	srv_node_submit_compact_job(c->api->node, &d->job);
+}

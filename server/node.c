@@ -1285,6 +1285,11 @@ void srv_node_submit_snapshot_job(struct srv_node *n, struct srv_job *job)
 	srv_worker_submit(&n->snap_worker, job);
 }
 
+void srv_node_submit_compact_job(struct srv_node *n, struct srv_job *job)
+{
+	srv_worker_submit(&n->compact_worker, job);
+}
+
 void srv_node_fail_waiting(struct srv_node *n)
 {
 	bool was = __atomic_load_n(&n->stopping, __ATOMIC_RELAXED);

@@ -130,6 +130,8 @@ int srv_node_nospace(const struct srv_node *n);
 
 /* Runs a job on the node's snapshot thread (checkpoints are made there). */
 void srv_node_submit_snapshot_job(struct srv_node *n, struct srv_job *job);
+/* Runs a job on the node's compaction thread (defragment runs there). */
+void srv_node_submit_compact_job(struct srv_node *n, struct srv_job *job);
 
 /* Answers every client still waiting (writes, reads, membership calls)
  * with MOOR_ECLOSED, as the HTTP server is about to stop. */
