@@ -133,7 +133,14 @@ int moor_lease_list(moor_client *c, int64_t **ids, size_t *n)
 	return 0;
 }
 
+static int keepalive_once(moor_client *c, int64_t id, int timeout_ms, int64_t *ttl_out);
+
 int moor_lease_keepalive_once(moor_client *c, int64_t id, int64_t *ttl_out)
+{
+	return keepalive_once(c, id, c->request_timeout_ms, ttl_out);
+}
+
+static int keepalive_once(moor_client *c, int64_t id, int timeout_ms, int64_t *ttl_out)
 {
 	Etcdserverpb__LeaseKeepAliveRequest q = ETCDSERVERPB__LEASE_KEEP_ALIVE_REQUEST__INIT;
 	Etcdserverpb__LeaseKeepAliveResponse *m = NULL;
@@ -147,7 +154,8 @@ int moor_lease_keepalive_once(moor_client *c, int64_t id, int64_t *ttl_out)
 	rc = cl_frame_append(&in, &q.base);
 	/* a keep-alive is idempotent: a read for the retry rules */
 	if (rc == 0)
-		rc = cl_http(c, "/v3/lease/keepalive", in.data, in.len, CL_READ, NULL, &out);
+		rc = cl_http_t(c, "/v3/lease/keepalive", in.data, in.len, CL_READ, NULL, timeout_ms,
+		               &out);
 	if (rc == 0) {
 		rc = cl_frame_next(out.data, out.len, &off,
 		                   &etcdserverpb__lease_keep_alive_response__descriptor,
@@ -228,7 +236,14 @@ static void *ka_main(void *arg)
 
 		if (ka_wait(k, next))
 			break;
-		rc = moor_lease_keepalive_once(k->c, k->id, &ttl);
+		/* one round may take a third of the TTL: a member that hangs must
+		 * leave time to try the next before the lease runs out */
+		int64_t t = k->ttl_s * 1000 / 3;
+		if (t > k->c->request_timeout_ms)
+			t = k->c->request_timeout_ms;
+		rc = keepalive_once(k->c, k->id,
+		                    t < CL_READ_ATTEMPT_MIN_MS ? CL_READ_ATTEMPT_MIN_MS : (int)t,
+		                    &ttl);
 		if (rc == 0 && ttl <= 0) {
 			ka_lost(k, MOOR_ELEASENOTFOUND);
 			break;

@@ -318,6 +318,37 @@ static void a_kept_alive_lease_survives_the_death_of_the_member_in_use(void **st
 	restart(dead);
 }
 
+static void a_kept_alive_lease_survives_a_frozen_member_in_use(void **state)
+{
+	moor_client *c = fx_client(&fx, 0, 5000);
+	moor_client *checker = fx_client(&fx, 1, 5000);
+	moor_keepalive *k = NULL;
+	int64_t id = 0;
+
+	(void)state;
+	assert_int_equal(moor_lease_grant(c, 3, 0, &id, NULL), 0);
+	assert_int_equal(moor_keepalive_start(c, id, NULL, NULL, &k), 0);
+	kill(fx.pid[0], SIGSTOP);
+	/* two TTLs with the member in use frozen: a round that hangs must not
+	 * use up the lease */
+	bool alive = true;
+	for (uint64_t until = fx_now_ms() + 7000; alive && fx_now_ms() < until;) {
+		struct moor_lease_info *info = NULL;
+		if (moor_lease_timetolive(checker, id, false, &info) == 0) {
+			alive = info->ttl > 0;
+			moor_lease_info_free(info);
+		}
+		fx_sleep_ms(250);
+	}
+	kill(fx.pid[0], SIGCONT);
+	assert_true(alive);
+	assert_int_equal(moor_keepalive_status(k), 0);
+	moor_keepalive_stop(k);
+	moor_lease_revoke(checker, id);
+	moor_client_close(c);
+	moor_client_close(checker);
+}
+
 /* ---- mutex and election under kills ---- */
 
 struct contest {
@@ -579,6 +610,7 @@ int main(void)
 	        a_watch_on_a_frozen_member_moves_to_another_and_misses_nothing, heal),
 	    cmocka_unit_test_teardown(a_kept_alive_lease_survives_the_death_of_the_member_in_use,
 	                              heal),
+	    cmocka_unit_test_teardown(a_kept_alive_lease_survives_a_frozen_member_in_use, heal),
 	    cmocka_unit_test_teardown(trylock_is_busy_while_another_holds_the_mutex, heal),
 	    cmocka_unit_test_teardown(the_mutex_excludes_while_a_member_dies, heal),
 	    cmocka_unit_test_teardown(the_election_elects_exactly_one_while_a_member_dies, heal),
