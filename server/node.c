@@ -628,6 +628,11 @@ static int peer_is_removed(void *ctx, uint64_t from)
 {
 	struct srv_node *n = ctx;
 
+	/* Only a member that has applied all it knows is committed may say so:
+	 * one still replaying its log may have applied a removal but not the
+	 * re-adding of the same member that followed it. */
+	if (!n->lead || n->applied_index < n->commit)
+		return 0;
 	for (int i = 0; i < n->members.n_removed; i++)
 		if (n->members.removed[i] == from)
 			return 1;

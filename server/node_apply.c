@@ -157,8 +157,11 @@ void node_membership_changed(struct srv_node *n)
 			n->on_removed(n->on_removed_ctx);
 	}
 	n->was_member = self_in;
-	for (int i = 0; i < n->members.n_removed; i++)
-		srv_peer_evict(n->peers, n->members.removed[i]);
+	/* only when caught up: a member replaying its log may not have applied
+	 * the re-adding of a member it saw removed */
+	if (n->lead && n->applied_index >= n->commit)
+		for (int i = 0; i < n->members.n_removed; i++)
+			srv_peer_evict(n->peers, n->members.removed[i]);
 	node_member_waiters_check(n, 0);
 	for (int i = 0; i < n->members.n; i++) {
 		const struct srv_node_member *m = &n->members.m[i];

@@ -169,7 +169,8 @@ struct srv_node {
 	} snap_reports[NODE_MAX_MEMBERS];
 	int n_snap_reports;
 	int snap_in_fd;
-	uint64_t snap_in_off, snap_in_from, snap_in_index;
+	uint64_t snap_in_off, snap_in_from, snap_in_index, snap_in_seq;
+	char snap_in_arc[1100];
 	uint32_t snap_in_crc;
 	char snap_in_dir[1100];
 	void (*on_watch_reset)(void *ctx);

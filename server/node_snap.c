@@ -122,9 +122,15 @@ static void flush_done(struct srv_job *j)
 	}
 	n->prev_flush_index = f->durable;
 	n->prev_flush_members = f->members;
-	/* The WAL below the flushed state is no longer needed to recover. */
+	/* The WAL below the flushed state is no longer needed to recover. A
+	 * store installed from a snapshot may be ahead of the log: the marker
+	 * never goes past the log's last index (it would drop entries the log
+	 * still needs); the next flush releases the rest. */
+	uint64_t last = 0;
+	struct raft_storage rs = raft_memstorage_storage(n->ms);
+	rs.last_index(rs.ctx, &last);
 	r = calloc(1, sizeof *r);
-	if (r && f->durable > 1) {
+	if (r && f->durable > 1 && f->durable <= last) {
 		r->n = n;
 		r->mark.index = f->durable;
 		r->mark.term = f->term;
@@ -414,7 +420,12 @@ static void unpack_done(struct srv_job *j)
 	struct unpack_job *u = (struct unpack_job *)j;
 	struct srv_node *n = u->n;
 
-	if (u->rc == 0 && !n->stopping) {
+	if (u->rc == 0 && !n->stopping && n->snap_in_dir[0] && u->index < n->snap_in_index) {
+		/* an older copy than the one we hold: not needed */
+		srv_snap_rmdir(u->dir);
+	} else if (u->rc == 0 && !n->stopping) {
+		if (n->snap_in_dir[0] && strcmp(n->snap_in_dir, u->dir) != 0)
+			srv_snap_rmdir(n->snap_in_dir);
 		snprintf(n->snap_in_dir, sizeof n->snap_in_dir, "%s", u->dir);
 		srv_counter_add(&n->m.snapshots_received, 1);
 		n->snap_in_index = u->index;
@@ -443,15 +454,22 @@ static void in_reset(struct srv_node *n)
 int node_snap_chunk(struct srv_node *n, uint64_t from, const uint8_t *data, size_t len)
 {
 	Moorraftpb__SnapshotChunk *ch = moorraftpb__snapshot_chunk__unpack(NULL, len, data);
-	char arc[1100];
+	const char *arc = n->snap_in_arc;
 	int rc = 0;
 
 	if (!ch || !ch->metadata)
 		goto bad;
-	snap_path(n, arc, sizeof arc, "in", from, ch->metadata->index, "arc");
 	if (ch->offset == 0) {
+		/* every transfer gets files of its own: a second copy of the same
+		 * snapshot must not truncate one being unpacked or installed */
 		in_reset(n);
-		n->snap_in_fd = open(arc, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		n->snap_in_seq++;
+		snprintf(n->snap_in_arc, sizeof n->snap_in_arc, "%s/snap/in-%016llx-%llu-%llu.arc",
+		         n->cfg->data_dir, (unsigned long long)from,
+		         (unsigned long long)ch->metadata->index,
+		         (unsigned long long)n->snap_in_seq);
+		n->snap_in_fd =
+		    open(n->snap_in_arc, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		n->snap_in_off = 0;
 		n->snap_in_crc = 0;
 		n->snap_in_from = from;
@@ -495,7 +513,9 @@ int node_snap_chunk(struct srv_node *n, uint64_t from, const uint8_t *data, size
 		u->n = n;
 		u->index = ch->metadata->index;
 		snprintf(u->arc, sizeof u->arc, "%s", arc);
-		snap_path(n, u->dir, sizeof u->dir, "in", from, u->index, "ckpt");
+		snprintf(u->dir, sizeof u->dir, "%s/snap/in-%016llx-%llu-%llu.ckpt",
+		         n->cfg->data_dir, (unsigned long long)from, (unsigned long long)u->index,
+		         (unsigned long long)n->snap_in_seq);
 		memcpy(u->msg, ch->message.data, ch->message.len);
 		u->msg_len = ch->message.len;
 		u->job.run = unpack_run;
@@ -524,7 +544,7 @@ int node_snap_install(struct srv_node *n, const struct raft_snapshot *snap)
 
 	kv_status(n->kv, &st);
 	if (st.applied_index < snap->meta.index) {
-		if (!n->snap_in_dir[0] || n->snap_in_index != snap->meta.index) {
+		if (!n->snap_in_dir[0] || n->snap_in_index < snap->meta.index) {
 			LOG(n, MOOR_LOG_ERROR,
 			    "raft installs a snapshot at index %llu but no store checkpoint for it "
 			    "was received",
@@ -592,13 +612,15 @@ int node_snap_recover(struct srv_node *n, uint64_t index, char *err, size_t errl
 	int rc = MOOR_ENOTFOUND;
 
 	snprintf(dir, sizeof dir, "%s/snap", n->cfg->data_dir);
-	snprintf(name, sizeof name, "-%llu.ckpt", (unsigned long long)index);
+	snprintf(name, sizeof name, "-%llu-", (unsigned long long)index);
 	d = opendir(dir);
 	while (d && (e = readdir(d)) != NULL && rc == MOOR_ENOTFOUND) {
 		const char *p = strstr(e->d_name, name);
+		const char *ext = strstr(e->d_name, ".ckpt");
 		char path[1400];
-		if (strncmp(e->d_name, "in-", 3) != 0 || !p ||
-		    (strcmp(p + strlen(name), "") != 0 && strcmp(p + strlen(name), ".keep") != 0))
+		/* in-<from>-<index>-<seq>.ckpt or .ckpt.keep */
+		if (strncmp(e->d_name, "in-", 3) != 0 || !p || !ext ||
+		    (strcmp(ext, ".ckpt") != 0 && strcmp(ext, ".ckpt.keep") != 0))
 			continue;
 		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
 		rc = kv_snapshot_restore(n->kv, path);
