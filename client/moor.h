@@ -68,6 +68,7 @@ typedef void (*moor_client_log_fn)(void *ctx, int level, const char *msg);
 #define MOOR_MAX_ENDPOINTS 32               /* open fails with MOOR_EINVAL above */
 #define MOOR_MAX_RESPONSE_BYTES (64u << 20) /* larger answers fail with MOOR_ETOOLARGE */
 #define MOOR_WATCH_QUEUE_DEFAULT 1024 /* poll-mode responses held; then the stream is not read */
+#define MOOR_WATCH_QUEUE_MAX 4096     /* larger queue_max values are lowered to this */
 
 struct moor_config {
 	/* "http://host:port" or "https://host:port"; a bare "host:port" means http. */

@@ -440,6 +440,9 @@ int moor_watch_start(moor_client *c, const void *key, size_t key_len,
 	w->create.filters = w->filters;
 	if (!w->cb) {
 		w->q_max = opts->queue_max ? opts->queue_max : MOOR_WATCH_QUEUE_DEFAULT;
+		/* one byte in the pipe per queued response: the pipe must hold them all */
+		if (w->q_max > MOOR_WATCH_QUEUE_MAX)
+			w->q_max = MOOR_WATCH_QUEUE_MAX;
 		w->q = calloc(w->q_max, sizeof *w->q);
 		if (!w->q) {
 			rc = MOOR_ENOMEM;
