@@ -252,8 +252,9 @@ static void ready_finish(struct srv_node *n)
 	/* 2. persisted; a snapshot replaces the store first (the apply thread
 	 * must have finished what it was given before) */
 	if (rd->snapshot && !n->snap_installed) {
-		if (n->apply_worker.queued) {
-			n->install_waiting = true; /* resumed by the apply thread's done */
+		if (!node_store_idle(n)) {
+			/* resumed by the last worker's done (node_install_resume) */
+			n->install_waiting = true;
 			return;
 		}
 		rc = node_snap_install(n, rd->snapshot);
@@ -289,6 +290,24 @@ static void ready_finish(struct srv_node *n)
 void node_ready_resume(struct srv_node *n)
 {
 	ready_finish(n);
+}
+
+/* Replacing the store needs every other user of it stopped: the apply
+ * thread, the compaction thread (compact steps, defragment) and the
+ * snapshot thread (checkpoints for other members, backups). */
+bool node_store_idle(const struct srv_node *n)
+{
+	return n->apply_worker.queued == 0 && n->compact_worker.queued == 0 &&
+	       n->snap_worker.queued == 0;
+}
+
+/* Called from each worker's done: the install waiting for them goes on. */
+void node_install_resume(struct srv_node *n)
+{
+	if (n->install_waiting && node_store_idle(n)) {
+		n->install_waiting = false;
+		ready_finish(n);
+	}
 }
 
 /* ---- reads ---- */

@@ -208,6 +208,7 @@ static void compact_done(struct srv_job *j)
 		    (unsigned long long)c->steps);
 	free(c);
 	node_compact_kick(n);
+	node_install_resume(n);
 }
 
 /* Starts removing compacted history in the background when there is some. */
@@ -216,7 +217,7 @@ void node_compact_kick(struct srv_node *n)
 	struct kv_status st;
 	struct compact_job *c;
 
-	if (n->compact_running || n->stopping)
+	if (n->compact_running || n->stopping || n->install_waiting)
 		return;
 	kv_status(n->kv, &st);
 	if (!st.compact_pending)
@@ -267,14 +268,15 @@ static int apply_request(struct srv_node *n, uint64_t index, const Moorpb__Inter
 		struct srv_node_member *m = member_find(ms, c->id);
 		switch (c->kind) {
 		case MOORPB__MEMBER_CHANGE__KIND__ADD:
-			if (m && m->in_conf)
-				return MOOR_EMEMBEREXISTS;
 			for (int i = 0; i < ms->n; i++)
 				for (int k = 0; k < ms->m[i].peer_urls.n && ms->m[i].in_conf; k++)
 					for (size_t u = 0; u < c->n_peer_urls; u++)
 						if (strcmp(ms->m[i].peer_urls.url[k].text,
 						           c->peer_urls[u]) == 0)
 							return MOOR_EPEERURLEXISTS;
+			/* same URLs give the same id: name the URLs first, as etcd does */
+			if (m && m->in_conf)
+				return MOOR_EMEMBEREXISTS;
 			if (!m) {
 				if (ms->n == NODE_MAX_MEMBERS)
 					return MOOR_ETOOLARGE;
@@ -502,10 +504,7 @@ static void apply_job_done(struct srv_job *j)
 	free(a);
 	node_reads_release(n);
 	node_compact_kick(n);
-	if (n->install_waiting && n->apply_worker.queued == 0) {
-		n->install_waiting = false;
-		node_ready_resume(n);
-	}
+	node_install_resume(n);
 }
 
 void node_apply_handoff(struct srv_node *n, const struct raft_entry *ents, size_t n_ents)

@@ -223,6 +223,8 @@ int node_snap_recover(struct srv_node *n, uint64_t index, char *err, size_t errl
 int node_input_frame(struct srv_node *n, const uint8_t *data, size_t len);
 /* node.c: finish the ready batch that waited for the apply thread */
 void node_ready_resume(struct srv_node *n);
+bool node_store_idle(const struct srv_node *n);
+void node_install_resume(struct srv_node *n);
 
 /* node_watch.c */
 void node_watch_reset(struct srv_node *n);

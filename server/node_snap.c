@@ -260,6 +260,7 @@ static void make_done(struct srv_job *j)
 	struct srv_node *n = o->n;
 
 	free(mj);
+	node_install_resume(n);
 	for (int i = 0; i < NODE_MAX_MEMBERS; i++)
 		if (n->snap_out[i] == o) {
 			if (o->failed || n->stopping)
@@ -277,6 +278,10 @@ void node_snap_send(struct srv_node *n, const struct raft_message *m)
 	struct snap_out *o;
 	int slot = -1;
 
+	if (n->install_waiting) { /* the store is about to be replaced */
+		report(n, m->to, false);
+		return;
+	}
 	for (int i = 0; i < NODE_MAX_MEMBERS; i++) {
 		if (n->snap_out[i] && n->snap_out[i]->to == m->to)
 			return;
@@ -439,6 +444,7 @@ static void unpack_done(struct srv_job *j)
 	}
 	free(u->msg);
 	free(u);
+	node_install_resume(n);
 }
 
 static void in_reset(struct srv_node *n)

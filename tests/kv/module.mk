@@ -7,7 +7,8 @@ $(eval $(call link_bin,$(BUILD)/tests/kv_model,$(call objs,tests/kv/test_kv_mode
 $(eval $(call link_bin,$(BUILD)/tests/kv_crash,$(call objs,tests/kv/test_kv_crash.c) $(KV_TEST_HELPERS) $(KV_LIBS),$(KV_LDLIBS) -lcmocka))
 $(eval $(call link_bin,$(BUILD)/tests/kv_basic,$(call objs,tests/kv/test_kv_basic.c) $(KV_TEST_HELPERS) $(KV_LIBS),$(KV_LDLIBS) -lcmocka))
 
-TESTS += $(KV_TESTS)
+# (the fuzz replay is registered by tests/fuzz/kv_record/module.mk)
+TESTS += $(filter-out $(BUILD)/tests/fuzz_replay_kv_record,$(KV_TESTS))
 
 .PHONY: test-kv
 test-kv: $(KV_TESTS) ; @BUILD=$(BUILD) tests/run.sh $^
