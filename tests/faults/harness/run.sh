@@ -216,7 +216,15 @@ fault_end() { echo "$FAULT_T0 $(now) $FAULT_KIND $FAULT_DETAIL" >>"$OUT/timeline
 finding() { say "FINDING: $*"; echo "$*" >>"$OUT/findings.txt"; }
 
 rand_between() { echo $(( $1 + RANDOM % ($2 - $1 + 1) )); }
-rand_member() { echo $(( RANDOM % MEMBERS + 1 )); }
+# BUSY: a member a concurrent membership change owns; other faults avoid it.
+BUSY=0
+rand_member() {
+	local m
+	while :; do
+		m=$(( RANDOM % MEMBERS + 1 ))
+		[[ $m != "$BUSY" ]] && { echo "$m"; return; }
+	done
+}
 shuffle_members() { local i; for ((i = 1; i <= MEMBERS; i++)); do echo "$RANDOM $i"; done | sort -n | cut -d' ' -f2 | tr '\n' ' '; }
 
 # Members the run took down on purpose carry a .down file with the reason;
@@ -234,7 +242,7 @@ check_members() {
 # The target of a fault: "leader" (falls back to random) or a random member.
 pick() { # ROLE
 	local l
-	if [[ $1 == leader ]] && l=$(leader_index); then echo "$l"; else rand_member; fi
+	if [[ $1 == leader ]] && l=$(leader_index) && [[ $l != "$BUSY" ]]; then echo "$l"; else rand_member; fi
 }
 
 # Removes member I through another member and adds it back with an empty
@@ -415,8 +423,10 @@ do_fault() {
 		mt0=$FAULT_T0
 		membership_change "$i" "$learner" &
 		local mpid=$!
+		BUSY=$i
 		do_fault "$other"
 		wait "$mpid"
+		BUSY=0
 		# do_fault overwrote FAULT_*: record ours from its own start.
 		FAULT_T0=$mt0 FAULT_KIND=$kind FAULT_DETAIL="remove m$i and add it back"
 		fault_end ;;
