@@ -611,13 +611,26 @@ static void node_pump(struct srv_node *n)
 		free(im);
 	}
 	n->msgs_tail = NULL;
+	/* every proposal queued since the last batch goes in as one append:
+	 * one message per follower, one allocation for the entries' data */
 	while (n->props_head) {
-		struct input_prop *ip = n->props_head;
-		n->props_head = ip->next;
-		int rc = raft_propose(n->raft, ip->data, ip->len);
-		if (rc)
-			pend_fail(n, ip->p, rc);
-		free(ip);
+		struct input_prop *batch[RAFT_MAX_PROPOSE_BATCH];
+		size_t k = 0;
+		int rc;
+
+		while (n->props_head && k < RAFT_MAX_PROPOSE_BATCH) {
+			batch[k] = n->props_head;
+			n->prop_bufs[k].data = batch[k]->data;
+			n->prop_bufs[k].len = batch[k]->len;
+			n->props_head = batch[k]->next;
+			k++;
+		}
+		rc = raft_propose_batch(n->raft, n->prop_bufs, k);
+		for (size_t i = 0; i < k; i++) {
+			if (rc)
+				pend_fail(n, batch[i]->p, rc);
+			free(batch[i]);
+		}
 	}
 	n->props_tail = NULL;
 	read_round_start(n);

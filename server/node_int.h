@@ -119,6 +119,7 @@ struct srv_node {
 	unsigned ticks_due;
 	struct input_msg *msgs_head, *msgs_tail;
 	struct input_prop *props_head, *props_tail;
+	struct raft_buf prop_bufs[RAFT_MAX_PROPOSE_BATCH];
 
 	/* what raft says */
 	uint64_t term, lead, commit;
