@@ -51,7 +51,8 @@ int hist_open(const char *path, const char *latency_path)
 	 * monotonic clock with these two anchors. */
 	fprintf(hist_f, "# moor-jepsen-client history v1 monotonic_ns=%llu realtime_ns=%llu\n",
 	        (unsigned long long)hist_t0, (unsigned long long)realtime_ns());
-	fprintf(hist_lat, "# t_s latency_ms f type (t0 realtime_ns=%llu)\n", (unsigned long long)realtime_ns());
+	fprintf(hist_lat, "# t_s latency_ms f type (t0 realtime_ns=%llu)\n",
+	        (unsigned long long)realtime_ns());
 	return 0;
 }
 

@@ -4,7 +4,7 @@
 # (tests/faults/harness/short.sh); `make jepsen TIME=... SEED=...` the long one.
 JEPSEN_CLIENT := $(BUILD)/bin/moor-jepsen-client
 JEPSEN_SHIM := $(BUILD)/lib/moor-diskshim.so
-$(eval $(call link_bin,$(JEPSEN_CLIENT),$(call objs,tests/faults/harness/worker.c tests/faults/harness/history.c tests/faults/harness/rawkv.c) $(BUILD)/lib/libmoor.a,-lcurl -lprotobuf-c -lpthread))
+$(eval $(call link_bin,$(JEPSEN_CLIENT),$(call objs,tests/faults/harness/worker.c tests/faults/harness/workloads.c tests/faults/harness/watchers.c tests/faults/harness/history.c tests/faults/harness/rawkv.c) $(BUILD)/lib/libmoor.a,-lcurl -lprotobuf-c -lpthread))
 BINS += $(JEPSEN_CLIENT)
 LIBS += $(JEPSEN_SHIM)
 

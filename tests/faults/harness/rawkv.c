@@ -105,7 +105,8 @@ static long post(struct raw_kv *r, const char *path, const void *req, size_t len
 		if (cc == CURLE_COULDNT_CONNECT)
 			return -1;
 		if (cc == CURLE_OPERATION_TIMEDOUT &&
-		    curl_easy_getinfo(r->h, CURLINFO_PRETRANSFER_TIME_T, &pre) == CURLE_OK && pre == 0)
+		    curl_easy_getinfo(r->h, CURLINFO_PRETRANSFER_TIME_T, &pre) == CURLE_OK &&
+		    pre == 0)
 			return -1;
 		return -2;
 	}
@@ -115,8 +116,8 @@ static long post(struct raw_kv *r, const char *path, const void *req, size_t len
 }
 
 enum raw_outcome raw_put(struct raw_kv *r, const char *key, const char *value, enum raw_cmp cmp,
-                         const char *cmp_key, const char *cmp_value, int64_t cmp_number, bool *succeeded,
-                         int64_t *revision)
+                         const char *cmp_key, const char *cmp_value, int64_t cmp_number,
+                         bool *succeeded, int64_t *revision)
 {
 	Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
 	Etcdserverpb__RequestOp op = ETCDSERVERPB__REQUEST_OP__INIT;
@@ -165,10 +166,12 @@ enum raw_outcome raw_put(struct raw_kv *r, const char *key, const char *value, e
 	long st = post(r, path, buf, len);
 	if (st == 200) {
 		ProtobufCMessage *resp = protobuf_c_message_unpack(
-		    cmp == RAW_CMP_NONE ? &etcdserverpb__put_response__descriptor : &etcdserverpb__txn_response__descriptor,
+		    cmp == RAW_CMP_NONE ? &etcdserverpb__put_response__descriptor
+		                        : &etcdserverpb__txn_response__descriptor,
 		    NULL, r->body_len, r->body);
 		if (!resp) {
-			snprintf(r->err, sizeof r->err, "%s: 200 with an undecodable body", r->eps[r->cur]);
+			snprintf(r->err, sizeof r->err, "%s: 200 with an undecodable body",
+			         r->eps[r->cur]);
 			r->cur = (r->cur + 1) % r->n;
 			return RAW_INFO;
 		}
@@ -189,9 +192,11 @@ enum raw_outcome raw_put(struct raw_kv *r, const char *key, const char *value, e
 		o = RAW_FAIL; /* never connected: nothing was sent */
 	} else if (st > 0) {
 		size_t n = r->body_len < 300 ? r->body_len : 300;
-		snprintf(r->err, sizeof r->err, "%s: HTTP %ld %.*s", r->eps[r->cur], st, (int)n, (const char *)r->body);
+		snprintf(r->err, sizeof r->err, "%s: HTTP %ld %.*s", r->eps[r->cur], st, (int)n,
+		         (const char *)r->body);
 		/* etcd's "no leader" is answered before proposing; 429 too. */
-		if ((st == 503 && memmem(r->body, r->body_len, "etcdserver: no leader", 21)) || st == 429)
+		if ((st == 503 && memmem(r->body, r->body_len, "etcdserver: no leader", 21)) ||
+		    st == 429)
 			o = RAW_FAIL;
 	}
 	r->cur = (r->cur + 1) % r->n;

@@ -29,7 +29,7 @@ enum raw_cmp { RAW_CMP_NONE, RAW_CMP_VALUE, RAW_CMP_CREATE };
  * *succeeded is the txn's branch (true for a plain put); *revision the
  * response header's revision. */
 enum raw_outcome raw_put(struct raw_kv *r, const char *key, const char *value, enum raw_cmp cmp,
-                         const char *cmp_key, const char *cmp_value, int64_t cmp_number, bool *succeeded,
-                         int64_t *revision);
+                         const char *cmp_key, const char *cmp_value, int64_t cmp_number,
+                         bool *succeeded, int64_t *revision);
 
 #endif
