@@ -28,6 +28,7 @@ struct srv_api {
 	uv_idle_t pull_idle; /* drains watch streams with responses ready */
 	struct wcall *ready;
 	struct ksock *ksocks; /* upgraded keep-alive connections */
+	struct kcall *kcalls; /* keep-alive calls on streamed responses */
 	int closed;
 	struct wcall *all;
 };
@@ -50,6 +51,9 @@ void srv_api_keepalive(struct srv_api *api, struct srv_req *req, int proto);
 int srv_api_keepalive_upgrade(struct srv_api *api, struct srv_req *req);
 struct ksock;
 void srv_api_ksock_close(struct ksock *k);
+/* Frees the keep-alive calls whose connections the stopped HTTP server
+ * never reported closed. */
+void srv_api_kcalls_free(struct srv_api *api);
 
 /* api_watch.c: /v3/watch as a streamed response, or, with the header
  * "Upgrade: moor-watch/1", as an upgraded connection carrying WatchRequest

@@ -18,6 +18,7 @@
 
 struct kcall {
 	struct srv_api *api;
+	struct kcall *lnext, *lprev; /* api->kcalls */
 	struct srv_stream *out;
 	int proto;
 	int closed;    /* the client went away */
@@ -26,10 +27,29 @@ struct kcall {
 	size_t n, next;
 };
 
+static void kcall_unlink_free(struct kcall *k)
+{
+	if (k->lprev)
+		k->lprev->lnext = k->lnext;
+	else if (k->api->kcalls == k)
+		k->api->kcalls = k->lnext;
+	if (k->lnext)
+		k->lnext->lprev = k->lprev;
+	free(k);
+}
+
 static void kcall_maybe_free(struct kcall *k)
 {
 	if (k->closed && !k->in_flight)
-		free(k);
+		kcall_unlink_free(k);
+}
+
+/* After the HTTP server stopped, no callback can come for a call any more:
+ * free what the server never reported closed. */
+void srv_api_kcalls_free(struct srv_api *api)
+{
+	while (api->kcalls)
+		kcall_unlink_free(api->kcalls);
 }
 
 static void write_error(struct kcall *k, int code)
@@ -185,6 +205,10 @@ void srv_api_keepalive(struct srv_api *api, struct srv_req *req, int proto)
 		srv_req_reply(req, 503, "text/plain", "out of memory\n", 14);
 		return;
 	}
+	k->lnext = api->kcalls;
+	if (k->lnext)
+		k->lnext->lprev = k;
+	api->kcalls = k;
 	next(k);
 	return;
 bad : {

@@ -41,6 +41,7 @@ static void stop_finish(struct srv_server *s)
 		srv_http_stop(s->client_http);
 		s->client_http = NULL;
 	}
+	srv_api_kcalls_free(&s->api);
 	if (s->node) {
 		srv_node_stop(s->node);
 		s->node = NULL;
