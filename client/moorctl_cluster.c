@@ -815,25 +815,75 @@ static int snapshot_save(int argc, char **argv)
 	return finish(c, 0);
 }
 
+/* Restoring builds a data directory in moord's own format, so moorctl hands
+ * the work to moord (etcd has etcdutl for it): `moord --restore-snapshot
+ * FILE` with the flags given here (--data-dir, --name, --initial-cluster,
+ * --initial-cluster-token, --initial-advertise-peer-urls). moord is found as
+ * $MOORD, next to moorctl, or on the PATH. */
 static int snapshot_restore(int argc, char **argv)
 {
-	static const struct ctl_verb v = {
-	    "snapshot restore",
-	    "snapshot restore <filename> --data-dir=...",
-	    "Restores a member's data directory from a snapshot (not available yet)",
-	    NULL,
-	    0,
-	    -1,
-	    NULL,
-	    0};
-	char *pos[8];
-	int np;
+	const char *file = NULL;
+	char self[4096], moord[4200];
+	char **args;
+	int k = 0;
+	ssize_t n;
 
-	PARSE(v, argc, argv, pos, np);
-	fprintf(
-	    stderr,
-	    "Error: snapshot restore is not implemented yet: moord's snapshot and data-directory "
-	    "formats are not fixed\n");
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			printf(
+			    "NAME:\n\tsnapshot restore - Restores a member's data directory from a "
+			    "snapshot\n\nUSAGE:\n\tmoorctl snapshot restore <filename> "
+			    "--data-dir=DIR --name=NAME --initial-cluster=NAME=URL,... "
+			    "[--initial-cluster-token=TOKEN] "
+			    "[--initial-advertise-peer-urls=URL]\n\n"
+			    "Builds a new, empty data directory from a file written by 'moorctl "
+			    "snapshot save' (run by moord --restore-snapshot). Restore every "
+			    "member "
+			    "of the new cluster from the same file, then start them with "
+			    "--initial-cluster-state new.\n");
+			return 0;
+		}
+		if (argv[i][0] != '-' && !file)
+			file = argv[i];
+	}
+	if (!file) {
+		fprintf(stderr, "Error: snapshot restore needs a snapshot file\n");
+		return EXIT_BAD_ARGS;
+	}
+	int has_dir = 0;
+	for (int i = 1; i < argc; i++)
+		has_dir |= strncmp(argv[i], "--data-dir", 10) == 0;
+	if (!has_dir) {
+		fprintf(stderr,
+		        "Error: snapshot restore needs --data-dir (a new, empty directory)\n");
+		return EXIT_BAD_ARGS;
+	}
+	args = calloc((size_t)argc + 4, sizeof *args);
+	if (!args)
+		return EXIT_ERR;
+	if (getenv("MOORD")) {
+		snprintf(moord, sizeof moord, "%s", getenv("MOORD"));
+	} else if ((n = readlink("/proc/self/exe", self, sizeof self - 1)) > 0) {
+		self[n] = '\0';
+		char *slash = strrchr(self, '/');
+		if (slash)
+			*slash = '\0';
+		snprintf(moord, sizeof moord, "%s/moord", self);
+		if (access(moord, X_OK) != 0)
+			snprintf(moord, sizeof moord, "moord");
+	} else {
+		snprintf(moord, sizeof moord, "moord");
+	}
+	args[k++] = moord;
+	args[k++] = (char *)"--restore-snapshot";
+	args[k++] = (char *)file;
+	for (int i = 1; i < argc; i++)
+		if (argv[i] != file)
+			args[k++] = argv[i];
+	args[k] = NULL;
+	execvp(moord, args);
+	fprintf(stderr, "Error: cannot run %s: %s\n", moord, strerror(errno));
+	free(args);
 	return EXIT_ERR;
 }
 
@@ -842,8 +892,8 @@ int cmd_snapshot(int argc, char **argv)
 	static const struct ctl_verb subs[] = {
 	    {"save", "", "Stores a snapshot of one member's store to a file", NULL, 0, 0,
 	     snapshot_save, 0},
-	    {"restore", "", "Restores a data directory from a snapshot (not available yet)", NULL,
-	     0, 0, snapshot_restore, 0},
+	    {"restore", "", "Restores a data directory from a snapshot", NULL, 0, 0,
+	     snapshot_restore, 0},
 	    {NULL, NULL, NULL, NULL, 0, 0, NULL, 0},
 	};
 	return ctl_dispatch("snapshot", subs, argc, argv);

@@ -276,3 +276,32 @@ int kv_add_event(struct kv *kv, const struct kv_rec *rec, const struct kv_rec *p
 	}
 	return ev_push(kv, ev);
 }
+
+int kv_rebase(struct kv *kv, uint64_t index, uint64_t term)
+{
+	uint64_t applied[2] = {index, term};
+	char *err = NULL;
+	int rc;
+
+	rc = kv_batch_begin(kv);
+	if (rc)
+		return rc;
+	rc = put_meta_u64(kv, "applied", applied, 2);
+	if (rc == 0) {
+		pthread_mutex_lock(&kv->mu);
+		atomic_fetch_add_explicit(&kv->seq, 1, memory_order_relaxed);
+		rc = write_both(kv, &err);
+		if (rc == 0 && !err) {
+			kv->applied_index = index;
+			kv->applied_term = term;
+		}
+		atomic_fetch_add_explicit(&kv->seq, 1, memory_order_release);
+		pthread_mutex_unlock(&kv->mu);
+	}
+	batch_reset(kv);
+	if (rc)
+		return rc;
+	if (err)
+		return kv_rocks_err(kv, err, "kv: rebase");
+	return 0;
+}

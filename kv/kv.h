@@ -241,6 +241,15 @@ int kv_compact_step(struct kv *kv, size_t max_records, bool *done);
  */
 int kv_defragment(struct kv *kv);
 
+/*
+ * Sets the applied raft index and term to (index, term), whatever they were:
+ * for a store restored from a backup into a new cluster, whose log starts
+ * again at 1 (index 0 makes the store take every entry of the new log).
+ * Writer thread, no batch open; durable after kv_flush. MOOR_EBUSY when a
+ * batch is open.
+ */
+int kv_rebase(struct kv *kv, uint64_t index, uint64_t term);
+
 /* ---- snapshots ---------------------------------------------------------- */
 
 /*

@@ -68,6 +68,9 @@ static const struct flag flags[] = {
     {"quota-backend-bytes", "MOOR_QUOTA_BACKEND_BYTES", FLAG_UINT, OFF(quota_backend_bytes), 0,
      "2147483648",
      "Size of the store on disk above which a NOSPACE alarm refuses writes that add data."},
+    {"restore-snapshot", NULL, FLAG_STRING, STR(restore_snapshot), "",
+     "Build this member's (new, empty) data directory from a backup written by "
+     "'moorctl snapshot save', then exit; start it again without this flag."},
     {"log-format", "MOOR_LOG_FORMAT", FLAG_LOG_FORMAT, OFF(log_format), 0, "text",
      "Log format: 'text' or 'json' (one line per event, to stderr)."},
     {"log-level", "MOOR_LOG_LEVEL", FLAG_LOG_LEVEL, OFF(log_level), 0, "info",

@@ -56,6 +56,7 @@ struct srv_config {
 	uint64_t election_timeout_ms; /* --election-timeout, 1000 */
 	uint64_t snapshot_count;      /* --snapshot-count, 10000 */
 	uint64_t quota_backend_bytes; /* --quota-backend-bytes, 2 GiB */
+	char restore_snapshot[1024];  /* --restore-snapshot: build the data dir, exit */
 	enum srv_log_format log_format;
 	enum moor_log_level log_level;
 	int help;    /* --help given: print usage, exit 0 */

@@ -141,6 +141,15 @@ int main(int argc, char **argv)
 		free(s);
 		return 1;
 	}
+	if (s->cfg.restore_snapshot[0]) {
+		rc = srv_restore(&s->cfg, &s->log.logger, err, sizeof err);
+		if (rc)
+			moor_log(&s->log.logger, MOOR_LOG_ERROR, "server", "restore failed: %s",
+			         err);
+		close(s->lock_fd);
+		free(s);
+		return rc ? 1 : 0;
+	}
 	uv_loop_init(&s->loop);
 
 	struct srv_node_options no = {

@@ -36,6 +36,10 @@ struct srv_server {
  * err (moord then exits 1). */
 int srv_data_dir_open(const char *dir, int *lock_fd, char *err, size_t errlen);
 
+/* --restore-snapshot (server/restore.c): 0, or a code with err filled. */
+int srv_restore(const struct srv_config *cfg, const struct moor_logger *log, char *err,
+                size_t errlen);
+
 /* The client-facing routes: health, version, and (later) the v3 API. */
 void srv_route_client(void *ctx, struct srv_req *req);
 

@@ -244,7 +244,10 @@ for verb in defrag "alarm list" "snapshot save $T_TMP/snap.db"; do
 	fi
 done
 t_rc "snapshot save to several endpoints is refused with exit 128" 128 $M snapshot save "$T_TMP/x.db"
-t_rc "snapshot restore says it is not implemented, exit 1" 1 $M snapshot restore x.db
+t_rc "snapshot restore without --data-dir exits 128" 128 $M snapshot restore x.db
+t_rc "snapshot restore of a missing file exits 1" 1 $M snapshot restore "$T_TMP/none.db" \
+	--data-dir="$T_TMP/restored" --name=m1 --initial-cluster=m1=http://127.0.0.1:1 \
+	--initial-advertise-peer-urls=http://127.0.0.1:1
 
 t_rc "an unknown verb exits 128" 128 $M frobnicate
 t_rc "get without a key exits 128" 128 $M get
