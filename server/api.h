@@ -29,6 +29,7 @@ struct srv_api {
 	struct wcall *ready;
 	struct ksock *ksocks; /* upgraded keep-alive connections */
 	struct kcall *kcalls; /* keep-alive calls on streamed responses */
+	struct call *moving;  /* transfer-leadership calls being polled */
 	int closed;
 	struct wcall *all;
 };
@@ -54,6 +55,8 @@ void srv_api_ksock_close(struct ksock *k);
 /* Frees the keep-alive calls whose connections the stopped HTTP server
  * never reported closed. */
 void srv_api_kcalls_free(struct srv_api *api);
+/* Answers the transfer-leadership calls still polling (server stopping). */
+void srv_api_moves_cancel(struct srv_api *api);
 
 /* api_watch.c: /v3/watch as a streamed response, or, with the header
  * "Upgrade: moor-watch/1", as an upgraded connection carrying WatchRequest

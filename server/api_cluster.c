@@ -196,6 +196,14 @@ static void on_timer_closed(uv_handle_t *h)
 
 static void move_done(struct call *c, int rc)
 {
+	struct srv_api *api = c->api;
+
+	if (c->mprev)
+		c->mprev->mnext = c->mnext;
+	else if (api->moving == c)
+		api->moving = c->mnext;
+	if (c->mnext)
+		c->mnext->mprev = c->mprev;
 	uv_timer_stop(c->timer);
 	uv_close((uv_handle_t *)c->timer, on_timer_closed);
 	c->timer = NULL;
@@ -252,6 +260,16 @@ void api_move_leader(struct call *c)
 	uv_timer_init(loop, c->timer);
 	c->timer->data = c;
 	c->aux = uv_now(loop) + SRV_REQUEST_TIMEOUT_MS;
+	c->mnext = c->api->moving;
+	if (c->mnext)
+		c->mnext->mprev = c;
+	c->api->moving = c;
 	uv_timer_start(c->timer, on_move_poll, 20, 20);
 	srv_req_defer(c->req);
+}
+
+void srv_api_moves_cancel(struct srv_api *api)
+{
+	while (api->moving)
+		move_done(api->moving, MOOR_ECLOSED);
 }

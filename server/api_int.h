@@ -12,10 +12,11 @@ struct call {
 	struct srv_req *req;
 	const struct srv_gw_route *route;
 	ProtobufCMessage *msg;
-	int proto;         /* 1: protobuf bodies */
-	uint64_t aux;      /* per-call: a member id, a deadline */
-	uint64_t start_ns; /* for the latency histogram */
-	uv_timer_t *timer; /* for calls that poll */
+	int proto;                  /* 1: protobuf bodies */
+	uint64_t aux;               /* per-call: a member id, a deadline */
+	uint64_t start_ns;          /* for the latency histogram */
+	uv_timer_t *timer;          /* for calls that poll */
+	struct call *mnext, *mprev; /* api->moving */
 };
 
 void call_free(struct call *c);

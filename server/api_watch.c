@@ -588,6 +588,7 @@ void srv_api_close(struct srv_api *api)
 	struct wcall *w = api->all, *next;
 
 	api->closed = 1;
+	srv_api_moves_cancel(api);
 	while (api->ksocks)
 		srv_api_ksock_close(api->ksocks);
 	for (; w; w = next) {

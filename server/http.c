@@ -32,6 +32,7 @@ struct srv_stream {
 
 struct srv_listener {
 	struct srv_http *http;
+	struct srv_req *suspended; /* deferred requests, for srv_http_stop */
 	int quiesced;
 	struct srv_stream *streams;
 	uv_timer_t poke;
@@ -66,8 +67,10 @@ struct srv_req {
 	struct MHD_Response *resp;
 	unsigned status;
 	struct srv_stream *stream;
-	int in_route;  /* the route function is running */
-	int suspended; /* MHD_suspend_connection was called */
+	struct srv_req *snext, *sprev; /* the listener's suspended requests */
+	int orphan, orphan_refs;       /* answered by srv_http_stop, still owned */
+	int in_route;                  /* the route function is running */
+	int suspended;                 /* MHD_suspend_connection was called */
 };
 
 static void listener_schedule(struct srv_listener *l);
@@ -144,6 +147,53 @@ fail:
 	snprintf(err, errlen, "cannot listen on %s: %s", u->text, strerror(-rc));
 	freeaddrinfo(ai);
 	return rc;
+}
+
+static void susp_link(struct srv_listener *l, struct srv_req *r)
+{
+	r->sprev = NULL;
+	r->snext = l->suspended;
+	if (l->suspended)
+		l->suspended->sprev = r;
+	l->suspended = r;
+}
+
+static void susp_unlink(struct srv_req *r)
+{
+	struct srv_listener *l = r->l;
+
+	if (r->sprev)
+		r->sprev->snext = r->snext;
+	else if (l->suspended == r)
+		l->suspended = r->snext;
+	if (r->snext)
+		r->snext->sprev = r->sprev;
+	r->snext = r->sprev = NULL;
+}
+
+/* Stopping: MHD must not be stopped with suspended connections. Each
+ * deferred request is answered 503 now; its owner's answer, when it comes,
+ * is dropped (srv_req_reply returns MOOR_ECLOSED). */
+static void answer_suspended(struct srv_listener *l)
+{
+	static const char msg[] = "{\"error\":\"etcdserver: server stopped\",\"code\":14,"
+	                          "\"message\":\"etcdserver: server stopped\"}";
+
+	while (l->suspended) {
+		struct srv_req *r = l->suspended;
+		susp_unlink(r);
+		r->resp = MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg,
+		                                          MHD_RESPMEM_PERSISTENT);
+		if (r->resp)
+			MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+			                        "application/json");
+		r->status = 503;
+		r->state = REQ_REPLIED;
+		r->suspended = 0;
+		r->orphan = 1;
+		r->orphan_refs = 2; /* MHD's completion and the owner's answer */
+		MHD_resume_connection(r->conn);
+	}
 }
 
 static void stream_unref(struct srv_stream *st)
@@ -369,6 +419,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 				 * route needs no resume */
 				r->suspended = 1;
 				MHD_suspend_connection(r->conn);
+				susp_link(l, r);
 			}
 			if (r->state == REQ_IN_ROUTE) {
 				static const char msg[] = "internal error: no reply\n";
@@ -397,9 +448,16 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		stream_unref(r->stream);
 		r->stream = NULL;
 	}
+	if (r->orphan) {
+		/* answered by the stopping server; its owner still holds it */
+		if (--r->orphan_refs == 0)
+			req_free(r);
+		return;
+	}
 	if (r->state == REQ_DEFERRED) {
 		/* The owner of a deferred request still holds it: mark it and let
 		 * srv_req_reply free it. */
+		susp_unlink(r);
 		r->gone = 1;
 		return;
 	}
@@ -482,6 +540,7 @@ void srv_http_stop(struct srv_http *h)
 			st->ended = 1;
 			stream_wake(st);
 		}
+		answer_suspended(l);
 		MHD_run(l->mhd);
 		if (l->handles_open) {
 			uv_poll_stop(&l->poll);
@@ -556,6 +615,11 @@ int srv_req_reply(struct srv_req *r, unsigned status, const char *content_type, 
 		req_free(r);
 		return MOOR_ECLOSED;
 	}
+	if (r->orphan) { /* the server answered it when it stopped */
+		if (--r->orphan_refs == 0)
+			req_free(r);
+		return MOOR_ECLOSED;
+	}
 	MOOR_ASSERT(r->state == REQ_IN_ROUTE || r->state == REQ_DEFERRED ||
 	            r->state == REQ_READING);
 	r->resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
@@ -567,6 +631,7 @@ int srv_req_reply(struct srv_req *r, unsigned status, const char *content_type, 
 	if (r->state == REQ_DEFERRED && r->suspended) {
 		r->state = REQ_REPLIED;
 		r->suspended = 0;
+		susp_unlink(r);
 		MHD_resume_connection(r->conn);
 		uv_timer_start(&r->l->timer, on_timer, 0, 0);
 	} else {
