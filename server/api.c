@@ -562,3 +562,20 @@ int srv_api_metrics(const struct srv_api *api, struct moor_buf *out)
 	}
 	return rc;
 }
+
+int srv_api_stream_encode(const ProtobufCMessage *m, int proto, struct moor_buf *out)
+{
+	size_t len;
+	int rc;
+
+	if (!proto)
+		return srv_jsonpb_encode_result(m, out);
+	len = protobuf_c_message_get_packed_size(m);
+	rc = moor_buf_reserve(out, 4 + len);
+	if (rc)
+		return rc;
+	moor_put_be32(out->data + out->len, (uint32_t)len);
+	protobuf_c_message_pack(m, out->data + out->len + 4);
+	out->len += 4 + len;
+	return 0;
+}

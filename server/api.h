@@ -39,6 +39,10 @@ void srv_api_init(struct srv_api *api, uv_loop_t *loop, struct srv_node *node,
 /* Closes the api's handle (watch streams end with their connections). */
 void srv_api_close(struct srv_api *api);
 
+/* Appends one message of a stream: a 4-byte big-endian length and the
+ * protobuf (proto), or the gateway's {"result":...} line (JSON). */
+int srv_api_stream_encode(const ProtobufCMessage *m, int proto, struct moor_buf *out);
+
 /* Appends the API's request counters and latency histograms. */
 int srv_api_metrics(const struct srv_api *api, struct moor_buf *out);
 

@@ -82,17 +82,7 @@ static void write_resp(struct kcall *k, int64_t id, int64_t ttl)
 	m.id = id;
 	m.ttl = ttl;
 	moor_buf_init(&b, NULL);
-	if (k->proto) {
-		size_t len = etcdserverpb__lease_keep_alive_response__get_packed_size(&m);
-		rc = moor_buf_reserve(&b, 4 + len);
-		if (rc == 0) {
-			moor_put_be32(b.data, (uint32_t)len);
-			etcdserverpb__lease_keep_alive_response__pack(&m, b.data + 4);
-			b.len = 4 + len;
-		}
-	} else {
-		rc = srv_jsonpb_encode_result(&m.base, &b);
-	}
+	rc = srv_api_stream_encode(&m.base, k->proto, &b);
 	if (rc == 0)
 		srv_stream_write(k->out, b.data, b.len);
 	moor_buf_free(&b);

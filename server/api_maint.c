@@ -88,17 +88,7 @@ static int write_msg(struct snapcall *s, const ProtobufCMessage *m)
 	int rc;
 
 	moor_buf_init(&b, NULL);
-	if (s->proto) {
-		size_t len = protobuf_c_message_get_packed_size(m);
-		rc = moor_buf_reserve(&b, 4 + len);
-		if (rc == 0) {
-			moor_put_be32(b.data, (uint32_t)len);
-			protobuf_c_message_pack(m, b.data + 4);
-			b.len = 4 + len;
-		}
-	} else {
-		rc = srv_jsonpb_encode_result(m, &b);
-	}
+	rc = srv_api_stream_encode(m, s->proto, &b);
 	if (rc == 0)
 		rc = srv_stream_write(s->out, b.data, b.len);
 	moor_buf_free(&b);

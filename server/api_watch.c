@@ -155,17 +155,7 @@ static int write_msg(struct wcall *w, const ProtobufCMessage *m)
 	int rc;
 
 	moor_buf_init(&b, NULL);
-	if (w->proto) {
-		size_t len = protobuf_c_message_get_packed_size(m);
-		rc = moor_buf_reserve(&b, 4 + len);
-		if (rc == 0) {
-			moor_put_be32(b.data, (uint32_t)len);
-			protobuf_c_message_pack(m, b.data + 4);
-			b.len = 4 + len;
-		}
-	} else {
-		rc = srv_jsonpb_encode_result(m, &b);
-	}
+	rc = srv_api_stream_encode(m, w->proto, &b);
 	if (rc == 0)
 		rc = wc_write(w, b.data, b.len);
 	moor_buf_free(&b);
