@@ -523,6 +523,11 @@ for ((k = 0; k < 200; k++)); do
 	sleep 0.1
 done
 for ((i = 1; i <= MEMBERS; i++)); do alive "$i" && { finding "m$i ignored SIGTERM for 20 s"; kill -KILL "$(pid_of "$i")"; }; done
+# An abort or a crash is a finding even where the member was meant to stop.
+grep -H "=== exit status 1[3-5][0-9]" "$OUT"/m*.log 2>/dev/null | grep -v "status 137" | while read -r l; do
+	f=${l%%:*}
+	finding "$(basename "$f"): ${l#*:} after: $(grep -B3 -F "${l#*:}" "$f" | head -n 3 | tr '\n' '|')"
+done
 grep -lE "assert|Assertion|AddressSanitizer|runtime error" "$OUT"/m*.log 2>/dev/null | while read -r f; do
 	finding "$(basename "$f"): $(grep -m1 -E "assert|Assertion|AddressSanitizer|runtime error" "$f")"
 done
