@@ -440,9 +440,11 @@ if command -v gnuplot >/dev/null && [[ -s $WORK/plot.dat ]]; then
 		set key top right
 		set rmargin 12
 		set logscale y
+		set yrange [10:*]
 		set ylabel "ops/s (median, log scale)"
 		plot "$OUT/plot.dat" using 2:xtic(1) title "etcd" lc rgb "#4477aa", '' using 3 title "moor" lc rgb "#cc6677"
 		set ylabel "p99 latency ms (median, log scale)"
+		set autoscale y
 		plot "$OUT/plot.dat" using 4:xtic(1) title "etcd" lc rgb "#4477aa", '' using 5 title "moor" lc rgb "#cc6677"
 		unset multiplot
 	EOF
