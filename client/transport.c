@@ -196,6 +196,7 @@ static const struct {
     {"too many requests", MOOR_ETOOMANYREQUESTS},
     {"mvcc: database space exceeded", MOOR_ENOSPACE},
     {"unhealthy cluster", MOOR_EUNAVAILABLE},
+    {"leader changed", MOOR_ELEADERCHANGED},
     {"member ID already exist", MOOR_EMEMBEREXISTS},
     {"member not found", MOOR_EMEMBERNOTFOUND},
     {"Peer URLs already exists", MOOR_EPEERURLEXISTS},
@@ -287,7 +288,9 @@ int cl_map_error(long status, const char *body, size_t len, char *msg, size_t ms
 	case 12:
 		return MOOR_EUNSUPPORTED; /* Unimplemented */
 	case 14:
-		return MOOR_EUNAVAILABLE; /* Unavailable */
+		/* Unavailable, with a message we do not know: nothing says the
+		 * request was not applied, so its outcome stays open. */
+		return MOOR_EINDETERMINATE;
 	case 15:
 		return MOOR_ECORRUPT; /* DataLoss */
 	default:
@@ -428,7 +431,7 @@ done:
 static bool outcome_open(int rc)
 {
 	return rc == MOOR_ETIMEOUT || rc == MOOR_ESTOPPED || rc == MOOR_ECLOSED ||
-	       rc == MOOR_EINDETERMINATE;
+	       rc == MOOR_EINDETERMINATE || rc == MOOR_ELEADERCHANGED;
 }
 
 int cl_http(moor_client *c, const char *path, const void *body, size_t len, enum cl_kind kind,
@@ -519,7 +522,8 @@ int cl_http_t(moor_client *c, const char *path, const void *body, size_t len, en
 			backoff = backoff * 2 > CL_BACKOFF_MAX_MS ? CL_BACKOFF_MAX_MS : backoff * 2;
 		}
 	}
-	if (rc == MOOR_EUNAVAILABLE)
+	/* a read is never indeterminate: it simply found no answer in time */
+	if (rc == MOOR_EUNAVAILABLE || rc == MOOR_EINDETERMINATE || rc == MOOR_ELEADERCHANGED)
 		rc = MOOR_ETIMEOUT;
 	return cl_set_error(rc, "%s: no endpoint answered within %d ms (last error: %s)", path,
 	                    timeout_ms, tl_detail);

@@ -50,8 +50,12 @@ static void gateway_errors_map_to_their_codes_by_message_then_code_then_status(v
 	assert_int_equal(map(501, "{\"code\":12,\"message\":\"/etcdserverpb.Maintenance/Defragment "
 	                          "is not implemented yet\"}"),
 	                 MOOR_EUNSUPPORTED);
+	/* Unavailable with an unknown message proves nothing was refused */
 	assert_int_equal(map(503, "{\"code\":14,\"message\":\"something new\"}"),
-	                 MOOR_EUNAVAILABLE);
+	                 MOOR_EINDETERMINATE);
+	/* etcd's "leader changed": the proposal may have committed */
+	assert_int_equal(map(503, "{\"code\":14,\"message\":\"etcdserver: leader changed\"}"),
+	                 MOOR_ELEADERCHANGED);
 	assert_int_equal(map(400, "{\"code\": 3, \"message\": \"odd spacing\"}"), MOOR_EINVAL);
 	/* no JSON at all: the HTTP status decides */
 	assert_int_equal(map(503, "Service Unavailable"), MOOR_EUNAVAILABLE);
@@ -82,6 +86,8 @@ static void retry_classes_follow_the_rules_in_moor_h(void **state)
 	assert_false(cl_err_not_applied(MOOR_ETIMEOUT));
 	assert_false(cl_err_not_applied(MOOR_ESTOPPED));
 	assert_false(cl_err_not_applied(MOOR_ECOMPACTED));
+	assert_false(cl_err_not_applied(MOOR_ELEADERCHANGED));
+	assert_false(cl_err_not_applied(MOOR_EINDETERMINATE));
 	assert_true(cl_err_rotate(MOOR_ENOLEADER));
 	assert_false(cl_err_rotate(MOOR_ETOOMANYREQUESTS));
 }
