@@ -246,7 +246,7 @@ static int load_stream(struct hist *h, FILE *in)
 			k++;
 		if (k == n || line[k] == '#')
 			continue; /* blank lines and comments */
-		rec = json_loadb(line, (size_t)n, 0, &jerr);
+		rec = json_loadb(line, (size_t)n, JSON_ALLOW_NUL, &jerr);
 		if (!rec) {
 			rc = bad(h, lineno, "bad JSON: %s", jerr.text);
 			break;
