@@ -381,6 +381,18 @@ static int member_id(const struct ctl_verb *v, const char *s, uint64_t *id)
 	return 0;
 }
 
+/* Prints etcdctl's line for a member change that succeeded, and finishes. */
+static int member_changed(moor_client *c, int rc, uint64_t id, struct moor_members *m,
+                          const char *done)
+{
+	if (rc == 0) {
+		printf("Member %16llx %s cluster %16llx\n", (unsigned long long)id, done,
+		       (unsigned long long)m->header.cluster_id);
+		moor_members_free(m);
+	}
+	return finish(c, rc);
+}
+
 static int member_remove(int argc, char **argv)
 {
 	static const struct ctl_verb v = {"member remove",
@@ -401,12 +413,7 @@ static int member_remove(int argc, char **argv)
 		return rc;
 	moor_client *c = ctl_client();
 	rc = moor_member_remove(c, id, &m);
-	if (rc == 0) {
-		printf("Member %16llx removed from cluster %16llx\n", (unsigned long long)id,
-		       (unsigned long long)m->header.cluster_id);
-		moor_members_free(m);
-	}
-	return finish(c, rc);
+	return member_changed(c, rc, id, m, "removed from");
 }
 
 static int member_update(int argc, char **argv)
@@ -439,14 +446,9 @@ static int member_update(int argc, char **argv)
 		return ctl_usage_error(&v, "bad --peer-urls \"%s\"", peer_urls);
 	moor_client *c = ctl_client();
 	rc = moor_member_update(c, id, (const char *const *)urls, (size_t)n, &m);
-	if (rc == 0) {
-		printf("Member %16llx updated in cluster %16llx\n", (unsigned long long)id,
-		       (unsigned long long)m->header.cluster_id);
-		moor_members_free(m);
-	}
 	free(urls[0]);
 	free(urls);
-	return finish(c, rc);
+	return member_changed(c, rc, id, m, "updated in");
 }
 
 static int member_promote(int argc, char **argv)
@@ -469,12 +471,7 @@ static int member_promote(int argc, char **argv)
 		return rc;
 	moor_client *c = ctl_client();
 	rc = moor_member_promote(c, id, &m);
-	if (rc == 0) {
-		printf("Member %16llx promoted in cluster %16llx\n", (unsigned long long)id,
-		       (unsigned long long)m->header.cluster_id);
-		moor_members_free(m);
-	}
-	return finish(c, rc);
+	return member_changed(c, rc, id, m, "promoted in");
 }
 
 int cmd_member(int argc, char **argv)

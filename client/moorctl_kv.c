@@ -149,6 +149,21 @@ out:
 	free(cells);
 }
 
+/* The keys a get or del names: <key> [range_end], --prefix or --from-key. */
+static int range_args(const struct ctl_verb *v, bool prefix, bool from_key, char **pos, int np,
+                      struct moor_range *r)
+{
+	if (prefix + from_key + (np == 2) > 1)
+		return ctl_usage_error(v, "--prefix, --from-key and range_end exclude each other");
+	r->prefix = prefix;
+	r->from_key = from_key;
+	if (np == 2) {
+		r->range_end = pos[1];
+		r->range_end_len = strlen(pos[1]);
+	}
+	return 0;
+}
+
 int cmd_get(int argc, char **argv)
 {
 	static bool prefix, from_key, keys_only, value_only, count_only;
@@ -185,14 +200,8 @@ int cmd_get(int argc, char **argv)
 	rc = ctl_parse(&v, argc, argv, pos, &np);
 	if (rc)
 		return rc < 0 ? 0 : rc;
-	if (prefix + from_key + (np == 2) > 1)
-		return ctl_usage_error(&v, "--prefix, --from-key and range_end exclude each other");
-	o.range.prefix = prefix;
-	o.range.from_key = from_key;
-	if (np == 2) {
-		o.range.range_end = pos[1];
-		o.range.range_end_len = strlen(pos[1]);
-	}
+	if ((rc = range_args(&v, prefix, from_key, pos, np, &o.range)))
+		return rc;
 	o.limit = limit;
 	o.revision = rev;
 	o.keys_only = keys_only;
@@ -264,14 +273,8 @@ int cmd_del(int argc, char **argv)
 	rc = ctl_parse(&v, argc, argv, pos, &np);
 	if (rc)
 		return rc < 0 ? 0 : rc;
-	if (prefix + from_key + (np == 2) > 1)
-		return ctl_usage_error(&v, "--prefix, --from-key and range_end exclude each other");
-	o.range.prefix = prefix;
-	o.range.from_key = from_key;
-	if (np == 2) {
-		o.range.range_end = pos[1];
-		o.range.range_end_len = strlen(pos[1]);
-	}
+	if ((rc = range_args(&v, prefix, from_key, pos, np, &o.range)))
+		return rc;
 	o.prev_kv = prev_kv;
 	moor_client *c = ctl_client();
 	rc = moor_delete(c, S(pos[0]), &o, &r);

@@ -125,6 +125,8 @@ fop
 x" $M del fop --prev-kv
 t_out "del --prefix" "1" $M del --prefix stdin
 t_out "del of nothing prints 0" "0" $M del nothing-here
+t_rc "get with --prefix and a range_end fails with exit 128" 128 $M get --prefix a b
+t_rc "del with --from-key and --prefix fails with exit 128" 128 $M del --from-key --prefix a
 
 t_out "watch --rev --prefix replays history" "PUT
 foo
