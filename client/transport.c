@@ -331,7 +331,8 @@ bool cl_err_not_applied(int rc)
 bool cl_err_rotate(int rc)
 {
 	return rc == MOOR_ENOLEADER || rc == MOOR_ENOTLEADER || rc == MOOR_EUNAVAILABLE ||
-	       rc == MOOR_ETIMEOUT || rc == MOOR_ESTOPPED || rc == MOOR_ECLOSED;
+	       rc == MOOR_ETIMEOUT || rc == MOOR_ESTOPPED || rc == MOOR_ECLOSED ||
+	       rc == MOOR_EINDETERMINATE || rc == MOOR_ELEADERCHANGED;
 }
 
 /* Transport failures that prove the request was never sent. libcurl

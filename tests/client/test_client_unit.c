@@ -90,6 +90,9 @@ static void retry_classes_follow_the_rules_in_moor_h(void **state)
 	assert_false(cl_err_not_applied(MOOR_EINDETERMINATE));
 	assert_true(cl_err_rotate(MOOR_ENOLEADER));
 	assert_false(cl_err_rotate(MOOR_ETOOMANYREQUESTS));
+	/* a watch ended by either resumes on another member */
+	assert_true(cl_err_rotate(MOOR_ELEADERCHANGED));
+	assert_true(cl_err_rotate(MOOR_EINDETERMINATE));
 }
 
 static void frames_decode_whole_partial_and_oversized(void **state)
