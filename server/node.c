@@ -81,6 +81,42 @@ static void pend_fail(struct srv_node *n, struct pending *p, int rc)
 
 /* ---- sending ---- */
 
+/* The id of the InternalRequest packed in `e`: its field 1 comes first
+ * (protobuf-c packs fields in number order); 0 when it does not. */
+static uint64_t entry_request_id(const struct raft_entry *e)
+{
+	uint64_t v = 0;
+
+	if (e->type != RAFT_ENTRY_NORMAL || e->len < 2 || e->data[0] != 0x08)
+		return 0;
+	for (size_t i = 1, shift = 0; i < e->len && shift < 64; i++, shift += 7) {
+		v |= (uint64_t)(e->data[i] & 0x7f) << shift;
+		if (!(e->data[i] & 0x80))
+			return v;
+	}
+	return 0;
+}
+
+/* A follower's forward of proposals to the leader that the transport
+ * refused (no connection, queue full) never left this member: their
+ * clients learn at once that they were not applied (and may retry),
+ * instead of "leader changed" or a timeout that leaves them unsure. */
+static void props_not_sent(struct srv_node *n, const struct raft_message *m)
+{
+	for (size_t i = 0; i < m->n_entries; i++) {
+		uint64_t id = entry_request_id(&m->entries[i]);
+		struct pending *p;
+
+		if (!id)
+			continue;
+		for (p = *pend_slot(n, id); p; p = p->hnext)
+			if (p->id == id)
+				break;
+		if (p)
+			pend_fail(n, p, MOOR_EDROPPED);
+	}
+}
+
 static void send_msgs(struct srv_node *n, const struct raft_message *msgs, size_t count)
 {
 	for (size_t i = 0; i < count; i++) {
@@ -99,6 +135,8 @@ static void send_msgs(struct srv_node *n, const struct raft_message *msgs, size_
 			rc = srv_peer_send(n->peers, m->to, n->enc.data, n->enc.len);
 		if (rc == 0)
 			continue;
+		if (m->type == RAFT_MSG_PROP)
+			props_not_sent(n, m);
 		/* The leader learns the peer is unreachable after advance. */
 		if (n->n_unreachable < NODE_MAX_MEMBERS) {
 			int seen = 0;

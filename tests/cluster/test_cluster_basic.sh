@@ -34,9 +34,19 @@ done
 
 # Kill the leader.
 old=$T_LEADER
+old_hex=$(printf '%016x' "$(t_member_id "$old")")
 t_member_stop "$old" KILL
 alive=()
 for i in 1 2 3; do [[ $i != "$old" ]] && alive+=("$i"); done
+# A write through a follower that knows its link to the dead leader is down
+# is never sent: it is refused at once as not applied ("raft proposal
+# dropped", or "no leader" once the election began), not left unknown
+# ("leader changed", a timeout). Unless a new leader was elected first.
+s=${alive[0]}
+t_wait_eq 5 1 bash -c "grep -c 'lost connection to peer $old_hex' '$T_TMP/m$s.log' | sed 's/^[1-9][0-9]*$/1/'"
+out=$(curl -sS -m 10 -X POST "$(t_url "$s")/v3/kv/put" -d "{\"key\":\"$(b64 orphan)\",\"value\":\"$(b64 x)\"}")
+t_check "a write forwarded to a leader whose link is down is refused as not applied ($out)" \
+	bash -c "[[ '$out' == *'raft proposal dropped'* || '$out' == *'no leader'* || '$out' == *'\"revision\"'* ]]"
 t_check "after kill -9 of the leader m$old a new leader is elected within 10 s" \
 	t_wait_leader 10 "${alive[@]}"
 t_check "the new leader is not the dead one" test "$T_LEADER" != "$old"
