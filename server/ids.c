@@ -30,7 +30,8 @@ static uint64_t digest_id(struct moor_buf *b)
 	return id ? id : 1;
 }
 
-uint64_t srv_member_id(const struct srv_url_list *peer_urls, const char *token)
+static uint64_t member_id(const struct srv_url_list *peer_urls, const char *token,
+                          const uint64_t *salt)
 {
 	const char *urls[SRV_MAX_URLS];
 	struct moor_buf b;
@@ -42,7 +43,20 @@ uint64_t srv_member_id(const struct srv_url_list *peer_urls, const char *token)
 	for (int i = 0; i < peer_urls->n; i++)
 		MOOR_ASSERT(moor_buf_append(&b, urls[i], strlen(urls[i]) + 1) == 0);
 	MOOR_ASSERT(moor_buf_append(&b, token, strlen(token)) == 0);
+	if (salt)
+		MOOR_ASSERT(moor_buf_append_be64(&b, *salt) == 0);
 	return digest_id(&b);
+}
+
+uint64_t srv_member_id(const struct srv_url_list *peer_urls, const char *token)
+{
+	return member_id(peer_urls, token, NULL);
+}
+
+uint64_t srv_member_id_salted(const struct srv_url_list *peer_urls, const char *token,
+                              uint64_t salt)
+{
+	return member_id(peer_urls, token, &salt);
 }
 
 uint64_t srv_cluster_id(const uint64_t *member_ids, int n, const char *token)

@@ -512,6 +512,104 @@ int srv_node_propose(struct srv_node *n, Moorpb__InternalRequest *req, srv_apply
 
 /* ---- inputs ---- */
 
+static uint64_t seed_from_urandom(uint64_t id);
+static int identity_write(const char *dir, uint64_t cluster, uint64_t member, bool joined);
+
+/* The raft core for this member, from the recovered storage. A joining
+ * member that does not know its id yet gets a core under a stand-in id
+ * (it has no log and no configuration, so it never speaks); the core is
+ * made again once the id is known. */
+static int node_raft_create(struct srv_node *n)
+{
+	struct raft_config rcfg = {0};
+
+	rcfg.id = n->id ? n->id
+	                : srv_member_id(&n->cfg->initial_advertise_peer_urls,
+	                                n->cfg->initial_cluster_token);
+	rcfg.election_ticks = n->election_ticks;
+	rcfg.heartbeat_ticks = 1;
+	rcfg.pre_vote = true;
+	rcfg.check_quorum = true;
+	rcfg.applied = n->applied_index;
+	rcfg.seed = seed_from_urandom(rcfg.id);
+	rcfg.storage = raft_memstorage_storage(n->ms);
+	rcfg.logger = n->log ? *n->log : (struct moor_logger){0};
+	return raft_create(&rcfg, &n->raft);
+}
+
+/* A joining member knows no member list until its snapshot: it answers
+ * whoever called it (the leader) at the URL that caller gave. */
+static void dial_callers(struct srv_node *n)
+{
+	for (int i = 0; i < n->n_callers; i++) {
+		bool known = false;
+		for (int k = 0; k < n->members.n; k++)
+			known |= n->members.m[k].id == n->callers[i].id;
+		if (!known)
+			srv_peer_add(n->peers, n->callers[i].id, &n->callers[i].url);
+	}
+}
+
+static void on_peer_hello(void *ctx, uint64_t from, const char *url)
+{
+	struct srv_node *n = ctx;
+	struct srv_url u;
+	int i;
+
+	if (!n->joining || !*url || srv_url_parse(url, &u) != 0)
+		return;
+	for (i = 0; i < n->n_callers && n->callers[i].id != from; i++)
+		;
+	if (i == n->n_callers) {
+		if (i == NODE_MAX_MEMBERS)
+			return;
+		n->n_callers++;
+	}
+	n->callers[i].id = from;
+	n->callers[i].url = u;
+	if (n->id)
+		dial_callers(n);
+}
+
+/* A joining member takes the id the leader's first append, heartbeat or
+ * snapshot is addressed to: the id the cluster gave it when it was added.
+ * Only a leader sends those, so a member that lags behind (and may still
+ * know an earlier member at this URL) cannot name it. The id is written to
+ * the identity file before anything is stepped. False: not adopted now
+ * (the message is dropped; the leader sends again). */
+static bool adopt_id(struct srv_node *n, const struct raft_message *m)
+{
+	struct raft *old = n->raft;
+	int rc;
+
+	if (m->type != RAFT_MSG_APP && m->type != RAFT_MSG_HEARTBEAT && m->type != RAFT_MSG_SNAP)
+		return false;
+	if (!m->to || !n->cluster_id || n->in_ready || n->stopping)
+		return false;
+	rc = identity_write(n->cfg->data_dir, n->cluster_id, m->to, true);
+	if (rc) {
+		LOG(n, MOOR_LOG_ERROR, "cannot write %s/identity: %s", n->cfg->data_dir,
+		    moor_strerror(rc));
+		return false;
+	}
+	n->id = m->to;
+	n->raft = NULL;
+	rc = node_raft_create(n);
+	if (rc) {
+		LOG(n, MOOR_LOG_ERROR, "cannot start raft as %016llx: %s",
+		    (unsigned long long)m->to, moor_strerror(rc));
+		abort(); /* the identity is written: the next start uses it */
+	}
+	raft_destroy(old);
+	n->next_req_id = ((n->id & 0xffff) << 48) | ((uint64_t)time(NULL) & 0xffffff) << 24;
+	srv_peer_set_self(n->peers, n->id);
+	dial_callers(n);
+	LOG(n, MOOR_LOG_INFO, "joined cluster %016llx as member %016llx (leader %016llx)",
+	    (unsigned long long)n->cluster_id, (unsigned long long)n->id,
+	    (unsigned long long)m->from);
+	return true;
+}
+
 static int input_raft(struct srv_node *n, uint64_t from, const uint8_t *data, size_t len)
 {
 	struct input_msg *im;
@@ -526,6 +624,11 @@ static int input_raft(struct srv_node *n, uint64_t from, const uint8_t *data, si
 		LOG(n, MOOR_LOG_WARN, "undecodable raft message from %016llx (%zu bytes)",
 		    (unsigned long long)from, len);
 		return rc;
+	}
+	if (!n->id && im->m.from == from && !adopt_id(n, &im->m)) {
+		srv_raftmsg_free(im->h);
+		free(im);
+		return 0; /* not yet ours to answer */
 	}
 	if (im->m.from != from || im->m.to != n->id) {
 		LOG(n, MOOR_LOG_WARN,
@@ -692,7 +795,7 @@ static void node_pump(struct srv_node *n)
 
 /* ---- start-up ---- */
 
-static int identity_write(const char *dir, uint64_t cluster, uint64_t member);
+static int identity_write(const char *dir, uint64_t cluster, uint64_t member, bool joined);
 
 static int peer_is_removed(void *ctx, uint64_t from)
 {
@@ -727,19 +830,15 @@ static void peer_says_gone(void *ctx, uint64_t by)
 }
 
 /* A joining member learns its cluster's id from the first peer that
- * addresses it, and keeps it. */
+ * addresses it, and its own id from the leader's first message
+ * (input_raft); both are kept in the identity file from then on. */
 static void on_cluster_id(void *ctx, uint64_t cluster_id)
 {
 	struct srv_node *n = ctx;
-	int rc;
 
 	n->cluster_id = cluster_id;
 	n->members.cluster_id = cluster_id;
 	n->apply_members.cluster_id = cluster_id;
-	rc = identity_write(n->cfg->data_dir, cluster_id, n->id);
-	LOG(n, rc ? MOOR_LOG_ERROR : MOOR_LOG_INFO, "joined cluster %016llx%s%s",
-	    (unsigned long long)cluster_id, rc ? ": cannot write the identity file: " : "",
-	    rc ? moor_strerror(rc) : "");
 }
 
 static int mkdir_in(const char *dir, const char *sub, char *out, size_t outlen)
@@ -751,16 +850,18 @@ static int mkdir_in(const char *dir, const char *sub, char *out, size_t outlen)
 }
 
 /* <data-dir>/identity names the cluster and member the directory belongs
- * to; written once, atomically, when the member is bootstrapped. */
-static int identity_write(const char *dir, uint64_t cluster, uint64_t member)
+ * to; written once, atomically, when the member is bootstrapped or learns
+ * its id on joining ("joined": the id came from the cluster, not from
+ * this member's URLs). */
+static int identity_write(const char *dir, uint64_t cluster, uint64_t member, bool joined)
 {
 	char tmp[1100], path[1100], text[64];
 	int fd, rc = 0, len;
 
 	snprintf(tmp, sizeof tmp, "%s/identity.tmp", dir);
 	snprintf(path, sizeof path, "%s/identity", dir);
-	len = snprintf(text, sizeof text, "%016llx %016llx\n", (unsigned long long)cluster,
-	               (unsigned long long)member);
+	len = snprintf(text, sizeof text, "%016llx %016llx%s\n", (unsigned long long)cluster,
+	               (unsigned long long)member, joined ? " joined" : "");
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
@@ -780,9 +881,9 @@ static int identity_write(const char *dir, uint64_t cluster, uint64_t member)
 }
 
 /* 1 and the ids when the file is there, 0 when it is not, <0 when unreadable. */
-static int identity_read(const char *dir, uint64_t *cluster, uint64_t *member)
+static int identity_read(const char *dir, uint64_t *cluster, uint64_t *member, bool *joined)
 {
-	char path[1100];
+	char path[1100], word[16] = "";
 	unsigned long long c, m;
 	FILE *f;
 	int ok;
@@ -791,12 +892,15 @@ static int identity_read(const char *dir, uint64_t *cluster, uint64_t *member)
 	f = fopen(path, "r");
 	if (!f)
 		return errno == ENOENT ? 0 : -errno;
-	ok = fscanf(f, "%llx %llx", &c, &m) == 2;
+	ok = fscanf(f, "%llx %llx", &c, &m) == 2 && m != 0;
+	if (ok && fscanf(f, "%15s", word) == 1 && strcmp(word, "joined") != 0)
+		ok = 0;
 	fclose(f);
 	if (!ok)
 		return MOOR_ECORRUPT;
 	*cluster = c;
 	*member = m;
+	*joined = strcmp(word, "joined") == 0;
 	return 1;
 }
 
@@ -866,7 +970,7 @@ static int bootstrap(struct srv_node *n, char *err, size_t errlen)
 		rc = kv_flush(n->kv, &durable);
 	if (rc)
 		goto fail;
-	rc = identity_write(n->cfg->data_dir, n->cluster_id, n->id);
+	rc = identity_write(n->cfg->data_dir, n->cluster_id, n->id, false);
 	if (rc) {
 		snprintf(err, errlen, "cannot write %s/identity: %s", n->cfg->data_dir,
 		         strerror(-rc));
@@ -890,6 +994,7 @@ static int recover(struct srv_node *n, const struct wal_recovered *rec, char *er
 	void *blob = NULL;
 	size_t blen = 0;
 	uint64_t icluster = 0, imember = 0;
+	bool joined = false;
 	int rc;
 
 	kv_status(n->kv, &st);
@@ -899,17 +1004,20 @@ static int recover(struct srv_node *n, const struct wal_recovered *rec, char *er
 			return rc;
 		kv_status(n->kv, &st);
 	}
-	rc = identity_read(n->cfg->data_dir, &icluster, &imember);
+	rc = identity_read(n->cfg->data_dir, &icluster, &imember, &joined);
 	if (rc == 0 && st.applied_index == 0 &&
 	    n->cfg->initial_cluster_state == SRV_CLUSTER_EXISTING) {
-		/* a joining member that stopped before it got its snapshot */
+		/* a joining member that stopped before it learned its id */
+		n->id = 0;
 		n->cluster_id = 0;
-		n->members.cluster_id = 0;
+		memset(&n->members, 0, sizeof n->members);
 		n->joining = true;
 		goto load_log;
 	}
-	if (rc > 0 && n->cfg->initial_cluster_state == SRV_CLUSTER_EXISTING)
+	if (rc > 0 && (joined || n->cfg->initial_cluster_state == SRV_CLUSTER_EXISTING))
 		n->cluster_id = icluster; /* it joined: the id came from the cluster */
+	if (rc > 0 && joined)
+		n->id = imember; /* and so did the member's */
 	if (rc <= 0) {
 		snprintf(err, errlen,
 		         "data directory %s has a WAL but no readable identity file (%s): it was "
@@ -931,6 +1039,8 @@ static int recover(struct srv_node *n, const struct wal_recovered *rec, char *er
 	rc = kv_meta_get(n->kv, "membership", &blob, &blen);
 	if (rc == MOOR_ENOTFOUND && st.applied_index == 0) {
 		n->joining = true; /* joined, but no snapshot applied yet */
+		memset(&n->members, 0, sizeof n->members);
+		n->members.cluster_id = n->cluster_id;
 		goto load_log;
 	}
 	if (rc == 0)
@@ -1060,7 +1170,6 @@ int srv_node_start(const struct srv_node_options *opts, struct srv_node **out, c
 	struct wal_config wc = {0};
 	struct kv_config kc = {0};
 	struct wal_recovered rec;
-	struct raft_config rcfg = {0};
 	struct srv_peer_config pc = {0};
 	char wal_dir[1100], kv_dir[1100], snap_dir[1100];
 	uint64_t ids[SRV_MAX_MEMBERS];
@@ -1087,7 +1196,6 @@ int srv_node_start(const struct srv_node_options *opts, struct srv_node **out, c
 		ids[i] =
 		    srv_member_id(&cfg->initial_cluster[i].peer_urls, cfg->initial_cluster_token);
 	n->cluster_id = srv_cluster_id(ids, cfg->initial_cluster_n, cfg->initial_cluster_token);
-	n->next_req_id = ((n->id & 0xffff) << 48) | ((uint64_t)time(NULL) & 0xffffff) << 24;
 	membership_from_config(n, cfg);
 	{
 		int self = 0;
@@ -1144,14 +1252,16 @@ int srv_node_start(const struct srv_node_options *opts, struct srv_node **out, c
 			goto fail;
 		}
 		if (cfg->initial_cluster_state == SRV_CLUSTER_EXISTING) {
-			/* Joining: no log, no configuration; the leader sends a
-			 * snapshot, and the cluster id comes with its first hello. */
+			/* Joining: no log, no configuration, no id; the cluster
+			 * id comes with the first hello, the member id with the
+			 * leader's first message, the rest with its snapshot. */
+			n->id = 0;
 			n->cluster_id = 0;
-			n->members.cluster_id = 0;
+			memset(&n->members, 0, sizeof n->members);
 			n->joining = true;
 			LOG(n, MOOR_LOG_INFO,
-			    "joining an existing cluster as %016llx: waiting for the leader",
-			    (unsigned long long)n->id);
+			    "joining an existing cluster: waiting for the leader to contact %s",
+			    cfg->initial_advertise_peer_urls.url[0].text);
 		} else {
 			rc = bootstrap(n, err, errlen);
 			if (rc)
@@ -1182,16 +1292,9 @@ int srv_node_start(const struct srv_node_options *opts, struct srv_node **out, c
 		goto fail;
 	}
 
-	rcfg.id = n->id;
-	rcfg.election_ticks = opts->election_ticks ? opts->election_ticks : 10;
-	rcfg.heartbeat_ticks = 1;
-	rcfg.pre_vote = true;
-	rcfg.check_quorum = true;
-	rcfg.applied = n->applied_index;
-	rcfg.seed = seed_from_urandom(n->id);
-	rcfg.storage = raft_memstorage_storage(n->ms);
-	rcfg.logger = n->log ? *n->log : (struct moor_logger){0};
-	rc = raft_create(&rcfg, &n->raft);
+	n->election_ticks = opts->election_ticks ? opts->election_ticks : 10;
+	n->next_req_id = ((n->id & 0xffff) << 48) | ((uint64_t)time(NULL) & 0xffffff) << 24;
+	rc = node_raft_create(n);
 	if (rc) {
 		snprintf(err, errlen, "cannot start raft: %s", moor_strerror(rc));
 		goto fail;
@@ -1204,6 +1307,8 @@ int srv_node_start(const struct srv_node_options *opts, struct srv_node **out, c
 	pc.self_id = n->id;
 	pc.bind_host = cfg->initial_advertise_peer_urls.url[0].host;
 	pc.on_frame = on_peer_frame;
+	pc.self_url = cfg->initial_advertise_peer_urls.url[0].text;
+	pc.on_hello = on_peer_hello;
 	pc.ctx = n;
 	pc.logger = n->log;
 	rc = srv_peer_transport_start(n->loop, &pc, &cfg->listen_peer_urls, &n->peers, err, errlen);

@@ -157,7 +157,8 @@ int64_t srv_node_lease_remaining(const struct srv_node *n, int64_t id);
 #define SRV_MEMBER_GONE 3
 int srv_node_wait_member(struct srv_node *n, uint64_t id, int want, srv_read_cb cb, void *ctx);
 
-/* The cluster token and the id a member with these peer URLs gets. */
+/* A fresh id for a member added with these peer URLs: never one a member
+ * has or had (see server/ids.h). */
 uint64_t srv_node_member_id_for(const struct srv_node *n, const struct srv_url_list *peer_urls);
 
 /* Asks the leader to hand leadership to `target` (0: the most up-to-date

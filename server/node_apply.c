@@ -274,9 +274,12 @@ static int apply_request(struct srv_node *n, uint64_t index, const Moorpb__Inter
 						if (strcmp(ms->m[i].peer_urls.url[k].text,
 						           c->peer_urls[u]) == 0)
 							return MOOR_EPEERURLEXISTS;
-			/* same URLs give the same id: name the URLs first, as etcd does */
+			/* a peer URL in use is named first, as etcd does */
 			if (m && m->in_conf)
 				return MOOR_EMEMBEREXISTS;
+			for (int i = 0; i < ms->n_removed; i++)
+				if (ms->removed[i] == c->id) /* a removed id stays removed */
+					return MOOR_EMEMBEREXISTS;
 			if (!m) {
 				if (ms->n == NODE_MAX_MEMBERS)
 					return MOOR_ETOOLARGE;
@@ -344,9 +347,6 @@ static void apply_conf_change(struct srv_node *n, const struct raft_entry *e, bo
 	switch (cc.type) {
 	case RAFT_CONF_ADD_VOTER:
 	case RAFT_CONF_ADD_LEARNER:
-		for (int i = 0; i < ms->n_removed; i++)
-			if (ms->removed[i] == cc.node_id) /* re-added: forgiven */
-				ms->removed[i] = ms->removed[--ms->n_removed];
 		if (!m) {
 			if (ms->n == NODE_MAX_MEMBERS)
 				return;

@@ -147,6 +147,7 @@ struct srv_node {
 	struct srv_lessor lessor;
 	uint64_t last_checkpoint_ms, last_expiry_scan_ms;
 	uint64_t election_timeout_ms;
+	int election_ticks;
 
 	/* watches */
 	struct watch_hub *hub;
@@ -182,6 +183,13 @@ struct srv_node {
 	struct member_waiter *mwait;
 	bool was_member, removed;
 	bool joining;         /* started empty with --initial-cluster-state existing */
+	/* joining: who said hello, and where it listens (it may be the leader,
+	 * to be dialled back once this member knows its own id) */
+	struct {
+		uint64_t id;
+		struct srv_url url;
+	} callers[NODE_MAX_MEMBERS];
+	int n_callers;
 	uint64_t transfer_to; /* a leadership transfer asked during a batch */
 	void (*on_removed)(void *ctx);
 	void *on_removed_ctx;

@@ -12,6 +12,8 @@
 #include "server/ids.h"
 
 #include <stdlib.h>
+#include <sys/random.h>
+#include <time.h>
 
 #define LOG(n, lvl, ...) moor_log((n)->log, lvl, "member", __VA_ARGS__)
 
@@ -118,7 +120,29 @@ int srv_node_wait_member(struct srv_node *n, uint64_t id, int want, srv_read_cb 
 	return 0;
 }
 
+static bool id_taken(const struct node_membership *ms, uint64_t id)
+{
+	for (int i = 0; i < ms->n; i++)
+		if (ms->m[i].id == id)
+			return true;
+	for (int i = 0; i < ms->n_removed; i++)
+		if (ms->removed[i] == id)
+			return true;
+	return false;
+}
+
 uint64_t srv_node_member_id_for(const struct srv_node *n, const struct srv_url_list *peer_urls)
 {
-	return srv_member_id(peer_urls, n->cfg->initial_cluster_token);
+	uint64_t id;
+
+	do {
+		uint64_t salt = 0;
+		struct timespec ts;
+		if (getrandom(&salt, sizeof salt, 0) != (ssize_t)sizeof salt) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			salt = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+		}
+		id = srv_member_id_salted(peer_urls, n->cfg->initial_cluster_token, salt);
+	} while (id_taken(&n->members, id));
+	return id;
 }

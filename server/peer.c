@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,6 +74,7 @@ struct srv_peer_transport {
 	int handles; /* open libuv handles; freed at zero once stopping */
 	int stopping;
 	struct srv_peer_stats stats;
+	char self_url[256]; /* cfg.self_url, copied */
 };
 
 #define LOG(t, lvl, ...) moor_log((t)->cfg.logger, lvl, "peer", __VA_ARGS__)
@@ -258,7 +260,7 @@ static void on_connected(uv_connect_t *req, int status)
 	struct peer *p = c->peer;
 	struct srv_peer_transport *t = c->t;
 	Moorraftpb__PeerHello hello = MOORRAFTPB__PEER_HELLO__INIT;
-	uint8_t hb[64];
+	uint8_t hb[320];
 	struct frame *f;
 
 	if (!p) { /* removed while connecting */
@@ -276,6 +278,9 @@ static void on_connected(uv_connect_t *req, int status)
 	hello.cluster_id = t->cfg.cluster_id;
 	hello.from = t->cfg.self_id;
 	hello.to = p->id;
+	hello.from_url = t->self_url;
+	if (moorraftpb__peer_hello__get_packed_size(&hello) > sizeof hb)
+		hello.from_url = (char *)"";
 	f = frame_new(hb, moorraftpb__peer_hello__pack(&hello, hb));
 	if (!f) {
 		out_fail(c, "out of memory");
@@ -375,11 +380,16 @@ static void peer_destroy(struct peer *p)
 	uv_close((uv_handle_t *)&p->timer, on_timer_closed);
 }
 
+void srv_peer_set_self(struct srv_peer_transport *t, uint64_t self_id)
+{
+	t->cfg.self_id = self_id;
+}
+
 int srv_peer_add(struct srv_peer_transport *t, uint64_t id, const struct srv_url *url)
 {
 	struct peer *p;
 
-	if (id == 0 || id == t->cfg.self_id || t->stopping)
+	if (id == 0 || id == t->cfg.self_id || t->cfg.self_id == 0 || t->stopping)
 		return MOOR_EINVAL;
 	p = peer_find(t, id);
 	if (p && strcmp(p->url.text, url->text) == 0)
@@ -518,16 +528,21 @@ static int check_hello(struct in_conn *c, const uint8_t *d, size_t n, char *why,
 	else if (h->version != SRV_PEER_PROTO_VERSION)
 		snprintf(why, wl, "peer protocol version %u, want %u", h->version,
 		         SRV_PEER_PROTO_VERSION);
-	else if (t->cfg.cluster_id == 0 && h->cluster_id != 0 && h->to == t->cfg.self_id) {
-		/* joining: the cluster that addresses us is ours */
-		t->cfg.cluster_id = h->cluster_id;
-		if (t->cfg.on_cluster_id)
-			t->cfg.on_cluster_id(t->cfg.ctx, h->cluster_id);
-		if (h->from == 0 || h->from == t->cfg.self_id)
+	else if (t->cfg.self_id == 0 && h->cluster_id != 0 &&
+	         (t->cfg.cluster_id == 0 || h->cluster_id == t->cfg.cluster_id)) {
+		/* joining: the cluster that addresses us is ours; which member
+		 * we are, the leader's first message says (node.c) */
+		if (h->from == 0 || h->to == 0 || h->from == h->to) {
 			snprintf(why, wl, "hello from invalid member id %016llx",
 			         (unsigned long long)h->from);
-		else
+		} else {
 			ok = 1;
+			if (t->cfg.cluster_id == 0) {
+				t->cfg.cluster_id = h->cluster_id;
+				if (t->cfg.on_cluster_id)
+					t->cfg.on_cluster_id(t->cfg.ctx, h->cluster_id);
+			}
+		}
 	} else if (h->cluster_id != t->cfg.cluster_id)
 		snprintf(why, wl, "cluster id %016llx does not match ours %016llx",
 		         (unsigned long long)h->cluster_id, (unsigned long long)t->cfg.cluster_id);
@@ -545,8 +560,11 @@ static int check_hello(struct in_conn *c, const uint8_t *d, size_t n, char *why,
 		uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
 	} else
 		ok = 1;
-	if (ok)
+	if (ok) {
 		c->from = h->from;
+		if (t->cfg.on_hello)
+			t->cfg.on_hello(t->cfg.ctx, h->from, h->from_url ? h->from_url : "");
+	}
 	if (h)
 		moorraftpb__peer_hello__free_unpacked(h, NULL);
 	if (!ok)
@@ -662,6 +680,8 @@ int srv_peer_transport_start(uv_loop_t *loop, const struct srv_peer_config *cfg,
 		return MOOR_ENOMEM;
 	t->loop = loop;
 	t->cfg = *cfg;
+	snprintf(t->self_url, sizeof t->self_url, "%s", cfg->self_url ? cfg->self_url : "");
+	t->cfg.self_url = t->self_url;
 	if (!t->cfg.max_frame_bytes)
 		t->cfg.max_frame_bytes = 16u << 20;
 	if (!t->cfg.max_queue_bytes)

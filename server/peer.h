@@ -43,6 +43,9 @@ struct srv_peer_config {
 	 * valid hello's cluster id is adopted and on_cluster_id is called. */
 	uint64_t cluster_id;
 	void (*on_cluster_id)(void *ctx, uint64_t cluster_id);
+	/* 0: not known yet (a member joining an existing cluster learns its
+	 * id from the leader's first message, see srv_peer_set_self): hellos
+	 * addressed to any id are taken, and nothing is dialled. */
 	uint64_t self_id;
 	const char *bind_host;   /* source address for dials; NULL: any */
 	size_t max_frame_bytes;  /* default 16 MiB */
@@ -54,6 +57,11 @@ struct srv_peer_config {
 	/* Non-zero when `from` was removed from the cluster: its hello is
 	 * answered with SRV_PEER_GONE and the connection closed. May be NULL. */
 	int (*is_removed)(void *ctx, uint64_t from);
+	/* Our advertised peer URL, sent in every hello (copied); may be NULL. */
+	const char *self_url;
+	/* A hello from `from` was accepted; `url` is the sender's advertised
+	 * peer URL ("" when it sent none). May be NULL. */
+	void (*on_hello)(void *ctx, uint64_t from, const char *url);
 	/* A peer told us we were removed from the cluster. May be NULL. */
 	void (*on_gone)(void *ctx, uint64_t by);
 	/* A peer's outgoing connection came up (1) or went down (0). May be NULL. */
@@ -74,6 +82,10 @@ unsigned srv_peer_transport_port(const struct srv_peer_transport *t, int i);
 /* Starts dialling peer `id` at `url` (re-adding an id replaces its URL and
  * reconnects). MOOR_EINVAL for id 0 or self, MOOR_ENOMEM. */
 int srv_peer_add(struct srv_peer_transport *t, uint64_t id, const struct srv_url *url);
+
+/* The member's own id, once a joining member learned it. From then on
+ * only hellos addressed to it are taken. */
+void srv_peer_set_self(struct srv_peer_transport *t, uint64_t self_id);
 
 /* Stops dialling `id` and drops its queue; MOOR_ENOTFOUND if unknown. */
 int srv_peer_remove(struct srv_peer_transport *t, uint64_t id);

@@ -3,8 +3,9 @@
 # every 50 entries, so members that join or come back must be sent the
 # store's snapshot. A learner joins and is promoted; the cluster grows to
 # five voters and shrinks back to three (removed members stop themselves);
-# a member wiped and re-added catches up by snapshot; leadership moves on
-# request; every member ends with the same HashKV.
+# a member wiped and re-added catches up by snapshot, as a new member with
+# a new id that a late removal of the old one cannot touch; leadership
+# moves on request; every member ends with the same HashKV.
 set -u
 source "$(dirname "$0")/lib.sh"
 
@@ -96,11 +97,27 @@ id3=$(curl -fsS -X POST "$(t_url 1)/v3/cluster/member/list" -d '{}' |
 t_check "remove the dead member m3" member_remove 1 "$id3"
 rm -rf "$T_TMP/m3"
 for k in $(seq 1 120); do t_put $(((k % 2) + 1)) "w/$k" "x" >/dev/null; done
-t_check "re-add m3" test -n "$(member_add 3 false)"
+new3=$(member_add 3 false)
+t_check "re-add m3" test -n "$new3"
+t_check "m3 added again at the same URL is a new member (id $new3, was $id3)" \
+	test "$new3" != "$id3"
 C_CLUSTER=$(echo "$FULL" | cut -d, -f1-3)
 t_member_start 3 --snapshot-count 50 --initial-cluster-state existing
 t_check "the wiped member catches up (120 new keys)" t_wait_eq 20 120 t_count 3 w/ true
 t_check "and has the old ones" t_wait_eq 5 260 t_count 3 s/ true
+t_check "it took the id the cluster gave it" test "$(t_member_id 3)" = "$new3"
+# A late duplicate of the old m3's removal (a retry that arrives after the
+# re-add) finds no such member and leaves the new one alone.
+out=$(curl -sS -m 10 -X POST "$(t_url 2)/v3/cluster/member/remove" -d "{\"ID\":\"$id3\"}")
+t_check "removing the old m3 again is answered 'member not found' ($out)" \
+	grep -q "member not found" <<<"$out"
+sleep 1
+t_check "... and the new m3 is still a member and running" \
+	bash -c "kill -0 ${C_PID[3]} && [[ \$(curl -fsS -X POST '$(t_url 1)/v3/cluster/member/list' -d '{}' | grep -o '\"ID\"' | wc -l) == 3 ]]"
+# Restarted, it is still that member: the id is in its identity file.
+t_member_stop 3 TERM
+t_member_start 3 --snapshot-count 50
+t_check "restarted, m3 keeps the id it was given" t_wait_eq 10 "$new3" t_member_id 3
 h=$(t_hashkv 1)
 t_check "HashKV is equal on the three members" \
 	bash -c "[[ '$h' == '$(t_hashkv 2)' && '$h' == '$(t_hashkv 3)' ]]"

@@ -150,8 +150,8 @@ t_check "no learner is left" until_ok 10 no_learners 0
 t_check "it catches up by snapshot (80 keys written while it was gone)" t_wait_eq 20 80 count 2 c/
 t_check "... and has the older ones (120)" t_wait_eq 5 120 count 2 a/
 t_check "its /readyz turns 200" until_ok 15 ready 2
-t_check "it is listed once, under the same id (id = hash of peer URL and token)" \
-	bash -c "[[ \$(curl -fsS -X POST '$(url 0)/v3/cluster/member/list' -d '{}' | grep -o '\"ID\":\"$old_id\"' | wc -l) == 1 ]]"
+t_check "it is listed once, under a new id (the old incarnation $old_id is gone)" \
+	bash -c "l=\$(curl -fsS -X POST '$(url 0)/v3/cluster/member/list' -d '{}'); [[ -n '$old_id' && \$(grep -o '\"ID\":\"$old_id\"' <<<\"\$l\" | wc -l) == 0 && \$(grep -o '\"name\":\"moor-2\"' <<<\"\$l\" | wc -l) == 1 ]]"
 t_check "three members" test "$(nmembers 1)" = 3
 same_hash() { local h; h=$(hashkv "$1"); shift; [[ -n $h ]] || return 1; for j in "$@"; do [[ $(hashkv "$j") == "$h" ]] || return 1; done; }
 t_check "HashKV equal on the three" until_ok 10 same_hash 0 1 2

@@ -35,6 +35,9 @@ struct node {
 	int out_of_order;
 	int reject_frames; /* on_frame returns non-zero */
 	int up[8];         /* on_peer_state by peer id */
+	uint64_t hello_from;
+	char hello_url[256];
+	uint64_t cluster_learned;
 };
 
 static uv_loop_t loop;
@@ -56,6 +59,19 @@ static int on_frame(void *ctx, uint64_t from, const uint8_t *d, size_t n)
 	return 0;
 }
 
+static void on_hello(void *ctx, uint64_t from, const char *url)
+{
+	struct node *nd = ctx;
+	nd->hello_from = from;
+	snprintf(nd->hello_url, sizeof nd->hello_url, "%s", url);
+}
+
+static void on_cluster(void *ctx, uint64_t cluster)
+{
+	struct node *nd = ctx;
+	nd->cluster_learned = cluster;
+}
+
 static void on_state(void *ctx, uint64_t id, int up)
 {
 	struct node *nd = ctx;
@@ -73,10 +89,15 @@ static void node_start(struct node *nd, uint64_t id, unsigned port, uint64_t clu
 	    .max_frame_bytes = 1 << 20,
 	    .on_frame = on_frame,
 	    .on_peer_state = on_state,
+	    .on_hello = on_hello,
+	    .on_cluster_id = on_cluster,
 	    .ctx = nd,
 	};
+	char self_url[64];
 	char err[256];
 
+	snprintf(self_url, sizeof self_url, "http://127.0.0.%u:2380", (unsigned)(id % 200) + 1);
+	cfg.self_url = self_url;
 	nd->id = id;
 	/* Filled by hand: srv_url_parse refuses port 0, the test wants any. */
 	snprintf(l.url[0].host, sizeof l.url[0].host, "127.0.0.1");
@@ -339,6 +360,55 @@ static void a_full_queue_refuses_instead_of_growing(void **state)
 	drain();
 }
 
+static int hello_seen(void *arg)
+{
+	return ((struct node *)arg)->hello_from != 0;
+}
+
+/* A member joining an existing cluster knows neither the cluster's id nor
+ * its own: it takes a hello addressed to whatever id, learns the cluster
+ * and the caller's URL from it, dials nobody; once told its id, it takes
+ * only hellos addressed to that id. */
+static void a_joining_member_learns_who_called_and_then_only_answers_to_its_id(void **state)
+{
+	struct node a = {0}, j = {0};
+	struct srv_url u;
+	uint8_t buf[256];
+	char s[64];
+	int fd;
+
+	(void)state;
+	node_start(&a, 1, 0, CLUSTER);
+	node_start(&j, 0, 0, 0);
+	snprintf(s, sizeof s, "http://127.0.0.1:%u", a.port);
+	assert_int_equal(srv_url_parse(s, &u), 0);
+	assert_int_equal(srv_peer_add(j.t, 1, &u), MOOR_EINVAL); /* no id: no dials */
+	snprintf(s, sizeof s, "http://127.0.0.1:%u", j.port);
+	assert_int_equal(srv_url_parse(s, &u), 0);
+	assert_int_equal(srv_peer_add(a.t, 7, &u), 0); /* the leader calls member 7 */
+	assert_true(run_until(hello_seen, &j));
+	assert_int_equal(j.hello_from, 1);
+	assert_int_equal(j.cluster_learned, CLUSTER);
+	assert_string_equal(j.hello_url, "http://127.0.0.2:2380");
+	send_seq(&a, 7, 0, 16);
+	assert_true(run_until(got_frames, &(struct want){.n = &j, .count = 1}));
+	assert_int_equal(j.from_last, 1);
+
+	srv_peer_set_self(j.t, 7);
+	fd = raw_connect(j.port);
+	size_t n = hello(buf, CLUSTER, 3, 8); /* for an id it did not take */
+	assert_int_equal(write(fd, buf, n), (ssize_t)n);
+	assert_true(run_until(raw_closed, &fd));
+	close(fd);
+	snprintf(s, sizeof s, "http://127.0.0.1:%u", a.port);
+	assert_int_equal(srv_url_parse(s, &u), 0);
+	assert_int_equal(srv_peer_add(j.t, 1, &u), 0); /* now it may dial back */
+	assert_true(run_until(is_up, &(struct want){.n = &j, .peer = 1}));
+	node_stop(&a);
+	node_stop(&j);
+	drain();
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -361,6 +431,8 @@ int main(void)
 	        a_lost_peer_is_redialled_and_sends_meanwhile_are_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(bad_peers_are_cut_off_and_the_member_keeps_serving,
 	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        a_joining_member_learns_who_called_and_then_only_answers_to_its_id, setup, teardown),
 	    cmocka_unit_test_setup_teardown(a_full_queue_refuses_instead_of_growing, setup,
 	                                    teardown),
 	};
