@@ -11,7 +11,7 @@ PREFIX ?= /usr/local
 
 client_LIB_SRCS := client/client.c client/transport.c client/kv.c client/lease.c client/watch.c \
 	client/cluster.c client/recipes.c
-client_PIC_OBJS := $(patsubst %.c,$(BUILD)/pic/%.o,$(client_LIB_SRCS) $(wildcard common/*.c)) \
+client_PIC_OBJS := $(patsubst %.c,$(BUILD)/pic/%.o,$(client_LIB_SRCS) $(wildcard common/*.c) proto/pbcheck.c) \
 	$(patsubst %,$(BUILD)/pic/gen/proto/%.pb-c.o,rpc kv lock)
 MOOR_LDLIBS := -lcurl -lprotobuf-c -lpthread
 

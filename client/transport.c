@@ -19,6 +19,8 @@
  */
 #include "client/internal.h"
 
+#include "proto/pbcheck.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -553,7 +555,9 @@ int cl_call_t(moor_client *c, const char *path, const ProtobufCMessage *req,
 	in.len = protobuf_c_message_pack(req, in.data);
 	rc = cl_http_t(c, path, in.data, in.len, kind, only_endpoint, timeout_ms, &out);
 	if (rc == 0) {
-		*resp = protobuf_c_message_unpack(resp_desc, NULL, out.len, out.data);
+		*resp = moor_pb_check(resp_desc, out.data, out.len, MOOR_PB_MAX_DEPTH) == MOOR_PB_OK
+		            ? protobuf_c_message_unpack(resp_desc, NULL, out.len, out.data)
+		            : NULL;
 		if (!*resp)
 			rc = cl_set_error(MOOR_EPROTO, "%s: cannot decode the %s answer", path,
 			                  resp_desc->name);
@@ -588,7 +592,9 @@ int cl_frame_next(const uint8_t *data, size_t len, size_t *off, const ProtobufCM
 		return cl_set_error(MOOR_ETOOLARGE, "frame of %u bytes", n);
 	if (len - *off - 4 < n)
 		return 0;
-	*msg = protobuf_c_message_unpack(d, NULL, n, data + *off + 4);
+	*msg = moor_pb_check(d, data + *off + 4, n, MOOR_PB_MAX_DEPTH) == MOOR_PB_OK
+	           ? protobuf_c_message_unpack(d, NULL, n, data + *off + 4)
+	           : NULL;
 	if (!*msg)
 		return cl_set_error(MOOR_EPROTO, "cannot decode a %s frame", d->name);
 	*off += 4 + n;

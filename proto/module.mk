@@ -12,7 +12,7 @@ $(BUILD)/gen/proto/%.pb-c.c $(BUILD)/gen/proto/%.pb-c.h: proto/%.proto
 .SECONDARY: $(PROTO_C) $(PROTO_H)
 
 LIBS += $(BUILD)/lib/libproto.a
-$(BUILD)/lib/libproto.a: $(patsubst $(BUILD)/gen/%.c,$(BUILD)/obj/gen/%.o,$(PROTO_C))
+$(BUILD)/lib/libproto.a: $(patsubst $(BUILD)/gen/%.c,$(BUILD)/obj/gen/%.o,$(PROTO_C)) $(call objs,proto/pbcheck.c)
 	@mkdir -p $(@D)
 	@rm -f $@
 	ar rcs $@ $^

@@ -7,6 +7,7 @@
 
 #include "common/clock.h"
 #include "common/error.h"
+#include "proto/pbcheck.h"
 #include "server/gateway_errors.h"
 #include "server/lessor.h"
 
@@ -438,6 +439,20 @@ int srv_api_handle(struct srv_api *api, struct srv_req *req)
 	}
 	body = srv_req_body(req, &len);
 	if (c->proto) {
+		switch (moor_pb_check(route->request, body, len, MOOR_PB_MAX_DEPTH)) {
+		case MOOR_PB_TOO_DEEP:
+			srv_gw_error_set(&ge, SRV_GRPC_INVALID_ARGUMENT,
+			                 "protobuf body for %s nests messages more than %d deep",
+			                 route->grpc_method, MOOR_PB_MAX_DEPTH);
+			goto bad;
+		case MOOR_PB_BAD_FIELD:
+			srv_gw_error_set(&ge, SRV_GRPC_INVALID_ARGUMENT,
+			                 "protobuf body for %s has a field numbered 0",
+			                 route->grpc_method);
+			goto bad;
+		case MOOR_PB_OK:
+			break;
+		}
 		c->msg = protobuf_c_message_unpack(route->request, NULL, len, body);
 		if (!c->msg) {
 			srv_gw_error_set(&ge, SRV_GRPC_INVALID_ARGUMENT,

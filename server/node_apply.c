@@ -14,6 +14,7 @@
 #include "common/assert.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "proto/pbcheck.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -399,12 +400,19 @@ static void apply_job_run(struct srv_job *j)
 		if (e->type == RAFT_ENTRY_CONF_CHANGE) {
 			apply_conf_change(n, e, &changed);
 		} else if (e->len) {
+			/* every member skips the same entries: the check is
+			 * deterministic (a peer could have sent anything) */
 			Moorpb__InternalRequest *r =
-			    moorpb__internal_request__unpack(NULL, e->len, e->data);
+			    moor_pb_check(&moorpb__internal_request__descriptor, e->data, e->len,
+			                  MOOR_PB_MAX_DEPTH) == MOOR_PB_OK
+			        ? moorpb__internal_request__unpack(NULL, e->len, e->data)
+			        : NULL;
 			struct apply_result *res = &a->res[a->n_res];
 			if (!r) {
-				LOG(n, MOOR_LOG_ERROR, "undecodable entry at index %llu",
-				    (unsigned long long)e->index);
+				LOG(n, MOOR_LOG_ERROR,
+				    "undecodable entry at index %llu (or nested over %d deep, or "
+				    "with a field numbered 0)",
+				    (unsigned long long)e->index, MOOR_PB_MAX_DEPTH);
 				continue;
 			}
 			res->id = r->id;
