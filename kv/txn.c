@@ -405,6 +405,8 @@ int kv_txn_headers(struct kv_arena *ar, Etcdserverpb__TxnResponse *resp, int64_t
 			ro->response_delete_range->header = h;
 			break;
 		default:
+			/* etcd leaves a nested txn's own header empty */
+			h->revision = 0;
 			ro->response_txn->header = h;
 			if (kv_txn_headers(ar, ro->response_txn, rev) != 0)
 				return MOOR_ENOMEM;

@@ -48,6 +48,14 @@ void reply_error(struct call *c, int code)
 	moor_buf_free(&b);
 }
 
+/* etcd's Cluster service (member list, add, remove, update, promote)
+ * answers with the cluster, member and term, but no revision. */
+void fill_cluster_header(struct call *c, Etcdserverpb__ResponseHeader *h)
+{
+	fill_header(c, h);
+	h->revision = 0;
+}
+
 void fill_header(struct call *c, Etcdserverpb__ResponseHeader *h)
 {
 	struct srv_node_info info;
@@ -348,7 +356,7 @@ static void do_member_list(struct call *c)
 	}
 	members_view_fill(v, c->api->node);
 	r.header = &h;
-	fill_header(c, &h);
+	fill_cluster_header(c, &h);
 	r.members = v->pp;
 	r.n_members = v->n;
 	reply_msg(c, &r.base);
@@ -373,6 +381,29 @@ static void do_hashkv(struct call *c)
 		r.hash = hash;
 		r.compact_revision = compact_rev;
 		r.hash_revision = hash_rev;
+		reply_msg(c, &r.base);
+	}
+	call_free(c);
+}
+
+/* etcd's Hash covers its whole bbolt file and is "for testing only"; ours
+ * is the CRC32C of the key space at the current revision (HashKV's), which
+ * is what compares members: equal stores, equal hashes. */
+static void do_hash(struct call *c)
+{
+	Etcdserverpb__HashResponse r = ETCDSERVERPB__HASH_RESPONSE__INIT;
+	Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
+	uint32_t hash;
+	int64_t compact_rev, hash_rev;
+	int rc = kv_hash_kv(srv_node_kv(c->api->node), 0, &hash, &compact_rev, &hash_rev);
+
+	if (rc) {
+		reply_error(c, rc);
+	} else {
+		h.revision = hash_rev;
+		r.header = &h;
+		fill_header(c, &h);
+		r.hash = hash;
 		reply_msg(c, &r.base);
 	}
 	call_free(c);
@@ -489,6 +520,9 @@ int srv_api_handle(struct srv_api *api, struct srv_req *req)
 		return 0;
 	case SRV_RPC_HASHKV:
 		do_hashkv(c);
+		return 0;
+	case SRV_RPC_HASH:
+		do_hash(c);
 		return 0;
 	case SRV_RPC_MEMBER_ADD:
 	case SRV_RPC_MEMBER_REMOVE:

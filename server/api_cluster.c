@@ -20,7 +20,7 @@ static void reply_members(struct call *c)
 		return;
 	}
 	members_view_fill(v, c->api->node);
-	fill_header(c, &h);
+	fill_cluster_header(c, &h);
 	switch (c->route->rpc) {
 	case SRV_RPC_MEMBER_ADD: {
 		Etcdserverpb__MemberAddResponse r = ETCDSERVERPB__MEMBER_ADD_RESPONSE__INIT;

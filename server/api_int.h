@@ -22,6 +22,7 @@ struct call {
 void call_free(struct call *c);
 void reply_error(struct call *c, int code);
 void fill_header(struct call *c, Etcdserverpb__ResponseHeader *h);
+void fill_cluster_header(struct call *c, Etcdserverpb__ResponseHeader *h);
 /* Encodes and sends a response message; takes no ownership. */
 void reply_msg(struct call *c, const ProtobufCMessage *m);
 

@@ -195,8 +195,8 @@ static void pull(struct wcall *w)
 		m.n_events = r.n_events;
 		m.events = r.events;
 		if (r.canceled && r.compact_revision)
-			m.cancel_reason = (char *)"etcdserver: mvcc: required revision has been "
-			                          "compacted";
+			h.revision = 0; /* etcd's compacted answer: a header with no
+			                   revision, and no cancel_reason */
 		rc = write_msg(w, &m.base);
 		watch_response_release(&r);
 		if (rc)

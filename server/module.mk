@@ -18,3 +18,14 @@ test-server: $(BUILD)/bin/moord $(UNIT_SERVER_TESTS)
 BINS += $(BUILD)/bin/moor-watch-probe
 $(eval $(call link_bin,$(BUILD)/bin/moor-watch-probe,$(call objs,tests/cluster/watch_probe.c) $(BUILD)/lib/libproto.a $(BUILD)/lib/libcommon.a,-lprotobuf-c))
 SCRIPT_TESTS += tests/cluster/test_watch_stream.sh
+
+# etcd's JSON gateway answer for answer against a real etcd (3.4, Debian's
+# etcd-server). In `make test` it compares when an etcd binary is there and
+# says so when not (installing etcd-server would start a system etcd on
+# 127.0.0.1:2379 on hosts with systemd, where `make run` listens);
+# `make test-conformance` installs etcd-server and requires the comparison.
+SCRIPT_TESTS += tests/cluster/test_etcd_conformance.sh
+.PHONY: test-conformance
+test-conformance: $(BUILD)/bin/moord
+	@scripts/deps.sh etcd-server
+	@BUILD=$(BUILD) MOOR_CONFORMANCE_OPTIONAL=0 tests/run.sh tests/cluster/test_etcd_conformance.sh

@@ -693,7 +693,7 @@ static void set_headers(Etcdserverpb__TxnResponse *t, int64_t rev)
 			ro->response_delete_range->header = mk_hdr(rev);
 			break;
 		default:
-			ro->response_txn->header = mk_hdr(rev);
+			ro->response_txn->header = mk_hdr(0); /* etcd leaves it empty */
 			set_headers(ro->response_txn, rev);
 			break;
 		}

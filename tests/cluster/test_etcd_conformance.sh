@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# etcd's JSON gateway, answer for answer: the same requests, in the same
+# order, go to a fresh one-member moord and a fresh one-member etcd (3.4,
+# Debian's etcd-server), and each pair of answers must match: the HTTP
+# status and the whole JSON body, field by field (names, presence, types,
+# values, revisions included), but for what differs by nature (cluster and
+# member ids, raft terms, sizes, versions, hashes). Every path of the KV,
+# lease, watch, cluster and maintenance services is covered, with etcd's
+# errors. Without an etcd binary the comparison cannot run: the test says so
+# and passes with nothing counted, unless MOOR_CONFORMANCE_OPTIONAL=0
+# (`make test-conformance` installs etcd-server and sets it).
+set -u
+source "$(dirname "$0")/lib.sh"
+ETCD=${ETCD:-$(command -v etcd)}
+if [[ -z $ETCD ]]; then
+	echo "etcd not found (apt-get install etcd-server): no comparison made"
+	if [[ ${MOOR_CONFORMANCE_OPTIONAL:-1} == 1 ]]; then
+		echo "0 passed, 0 failed"
+		exit 0
+	fi
+	exit 1
+fi
+
+t_cluster_init 2 # address 1: moord; address 2: etcd
+C_CLUSTER="m1=$(t_peer_url 1)"
+t_member_start 1
+EH=${C_HOST[2]}
+"$ETCD" --name e1 --data-dir "$T_TMP/etcd" \
+	--listen-client-urls "http://$EH:2379" --advertise-client-urls "http://$EH:2379" \
+	--listen-peer-urls "http://$EH:2380" --initial-advertise-peer-urls "http://$EH:2380" \
+	--initial-cluster "e1=http://$EH:2380" --log-level error >"$T_TMP/etcd.log" 2>&1 &
+EPID=$!
+T_PIDS+=("$EPID")
+M=$(t_url 1)
+E=http://$EH:2379
+t_check "moord answers /health" t_wait_http "$M/health" 15
+t_check "etcd answers /health" t_wait_http "$E/health" 15
+
+b64() { printf '%s' "$1" | base64 -w0; }
+
+# What differs by nature: ids, terms, sizes, versions, hashes, member URLs.
+MASK='walk(if type == "object" then
+	del(.cluster_id, .member_id, .raft_term, .leader, .raftIndex, .raftTerm, .raftAppliedIndex,
+	    .dbSize, .dbSizeInUse, .version, .hash, .ID, .peerURLs, .clientURLs, .name)
+	else . end)'
+
+# call BASE PATH JSON: "STATUS BODY" with the body sorted and masked.
+call() {
+	local out code body
+	out=$(curl -sS -m 10 -X POST "$1$2" -d "$3" -w '\n%{http_code}')
+	code=${out##*$'\n'}
+	body=${out%$'\n'*}
+	printf '%s ' "$code"
+	jq -cS "$MASK" <<<"$body" 2>/dev/null || printf 'not JSON: %s' "$body"
+}
+
+# same NAME PATH JSON: moord answers exactly as etcd does.
+same() {
+	local m e
+	e=$(call "$E" "$2" "$3")
+	m=$(call "$M" "$2" "$3")
+	if [[ $m == "$e" ]]; then
+		t_check "$1" true
+	else
+		t_check "$1" false
+		echo "     etcd:  $e"
+		echo "     moord: $m"
+	fi
+}
+
+# Where etcd 3.4 and 3.5 differ, moord answers as 3.5 does; the etcd here
+# is 3.4. same_as_35 NAME PATH JSON SED: etcd's answer is first turned into
+# 3.5's by SED (a sed script over "STATUS BODY").
+same_as_35() {
+	local m e
+	e=$(call "$E" "$2" "$3" | sed -E "$4")
+	m=$(call "$M" "$2" "$3")
+	if [[ $m == "$e" ]]; then t_check "$1" true; else
+		t_check "$1" false
+		echo "     etcd (as 3.5):  $e"
+		echo "     moord:          $m"
+	fi
+}
+
+# same_code NAME PATH JSON: the same HTTP status and gRPC code; the message
+# is free (etcd's are Go's decoder errors, ours name the field and problem).
+same_code() {
+	local m e
+	e=$(call "$E" "$2" "$3" | sed -E 's/^([0-9]+) .*"code":([0-9]+).*/\1 \2/')
+	m=$(call "$M" "$2" "$3" | sed -E 's/^([0-9]+) .*"code":([0-9]+).*/\1 \2/')
+	if [[ $m == "$e" && $m =~ ^[0-9]+\ [0-9]+$ ]]; then t_check "$1 ($m)" true; else
+		t_check "$1" false
+		echo "     etcd:  $e"
+		echo "     moord: $m"
+	fi
+}
+
+K=$(b64 k)
+# ---- KV
+same "put: header only" /v3/kv/put "{\"key\":\"$K\",\"value\":\"$(b64 v1)\"}"
+same "put with prev_kv returns the previous key-value" /v3/kv/put \
+	"{\"key\":\"$K\",\"value\":\"$(b64 v2)\",\"prev_kv\":true}"
+same "range of one key: kvs with revisions and version, count" /v3/kv/range "{\"key\":\"$K\"}"
+for i in 1 2 3; do
+	same "put p/$i" /v3/kv/put "{\"key\":\"$(b64 "p/$i")\",\"value\":\"$(b64 "x$i")\"}"
+done
+P=$(b64 p/)
+PE=$(b64 p0)
+same "range of a prefix" /v3/kv/range "{\"key\":\"$P\",\"range_end\":\"$PE\"}"
+same "camelCase input (rangeEnd, countOnly)" /v3/kv/range "{\"key\":\"$P\",\"rangeEnd\":\"$PE\",\"countOnly\":true}"
+same "limit, sort descending by key, keys only: more is set" /v3/kv/range \
+	"{\"key\":\"$P\",\"range_end\":\"$PE\",\"limit\":\"2\",\"sort_order\":\"DESCEND\",\"sort_target\":\"KEY\",\"keys_only\":true}"
+same "sort by create revision as an enum number" /v3/kv/range \
+	"{\"key\":\"$P\",\"range_end\":\"$PE\",\"sort_order\":2,\"sort_target\":2}"
+same "all keys (range_end \\0), serializable" /v3/kv/range "{\"key\":\"$(b64 a)\",\"range_end\":\"AA==\",\"serializable\":true}"
+same "range at an old revision" /v3/kv/range "{\"key\":\"$K\",\"revision\":\"2\"}"
+same "min/max mod revision filters" /v3/kv/range \
+	"{\"key\":\"$P\",\"range_end\":\"$PE\",\"min_mod_revision\":\"5\",\"max_mod_revision\":\"5\"}"
+same "a key that is absent: no kvs, count omitted" /v3/kv/range "{\"key\":\"$(b64 nope)\"}"
+same "delete one key with prev_kv: deleted and prev_kvs" /v3/kv/deleterange "{\"key\":\"$(b64 p/1)\",\"prev_kv\":true}"
+same "delete a prefix: deleted count" /v3/kv/deleterange "{\"key\":\"$P\",\"range_end\":\"$PE\"}"
+same "txn: compare value equal, success put and range" /v3/kv/txn \
+	"{\"compare\":[{\"key\":\"$K\",\"result\":\"EQUAL\",\"target\":\"VALUE\",\"value\":\"$(b64 v2)\"}],\"success\":[{\"request_put\":{\"key\":\"$K\",\"value\":\"$(b64 v3)\"}},{\"request_range\":{\"key\":\"$K\"}}],\"failure\":[]}"
+same "txn: compare mod_revision less, failure branch with delete" /v3/kv/txn \
+	"{\"compare\":[{\"key\":\"$K\",\"result\":\"LESS\",\"target\":\"MOD\",\"mod_revision\":\"2\"}],\"success\":[],\"failure\":[{\"request_delete_range\":{\"key\":\"$(b64 nothing)\"}},{\"request_range\":{\"key\":\"$K\",\"count_only\":true}}]}"
+same "txn: compare version greater, create_revision not equal" /v3/kv/txn \
+	"{\"compare\":[{\"key\":\"$K\",\"result\":\"GREATER\",\"target\":\"VERSION\",\"version\":\"1\"},{\"key\":\"$K\",\"result\":\"NOT_EQUAL\",\"target\":\"CREATE\",\"create_revision\":\"99\"}],\"success\":[{\"request_range\":{\"key\":\"$K\",\"keys_only\":true}}]}"
+same "txn: a nested txn" /v3/kv/txn \
+	"{\"success\":[{\"request_txn\":{\"compare\":[{\"key\":\"$K\",\"target\":\"VALUE\",\"value\":\"$(b64 v3)\"}],\"success\":[{\"request_put\":{\"key\":\"$(b64 n)\",\"value\":\"$(b64 y)\"}}]}}]}"
+same "txn that writes nothing does not advance the revision" /v3/kv/txn "{}"
+
+# ---- KV errors
+same "put with an empty key: key is not provided" /v3/kv/put "{\"value\":\"$(b64 x)\"}"
+same "range at a future revision" /v3/kv/range "{\"key\":\"$K\",\"revision\":\"1000\"}"
+same "txn writing one key twice" /v3/kv/txn \
+	"{\"success\":[{\"request_put\":{\"key\":\"$K\",\"value\":\"$(b64 a)\"}},{\"request_put\":{\"key\":\"$K\",\"value\":\"$(b64 b)\"}}]}"
+ops=$(for i in $(seq 1 129); do printf '{"request_put":{"key":"%s","value":"eA=="}},' "$(b64 "t/$i")"; done)
+same "txn with 129 operations: too many operations" /v3/kv/txn "{\"success\":[${ops%,}]}"
+same "put with a lease that does not exist" /v3/kv/put "{\"key\":\"$K\",\"value\":\"eA==\",\"lease\":\"12345\"}"
+same "put with ignore_value on an absent key" /v3/kv/put "{\"key\":\"$(b64 absent)\",\"ignore_value\":true}"
+same "compaction to the current revision's past" /v3/kv/compaction '{"revision":"3","physical":true}'
+same "range at a compacted revision" /v3/kv/range "{\"key\":\"$K\",\"revision\":\"2\"}"
+same "compaction to an already compacted revision" /v3/kv/compaction '{"revision":"2"}'
+same_code "a body that is not JSON" /v3/kv/range '{"key":'
+same_code "a field of the wrong type" /v3/kv/range '{"key":5}'
+
+# ---- leases
+same "lease grant with an id and a TTL" /v3/lease/grant '{"TTL":"60","ID":"7777"}'
+# grpc-gateway 1.9 (etcd 3.4) maps FailedPrecondition to 412, 1.16 (3.5) to 400
+same_as_35 "lease grant of an id in use" /v3/lease/grant '{"TTL":"60","ID":"7777"}' 's/^412 (.*"code":9,)/400 \1/'
+same "put attached to the lease" /v3/kv/put "{\"key\":\"$(b64 leased)\",\"value\":\"eA==\",\"lease\":\"7777\"}"
+same "the leased key carries the lease" /v3/kv/range "{\"key\":\"$(b64 leased)\"}"
+t_check "lease time-to-live: granted TTL and keys as etcd's" \
+	test "$(call "$E" /v3/lease/timetolive '{"ID":"7777","keys":true}' | sed -E 's/"TTL":"[0-9]+"/"TTL":"N"/')" = \
+	"$(call "$M" /v3/lease/timetolive '{"ID":"7777","keys":true}' | sed -E 's/"TTL":"[0-9]+"/"TTL":"N"/')"
+same "lease leases lists it" /v3/lease/leases '{}'
+same "lease revoke" /v3/lease/revoke '{"ID":"7777"}'
+same "the leased key went with it" /v3/kv/range "{\"key\":\"$(b64 leased)\"}"
+same "lease revoke of an unknown lease" /v3/lease/revoke '{"ID":"7777"}'
+same "time-to-live of an unknown lease: TTL -1" /v3/lease/timetolive '{"ID":"7777"}'
+
+# ---- watch: the created response and the events of a watch from the past
+W="{\"create_request\":{\"key\":\"$K\",\"start_revision\":\"2\",\"prev_kv\":true}}"
+watch_lines() { curl -sS -N -m 2 -X POST "$1/v3/watch" -d "$W" 2>/dev/null | jq -cS "$MASK" 2>/dev/null | head -n 3; }
+we=$(watch_lines "$E")
+wm=$(watch_lines "$M")
+if [[ $we == "$wm" && -n $we ]]; then t_check "watch: created, then the compacted answer, line for line" true; else
+	t_check "watch: created, then the compacted answer, line for line" false
+	echo "     etcd:  $we"
+	echo "     moord: $wm"
+fi
+W="{\"create_request\":{\"key\":\"$K\",\"start_revision\":\"$(call "$E" /v3/kv/range "{\"key\":\"$K\"}" | sed -E 's/^[0-9]+ //' | jq -r '.kvs[0].mod_revision')\"}}"
+we=$(watch_lines "$E")
+wm=$(watch_lines "$M")
+if [[ $we == "$wm" && -n $we ]]; then t_check "watch: created, then the events, line for line" true; else
+	t_check "watch: created, then the events, line for line" false
+	echo "     etcd:  $we"
+	echo "     moord: $wm"
+fi
+
+# ---- cluster and maintenance
+same "member list: one member, keys as etcd's" /v3/cluster/member/list '{}'
+same "status: the same fields" /v3/maintenance/status '{}'
+same "hash: the same fields" /v3/maintenance/hash '{}'
+# 3.4 answers an alarm request without a header, 3.5 with one
+same_as_35 "alarm list: none" /v3/maintenance/alarm '{"action":"GET"}' \
+	"s/^200 \\{\\}\$/200 {\"header\":{\"revision\":\"$(call "$E" /v3/kv/range '{"key":"AA=="}' | sed -E 's/.*"revision":"([0-9]+)".*/\1/')\"}}/"
+
+same "member remove of an unknown id" /v3/cluster/member/remove '{"ID":"42"}'
+same "member promote of an unknown id" /v3/cluster/member/promote '{"ID":"42"}'
+
+# ---- the older prefix
+same "/v3beta/ answers as /v3/" /v3beta/kv/range "{\"key\":\"$K\"}"
+
+kill -TERM "$EPID" "${C_PID[1]}" 2>/dev/null
+t_wait_exit "$EPID" 10
+t_wait_exit "${C_PID[1]}" 10
+t_done
