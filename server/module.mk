@@ -4,7 +4,7 @@ server_SRCS := $(filter-out server/main.c,$(wildcard server/*.c))
 $(eval $(call module_lib,server,$(server_SRCS)))
 
 MOORD_LIBS := $(BUILD)/lib/libserver.a $(BUILD)/lib/libraft.a $(BUILD)/lib/libwal.a $(BUILD)/lib/libkv.a $(BUILD)/lib/libwatch.a $(BUILD)/lib/libproto.a $(BUILD)/lib/libcommon.a
-MOORD_LDLIBS := -luv -lmicrohttpd -ljansson -lprotobuf-c -lrocksdb -lssl -lcrypto -lpthread
+MOORD_LDLIBS := -luv -lmicrohttpd -lgnutls -ljansson -lprotobuf-c -lrocksdb -lssl -lcrypto -lpthread
 BINS += $(BUILD)/bin/moord
 $(eval $(call link_bin,$(BUILD)/bin/moord,$(call objs,server/main.c) $(MOORD_LIBS),$(MOORD_LDLIBS)))
 
