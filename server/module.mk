@@ -16,5 +16,7 @@ test-server: $(BUILD)/bin/moord $(UNIT_SERVER_TESTS)
 
 # The probe of the bidirectional watch stream, used by test_watch_stream.sh.
 BINS += $(BUILD)/bin/moor-watch-probe
-$(eval $(call link_bin,$(BUILD)/bin/moor-watch-probe,$(call objs,tests/cluster/watch_probe.c) $(BUILD)/lib/libproto.a $(BUILD)/lib/libcommon.a,-lprotobuf-c))
+$(eval $(call link_bin,$(BUILD)/bin/moor-watch-probe,$(call objs,tests/cluster/watch_probe.c tests/cluster/probe_tls.c) $(BUILD)/lib/libproto.a $(BUILD)/lib/libcommon.a,-lprotobuf-c -lgnutls -lpthread))
 SCRIPT_TESTS += tests/cluster/test_watch_stream.sh
+# TLS on the client listener; uses moorctl and the probe (with its TLS relay).
+SCRIPT_TESTS += tests/cluster/test_tls.sh
