@@ -114,16 +114,26 @@ sed 's/^/    probe: /' "$T_TMP/probe1.out"
 t_check "the upgraded watch and keep-alive streams work over TLS (probe exit $rc)" \
 	grep -q '^14 passed, 0 failed$' "$T_TMP/probe1.out"
 
-# a stop with a watch stream open over TLS
+# a stop with a gateway watch stream and an upgraded one open over TLS
 curl -sS -N -m 15 --cacert "$CA" -X POST "$U/v3/watch" \
 	-d "{\"create_request\":{\"key\":\"$(b64 w1)\"}}" >"$T_TMP/watch2.out" 2>&1 &
 wpid=$!
-t_wait_eq 5 1 bash -c "grep -c '\"created\":true' '$T_TMP/watch2.out'"
+(
+	printf 'POST /v3/watch HTTP/1.1\r\nHost: x\r\nUpgrade: moor-watch/1\r\n'
+	printf 'Connection: Upgrade\r\nContent-Length: 0\r\n\r\n'
+	sleep 10
+) | timeout 12 openssl s_client -connect "$H:2379" -CAfile "$CA" -quiet \
+	>"$T_TMP/upgrade.out" 2>/dev/null &
+upid=$!
+t_check "a TLS stream is open for the stop" \
+	t_wait_eq 5 1 bash -c "grep -c '\"created\":true' '$T_TMP/watch2.out'"
+t_check "an upgraded TLS connection is open for the stop" \
+	t_wait_eq 5 1 grep -c '^HTTP/1.1 101' "$T_TMP/upgrade.out"
 stop_single
-t_check "SIGTERM stops the https member with exit 0 while a TLS stream is open (got $T_RC)" \
+t_check "SIGTERM stops the https member with exit 0 with both open (got $T_RC)" \
 	test "$T_RC" = 0
-kill "$wpid" 2>/dev/null
-wait "$wpid" 2>/dev/null
+kill "$wpid" "$upid" 2>/dev/null
+wait "$wpid" "$upid" 2>/dev/null
 
 # ---- the same member with --client-cert-auth ----
 start_single --trusted-ca-file "$CA" --client-cert-auth
