@@ -33,7 +33,7 @@ else
 BUILD ?= build
 endif
 
-PKGS := libuv libprotobuf-c rocksdb libmicrohttpd jansson libcurl openssl
+PKGS := libuv libprotobuf-c rocksdb libmicrohttpd gnutls jansson libcurl openssl
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 
 WARN := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \

@@ -29,8 +29,9 @@ static char *dup_or_null(const char *s, int *rc)
 	return d;
 }
 
-/* "host:port" → "http://host:port"; no trailing slash. */
-static char *endpoint_norm(const char *e)
+/* "host:port" → "http://host:port", or https:// when the client has TLS
+ * settings (as etcd's client does); no trailing slash. */
+static char *endpoint_norm(const char *e, bool tls)
 {
 	size_t n = strlen(e);
 	char *out;
@@ -44,9 +45,9 @@ static char *endpoint_norm(const char *e)
 			return NULL;
 		return strndup(e, n);
 	}
-	out = malloc(n + 8);
+	out = malloc(n + 9);
 	if (out)
-		snprintf(out, n + 8, "http://%.*s", (int)n, e);
+		snprintf(out, n + 9, "%s://%.*s", tls ? "https" : "http", (int)n, e);
 	return out;
 }
 
@@ -72,12 +73,14 @@ int moor_client_open(const struct moor_config *cfg, moor_client **out)
 		rc = MOOR_ENOMEM;
 		goto err;
 	}
+	bool tls = cfg->tls_ca_file || cfg->tls_cert_file || cfg->tls_key_file ||
+	           cfg->tls_insecure_skip_verify;
 	for (size_t i = 0; i < cfg->n_endpoints; i++) {
 		if (!cfg->endpoints[i]) {
 			rc = cl_set_error(MOOR_EINVAL, "endpoint %zu is NULL", i);
 			goto err;
 		}
-		c->endpoints[i] = endpoint_norm(cfg->endpoints[i]);
+		c->endpoints[i] = endpoint_norm(cfg->endpoints[i], tls);
 		c->n_endpoints = i + 1;
 		if (!c->endpoints[i]) {
 			rc = cl_set_error(MOOR_EINVAL, "bad endpoint \"%s\"", cfg->endpoints[i]);

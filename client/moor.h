@@ -71,12 +71,15 @@ typedef void (*moor_client_log_fn)(void *ctx, int level, const char *msg);
 #define MOOR_WATCH_QUEUE_MAX 4096     /* larger queue_max values are lowered to this */
 
 struct moor_config {
-	/* "http://host:port" or "https://host:port"; a bare "host:port" means http. */
+	/* "http://host:port" or "https://host:port"; a bare "host:port" means
+	 * https when any tls_ option below is set, else http (as etcd's client). */
 	const char *const *endpoints;
 	size_t n_endpoints;
 	int dial_timeout_ms;    /* connect to one endpoint; 0: default */
 	int request_timeout_ms; /* one call including its retries; 0: default */
-	/* TLS: all optional; files in PEM. */
+	/* TLS for https endpoints: all optional; files in PEM. tls_ca_file
+	 * replaces the system's CAs; tls_cert_file and tls_key_file are the
+	 * client certificate for members with --client-cert-auth. */
 	const char *tls_ca_file;
 	const char *tls_cert_file;
 	const char *tls_key_file;

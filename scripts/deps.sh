@@ -7,7 +7,7 @@ set -euo pipefail
 PKGS=(
 	build-essential pkg-config clang clang-format libclang-rt-14-dev
 	libuv1-dev libprotobuf-c-dev protobuf-c-compiler librocksdb-dev
-	libssl-dev libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
+	libssl-dev libmicrohttpd-dev libgnutls28-dev libjansson-dev libcurl4-openssl-dev
 	libcmocka-dev curl iproute2 procps
 )
 # Extra packages a caller asks for (bench-compare adds etcd-server, say).

@@ -71,6 +71,16 @@ static const struct flag flags[] = {
     {"restore-snapshot", NULL, FLAG_STRING, STR(restore_snapshot), "",
      "Build this member's (new, empty) data directory from a backup written by "
      "'moorctl snapshot save', then exit; start it again without this flag."},
+    {"cert-file", "MOOR_CERT_FILE", FLAG_STRING, STR(cert_file), "",
+     "Path to the client server TLS certificate (PEM; the chain may follow it). Used by "
+     "https:// client URLs."},
+    {"key-file", "MOOR_KEY_FILE", FLAG_STRING, STR(key_file), "",
+     "Path to the client server TLS key (PEM, unencrypted)."},
+    {"trusted-ca-file", "MOOR_TRUSTED_CA_FILE", FLAG_STRING, STR(trusted_ca_file), "",
+     "Path to the CA bundle (PEM) that client certificates are verified against."},
+    {"client-cert-auth", "MOOR_CLIENT_CERT_AUTH", FLAG_BOOL, OFF(client_cert_auth), 0, NULL,
+     "Require every client of an https:// client URL to present a certificate signed by "
+     "a CA in --trusted-ca-file; the TLS handshake fails otherwise."},
     {"log-format", "MOOR_LOG_FORMAT", FLAG_LOG_FORMAT, OFF(log_format), 0, "text",
      "Log format: 'text' or 'json' (one line per event, to stderr)."},
     {"log-level", "MOOR_LOG_LEVEL", FLAG_LOG_LEVEL, OFF(log_level), 0, "info",
@@ -360,12 +370,23 @@ int srv_config_parse(struct srv_config *cfg, int argc, char **argv, char **envp,
 		return MOOR_EINVAL;
 	}
 	for (int i = 0; i < cfg->listen_client_urls.n; i++)
-		if (cfg->listen_client_urls.url[i].tls) {
+		if (cfg->listen_client_urls.url[i].tls &&
+		    (cfg->cert_file[0] == '\0' || cfg->key_file[0] == '\0')) {
 			snprintf(err, errlen,
-			         "--listen-client-urls: https is not supported yet (%s)",
-			         cfg->listen_client_urls.url[i].text);
+			         "--listen-client-urls %s is https: it needs --cert-file and "
+			         "--key-file (%s missing)",
+			         cfg->listen_client_urls.url[i].text,
+			         cfg->cert_file[0] == '\0' && cfg->key_file[0] == '\0' ? "both"
+			         : cfg->cert_file[0] == '\0' ? "--cert-file"
+			                                     : "--key-file");
 			return MOOR_EINVAL;
 		}
+	if (cfg->client_cert_auth && cfg->trusted_ca_file[0] == '\0') {
+		snprintf(err, errlen,
+		         "--client-cert-auth needs --trusted-ca-file: the CA bundle that client "
+		         "certificates are verified against");
+		return MOOR_EINVAL;
+	}
 	if (cfg->election_timeout_ms < 5 * cfg->heartbeat_ms || cfg->election_timeout_ms > 50000) {
 		snprintf(err, errlen,
 		         "--election-timeout (%llu ms) must be at least 5 heartbeats (%llu ms) "

@@ -57,6 +57,12 @@ struct srv_config {
 	uint64_t snapshot_count;      /* --snapshot-count, 10000 */
 	uint64_t quota_backend_bytes; /* --quota-backend-bytes, 2 GiB */
 	char restore_snapshot[1024];  /* --restore-snapshot: build the data dir, exit */
+	/* Client TLS (etcd's flags): used by https:// listen-client-urls only;
+	 * an http:// URL stays plain whatever is set here. */
+	char cert_file[1024];       /* --cert-file: server certificate chain, PEM */
+	char key_file[1024];        /* --key-file: its private key, PEM */
+	char trusted_ca_file[1024]; /* --trusted-ca-file: CAs for client certificates */
+	int client_cert_auth;       /* --client-cert-auth: require a verified client cert */
 	enum srv_log_format log_format;
 	enum moor_log_level log_level;
 	int help;    /* --help given: print usage, exit 0 */

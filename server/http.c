@@ -32,6 +32,7 @@ struct srv_stream {
 
 struct srv_listener {
 	struct srv_http *http;
+	int verify_clients;        /* https with --client-cert-auth */
 	struct srv_req *suspended; /* deferred requests, for srv_http_stop */
 	int quiesced;
 	struct srv_stream *streams;
@@ -362,6 +363,59 @@ static enum MHD_Result queue_reply(struct srv_req *r)
 	return ok;
 }
 
+/* Per TLS connection of a listener that verifies clients: whether its
+ * certificate was checked, so that is done once per connection. */
+struct conn_tls {
+	int verified;
+};
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+	struct srv_listener *l = cls;
+	const union MHD_ConnectionInfo *ci;
+
+	if (!l->verify_clients)
+		return;
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		free(*socket_context);
+		*socket_context = NULL;
+		return;
+	}
+	/* Called before the handshake: make it demand a verified certificate. */
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (ci && ci->tls_session)
+		srv_tls_session_require_client_cert(ci->tls_session);
+	/* NULL on ENOMEM: the check below then runs on every request */
+	*socket_context = calloc(1, sizeof(struct conn_tls));
+}
+
+/* The second guard behind the handshake: 1 when the connection's client
+ * certificate verifies against the trusted CAs. */
+static int client_verified(struct srv_listener *l, struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci;
+	struct conn_tls *ct = NULL;
+	char why[256];
+
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (ci)
+		ct = ci->socket_context;
+	if (ct && ct->verified)
+		return 1;
+	ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (!ci || !ci->tls_session) {
+		snprintf(why, sizeof why, "no TLS session");
+	} else if (srv_tls_session_peer_verified(ci->tls_session, why, sizeof why) == 0) {
+		if (ct)
+			ct->verified = 1;
+		return 1;
+	}
+	moor_log(l->http->cfg.logger, MOOR_LOG_WARN, "http",
+	         "closing a client connection on port %u: %s", l->port, why);
+	return 0;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
@@ -372,6 +426,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 
 	(void)version;
 	if (!r) {
+		if (l->verify_clients && !client_verified(l, conn))
+			return MHD_NO; /* closes the connection */
 		r = calloc(1, sizeof *r);
 		if (!r)
 			return MHD_NO;
@@ -481,15 +537,38 @@ int srv_http_start(uv_loop_t *loop, const struct srv_http_config *cfg, struct sr
 		if (rc)
 			goto fail;
 		h->n = i + 1;
+		unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE;
+		struct MHD_OptionItem tls_opts[4];
+		int nt = 0;
+		if (cfg->urls->url[i].tls) {
+			MOOR_ASSERT(cfg->tls && cfg->tls->cert_pem && cfg->tls->key_pem);
+			flags |= MHD_USE_TLS;
+			tls_opts[nt++] =
+			    (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, cfg->tls->key_pem};
+			tls_opts[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0,
+			                                         cfg->tls->cert_pem};
+			if (cfg->tls->client_cert_auth) {
+				MOOR_ASSERT(cfg->tls->ca_pem);
+				tls_opts[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST,
+				                                         0, cfg->tls->ca_pem};
+				l->verify_clients = 1;
+			}
+		}
+		tls_opts[nt] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 		l->mhd = MHD_start_daemon(
-		    MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE, 0, NULL, NULL,
-		    on_access, l, MHD_OPTION_LISTEN_SOCKET, l->fd, MHD_OPTION_NOTIFY_COMPLETED,
-		    on_completed, l, MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s,
-		    MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, MHD_OPTION_END);
+		    flags, 0, NULL, NULL, on_access, l, MHD_OPTION_LISTEN_SOCKET, l->fd,
+		    MHD_OPTION_NOTIFY_COMPLETED, on_completed, l, MHD_OPTION_NOTIFY_CONNECTION,
+		    on_connection, l, MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s,
+		    MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, MHD_OPTION_ARRAY, tls_opts,
+		    MHD_OPTION_END);
 		if (!l->mhd) {
 			close(l->fd);
-			snprintf(err, errlen, "cannot start the HTTP server on %s",
-			         cfg->urls->url[i].text);
+			snprintf(err, errlen, "cannot start the HTTP server on %s%s",
+			         cfg->urls->url[i].text,
+			         cfg->urls->url[i].tls &&
+			                 MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES
+			             ? ": this libmicrohttpd has no TLS support"
+			             : "");
 			rc = MOOR_EINVAL;
 			goto fail;
 		}

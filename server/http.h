@@ -12,12 +12,21 @@
  * route sees it). The route answers at once with srv_req_reply(), or defers:
  * srv_req_defer() suspends the connection, and a later srv_req_reply() from
  * the loop resumes it. Not thread-safe: every call on the loop thread.
+ *
+ * An https:// URL is served over TLS (libmicrohttpd on GnuTLS) with the
+ * certificate and key of srv_http_config.tls. With client_cert_auth, the
+ * handshake requires a client certificate that verifies against the trusted
+ * CAs, and each connection's certificate is checked once more before its
+ * first request is routed. Streams and upgrades work the same over TLS:
+ * libmicrohttpd relays an upgraded TLS connection through a socketpair, so
+ * the owner still gets a plain descriptor.
  */
 #ifndef MOOR_SERVER_HTTP_H
 #define MOOR_SERVER_HTTP_H
 
 #include "common/log.h"
 #include "server/config.h"
+#include "server/tls.h"
 
 #include <stddef.h>
 #include <uv.h>
@@ -31,6 +40,10 @@ typedef void (*srv_route_fn)(void *ctx, struct srv_req *req);
 
 struct srv_http_config {
 	const struct srv_url_list *urls;
+	/* For https:// URLs (required when there is one; ignored by http://):
+	 * certificate, key and, with client_cert_auth, the CAs that client
+	 * certificates must chain to. Must outlive the server. */
+	const struct srv_tls_creds *tls;
 	size_t max_body_bytes;
 	unsigned connection_timeout_s;
 	unsigned max_connections;

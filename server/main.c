@@ -135,9 +135,20 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	srv_log_sink_init(&s->log, s->cfg.name, s->cfg.log_format, s->cfg.log_level, stderr);
 
+	/* TLS files before the data directory: a bad certificate must not
+	 * leave a fresh data directory behind. */
+	if (srv_tls_needed(&s->cfg)) {
+		rc = srv_tls_load(&s->cfg, &s->tls, err, sizeof err);
+		if (rc) {
+			moor_log(&s->log.logger, MOOR_LOG_ERROR, "server", "cannot start: %s", err);
+			free(s);
+			return 1;
+		}
+	}
 	rc = srv_data_dir_open(s->cfg.data_dir, &s->lock_fd, err, sizeof err);
 	if (rc) {
 		moor_log(&s->log.logger, MOOR_LOG_ERROR, "server", "cannot start: %s", err);
+		srv_tls_free(&s->tls);
 		free(s);
 		return 1;
 	}
@@ -147,6 +158,7 @@ int main(int argc, char **argv)
 			moor_log(&s->log.logger, MOOR_LOG_ERROR, "server", "restore failed: %s",
 			         err);
 		close(s->lock_fd);
+		srv_tls_free(&s->tls);
 		free(s);
 		return rc ? 1 : 0;
 	}
@@ -169,6 +181,7 @@ int main(int argc, char **argv)
 		uv_run(&s->loop, UV_RUN_DEFAULT);
 		uv_loop_close(&s->loop);
 		close(s->lock_fd);
+		srv_tls_free(&s->tls);
 		free(s);
 		return 1;
 	}
@@ -176,6 +189,7 @@ int main(int argc, char **argv)
 
 	struct srv_http_config hc = {
 	    .urls = &s->cfg.listen_client_urls,
+	    .tls = &s->tls,
 	    .max_body_bytes = (size_t)3 << 19, /* 1.5 MiB, etcd's --max-request-bytes */
 	    .connection_timeout_s = 0,
 	    .max_connections = 4096,
@@ -191,6 +205,7 @@ int main(int argc, char **argv)
 		uv_run(&s->loop, UV_RUN_DEFAULT);
 		uv_loop_close(&s->loop);
 		close(s->lock_fd);
+		srv_tls_free(&s->tls);
 		free(s);
 		return 1;
 	}
@@ -213,6 +228,7 @@ int main(int argc, char **argv)
 		         uv_strerror(rc));
 	moor_log(&s->log.logger, MOOR_LOG_INFO, "server", "stopped");
 	close(s->lock_fd);
+	srv_tls_free(&s->tls);
 	free(s);
 	return 0;
 }

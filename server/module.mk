@@ -4,7 +4,7 @@ server_SRCS := $(filter-out server/main.c,$(wildcard server/*.c))
 $(eval $(call module_lib,server,$(server_SRCS)))
 
 MOORD_LIBS := $(BUILD)/lib/libserver.a $(BUILD)/lib/libraft.a $(BUILD)/lib/libwal.a $(BUILD)/lib/libkv.a $(BUILD)/lib/libwatch.a $(BUILD)/lib/libproto.a $(BUILD)/lib/libcommon.a
-MOORD_LDLIBS := -luv -lmicrohttpd -ljansson -lprotobuf-c -lrocksdb -lssl -lcrypto -lpthread
+MOORD_LDLIBS := -luv -lmicrohttpd -lgnutls -ljansson -lprotobuf-c -lrocksdb -lssl -lcrypto -lpthread
 BINS += $(BUILD)/bin/moord
 $(eval $(call link_bin,$(BUILD)/bin/moord,$(call objs,server/main.c) $(MOORD_LIBS),$(MOORD_LDLIBS)))
 
@@ -16,8 +16,10 @@ test-server: $(BUILD)/bin/moord $(UNIT_SERVER_TESTS)
 
 # The probe of the bidirectional watch stream, used by test_watch_stream.sh.
 BINS += $(BUILD)/bin/moor-watch-probe
-$(eval $(call link_bin,$(BUILD)/bin/moor-watch-probe,$(call objs,tests/cluster/watch_probe.c) $(BUILD)/lib/libproto.a $(BUILD)/lib/libcommon.a,-lprotobuf-c))
+$(eval $(call link_bin,$(BUILD)/bin/moor-watch-probe,$(call objs,tests/cluster/watch_probe.c tests/cluster/probe_tls.c) $(BUILD)/lib/libproto.a $(BUILD)/lib/libcommon.a,-lprotobuf-c -lgnutls -lpthread))
 SCRIPT_TESTS += tests/cluster/test_watch_stream.sh
+# TLS on the client listener; uses moorctl and the probe (with its TLS relay).
+SCRIPT_TESTS += tests/cluster/test_tls.sh
 
 # etcd's JSON gateway answer for answer against a real etcd (3.4, Debian's
 # etcd-server). In `make test` it compares when an etcd binary is there and

@@ -11,6 +11,7 @@
 #include "server/http.h"
 #include "server/log_sink.h"
 #include "server/node.h"
+#include "server/tls.h"
 
 #include <uv.h>
 
@@ -20,6 +21,7 @@ struct srv_server {
 	uv_loop_t loop;
 	uv_signal_t sig_term, sig_int;
 	struct srv_http *client_http;
+	struct srv_tls_creds tls; /* read at start when a client URL is https */
 	struct srv_node *node;
 	struct srv_api api;
 	uint64_t ready_commit; /* commit index learned at start; ready once applied */

@@ -7,13 +7,18 @@
  * request. Writes go through plain HTTP requests to the same member.
  * Prints one line per check and "N passed, N failed".
  *
- *   moor-watch-probe HOST PORT
+ *   moor-watch-probe HOST PORT [CA_FILE [CERT_FILE KEY_FILE]]
+ *
+ * With CA_FILE every connection is TLS (https), verified against it, with
+ * the client certificate when one is given.
  */
 #include "common/buf.h"
 #include "proto/rpc.pb-c.h"
+#include "tests/cluster/probe_tls.h"
 
 #include <arpa/inet.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +27,7 @@
 
 static const char *host;
 static int port, passed, failed;
+static struct probe_tls tls; /* ca_file NULL: plain http */
 
 static void check(int ok, const char *what)
 {
@@ -42,6 +48,8 @@ static int dial(void)
 		perror("connect");
 		exit(2);
 	}
+	if (tls.ca_file && (fd = probe_tls_wrap(fd, &tls)) < 0)
+		exit(2);
 	return fd;
 }
 
@@ -193,12 +201,20 @@ int main(int argc, char **argv)
 	int saw_b = 0, created = 0, canceled = 0, progressed = 0;
 	long rev_b1;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: moor-watch-probe HOST PORT\n");
+	if (argc != 3 && argc != 4 && argc != 6) {
+		fprintf(stderr,
+		        "usage: moor-watch-probe HOST PORT [CA_FILE [CERT_FILE KEY_FILE]]\n");
 		return 2;
 	}
+	signal(SIGPIPE, SIG_IGN); /* a refused connection fails a write, not the probe */
 	host = argv[1];
 	port = atoi(argv[2]);
+	if (argc >= 4)
+		tls.ca_file = argv[3];
+	if (argc == 6) {
+		tls.cert_file = argv[4];
+		tls.key_file = argv[5];
+	}
 	sock = dial();
 	snprintf(head, sizeof head,
 	         "POST /v3/watch HTTP/1.1\r\nHost: x\r\nUpgrade: moor-watch/1\r\n"

@@ -113,6 +113,48 @@ static void urls_are_parsed_strictly(void **state)
 	assert_int_equal(srv_url_parse("http://[::1:1", &u), MOOR_EINVAL);
 }
 
+static void https_client_urls_need_a_certificate_and_key(void **state)
+{
+	struct srv_config c;
+	char err[256];
+	char *env[] = {"MOOR_CERT_FILE=/e/c.pem", "MOOR_KEY_FILE=/e/k.pem",
+	               "MOOR_TRUSTED_CA_FILE=/e/ca.pem", "MOOR_CLIENT_CERT_AUTH=true", NULL};
+
+	(void)state;
+	assert_int_equal(parse(&c, NULL, err, 2, "--listen-client-urls", "https://127.0.0.1:1"),
+	                 MOOR_EINVAL);
+	assert_non_null(strstr(err, "https://127.0.0.1:1 is https"));
+	assert_non_null(strstr(err, "(both missing)"));
+	assert_int_equal(parse(&c, NULL, err, 4, "--listen-client-urls", "https://127.0.0.1:1",
+	                       "--key-file", "/k.pem"),
+	                 MOOR_EINVAL);
+	assert_non_null(strstr(err, "(--cert-file missing)"));
+	assert_int_equal(parse(&c, NULL, err, 5, "--listen-client-urls", "https://127.0.0.1:1",
+	                       "--cert-file", "/c.pem", "--key-file=/k.pem"),
+	                 0);
+	assert_int_equal(c.listen_client_urls.url[0].tls, 1);
+	assert_string_equal(c.cert_file, "/c.pem");
+	assert_string_equal(c.key_file, "/k.pem");
+	assert_int_equal(c.client_cert_auth, 0);
+	/* http with certificate flags stays plain, as in etcd: no error */
+	assert_int_equal(parse(&c, NULL, err, 4, "--cert-file", "/c.pem", "--key-file", "/k.pem"),
+	                 0);
+	assert_int_equal(c.listen_client_urls.url[0].tls, 0);
+	/* --client-cert-auth needs the CA bundle to verify against */
+	assert_int_equal(parse(&c, NULL, err, 1, "--client-cert-auth"), MOOR_EINVAL);
+	assert_non_null(strstr(err, "--trusted-ca-file"));
+	assert_int_equal(parse(&c, NULL, err, 2, "--client-cert-auth", "--trusted-ca-file=/ca.pem"),
+	                 0);
+	assert_int_equal(c.client_cert_auth, 1);
+	assert_string_equal(c.trusted_ca_file, "/ca.pem");
+	/* and all four from the environment */
+	assert_int_equal(parse(&c, env, err, 2, "--listen-client-urls", "https://127.0.0.1:1"), 0);
+	assert_string_equal(c.cert_file, "/e/c.pem");
+	assert_string_equal(c.key_file, "/e/k.pem");
+	assert_string_equal(c.trusted_ca_file, "/e/ca.pem");
+	assert_int_equal(c.client_cert_auth, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -121,6 +163,7 @@ int main(void)
 	    cmocka_unit_test(initial_cluster_lists_members_and_their_urls),
 	    cmocka_unit_test(malformed_input_is_refused_with_a_message_naming_it),
 	    cmocka_unit_test(urls_are_parsed_strictly),
+	    cmocka_unit_test(https_client_urls_need_a_certificate_and_key),
 	};
 	return cmocka_run_group_tests_name("server_config", tests, NULL, NULL);
 }

@@ -1,0 +1,61 @@
+/*
+ * TLS material for moord's client listener (--cert-file, --key-file,
+ * --trusted-ca-file, --client-cert-auth), read and checked once at start,
+ * and the per-connection checks the HTTP server makes with GnuTLS, the TLS
+ * library libmicrohttpd is built on in Debian.
+ *
+ * Reading everything up front means a missing, unreadable or malformed file,
+ * or a key that does not belong to the certificate, stops moord at start
+ * with a message naming the file, instead of failing each handshake later.
+ */
+#ifndef MOOR_SERVER_TLS_H
+#define MOOR_SERVER_TLS_H
+
+#include "server/config.h"
+
+#include <stddef.h>
+
+/* The limit on each PEM file read: a chain or CA bundle larger than this is
+ * refused at start. */
+#define SRV_TLS_MAX_FILE_BYTES (1u << 20)
+
+/* The PEM texts, NUL-terminated, as libmicrohttpd takes them. ca_pem is NULL
+ * without --trusted-ca-file. Owned by the struct; srv_tls_free. */
+struct srv_tls_creds {
+	char *cert_pem;
+	char *key_pem;
+	char *ca_pem;
+	int client_cert_auth;
+};
+
+/* Whether any listen-client-url is https (the files are needed only then). */
+int srv_tls_needed(const struct srv_config *cfg);
+
+/*
+ * Reads and checks cfg's cert, key and CA files: each must be readable PEM
+ * that GnuTLS parses (a certificate list, a private key, a CA list with at
+ * least one certificate) and the key must match the certificate. Returns 0
+ * with `out` filled, or MOOR_EINVAL / MOOR_ENOMEM / -errno with one line in
+ * err naming the flag and the file; nothing is left allocated then.
+ */
+int srv_tls_load(const struct srv_config *cfg, struct srv_tls_creds *out, char *err, size_t errlen);
+
+/* Frees what srv_tls_load filled; safe on a zeroed struct and twice. */
+void srv_tls_free(struct srv_tls_creds *c);
+
+/*
+ * For a connection of a listener with client-cert-auth, before its
+ * handshake: makes the handshake require a client certificate and verify it
+ * against the trusted CAs, so a client without one, or with one from another
+ * CA, fails the handshake. `session` is the connection's gnutls_session_t.
+ */
+void srv_tls_session_require_client_cert(void *session);
+
+/*
+ * After the handshake: 0 when the peer presented a certificate that verifies
+ * against the trusted CAs, else MOOR_EINVAL with the reason in `why`. A
+ * second guard behind the handshake's own check.
+ */
+int srv_tls_session_peer_verified(void *session, char *why, size_t whylen);
+
+#endif
