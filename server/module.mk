@@ -18,3 +18,4 @@ test-server: $(BUILD)/bin/moord $(UNIT_SERVER_TESTS)
 BINS += $(BUILD)/bin/moor-watch-probe
 $(eval $(call link_bin,$(BUILD)/bin/moor-watch-probe,$(call objs,tests/cluster/watch_probe.c) $(BUILD)/lib/libproto.a $(BUILD)/lib/libcommon.a,-lprotobuf-c))
 SCRIPT_TESTS += tests/cluster/test_watch_stream.sh
+SCRIPT_TESTS += tests/cluster/test_lock_election.sh
