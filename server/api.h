@@ -35,7 +35,8 @@ struct srv_api {
 	struct wcall *all;
 	/* api_lock.c: lock and campaign calls waiting, observe streams */
 	struct lk_base *locks, *locks_ready;
-	uv_idle_t lock_idle; /* runs the waiters whose watches have news */
+	uv_idle_t lock_idle;   /* runs the waiters whose watches have news */
+	uv_timer_t lock_timer; /* looks for waiters whose clients went away */
 };
 
 void srv_api_init(struct srv_api *api, uv_loop_t *loop, struct srv_node *node,

@@ -16,14 +16,16 @@
  *   create revision. Leader: a linearizable read of the first-created key.
  *   Observe: a stream of the leader, then of each new value or new leader.
  *
+ * A client that goes away while its call waits cancels the wait, and, as
+ * etcd's Mutex (Unlock) and Election (Resign) do then, its key is deleted.
+ * MHD does not watch a suspended connection, so the waiting calls' sockets
+ * are looked at every LOCK_PEER_CHECK_MS (one recv with MSG_PEEK each).
+ *
  * Where this differs from etcd, on purpose: a waiter also watches its own
  * key, and when that key is deleted (its lease expired, or an Unlock or
  * Resign of it) the call fails at once with concurrency's "mutex: session
  * is expired" (etcd's Mutex says so only once its predecessors are gone; its
- * Election reports success with a key that no longer exists). A client that
- * goes away while its call waits is not noticed (a suspended connection is
- * not watched): its key stays in the queue until its lease ends or the call
- * is answered, and a lock granted then is held until the lease ends.
+ * Election reports success with a key that no longer exists).
  *
  * Errors are etcd's: its election server returns concurrency's Go errors,
  * which gRPC sends as Unknown (HTTP 500 on the gateway).
@@ -39,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define LOCK_PEER_CHECK_MS 1000 /* how often waiting calls' sockets are looked at */
 #define SESSION_TTL_S 60 /* concurrency's defaultSessionTTL: the lease of a call without one */
 #define LEASE_HEX_MAX 18 /* "-" and 16 hex digits */
 #define ERR_NOT_LEADER "election: not leader"
@@ -52,6 +55,7 @@ struct lk_ops {
 	void (*ready)(struct lk_base *b); /* the watch stream has responses */
 	void (*stop)(struct lk_base *b);  /* the server stops */
 	void (*reset)(struct lk_base *b); /* the store was replaced */
+	void (*tick)(struct lk_base *b);  /* every LOCK_PEER_CHECK_MS; may be NULL */
 };
 
 struct lk_base {
@@ -189,10 +193,36 @@ static int ws_add(struct lk_base *b, const uint8_t *key, size_t key_len, int64_t
 	return watch_stream_watch(b->ws, &wc, &id, &rev);
 }
 
+static void on_lock_timer(uv_timer_t *t)
+{
+	struct srv_api *api = t->data;
+	struct lk_base *b, *next;
+	int any = 0;
+
+	for (b = api->locks; b; b = next) {
+		next = b->next;
+		if (b->ops->tick) {
+			any = 1;
+			b->ops->tick(b); /* may free b */
+		}
+	}
+	if (!any)
+		uv_timer_stop(t);
+}
+
+static void lock_timer_start(struct srv_api *api)
+{
+	if (!uv_is_active((uv_handle_t *)&api->lock_timer))
+		uv_timer_start(&api->lock_timer, on_lock_timer, LOCK_PEER_CHECK_MS,
+		               LOCK_PEER_CHECK_MS);
+}
+
 void srv_api_locks_init(struct srv_api *api)
 {
 	uv_idle_init(api->loop, &api->lock_idle);
 	api->lock_idle.data = api;
+	uv_timer_init(api->loop, &api->lock_timer);
+	api->lock_timer.data = api;
 }
 
 void srv_api_locks_close(struct srv_api *api)
@@ -205,6 +235,8 @@ void srv_api_locks_close(struct srv_api *api)
 	}
 	uv_idle_stop(&api->lock_idle);
 	uv_close((uv_handle_t *)&api->lock_idle, NULL);
+	uv_timer_stop(&api->lock_timer);
+	uv_close((uv_handle_t *)&api->lock_timer, NULL);
 }
 
 void srv_api_locks_reset(struct srv_api *api)
@@ -455,7 +487,58 @@ static void waiter_reset(struct lk_base *b)
 		waiter_check(w);
 }
 
-static const struct lk_ops waiter_ops = {waiter_ready, waiter_stop, waiter_reset};
+static void on_abandoned(void *ctx, int rc, void *resp, int64_t aux)
+{
+	(void)ctx;
+	(void)rc;
+	(void)aux;
+	kv_response_free(resp); /* failed: the key goes with its lease */
+}
+
+/* The client went away: etcd's Mutex.Lock unlocks (deletes the key) and
+ * Election.Campaign resigns (deletes it if it is still the one created at
+ * rev) when their wait is canceled. */
+static void waiter_tick(struct lk_base *b)
+{
+	struct waiter *w = (struct waiter *)b;
+	Moorpb__InternalRequest ir = MOORPB__INTERNAL_REQUEST__INIT;
+	Etcdserverpb__DeleteRangeRequest del = ETCDSERVERPB__DELETE_RANGE_REQUEST__INIT;
+	Etcdserverpb__TxnRequest t = ETCDSERVERPB__TXN_REQUEST__INIT;
+	Etcdserverpb__Compare cmp = ETCDSERVERPB__COMPARE__INIT, *cmps[1] = {&cmp};
+	Etcdserverpb__RequestOp op = ETCDSERVERPB__REQUEST_OP__INIT, *ops[1] = {&op};
+	struct srv_gw_error e;
+
+	if (!w->c || w->in_flight || w->step != W_WAIT || !srv_req_peer_closed(w->c->req))
+		return;
+	del.key.data = w->key;
+	del.key.len = w->key_len;
+	if (w->campaign) {
+		cmp.target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__CREATE;
+		cmp.key = del.key;
+		cmp.target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION;
+		cmp.create_revision = w->rev;
+		op.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE;
+		op.request_delete_range = &del;
+		t.n_compare = 1;
+		t.compare = cmps;
+		t.n_success = 1;
+		t.success = ops;
+		ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_TXN;
+		ir.txn = &t;
+	} else {
+		ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_DELETE_RANGE;
+		ir.delete_range = &del;
+	}
+	moor_log(b->api->log, MOOR_LOG_INFO, "api",
+	         "%s: the waiting client went away; deleting its key (revision %" PRId64 ")",
+	         w->campaign ? "campaign" : "lock", w->rev);
+	srv_node_propose(b->api->node, &ir, on_abandoned, NULL);
+	srv_gw_error_set(&e, SRV_GRPC_CANCELED, "context canceled");
+	reply_gw_error(w->c, &e); /* nobody reads it: it releases the request */
+	waiter_done(w);
+}
+
+static const struct lk_ops waiter_ops = {waiter_ready, waiter_stop, waiter_reset, waiter_tick};
 
 static void on_proclaimed(void *ctx, int rc, void *resp, int64_t aux)
 {
@@ -650,6 +733,7 @@ void api_lock_acquire(struct call *c)
 		w->lease = r->lease;
 	}
 	base_link(&w->b);
+	lock_timer_start(c->api);
 	/* deferred first: the answer may come before the call returns */
 	srv_req_defer(c->req);
 	if (w->lease == 0)
@@ -1002,7 +1086,7 @@ static void observer_reset(struct lk_base *b)
 		observer_find(o);
 }
 
-static const struct lk_ops observer_ops = {observer_ready, observer_stop, observer_reset};
+static const struct lk_ops observer_ops = {observer_ready, observer_stop, observer_reset, NULL};
 
 static void on_observe_closed(void *ctx)
 {

@@ -2,7 +2,8 @@
 # etcd's lock and election services on a 3-member cluster, over the JSON
 # gateway (and one protobuf body): a second locker waits for the first to
 # unlock and gets a later key; a lock whose holder's lease expires passes
-# on; a waiter whose own lease expires is told its session expired; an
+# on; a waiter whose own lease expires is told its session expired; a
+# waiter whose client goes away has its key deleted; an
 # unknown lease is refused; a lock without a lease gets a fresh one; a lock
 # taken through one member blocks a locker on another; campaign, leader,
 # proclaim and resign round trip with etcd's errors; observe streams the
@@ -81,6 +82,19 @@ t_check "with etcd's mutex error (500, code 2, 'mutex: session is expired')" \
 	'500 {"error":"mutex: session is expired","code":2,"message":"mutex: session is expired"}'
 t_check "the lock is still held by the other locker" test -n "$(create_rev 2 exp/4000)"
 t_api 1 /v3/lock/unlock "{\"key\":\"$(b64 exp/4000)\"}" >/dev/null
+
+# --- a waiter whose client goes away ---
+lease 1 60 53248 # d000
+lease 1 60 57344 # e000
+t_api 1 /v3/lock/lock "{\"name\":\"$(b64 gone)\",\"lease\":\"53248\"}" >/dev/null
+curl -sS -m 1 -X POST "$(t_url 1)/v3/lock/lock" \
+	-d "{\"name\":\"$(b64 gone)\",\"lease\":\"57344\"}" >/dev/null 2>&1
+t_check "a waiter that gave up had queued its key" test -n "$(t_api 1 /v3/kv/range \
+	"{\"key\":\"$(b64 gone/e000)\",\"revision\":\"$(($(create_rev 1 gone/d000) + 1))\"}" | field key)"
+t_check "its key is deleted within 3 s of its going (etcd unlocks a canceled wait)" \
+	t_wait_eq 3 "" create_rev 1 gone/e000
+t_check "the holder keeps the lock" test -n "$(create_rev 1 gone/d000)"
+t_api 1 /v3/lock/unlock "{\"key\":\"$(b64 gone/d000)\"}" >/dev/null
 
 # --- an unknown lease; no lease at all ---
 out=$(post 1 /v3/lock/lock "{\"name\":\"$(b64 res)\",\"lease\":\"777\"}")
