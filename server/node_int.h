@@ -182,7 +182,7 @@ struct srv_node {
 	struct conf_wait *conf_q; /* raft conf changes to propose (leader) */
 	struct member_waiter *mwait;
 	bool was_member, removed;
-	bool joining;         /* started empty with --initial-cluster-state existing */
+	bool joining; /* started empty with --initial-cluster-state existing */
 	/* joining: who said hello, and where it listens (it may be the leader,
 	 * to be dialled back once this member knows its own id) */
 	struct {

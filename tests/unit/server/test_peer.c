@@ -432,7 +432,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(bad_peers_are_cut_off_and_the_member_keeps_serving,
 	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
-	        a_joining_member_learns_who_called_and_then_only_answers_to_its_id, setup, teardown),
+	        a_joining_member_learns_who_called_and_then_only_answers_to_its_id, setup,
+	        teardown),
 	    cmocka_unit_test_setup_teardown(a_full_queue_refuses_instead_of_growing, setup,
 	                                    teardown),
 	};
