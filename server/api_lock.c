@@ -122,16 +122,22 @@ static void base_unlink(struct lk_base *b)
 	b->linked = 0;
 }
 
+/* Runs as many waiters as were ready when it started: one that pushes
+ * itself back (no memory for a response now) runs on the next turn. */
 static void on_lock_idle(uv_idle_t *idle)
 {
 	struct srv_api *api = idle->data;
+	size_t n = 0;
 
-	while (api->locks_ready) {
+	for (struct lk_base *b = api->locks_ready; b; b = b->rnext)
+		n++;
+	while (api->locks_ready && n--) {
 		struct lk_base *b = api->locks_ready;
 		ready_unlink(b);
 		b->ops->ready(b); /* may free b */
 	}
-	uv_idle_stop(idle);
+	if (!api->locks_ready)
+		uv_idle_stop(idle);
 }
 
 static void ready_push(struct lk_base *b)
