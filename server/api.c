@@ -35,17 +35,23 @@ static void record(struct call *c, int grpc_code)
 	srv_hist_observe(&api->latency[rpc], moor_clock_mono_ns() - c->start_ns);
 }
 
+void reply_gw_error(struct call *c, const struct srv_gw_error *e)
+{
+	struct moor_buf b;
+
+	record(c, e->grpc_code);
+	moor_buf_init(&b, NULL);
+	srv_gw_write_error(&b, e);
+	srv_req_reply(c->req, (unsigned)e->http_status, JSON_CT, b.data, b.len);
+	moor_buf_free(&b);
+}
+
 void reply_error(struct call *c, int code)
 {
 	struct srv_gw_error e;
-	struct moor_buf b;
 
 	srv_gw_error_from_code(code, &e);
-	record(c, e.grpc_code);
-	moor_buf_init(&b, NULL);
-	srv_gw_write_error(&b, &e);
-	srv_req_reply(c->req, (unsigned)e.http_status, JSON_CT, b.data, b.len);
-	moor_buf_free(&b);
+	reply_gw_error(c, &e);
 }
 
 /* etcd's Cluster service (member list, add, remove, update, promote)
@@ -155,6 +161,18 @@ static int txn_puts(const Etcdserverpb__TxnRequest *t)
 	return 0;
 }
 
+/* Chosen by the member that takes the grant, so every member applies the
+ * same id: the member id's low 16 bits, then a counter. */
+int64_t api_lease_id_new(struct srv_api *api)
+{
+	struct srv_node_info info;
+	int64_t id;
+
+	srv_node_info(api->node, &info);
+	id = (int64_t)(((info.id & 0xffff) << 47) | (api->next_lease_id++ & 0x7fffffffffffull));
+	return id > 0 ? id : 1;
+}
+
 static void do_write(struct call *c)
 {
 	Moorpb__InternalRequest ir = MOORPB__INTERNAL_REQUEST__INIT;
@@ -193,15 +211,8 @@ static void do_write(struct call *c)
 		Etcdserverpb__LeaseGrantRequest *g = (Etcdserverpb__LeaseGrantRequest *)c->msg;
 		if (g->ttl < SRV_LEASE_MIN_TTL_S)
 			g->ttl = SRV_LEASE_MIN_TTL_S; /* etcd raises short TTLs to its minimum */
-		if (g->id == 0) {
-			/* Chosen here, so every member applies the same id. */
-			struct srv_node_info info;
-			srv_node_info(c->api->node, &info);
-			g->id = (int64_t)(((info.id & 0xffff) << 47) |
-			                  (c->api->next_lease_id++ & 0x7fffffffffffull));
-			if (g->id <= 0)
-				g->id = 1;
-		}
+		if (g->id == 0)
+			g->id = api_lease_id_new(c->api);
 		ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_LEASE_GRANT;
 		ir.lease_grant = g;
 		break;
@@ -541,6 +552,21 @@ int srv_api_handle(struct srv_api *api, struct srv_req *req)
 		return 0;
 	case SRV_RPC_DEFRAGMENT:
 		api_defragment(c);
+		return 0;
+	case SRV_RPC_LOCK:
+	case SRV_RPC_CAMPAIGN:
+		api_lock_acquire(c);
+		return 0;
+	case SRV_RPC_UNLOCK:
+	case SRV_RPC_PROCLAIM:
+	case SRV_RPC_RESIGN:
+		api_lock_release(c);
+		return 0;
+	case SRV_RPC_LEADER:
+		api_election_leader(c);
+		return 0;
+	case SRV_RPC_OBSERVE:
+		api_election_observe(c);
 		return 0;
 	default:
 		srv_gw_error_set(&ge, SRV_GRPC_UNIMPLEMENTED, "%s is not implemented yet",

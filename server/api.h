@@ -13,6 +13,7 @@
 #include "server/node.h"
 
 struct wcall;
+struct lk_base;
 
 #define SRV_API_CODES 17 /* gRPC status codes 0..16 */
 
@@ -32,6 +33,10 @@ struct srv_api {
 	struct call *moving;  /* transfer-leadership calls being polled */
 	int closed;
 	struct wcall *all;
+	/* api_lock.c: lock and campaign calls waiting, observe streams */
+	struct lk_base *locks, *locks_ready;
+	uv_idle_t lock_idle;   /* runs the waiters whose watches have news */
+	uv_timer_t lock_timer; /* looks for waiters whose clients went away */
 };
 
 void srv_api_init(struct srv_api *api, uv_loop_t *loop, struct srv_node *node,
@@ -71,6 +76,14 @@ void srv_api_moves_cancel(struct srv_api *api);
 
 void srv_api_watch(struct srv_api *api, struct srv_req *req, int proto);
 void srv_api_pull(uv_idle_t *idle);
+
+/* api_lock.c: the lock and election waiters' share of srv_api_init,
+ * srv_api_close (waiting calls are answered "server stopped", observe
+ * streams end) and of the store's replacement by a snapshot (every waiter
+ * looks at the store again and watches anew). */
+void srv_api_locks_init(struct srv_api *api);
+void srv_api_locks_close(struct srv_api *api);
+void srv_api_locks_reset(struct srv_api *api);
 
 /* Handles a request whose path is one of the gateway's; returns 0 when it
  * did (replied or deferred), MOOR_ENOTFOUND when the path is not an API

@@ -21,6 +21,9 @@ struct call {
 
 void call_free(struct call *c);
 void reply_error(struct call *c, int code);
+void reply_gw_error(struct call *c, const struct srv_gw_error *e);
+/* A fresh lease id for a grant this member takes. */
+int64_t api_lease_id_new(struct srv_api *api);
 void fill_header(struct call *c, Etcdserverpb__ResponseHeader *h);
 void fill_cluster_header(struct call *c, Etcdserverpb__ResponseHeader *h);
 /* Encodes and sends a response message; takes no ownership. */
@@ -43,5 +46,12 @@ void api_defragment(struct call *c);
 /* api_cluster.c */
 void api_member_change(struct call *c);
 void api_move_leader(struct call *c);
+
+/* api_lock.c: etcd's v3lock and v3election services. Each takes the
+ * call (answers it and frees it, now or later). */
+void api_lock_acquire(struct call *c);     /* Lock, Campaign */
+void api_lock_release(struct call *c);     /* Unlock, Proclaim, Resign */
+void api_election_leader(struct call *c);  /* Leader */
+void api_election_observe(struct call *c); /* Observe (a stream) */
 
 #endif

@@ -248,6 +248,7 @@ static void on_watch_reset(void *ctx)
 		}
 		wc_end(w);
 	}
+	srv_api_locks_reset(api);
 }
 
 static void on_drained(void *ctx)
@@ -571,6 +572,7 @@ void srv_api_init(struct srv_api *api, uv_loop_t *loop, struct srv_node *node,
 	uv_idle_init(loop, &api->pull_idle);
 	api->pull_idle.data = api;
 	srv_node_set_watch_reset(node, on_watch_reset, api);
+	srv_api_locks_init(api);
 }
 
 void srv_api_close(struct srv_api *api)
@@ -579,6 +581,7 @@ void srv_api_close(struct srv_api *api)
 
 	api->closed = 1;
 	srv_api_moves_cancel(api);
+	srv_api_locks_close(api);
 	while (api->ksocks)
 		srv_api_ksock_close(api->ksocks);
 	for (; w; w = next) {

@@ -769,6 +769,23 @@ void srv_upgrade_release(struct srv_upgrade *handle)
 		                   MHD_UPGRADE_ACTION_CLOSE);
 }
 
+int srv_req_peer_closed(const struct srv_req *r)
+{
+	const union MHD_ConnectionInfo *ci;
+	char c;
+	ssize_t n;
+
+	if (r->gone || r->orphan)
+		return 1;
+	if (r->state != REQ_DEFERRED || !r->suspended)
+		return 0;
+	ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!ci)
+		return 0;
+	n = recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 void srv_req_defer(struct srv_req *r)
 {
 	MOOR_ASSERT(r->state == REQ_IN_ROUTE && r->in_route);

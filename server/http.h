@@ -100,6 +100,12 @@ int srv_req_reply(struct srv_req *r, unsigned status, const char *content_type, 
 /* Suspends the connection until srv_req_reply(). */
 void srv_req_defer(struct srv_req *r);
 
+/* 1 when the client of a deferred request has closed its end. MHD does not
+ * watch a suspended connection, so this peeks at the socket (one recv
+ * with MSG_PEEK|MSG_DONTWAIT): call it now and then, not in a tight loop.
+ * The request must still be answered (srv_req_reply) to be freed. */
+int srv_req_peer_closed(const struct srv_req *r);
+
 /*
  * Streaming responses (watch, lease keep-alive): a chunked response whose
  * bytes the owner appends as they come. The connection is suspended while

@@ -31,3 +31,6 @@ SCRIPT_TESTS += tests/cluster/test_etcd_conformance.sh
 test-conformance: $(BUILD)/bin/moord
 	@scripts/deps.sh etcd-server
 	@BUILD=$(BUILD) MOOR_CONFORMANCE_OPTIONAL=0 tests/run.sh tests/cluster/test_etcd_conformance.sh
+
+# etcd's lock and election services (server/api_lock.c).
+SCRIPT_TESTS += tests/cluster/test_lock_election.sh
