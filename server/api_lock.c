@@ -265,6 +265,23 @@ static void reply_unknown(struct call *c, const char *msg)
 	reply_gw_error(c, &e);
 }
 
+/* etcd's lock and election servers run their steps through an in-process
+ * client, whose errors (etcdserver's, with their messages) they return as
+ * plain Go errors: gRPC sends every one as Unknown (HTTP 500). So do we,
+ * but for a member that is stopping, which answers Unavailable (503) so
+ * that a client goes to another member. */
+static void lk_reply_error(struct call *c, int rc)
+{
+	struct srv_gw_error e;
+
+	if (rc == MOOR_ESTOPPED || rc == MOOR_ECLOSED) {
+		reply_error(c, rc);
+		return;
+	}
+	srv_gw_error_from_code(rc, &e);
+	reply_unknown(c, e.message);
+}
+
 /* etcd's fmt.Sprintf("%x", leaseID) of an int64. */
 static int lease_hex(int64_t id, char *out, size_t n)
 {
@@ -342,7 +359,7 @@ static void waiter_done(struct waiter *w)
 
 static void waiter_fail(struct waiter *w, int rc)
 {
-	reply_error(w->c, rc);
+	lk_reply_error(w->c, rc);
 	waiter_done(w);
 }
 
@@ -714,13 +731,13 @@ void api_lock_acquire(struct call *c)
 	struct waiter *w;
 
 	if (srv_node_nospace(c->api->node)) {
-		reply_error(c, MOOR_ENOSPACE);
+		lk_reply_error(c, MOOR_ENOSPACE);
 		call_free(c);
 		return;
 	}
 	w = calloc(1, sizeof *w);
 	if (!w) {
-		reply_error(c, MOOR_ENOMEM);
+		lk_reply_error(c, MOOR_ENOMEM);
 		call_free(c);
 		return;
 	}
@@ -758,7 +775,7 @@ static void on_released(void *ctx, int rc, void *resp, int64_t aux)
 
 	(void)aux;
 	if (rc) {
-		reply_error(c, rc);
+		lk_reply_error(c, rc);
 		goto out;
 	}
 	if (c->route->rpc == SRV_RPC_UNLOCK) {
@@ -823,7 +840,7 @@ void api_lock_release(struct call *c)
 			return;
 		}
 		if (c->route->rpc == SRV_RPC_PROCLAIM && srv_node_nospace(c->api->node)) {
-			reply_error(c, MOOR_ENOSPACE);
+			lk_reply_error(c, MOOR_ENOSPACE);
 			call_free(c);
 			return;
 		}
@@ -845,7 +862,7 @@ void api_lock_release(struct call *c)
 	srv_req_defer(c->req);
 	rc = srv_node_propose(c->api->node, &ir, on_released, c);
 	if (rc) {
-		reply_error(c, rc);
+		lk_reply_error(c, rc);
 		call_free(c);
 	}
 }
@@ -870,7 +887,7 @@ static void on_leader_ready(void *ctx, int rc)
 		rc = range_by_create(c->api, pfx, r->name.len + 1, 0, 0, &g);
 	}
 	if (rc) {
-		reply_error(c, rc);
+		lk_reply_error(c, rc);
 	} else if (g->n_kvs == 0) {
 		reply_unknown(c, ERR_NO_LEADER);
 	} else {
@@ -892,7 +909,7 @@ void api_election_leader(struct call *c)
 	srv_req_defer(c->req);
 	rc = srv_node_read_barrier(c->api->node, on_leader_ready, c);
 	if (rc) {
-		reply_error(c, rc);
+		lk_reply_error(c, rc);
 		call_free(c);
 	}
 }
@@ -1120,7 +1137,7 @@ void api_election_observe(struct call *c)
 
 	if (!o || !(o->pfx = malloc(r->name.len + 1))) {
 		free(o);
-		reply_error(c, MOOR_ENOMEM);
+		lk_reply_error(c, MOOR_ENOMEM);
 		call_free(c);
 		return;
 	}
@@ -1136,7 +1153,7 @@ void api_election_observe(struct call *c)
 	                   &cb, &o->out) != 0) {
 		free(o->pfx);
 		free(o);
-		reply_error(c, MOOR_ENOMEM);
+		lk_reply_error(c, MOOR_ENOMEM);
 		call_free(c);
 		return;
 	}

@@ -178,6 +178,21 @@ if [[ $we == "$wm" && -n $we ]]; then t_check "watch: created, then the events, 
 	echo "     moord: $wm"
 fi
 
+# ---- lock and election (etcd's servers send their errors as Unknown, 500)
+same "lease grant for the lock" /v3/lease/grant '{"TTL":"60","ID":"4660"}'
+same "lock: the key name/<lease hex>" /v3/lock/lock "{\"name\":\"$(b64 my)\",\"lease\":\"4660\"}"
+same "unlock" /v3/lock/unlock "{\"key\":\"$(b64 my/1234)\"}"
+same "lock with an unknown lease" /v3/lock/lock "{\"name\":\"$(b64 my)\",\"lease\":\"999\"}"
+same "election leader with no candidate" /v3/election/leader "{\"name\":\"$(b64 el)\"}"
+same "campaign: the leader key" /v3/election/campaign "{\"name\":\"$(b64 el)\",\"lease\":\"4660\",\"value\":\"$(b64 v1)\"}"
+same "election leader: the key-value" /v3/election/leader "{\"name\":\"$(b64 el)\"}"
+crev=$(call "$E" /v3/election/leader "{\"name\":\"$(b64 el)\"}" | sed -E 's/.*"create_revision":"([0-9]+)".*/\1/')
+LK="{\"name\":\"$(b64 el)\",\"key\":\"$(b64 el/1234)\",\"lease\":\"4660\""
+same "proclaim by the leader" /v3/election/proclaim "{\"leader\":$LK,\"rev\":\"$crev\"},\"value\":\"$(b64 v2)\"}"
+same "proclaim by a stale leader key" /v3/election/proclaim "{\"leader\":$LK,\"rev\":\"1\"},\"value\":\"$(b64 v3)\"}"
+same "resign" /v3/election/resign "{\"leader\":$LK,\"rev\":\"$crev\"}}"
+same "election leader after the resign" /v3/election/leader "{\"name\":\"$(b64 el)\"}"
+
 # ---- cluster and maintenance
 same "member list: one member, keys as etcd's" /v3/cluster/member/list '{}'
 same "status: the same fields" /v3/maintenance/status '{}'
