@@ -518,44 +518,81 @@ static void on_abandoned(void *ctx, int rc, void *resp, int64_t aux)
 	kv_response_free(resp); /* failed: the key goes with its lease */
 }
 
+/* A txn guarded by create_revision(key) == rev, as etcd's Mutex and
+ * Election write theirs: `then` on success and, after guarded_else,
+ * `other` on failure. On the caller's stack; set the operations, then
+ * propose &g->ir. */
+struct guarded_txn {
+	Moorpb__InternalRequest ir;
+	Etcdserverpb__TxnRequest t;
+	Etcdserverpb__Compare cmp, *cmps[1];
+	Etcdserverpb__RequestOp then, *thens[1], other, *others[1];
+};
+
+static void guarded_init(struct guarded_txn *g, ProtobufCBinaryData key, int64_t rev)
+{
+	moorpb__internal_request__init(&g->ir);
+	etcdserverpb__txn_request__init(&g->t);
+	etcdserverpb__compare__init(&g->cmp);
+	etcdserverpb__request_op__init(&g->then);
+	etcdserverpb__request_op__init(&g->other);
+	g->cmp.target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__CREATE;
+	g->cmp.key = key;
+	g->cmp.target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION;
+	g->cmp.create_revision = rev;
+	g->cmps[0] = &g->cmp;
+	g->thens[0] = &g->then;
+	g->others[0] = &g->other;
+	g->t.n_compare = 1;
+	g->t.compare = g->cmps;
+	g->t.n_success = 1;
+	g->t.success = g->thens;
+	g->ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_TXN;
+	g->ir.txn = &g->t;
+}
+
+static void guarded_else(struct guarded_txn *g)
+{
+	g->t.n_failure = 1;
+	g->t.failure = g->others;
+}
+
+static void op_put(Etcdserverpb__RequestOp *op, Etcdserverpb__PutRequest *put)
+{
+	op->request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
+	op->request_put = put;
+}
+
+static void op_delete(Etcdserverpb__RequestOp *op, Etcdserverpb__DeleteRangeRequest *del)
+{
+	op->request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE;
+	op->request_delete_range = del;
+}
+
 /* The client went away: etcd's Mutex.Lock unlocks (deletes the key) and
  * Election.Campaign resigns (deletes it if it is still the one created at
  * rev) when their wait is canceled. */
 static void waiter_tick(struct lk_base *b)
 {
 	struct waiter *w = (struct waiter *)b;
-	Moorpb__InternalRequest ir = MOORPB__INTERNAL_REQUEST__INIT;
 	Etcdserverpb__DeleteRangeRequest del = ETCDSERVERPB__DELETE_RANGE_REQUEST__INIT;
-	Etcdserverpb__TxnRequest t = ETCDSERVERPB__TXN_REQUEST__INIT;
-	Etcdserverpb__Compare cmp = ETCDSERVERPB__COMPARE__INIT, *cmps[1] = {&cmp};
-	Etcdserverpb__RequestOp op = ETCDSERVERPB__REQUEST_OP__INIT, *ops[1] = {&op};
+	struct guarded_txn g;
 	struct srv_gw_error e;
 
 	if (!w->c || w->in_flight || w->step != W_WAIT || !srv_req_peer_closed(w->c->req))
 		return;
 	del.key.data = w->key;
 	del.key.len = w->key_len;
-	if (w->campaign) {
-		cmp.target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__CREATE;
-		cmp.key = del.key;
-		cmp.target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION;
-		cmp.create_revision = w->rev;
-		op.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE;
-		op.request_delete_range = &del;
-		t.n_compare = 1;
-		t.compare = cmps;
-		t.n_success = 1;
-		t.success = ops;
-		ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_TXN;
-		ir.txn = &t;
-	} else {
-		ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_DELETE_RANGE;
-		ir.delete_range = &del;
+	guarded_init(&g, del.key, w->rev);
+	op_delete(&g.then, &del);
+	if (!w->campaign) { /* a lock deletes its key whatever it holds */
+		g.ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_DELETE_RANGE;
+		g.ir.delete_range = &del;
 	}
 	moor_log(b->api->log, MOOR_LOG_INFO, "api",
 	         "%s: the waiting client went away; deleting its key (revision %" PRId64 ")",
 	         w->campaign ? "campaign" : "lock", w->rev);
-	srv_node_propose(b->api->node, &ir, on_abandoned, NULL);
+	srv_node_propose(b->api->node, &g.ir, on_abandoned, NULL);
 	srv_gw_error_set(&e, SRV_GRPC_CANCELED, "context canceled");
 	reply_gw_error(w->c, &e); /* nobody reads it: it releases the request */
 	waiter_done(w);
@@ -585,30 +622,17 @@ out:
  * still the one created at w->rev. */
 static void waiter_proclaim(struct waiter *w)
 {
-	Moorpb__InternalRequest ir = MOORPB__INTERNAL_REQUEST__INIT;
-	Etcdserverpb__TxnRequest t = ETCDSERVERPB__TXN_REQUEST__INIT;
-	Etcdserverpb__Compare cmp = ETCDSERVERPB__COMPARE__INIT, *cmps[1] = {&cmp};
-	Etcdserverpb__RequestOp op = ETCDSERVERPB__REQUEST_OP__INIT, *ops[1] = {&op};
 	Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
+	struct guarded_txn g;
 
 	w->step = W_PROCLAIM;
-	cmp.target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__CREATE;
-	cmp.key.data = w->key;
-	cmp.key.len = w->key_len;
-	cmp.target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION;
-	cmp.create_revision = w->rev;
-	put.key = cmp.key;
+	put.key.data = w->key;
+	put.key.len = w->key_len;
 	put.value = w->value;
 	put.lease = w->lease;
-	op.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
-	op.request_put = &put;
-	t.n_compare = 1;
-	t.compare = cmps;
-	t.n_success = 1;
-	t.success = ops;
-	ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_TXN;
-	ir.txn = &t;
-	waiter_propose(w, &ir, on_proclaimed);
+	guarded_init(&g, put.key, w->rev);
+	op_put(&g.then, &put);
+	waiter_propose(w, &g.ir, on_proclaimed);
 }
 
 static void on_acquired(void *ctx, int rc, void *resp, int64_t aux)
@@ -649,13 +673,9 @@ out:
 /* The txn of etcd's Mutex.tryAcquire and Election.Campaign. */
 static void waiter_acquire(struct waiter *w)
 {
-	Moorpb__InternalRequest ir = MOORPB__INTERNAL_REQUEST__INIT;
-	Etcdserverpb__TxnRequest t = ETCDSERVERPB__TXN_REQUEST__INIT;
-	Etcdserverpb__Compare cmp = ETCDSERVERPB__COMPARE__INIT, *cmps[1] = {&cmp};
-	Etcdserverpb__RequestOp then = ETCDSERVERPB__REQUEST_OP__INIT, *thens[1] = {&then};
-	Etcdserverpb__RequestOp other = ETCDSERVERPB__REQUEST_OP__INIT, *others[1] = {&other};
 	Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
 	Etcdserverpb__RangeRequest get = ETCDSERVERPB__RANGE_REQUEST__INIT;
+	struct guarded_txn g;
 	char hex[LEASE_HEX_MAX + 1];
 	int n = lease_hex(w->lease, hex, sizeof hex);
 
@@ -672,28 +692,17 @@ static void waiter_acquire(struct waiter *w)
 	w->key[w->name.len] = '/';
 	memcpy(w->key + w->pfx_len, hex, (size_t)n);
 
-	cmp.target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__CREATE;
-	cmp.key.data = w->key;
-	cmp.key.len = w->key_len;
-	cmp.target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION;
-	cmp.create_revision = 0;
-	put.key = cmp.key;
+	put.key.data = w->key;
+	put.key.len = w->key_len;
 	put.value = w->value;
 	put.lease = w->lease;
-	then.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
-	then.request_put = &put;
-	get.key = cmp.key;
-	other.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE;
-	other.request_range = &get;
-	t.n_compare = 1;
-	t.compare = cmps;
-	t.n_success = 1;
-	t.success = thens;
-	t.n_failure = 1;
-	t.failure = others;
-	ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_TXN;
-	ir.txn = &t;
-	waiter_propose(w, &ir, on_acquired);
+	get.key = put.key;
+	guarded_init(&g, put.key, 0); /* create_revision 0: absent */
+	op_put(&g.then, &put);
+	guarded_else(&g);
+	g.other.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_RANGE;
+	g.other.request_range = &get;
+	waiter_propose(w, &g.ir, on_acquired);
 }
 
 static void on_lease_granted(void *ctx, int rc, void *resp, int64_t aux)
@@ -809,30 +818,24 @@ out:
 
 void api_lock_release(struct call *c)
 {
-	Moorpb__InternalRequest ir = MOORPB__INTERNAL_REQUEST__INIT;
 	Etcdserverpb__DeleteRangeRequest del = ETCDSERVERPB__DELETE_RANGE_REQUEST__INIT;
-	Etcdserverpb__TxnRequest t = ETCDSERVERPB__TXN_REQUEST__INIT;
-	Etcdserverpb__Compare cmp = ETCDSERVERPB__COMPARE__INIT, *cmps[1] = {&cmp};
-	Etcdserverpb__RequestOp op = ETCDSERVERPB__REQUEST_OP__INIT, *ops[1] = {&op};
 	Etcdserverpb__PutRequest put = ETCDSERVERPB__PUT_REQUEST__INIT;
 	const V3lockpb__LeaderKey *leader = NULL;
+	struct guarded_txn g;
 	int rc;
 
 	if (c->route->rpc == SRV_RPC_UNLOCK) {
 		del.key = ((V3lockpb__UnlockRequest *)c->msg)->key;
-		ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_DELETE_RANGE;
-		ir.delete_range = &del;
+		moorpb__internal_request__init(&g.ir);
+		g.ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_DELETE_RANGE;
+		g.ir.delete_range = &del;
 	} else {
 		if (c->route->rpc == SRV_RPC_PROCLAIM) {
 			V3lockpb__ProclaimRequest *r = (V3lockpb__ProclaimRequest *)c->msg;
 			leader = r->leader;
 			put.value = r->value;
-			op.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_PUT;
-			op.request_put = &put;
 		} else {
 			leader = ((V3lockpb__ResignRequest *)c->msg)->leader;
-			op.request_case = ETCDSERVERPB__REQUEST_OP__REQUEST_REQUEST_DELETE_RANGE;
-			op.request_delete_range = &del;
 		}
 		if (!leader) {
 			reply_unknown(c, ERR_NO_LEADER_KEY);
@@ -844,23 +847,18 @@ void api_lock_release(struct call *c)
 			call_free(c);
 			return;
 		}
-		cmp.target = ETCDSERVERPB__COMPARE__COMPARE_TARGET__CREATE;
-		cmp.key = leader->key;
-		cmp.target_union_case = ETCDSERVERPB__COMPARE__TARGET_UNION_CREATE_REVISION;
-		cmp.create_revision = leader->rev;
 		put.key = leader->key;
 		put.lease = leader->lease;
 		del.key = leader->key;
-		t.n_compare = 1;
-		t.compare = cmps;
-		t.n_success = 1;
-		t.success = ops;
-		ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_TXN;
-		ir.txn = &t;
+		guarded_init(&g, leader->key, leader->rev);
+		if (c->route->rpc == SRV_RPC_PROCLAIM)
+			op_put(&g.then, &put);
+		else
+			op_delete(&g.then, &del);
 	}
 	/* deferred first: the answer may come before the call returns */
 	srv_req_defer(c->req);
-	rc = srv_node_propose(c->api->node, &ir, on_released, c);
+	rc = srv_node_propose(c->api->node, &g.ir, on_released, c);
 	if (rc) {
 		lk_reply_error(c, rc);
 		call_free(c);
