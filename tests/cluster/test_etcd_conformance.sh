@@ -54,46 +54,28 @@ call() {
 	jq -cS "$MASK" <<<"$body" 2>/dev/null || printf 'not JSON: %s' "$body"
 }
 
-# same NAME PATH JSON: moord answers exactly as etcd does.
-same() {
-	local m e
-	e=$(call "$E" "$2" "$3")
-	m=$(call "$M" "$2" "$3")
-	if [[ $m == "$e" ]]; then
-		t_check "$1" true
-	else
+# agree NAME ETCD MOORD: one check that the two answers are equal (and not
+# empty), showing both when they differ.
+agree() {
+	if [[ $2 == "$3" && -n $3 ]]; then t_check "$1" true; else
 		t_check "$1" false
-		echo "     etcd:  $e"
-		echo "     moord: $m"
+		echo "     etcd:  $2"
+		echo "     moord: $3"
 	fi
 }
+
+# same NAME PATH JSON: moord answers exactly as etcd does.
+same() { agree "$1" "$(call "$E" "$2" "$3")" "$(call "$M" "$2" "$3")"; }
 
 # Where etcd 3.4 and 3.5 differ, moord answers as 3.5 does; the etcd here
 # is 3.4. same_as_35 NAME PATH JSON SED: etcd's answer is first turned into
 # 3.5's by SED (a sed script over "STATUS BODY").
-same_as_35() {
-	local m e
-	e=$(call "$E" "$2" "$3" | sed -E "$4")
-	m=$(call "$M" "$2" "$3")
-	if [[ $m == "$e" ]]; then t_check "$1" true; else
-		t_check "$1" false
-		echo "     etcd (as 3.5):  $e"
-		echo "     moord:          $m"
-	fi
-}
+same_as_35() { agree "$1" "$(call "$E" "$2" "$3" | sed -E "$4")" "$(call "$M" "$2" "$3")"; }
 
 # same_code NAME PATH JSON: the same HTTP status and gRPC code; the message
 # is free (etcd's are Go's decoder errors, ours name the field and problem).
-same_code() {
-	local m e
-	e=$(call "$E" "$2" "$3" | sed -E 's/^([0-9]+) .*"code":([0-9]+).*/\1 \2/')
-	m=$(call "$M" "$2" "$3" | sed -E 's/^([0-9]+) .*"code":([0-9]+).*/\1 \2/')
-	if [[ $m == "$e" && $m =~ ^[0-9]+\ [0-9]+$ ]]; then t_check "$1 ($m)" true; else
-		t_check "$1" false
-		echo "     etcd:  $e"
-		echo "     moord: $m"
-	fi
-}
+status_code() { call "$1" "$2" "$3" | sed -E 's/^([0-9]+) .*"code":([0-9]+).*/\1 \2/'; }
+same_code() { agree "$1" "$(status_code "$E" "$2" "$3")" "$(status_code "$M" "$2" "$3")"; }
 
 K=$(b64 k)
 # ---- KV
@@ -150,9 +132,8 @@ same "lease grant with an id and a TTL" /v3/lease/grant '{"TTL":"60","ID":"7777"
 same_as_35 "lease grant of an id in use" /v3/lease/grant '{"TTL":"60","ID":"7777"}' 's/^412 (.*"code":9,)/400 \1/'
 same "put attached to the lease" /v3/kv/put "{\"key\":\"$(b64 leased)\",\"value\":\"eA==\",\"lease\":\"7777\"}"
 same "the leased key carries the lease" /v3/kv/range "{\"key\":\"$(b64 leased)\"}"
-t_check "lease time-to-live: granted TTL and keys as etcd's" \
-	test "$(call "$E" /v3/lease/timetolive '{"ID":"7777","keys":true}' | sed -E 's/"TTL":"[0-9]+"/"TTL":"N"/')" = \
-	"$(call "$M" /v3/lease/timetolive '{"ID":"7777","keys":true}' | sed -E 's/"TTL":"[0-9]+"/"TTL":"N"/')"
+ttl_n() { call "$1" /v3/lease/timetolive '{"ID":"7777","keys":true}' | sed -E 's/"TTL":"[0-9]+"/"TTL":"N"/'; }
+agree "lease time-to-live: granted TTL and keys as etcd's (remaining TTL not compared)" "$(ttl_n "$E")" "$(ttl_n "$M")"
 same "lease leases lists it" /v3/lease/leases '{}'
 same "lease revoke" /v3/lease/revoke '{"ID":"7777"}'
 same "the leased key went with it" /v3/kv/range "{\"key\":\"$(b64 leased)\"}"
@@ -162,21 +143,9 @@ same "time-to-live of an unknown lease: TTL -1" /v3/lease/timetolive '{"ID":"777
 # ---- watch: the created response and the events of a watch from the past
 W="{\"create_request\":{\"key\":\"$K\",\"start_revision\":\"2\",\"prev_kv\":true}}"
 watch_lines() { curl -sS -N -m 2 -X POST "$1/v3/watch" -d "$W" 2>/dev/null | jq -cS "$MASK" 2>/dev/null | head -n 3; }
-we=$(watch_lines "$E")
-wm=$(watch_lines "$M")
-if [[ $we == "$wm" && -n $we ]]; then t_check "watch: created, then the compacted answer, line for line" true; else
-	t_check "watch: created, then the compacted answer, line for line" false
-	echo "     etcd:  $we"
-	echo "     moord: $wm"
-fi
+agree "watch: created, then the compacted answer, line for line" "$(watch_lines "$E")" "$(watch_lines "$M")"
 W="{\"create_request\":{\"key\":\"$K\",\"start_revision\":\"$(call "$E" /v3/kv/range "{\"key\":\"$K\"}" | sed -E 's/^[0-9]+ //' | jq -r '.kvs[0].mod_revision')\"}}"
-we=$(watch_lines "$E")
-wm=$(watch_lines "$M")
-if [[ $we == "$wm" && -n $we ]]; then t_check "watch: created, then the events, line for line" true; else
-	t_check "watch: created, then the events, line for line" false
-	echo "     etcd:  $we"
-	echo "     moord: $wm"
-fi
+agree "watch: created, then the events, line for line" "$(watch_lines "$E")" "$(watch_lines "$M")"
 
 # ---- lock and election (etcd's servers send their errors as Unknown, 500)
 same "lease grant for the lock" /v3/lease/grant '{"TTL":"60","ID":"4660"}'
