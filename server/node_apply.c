@@ -348,6 +348,11 @@ static void apply_conf_change(struct srv_node *n, const struct raft_entry *e, bo
 	switch (cc.type) {
 	case RAFT_CONF_ADD_VOTER:
 	case RAFT_CONF_ADD_LEARNER:
+		/* Logs written before ids were salted may re-add a removed id;
+		 * a member change can no longer ask for that (see ADD above). */
+		for (int i = 0; i < ms->n_removed; i++)
+			if (ms->removed[i] == cc.node_id)
+				ms->removed[i] = ms->removed[--ms->n_removed];
 		if (!m) {
 			if (ms->n == NODE_MAX_MEMBERS)
 				return;
