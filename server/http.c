@@ -464,7 +464,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 			static const char msg[] = "{\"error\":\"etcdserver: request is too large\","
 			                          "\"code\":3,\"message\":\"etcdserver: request is "
 			                          "too large\"}";
-			srv_req_reply(r, 413, "application/json", msg, sizeof msg - 1);
+			srv_req_reply(r, 400, "application/json", msg,
+			              sizeof msg - 1); /* as etcd */
 		} else {
 			r->state = REQ_IN_ROUTE;
 			r->in_route = 1;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # etcd's JSON gateway, answer for answer: the same requests, in the same
-# order, go to a fresh one-member moord and a fresh one-member etcd (3.4,
-# Debian's etcd-server), and each pair of answers must match: the HTTP
+# order, go to a fresh 3-member moord cluster and a fresh 3-member etcd
+# cluster (3.4, Debian's etcd-server), and each pair of answers must match: the HTTP
 # status and the whole JSON body, field by field (names, presence, types,
 # values, revisions included), but for what differs by nature (cluster and
 # member ids, raft terms, sizes, versions, hashes). Every path of the KV,
@@ -21,19 +21,26 @@ if [[ -z $ETCD ]]; then
 	exit 1
 fi
 
-t_cluster_init 2 # address 1: moord; address 2: etcd
-C_CLUSTER="m1=$(t_peer_url 1)"
-t_member_start 1
-EH=${C_HOST[2]}
-"$ETCD" --name e1 --data-dir "$T_TMP/etcd" \
-	--listen-client-urls "http://$EH:2379" --advertise-client-urls "http://$EH:2379" \
-	--listen-peer-urls "http://$EH:2380" --initial-advertise-peer-urls "http://$EH:2380" \
-	--initial-cluster "e1=http://$EH:2380" --log-level error >"$T_TMP/etcd.log" 2>&1 &
-EPID=$!
-T_PIDS+=("$EPID")
-M=$(t_url 1)
-E=http://$EH:2379
-t_check "moord answers /health" t_wait_http "$M/health" 15
+# Three moord members on addresses 1-3 and three etcd members on 4-6;
+# every request goes to the second member of each (a follower or the
+# leader, as elections fell).
+t_cluster_init 6
+C_CLUSTER="m1=$(t_peer_url 1),m2=$(t_peer_url 2),m3=$(t_peer_url 3)"
+for i in 1 2 3; do t_member_start "$i"; done
+ECLUSTER="e4=http://${C_HOST[4]}:2380,e5=http://${C_HOST[5]}:2380,e6=http://${C_HOST[6]}:2380"
+EPIDS=()
+for i in 4 5 6; do
+	h=${C_HOST[$i]}
+	"$ETCD" --name "e$i" --data-dir "$T_TMP/etcd$i" \
+		--listen-client-urls "http://$h:2379" --advertise-client-urls "http://$h:2379" \
+		--listen-peer-urls "http://$h:2380" --initial-advertise-peer-urls "http://$h:2380" \
+		--initial-cluster "$ECLUSTER" --log-level error >"$T_TMP/etcd$i.log" 2>&1 &
+	EPIDS+=("$!")
+	T_PIDS+=("$!")
+done
+M=$(t_url 2)
+E=http://${C_HOST[5]}:2379
+t_check "moord's three members agree on a leader" t_wait_leader 15 1 2 3
 t_check "etcd answers /health" t_wait_http "$E/health" 15
 
 b64() { printf '%s' "$1" | base64 -w0; }
@@ -125,6 +132,16 @@ same "range at a compacted revision" /v3/kv/range "{\"key\":\"$K\",\"revision\":
 same "compaction to an already compacted revision" /v3/kv/compaction '{"revision":"2"}'
 same_code "a body that is not JSON" /v3/kv/range '{"key":'
 same_code "a field of the wrong type" /v3/kv/range '{"key":5}'
+same_code "bytes that are not base64" /v3/kv/range '{"key":"!!!"}'
+same_code "an unknown enum name" /v3/kv/range "{\"key\":\"$K\",\"sort_order\":\"SIDEWAYS\"}"
+same "a range_end below its key: an empty answer" /v3/kv/range "{\"key\":\"$(b64 z)\",\"range_end\":\"$(b64 a)\"}"
+same "an unknown field is ignored" /v3/kv/range "{\"key\":\"$K\",\"no_such_field\":1}"
+printf '{"key":"%s","value":"%s"}' "$K" "$(head -c 1700000 /dev/zero | base64 -w0)" >"$T_TMP/big.json"
+same "a value over the request limit (1.5 MiB)" /v3/kv/put "@$T_TMP/big.json"
+# status_of BASE METHOD PATH: the HTTP status of a request with no body
+status_of() { curl -s -o /dev/null -m 10 -X "$2" -w '%{http_code}' "$1$3"; }
+agree "an unknown path: 404" "$(status_of "$E" POST /v3/kv/nothing)" "$(status_of "$M" POST /v3/kv/nothing)"
+agree "a GET of a POST path: 405" "$(status_of "$E" GET /v3/kv/range)" "$(status_of "$M" GET /v3/kv/range)"
 
 # ---- leases
 same "lease grant with an id and a TTL" /v3/lease/grant '{"TTL":"60","ID":"7777"}'
@@ -163,7 +180,7 @@ same "resign" /v3/election/resign "{\"leader\":$LK,\"rev\":\"$crev\"}}"
 same "election leader after the resign" /v3/election/leader "{\"name\":\"$(b64 el)\"}"
 
 # ---- cluster and maintenance
-same "member list: one member, keys as etcd's" /v3/cluster/member/list '{}'
+same "member list: three members, keys as etcd's" /v3/cluster/member/list '{}'
 same "status: the same fields" /v3/maintenance/status '{}'
 same "hash: the same fields" /v3/maintenance/hash '{}'
 # 3.4 answers an alarm request without a header, 3.5 with one
@@ -176,7 +193,9 @@ same "member promote of an unknown id" /v3/cluster/member/promote '{"ID":"42"}'
 # ---- the older prefix
 same "/v3beta/ answers as /v3/" /v3beta/kv/range "{\"key\":\"$K\"}"
 
-kill -TERM "$EPID" "${C_PID[1]}" 2>/dev/null
-t_wait_exit "$EPID" 10
-t_wait_exit "${C_PID[1]}" 10
+for p in "${EPIDS[@]}"; do
+	kill -TERM "$p" 2>/dev/null
+	t_wait_exit "$p" 10
+done
+for i in 1 2 3; do t_member_stop "$i" TERM; done
 t_done

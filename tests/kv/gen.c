@@ -62,7 +62,7 @@ static ProtobufCBinaryData gen_end(struct rng *r, const ProtobufCBinaryData *key
 		buf[n - 1]++;
 		return bytes(buf, n);
 	}
-	unsigned i = rng_below(r, MODEL_NKEYS); /* may be below key: ERANGEEND */
+	unsigned i = rng_below(r, MODEL_NKEYS); /* may be below key: an empty range */
 
 	return bytes(model_key_str[i], model_key_len[i]);
 }
