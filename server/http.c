@@ -544,10 +544,14 @@ int srv_http_start(uv_loop_t *loop, const struct srv_http_config *cfg, struct sr
 		if (cfg->urls->url[i].tls) {
 			MOOR_ASSERT(cfg->tls && cfg->tls->cert_pem && cfg->tls->key_pem);
 			flags |= MHD_USE_TLS;
-			tls_opts[nt++] =
-			    (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, cfg->tls->key_pem};
-			tls_opts[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0,
-			                                         cfg->tls->cert_pem};
+			/* the pair through a callback, so that it can be reloaded */
+			rc = srv_tls_serve(cfg->tls, cfg->logger, err, errlen);
+			if (rc) {
+				close(l->fd);
+				goto fail;
+			}
+			tls_opts[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
+			                                         (void *)srv_tls_cert_callback};
 			if (cfg->tls->client_cert_auth) {
 				MOOR_ASSERT(cfg->tls->ca_pem);
 				tls_opts[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST,

@@ -43,7 +43,7 @@ struct srv_http_config {
 	/* For https:// URLs (required when there is one; ignored by http://):
 	 * certificate, key and, with client_cert_auth, the CAs that client
 	 * certificates must chain to. Must outlive the server. */
-	const struct srv_tls_creds *tls;
+	struct srv_tls_creds *tls;
 	size_t max_body_bytes;
 	unsigned connection_timeout_s;
 	unsigned max_connections;

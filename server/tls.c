@@ -5,6 +5,7 @@
  */
 #include "server/tls.h"
 
+#include "common/clock.h"
 #include "common/error.h"
 
 #include <errno.h>
@@ -12,7 +13,11 @@
 #include <gnutls/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
+#include <sys/stat.h>
+
+static int file_id(const char *path, struct srv_file_id *id);
 
 int srv_tls_needed(const struct srv_config *cfg)
 {
@@ -137,6 +142,12 @@ int srv_tls_load(const struct srv_config *cfg, struct srv_tls_creds *out, char *
 
 	memset(out, 0, sizeof *out);
 	out->client_cert_auth = cfg->client_cert_auth;
+	out->cert_file = cfg->cert_file;
+	out->key_file = cfg->key_file;
+	/* the files as they are before reading: a change during the read is
+	 * seen by the first reload check */
+	file_id(cfg->cert_file, &out->cert_id);
+	file_id(cfg->key_file, &out->key_id);
 	rc = read_file("--cert-file", cfg->cert_file, &out->cert_pem, err, errlen);
 	if (rc)
 		goto fail;
@@ -170,8 +181,174 @@ fail:
 	return rc;
 }
 
+/* ---- the pair served, and its reloading ---- */
+
+#define MAX_CHAIN 16
+
+struct srv_tls_pair {
+	struct srv_tls_pair *older;
+	gnutls_pcert_st pcerts[MAX_CHAIN];
+	unsigned n;
+	gnutls_privkey_t key;
+};
+
+static void pair_free(struct srv_tls_pair *p)
+{
+	for (unsigned i = 0; i < p->n; i++)
+		gnutls_pcert_deinit(&p->pcerts[i]);
+	if (p->key)
+		gnutls_privkey_deinit(p->key);
+	free(p);
+}
+
+/* The pair from PEM texts; the key must match the first certificate. */
+static int pair_parse(const char *cert_pem, const char *key_pem, struct srv_tls_pair **out,
+                      char *why, size_t whylen)
+{
+	struct srv_tls_pair *p = calloc(1, sizeof *p);
+	gnutls_datum_t cd = datum(cert_pem), kd = datum(key_pem);
+	gnutls_certificate_credentials_t cred;
+	unsigned n = MAX_CHAIN;
+	int g;
+
+	if (!p)
+		return MOOR_ENOMEM;
+	/* the key belongs to the certificate: GnuTLS checks it on loading both */
+	if (gnutls_certificate_allocate_credentials(&cred) < 0) {
+		free(p);
+		return MOOR_ENOMEM;
+	}
+	g = gnutls_certificate_set_x509_key_mem(cred, &cd, &kd, GNUTLS_X509_FMT_PEM);
+	gnutls_certificate_free_credentials(cred);
+	if (g >= 0)
+		g = gnutls_pcert_list_import_x509_raw(p->pcerts, &n, &cd, GNUTLS_X509_FMT_PEM, 0);
+	if (g >= 0) {
+		p->n = n;
+		g = gnutls_privkey_init(&p->key);
+	}
+	if (g >= 0)
+		g = gnutls_privkey_import_x509_raw(p->key, &kd, GNUTLS_X509_FMT_PEM, NULL, 0);
+	if (g < 0) {
+		snprintf(why, whylen, "%s",
+		         g == GNUTLS_E_CERTIFICATE_KEY_MISMATCH
+		             ? "the key does not match the certificate"
+		             : gnutls_strerror(g));
+		pair_free(p);
+		return MOOR_EINVAL;
+	}
+	*out = p;
+	return 0;
+}
+
+static int file_id(const char *path, struct srv_file_id *id)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0)
+		return -errno;
+	id->dev = (uint64_t)st.st_dev;
+	id->ino = (uint64_t)st.st_ino;
+	id->size = (uint64_t)st.st_size;
+	id->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	return 0;
+}
+
+static bool same_id(const struct srv_file_id *a, const struct srv_file_id *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime_ns == b->mtime_ns;
+}
+
+/* One set of credentials per process: the callback has no context. */
+static struct srv_tls_creds *served;
+
+int srv_tls_serve(struct srv_tls_creds *c, const struct moor_logger *log, char *err, size_t errlen)
+{
+	char why[256];
+	int rc;
+
+	if (c->pairs) {
+		served = c;
+		return 0;
+	}
+	rc = pair_parse(c->cert_pem, c->key_pem, &c->pairs, why, sizeof why);
+	if (rc) {
+		snprintf(err, errlen, "--cert-file %s and --key-file %s: %s",
+		         c->cert_file ? c->cert_file : "", c->key_file ? c->key_file : "", why);
+		return rc;
+	}
+	c->log = log;
+	c->checked_ms = moor_clock_mono_ms();
+	served = c;
+	return 0;
+}
+
+/* At most once a second: when either file changed since it was read,
+ * reads both and, if they make a pair, serves it from now on. */
+static void maybe_reload(struct srv_tls_creds *c)
+{
+	struct srv_file_id cid, kid;
+	struct srv_tls_pair *p = NULL;
+	char *cert = NULL, *key = NULL;
+	char why[256];
+	uint64_t now = moor_clock_mono_ms();
+
+	if (!c->cert_file || !c->key_file || now - c->checked_ms < 1000)
+		return;
+	c->checked_ms = now;
+	if (file_id(c->cert_file, &cid) != 0 || file_id(c->key_file, &kid) != 0)
+		return; /* mid-rotation, or gone: keep serving what we have */
+	if (same_id(&cid, &c->cert_id) && same_id(&kid, &c->key_id))
+		return;
+	c->cert_id = cid; /* whatever comes of it: no retry until the next change */
+	c->key_id = kid;
+	if (read_file("--cert-file", c->cert_file, &cert, why, sizeof why) != 0 ||
+	    read_file("--key-file", c->key_file, &key, why, sizeof why) != 0 ||
+	    pair_parse(cert, key, &p, why, sizeof why) != 0) {
+		moor_log(c->log, MOOR_LOG_WARN, "tls",
+		         "--cert-file %s or --key-file %s changed but cannot be used (%s): "
+		         "serving the previous certificate",
+		         c->cert_file, c->key_file, why);
+	} else {
+		p->older = c->pairs;
+		c->pairs = p;
+		moor_log(c->log, MOOR_LOG_INFO, "tls",
+		         "reloaded --cert-file %s and --key-file %s: new connections get the new "
+		         "certificate",
+		         c->cert_file, c->key_file);
+	}
+	free(cert);
+	free(key);
+}
+
+int srv_tls_cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_rdn, int nreqs,
+                          const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+                          gnutls_pcert_st **pcert, unsigned int *pcert_length,
+                          gnutls_privkey_t *pkey)
+{
+	(void)session;
+	(void)req_ca_rdn;
+	(void)nreqs;
+	(void)pk_algos;
+	(void)pk_algos_length;
+	if (!served || !served->pairs)
+		return -1;
+	maybe_reload(served);
+	*pcert = served->pairs->pcerts;
+	*pcert_length = served->pairs->n;
+	*pkey = served->pairs->key;
+	return 0;
+}
+
 void srv_tls_free(struct srv_tls_creds *c)
 {
+	if (served == c)
+		served = NULL;
+	while (c->pairs) {
+		struct srv_tls_pair *p = c->pairs;
+		c->pairs = p->older;
+		pair_free(p);
+	}
 	free(c->cert_pem);
 	free(c->key_pem);
 	free(c->ca_pem);

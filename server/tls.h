@@ -7,13 +7,24 @@
  * Reading everything up front means a missing, unreadable or malformed file,
  * or a key that does not belong to the certificate, stops moord at start
  * with a message naming the file, instead of failing each handshake later.
+ *
+ * The certificate and key are reloaded when their files change (a
+ * Kubernetes Secret rotated under a running pod): each handshake looks at
+ * the files' identity and time at most once a second, and a new pair that
+ * reads, parses and matches is used from the next handshake on; a bad one
+ * is logged and the pair in use kept. The trusted CAs are read at start
+ * only.
  */
 #ifndef MOOR_SERVER_TLS_H
 #define MOOR_SERVER_TLS_H
 
+#include "common/log.h"
 #include "server/config.h"
 
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The limit on each PEM file read: a chain or CA bundle larger than this is
  * refused at start. */
@@ -21,11 +32,25 @@
 
 /* The PEM texts, NUL-terminated, as libmicrohttpd takes them. ca_pem is NULL
  * without --trusted-ca-file. Owned by the struct; srv_tls_free. */
+struct srv_tls_pair; /* a parsed certificate chain and key (tls.c) */
+
+struct srv_file_id {
+	uint64_t dev, ino, size;
+	int64_t mtime_ns;
+};
+
 struct srv_tls_creds {
 	char *cert_pem;
 	char *key_pem;
 	char *ca_pem;
 	int client_cert_auth;
+	/* reloading: the files, what they were when last read, the pairs
+	 * (newest first; older ones are kept, a handshake may still use them) */
+	const char *cert_file, *key_file;
+	struct srv_file_id cert_id, key_id;
+	uint64_t checked_ms;
+	struct srv_tls_pair *pairs;
+	const struct moor_logger *log;
 };
 
 /* Whether any listen-client-url is https (the files are needed only then). */
@@ -42,6 +67,21 @@ int srv_tls_load(const struct srv_config *cfg, struct srv_tls_creds *out, char *
 
 /* Frees what srv_tls_load filled; safe on a zeroed struct and twice. */
 void srv_tls_free(struct srv_tls_creds *c);
+
+/*
+ * Makes `c` (loaded, outliving the server) the credentials that
+ * srv_tls_cert_callback serves, reloading logged to `log`; one set per
+ * process. 0, or MOOR_EINVAL / MOOR_ENOMEM with the reason in err.
+ */
+int srv_tls_serve(struct srv_tls_creds *c, const struct moor_logger *log, char *err, size_t errlen);
+
+/* libmicrohttpd's MHD_OPTION_HTTPS_CERT_CALLBACK (a GnuTLS
+ * gnutls_certificate_retrieve_function2): the current pair, after
+ * reloading it if its files changed. On the loop thread only. */
+int srv_tls_cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_rdn, int nreqs,
+                          const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+                          gnutls_pcert_st **pcert, unsigned int *pcert_length,
+                          gnutls_privkey_t *pkey);
 
 /*
  * For a connection of a listener with client-cert-auth, before its

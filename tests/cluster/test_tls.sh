@@ -108,6 +108,31 @@ t_check "moorctl --insecure-skip-tls-verify reads without the CA" \
 t_check "moorctl trusting another CA fails (exit $?)" \
 	grep -q "SSL peer certificate" "$T_TMP/ctl.err"
 
+# ---- the certificate rotated under the running member (a Secret update):
+# new connections get the new one, without a restart; a broken file is
+# logged and the one in use kept.
+served_serial() {
+	openssl s_client -connect "$H:2379" -CAfile "$CA" </dev/null 2>/dev/null |
+		openssl x509 -noout -serial 2>/dev/null
+}
+s1=$(served_serial)
+sign server2 ca server.ext
+s2=$(openssl x509 -noout -serial -in "$P/server2.pem")
+t_check "the member serves the first certificate ($s1)" \
+	test -n "$s1" -a "$s1" = "$(openssl x509 -noout -serial -in "$P/server.pem")"
+cp "$P/server2.key" "$P/key.new" && mv -f "$P/key.new" "$P/server.key"
+cp "$P/server2.pem" "$P/cert.new" && mv -f "$P/cert.new" "$P/server.pem"
+t_check "after the files are replaced, new connections get the new certificate within 5 s" \
+	t_wait_eq 5 "$s2" served_serial
+t_check "... and moord logs the reload" grep -q "reloaded --cert-file" "$T_TMP/single.log"
+t_check "... and serves requests with it" bash -c "curl -fsS -m 5 --cacert '$CA' '$U/health' | grep -q '\"health\":\"true\"'"
+printf 'not a certificate\n' >"$P/cert.new" && mv -f "$P/cert.new" "$P/server.pem"
+sleep 1.2
+t_check "a broken certificate file is not used: the member still serves the last good one" \
+	t_wait_eq 5 "$s2" served_serial
+t_check "... and says why" t_wait_eq 5 1 bash -c "grep -c 'changed but cannot be used' '$T_TMP/single.log' | sed 's/^[1-9][0-9]*$/1/'"
+cp "$P/server2.pem" "$P/server.pem"
+
 "$PROBE" "$H" 2379 "$CA" >"$T_TMP/probe1.out" 2>&1
 rc=$?
 sed 's/^/    probe: /' "$T_TMP/probe1.out"
