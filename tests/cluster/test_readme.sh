@@ -14,7 +14,7 @@ t_check "a leader is elected within 15 s" t_wait_leader 15 1 2 3
 sed -n '/^```sh readme-test$/,/^```$/p' "$readme" | grep '^curl' |
 	sed -e "s|http://127.0.0.1:2379|$(t_url 1)|g" -e "s|http://127.0.0.1:22379|$(t_url 2)|g" \
 		-e "s|http://127.0.0.1:32379|$(t_url 3)|g" >"$T_TMP/cmds"
-t_check "the README has its curl examples (10 of them)" test "$(wc -l <"$T_TMP/cmds")" = 10
+t_check "the README has its curl examples (14 of them)" test "$(wc -l <"$T_TMP/cmds")" = 14
 i=0
 while IFS= read -r cmd; do
 	i=$((i + 1))
@@ -33,5 +33,9 @@ t_check "the watch replayed foo's history (bar, then baz)" \
 t_check "member list shows three members" test "$(grep -o '"name":"m[0-9]"' "$T_TMP/out.9" | wc -l)" = 3
 t_check "status names the leader and the etcd version" \
 	bash -c "grep -q '\"leader\":\"[0-9]*\"' '$T_TMP/out.10' && grep -q '\"version\":\"3.5' '$T_TMP/out.10'"
+t_check "the lock answered its key mylock/1da3" grep -q '"key":"bXlsb2NrLzFkYTM="' "$T_TMP/out.11"
+t_check "the unlock through another member answered a header" grep -q '"header":{"cluster_id"' "$T_TMP/out.12"
+t_check "the campaign answered the leader key" grep -q '"leader":{"name":"ZWw=","key":"ZWwvMWRhMw=="' "$T_TMP/out.13"
+t_check "the leader, asked on a third member, holds the campaign's value" grep -q '"value":"bTE="' "$T_TMP/out.14"
 for i in 1 2 3; do t_member_stop "$i" TERM; done
 t_done
