@@ -34,9 +34,7 @@ int kv_check_range_req(struct kv *kv, const Etcdserverpb__RangeRequest *req)
 
 	if (rc)
 		return rc;
-	if (req->limit < 0)
-		return kv_fail(kv, MOOR_ELIMIT, "kv: limit %lld is negative",
-		               (long long)req->limit);
+	/* a negative limit is no limit, as in etcd's mvcc (limit <= 0) */
 	if ((unsigned)req->sort_order > ETCDSERVERPB__RANGE_REQUEST__SORT_ORDER__DESCEND ||
 	    (unsigned)req->sort_target > ETCDSERVERPB__RANGE_REQUEST__SORT_TARGET__VALUE)
 		return kv_fail(kv, MOOR_ESORT, "kv: sort order %d target %d", req->sort_order,

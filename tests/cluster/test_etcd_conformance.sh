@@ -163,6 +163,25 @@ watch_lines() { curl -sS -N -m 2 -X POST "$1/v3/watch" -d "$W" 2>/dev/null | jq 
 agree "watch: created, then the compacted answer, line for line" "$(watch_lines "$E")" "$(watch_lines "$M")"
 W="{\"create_request\":{\"key\":\"$K\",\"start_revision\":\"$(call "$E" /v3/kv/range "{\"key\":\"$K\"}" | sed -E 's/^[0-9]+ //' | jq -r '.kvs[0].mod_revision')\"}}"
 agree "watch: created, then the events, line for line" "$(watch_lines "$E")" "$(watch_lines "$M")"
+for k in 1 2 3; do same "put w/$k for the watches below" /v3/kv/put "{\"key\":\"$(b64 "w/$k")\",\"value\":\"$(b64 "x$k")\"}"; done
+same "delete w/2 with prev_kv" /v3/kv/deleterange "{\"key\":\"$(b64 w/2)\",\"prev_kv\":true}"
+WR=$(call "$E" /v3/kv/range "{\"key\":\"$(b64 w/1)\"}" | sed -E 's/^[0-9]+ //' | jq -r '.kvs[0].mod_revision')
+W="{\"create_request\":{\"key\":\"$(b64 w/)\",\"range_end\":\"$(b64 w0)\",\"start_revision\":\"$WR\",\"prev_kv\":true}}"
+agree "watch of a prefix with prev_kv: puts and the delete with its previous value" "$(watch_lines "$E")" "$(watch_lines "$M")"
+W="{\"create_request\":{\"key\":\"$(b64 w/)\",\"range_end\":\"$(b64 w0)\",\"start_revision\":\"$WR\",\"filters\":[\"NOPUT\"]}}"
+agree "watch with the NOPUT filter: only the delete" "$(watch_lines "$E")" "$(watch_lines "$M")"
+W="{\"create_request\":{\"key\":\"$(b64 w/)\",\"range_end\":\"$(b64 w0)\",\"start_revision\":\"$WR\",\"filters\":[\"NODELETE\"]}}"
+agree "watch with the NODELETE filter: only the puts" "$(watch_lines "$E")" "$(watch_lines "$M")"
+W="{\"create_request\":{\"key\":\"$(b64 w/)\",\"range_end\":\"$(b64 w0)\",\"start_revision\":\"$WR\",\"watch_id\":\"7\"}}"
+agree "watch with a watch_id chosen by the client" "$(watch_lines "$E")" "$(watch_lines "$M")"
+same "txn comparing a key's lease" /v3/kv/txn \
+	"{\"compare\":[{\"key\":\"$(b64 w/1)\",\"target\":\"LEASE\",\"lease\":\"0\"}],\"success\":[{\"request_range\":{\"key\":\"$(b64 w/1)\"}}]}"
+same "txn comparing over a range of keys" /v3/kv/txn \
+	"{\"compare\":[{\"key\":\"$(b64 w/)\",\"range_end\":\"$(b64 w0)\",\"target\":\"VERSION\",\"result\":\"GREATER\",\"version\":\"0\"}],\"success\":[{\"request_range\":{\"key\":\"$(b64 w/)\",\"range_end\":\"$(b64 w0)\",\"count_only\":true}}]}"
+same "put with ignore_lease and a lease: lease is provided" /v3/kv/put "{\"key\":\"$(b64 w/1)\",\"lease\":\"5\",\"ignore_lease\":true}"
+same "put with ignore_value and a value: value is provided" /v3/kv/put "{\"key\":\"$(b64 w/1)\",\"value\":\"eA==\",\"ignore_value\":true}"
+same "range with a negative limit" /v3/kv/range "{\"key\":\"$(b64 w/1)\",\"limit\":\"-1\"}"
+same "range at the compact revision itself" /v3/kv/range "{\"key\":\"$K\",\"revision\":\"3\"}"
 
 # ---- lock and election (etcd's servers send their errors as Unknown, 500)
 same "lease grant for the lock" /v3/lease/grant '{"TTL":"60","ID":"4660"}'

@@ -187,8 +187,6 @@ static int range_in(struct model *m, const Etcdserverpb__RangeRequest *r, int64_
 
 	if (rc)
 		return rc;
-	if (r->limit < 0)
-		return MOOR_ELIMIT;
 	if ((unsigned)r->sort_order > 2 || (unsigned)r->sort_target > 4)
 		return MOOR_ESORT;
 	if (r->revision > hi) /* m->rev, or m->rev + 1 inside a txn that wrote */
@@ -458,8 +456,6 @@ static int ops_check(struct model *m, Etcdserverpb__RequestOp **ops, size_t n)
 			const Etcdserverpb__RangeRequest *q = o->request_range;
 
 			rc = check_range(&q->key, &q->range_end);
-			if (rc == 0 && q->limit < 0)
-				rc = MOOR_ELIMIT;
 			if (rc == 0 &&
 			    ((unsigned)q->sort_order > 2 || (unsigned)q->sort_target > 4))
 				rc = MOOR_ESORT;
