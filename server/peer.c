@@ -738,9 +738,11 @@ static void in_close(struct in_conn *c, const char *why)
 	if (c->closing)
 		return;
 	c->closing = 1;
-	if (why)
-		LOG(t, MOOR_LOG_WARN, "closing peer connection from %s%s%016llx: %s", c->remote,
-		    c->hello_ok ? " member " : " ", (unsigned long long)c->from, why);
+	if (why && c->hello_ok)
+		LOG(t, MOOR_LOG_WARN, "closing peer connection from %s member %016llx: %s",
+		    c->remote, (unsigned long long)c->from, why);
+	else if (why)
+		LOG(t, MOOR_LOG_WARN, "closing peer connection from %s: %s", c->remote, why);
 	if (c->prev)
 		c->prev->next = c->next;
 	else

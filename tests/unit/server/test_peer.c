@@ -448,6 +448,8 @@ static void a_joining_member_learns_who_called_and_then_only_answers_to_its_id(v
 
 static char pki[64]; /* the temporary directory of the test certificates */
 
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 static void sh(const char *fmt, ...)
 {
 	char cmd[2048];
