@@ -265,7 +265,7 @@ printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$san" >"$T
 			-out "$TD/tls.crt" -days 2 -extfile "$TD/ext"
 } >"$TD/openssl.log" 2>&1
 t_check "openssl made the pods' certificate" test -s "$TD/tls.crt"
-TLS_ENV=(MOOR_TLS=true MOOR_TLS_DIR=$TD MOOR_CLIENT_PORT=12379 MOOR_PEER_PORT=12380)
+TLS_ENV=(MOOR_TLS=true "MOOR_TLS_DIR=$TD" MOOR_CLIENT_PORT=12379 MOOR_PEER_PORT=12380)
 tls_pod_start() { # I
 	env MOOR_HOSTNAME="moor-$1" MOOR_DATA_DIR="$T_TMP/tls-$1/data" "${TLS_ENV[@]}" \
 		bash "$ENTRY" --snapshot-count 50 2>>"$T_TMP/tls-$1.log" &
@@ -291,6 +291,13 @@ t_check "a write through moor-0 over https with the client certificate" \
 t_check "is read through moor-2" until_ok 10 bash -c "curl -fsS -m 3 --cacert '$TD/ca.crt' --cert '$TD/tls.crt' --key '$TD/tls.key' -X POST '$(turl 2)/v3/kv/range' -d '{\"key\":\"$(b64 tk)\"}' | grep -q '$(b64 tv)'"
 t_check "a client without a certificate is refused" \
 	bash -c "! curl -fsS -m 3 -o /dev/null --cacert '$TD/ca.crt' '$(turl 1)/health' 2>/dev/null"
+PROBE=$root/deploy/probe.sh
+probe() { env MOOR_HOSTNAME="moor-$1" "${TLS_ENV[@]}" bash "$PROBE" "$2" 2>>"$T_TMP/probe.log"; }
+t_check "probe.sh /livez passes for moor-1 (the exec probe of the tls component)" probe 1 /livez
+t_check "probe.sh /readyz passes for moor-2 once it is ready" until_ok 10 probe 2 /readyz
+mkdir -p "$T_TMP/no-certs"
+t_check "probe.sh fails without the member's certificate" \
+	bash -c "! env MOOR_HOSTNAME=moor-1 ${TLS_ENV[*]} MOOR_TLS_DIR='$T_TMP/no-certs' bash '$PROBE' /livez 2>/dev/null"
 [[ $T_FAILED -eq 0 ]] || for i in 0 1 2; do echo "== tls-$i"; tail -n 15 "$T_TMP/tls-$i.log"; done
 for i in 0 1 2; do
 	pod_stop "$i" TERM
