@@ -68,6 +68,7 @@ struct in_conn {
 	size_t rlen, rcap;
 	int hello_ok, closing;
 	uint64_t from;
+	uint64_t accepted_ms; /* uv_now when accepted, for hello_timeout_ms */
 	char remote[64];
 	struct srv_peer_tls *tls; /* on an https listener */
 	uint8_t *tbuf;            /* READ_CHUNK bytes of ciphertext, with tls */
@@ -89,6 +90,8 @@ struct srv_peer_transport {
 	unsigned ports[SRV_MAX_URLS];
 	int listener_tls[SRV_MAX_URLS];
 	int nlisteners;
+	uv_timer_t sweep; /* closes accepted connections that sent no hello */
+	int sweep_open;
 	struct peer *peers;
 	struct in_conn *ins;
 	int handles; /* open libuv handles; freed at zero once stopping */
@@ -980,6 +983,7 @@ static void on_connection(uv_stream_t *server, int status)
 	if (!c)
 		return;
 	c->t = t;
+	c->accepted_ms = uv_now(t->loop);
 	uv_tcp_init(t->loop, &c->tcp);
 	t->handles++;
 	c->tcp.data = c;
@@ -1016,6 +1020,28 @@ void srv_peer_evict(struct srv_peer_transport *t, uint64_t id)
 	}
 }
 
+/* Every so often: an accepted connection still without a hello (a port
+ * scanner, a stalled handshake, a plain client that says nothing) is cut. */
+static void on_sweep(uv_timer_t *timer)
+{
+	struct srv_peer_transport *t = timer->data;
+	uint64_t now = uv_now(t->loop);
+	struct in_conn *c = t->ins, *next;
+	char why[96];
+
+	for (; c; c = next) {
+		next = c->next;
+		if (c->hello_ok || c->closing || now - c->accepted_ms < t->cfg.hello_timeout_ms)
+			continue;
+		snprintf(why, sizeof why, "%s within %u ms",
+		         c->tls && !c->tls_done ? "no TLS handshake" : "no hello",
+		         t->cfg.hello_timeout_ms);
+		if (c->tls && !c->tls_done)
+			t->stats.tls_failures++;
+		in_close(c, why);
+	}
+}
+
 static void on_listener_closed(uv_handle_t *h)
 {
 	struct srv_peer_transport *t = h->data;
@@ -1043,7 +1069,18 @@ int srv_peer_transport_start(uv_loop_t *loop, const struct srv_peer_config *cfg,
 		t->cfg.max_queue_bytes = 64u << 20;
 	if (!t->cfg.max_queue_frames)
 		t->cfg.max_queue_frames = 8192;
+	if (!t->cfg.hello_timeout_ms)
+		t->cfg.hello_timeout_ms = 10000;
 	MOOR_ASSERT(t->cfg.on_frame);
+	{
+		unsigned every = t->cfg.hello_timeout_ms / 4;
+		every = every < 10 ? 10 : every > 1000 ? 1000 : every;
+		uv_timer_init(loop, &t->sweep);
+		t->handles++;
+		t->sweep_open = 1;
+		t->sweep.data = t;
+		uv_timer_start(&t->sweep, on_sweep, every, every);
+	}
 	for (int i = 0; i < listen->n; i++) {
 		const struct srv_url *u = &listen->url[i];
 		uv_tcp_t *l = &t->listeners[i];
@@ -1109,5 +1146,10 @@ void srv_peer_transport_stop(struct srv_peer_transport *t)
 	for (int i = 0; i < t->nlisteners; i++)
 		uv_close((uv_handle_t *)&t->listeners[i], on_listener_closed);
 	t->nlisteners = 0;
+	if (t->sweep_open) {
+		t->sweep_open = 0;
+		uv_timer_stop(&t->sweep);
+		uv_close((uv_handle_t *)&t->sweep, on_listener_closed);
+	}
 	maybe_free(t);
 }

@@ -24,7 +24,9 @@
  * connected (and takes frames) once its handshake is done, at most
  * SRV_PEER_TLS_HANDSHAKE_MS after the TCP connect. A failed handshake
  * closes that connection with a log line naming the peer and OpenSSL's
- * reason; a dialled one is redialled with the backoff. Outgoing connections bind to this member's
+ * reason; a dialled one is redialled with the backoff. An accepted
+ * connection, plain or TLS, that has not sent a valid hello within
+ * hello_timeout_ms is closed. Outgoing connections bind to this member's
  * own advertised host, so tests can cut the links between two addresses.
  *
  * Threading: everything on the loop thread.
@@ -62,6 +64,10 @@ struct srv_peer_config {
 	size_t max_frame_bytes;  /* default 16 MiB */
 	size_t max_queue_bytes;  /* per peer; default 64 MiB */
 	size_t max_queue_frames; /* per peer; default 8192 */
+	/* An accepted connection without a valid hello (over TLS: a finished
+	 * handshake and a hello) this long after it was accepted is closed;
+	 * default 10000. */
+	unsigned hello_timeout_ms;
 	/* A frame from `from`. Return 0, or non-zero to close that connection
 	 * (the frame did not decode, say). `data` lives only during the call. */
 	int (*on_frame)(void *ctx, uint64_t from, const uint8_t *data, size_t len);

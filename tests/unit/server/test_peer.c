@@ -46,6 +46,7 @@ struct node {
 	struct srv_peer_tls_ctx *tls; /* set before node_start: an https listener */
 	uint64_t removed;             /* is_removed answers yes for this id */
 	uint64_t gone_by;             /* on_gone */
+	unsigned hello_timeout_ms;    /* 0: the default */
 };
 
 static uv_loop_t loop;
@@ -114,6 +115,7 @@ static void node_start(struct node *nd, uint64_t id, unsigned port, uint64_t clu
 	    .is_removed = is_removed,
 	    .on_gone = on_gone,
 	    .tls = nd->tls,
+	    .hello_timeout_ms = nd->hello_timeout_ms,
 	    .ctx = nd,
 	};
 	char self_url[64];
@@ -746,6 +748,35 @@ static void a_client_certificate_with_another_common_name_is_refused(void **stat
 	srv_peer_tls_ctx_free(b.tls);
 }
 
+/* A connection to a TLS port that never starts its handshake, and one to a
+ * plain port that never sends its hello, are cut after hello_timeout_ms. */
+static void connections_that_say_nothing_are_cut_after_the_hello_timeout(void **state)
+{
+	struct node p = {.hello_timeout_ms = 200}, s = {.hello_timeout_ms = 200};
+	uint64_t t0;
+	int fd1, fd2;
+
+	(void)state;
+	s.tls = tls_ctx("m2", "ca", 1, NULL);
+	node_start(&p, 1, 0, CLUSTER);
+	node_start(&s, 2, 0, CLUSTER);
+	uv_update_time(&loop);
+	t0 = uv_now(&loop);
+	fd1 = raw_connect(p.port);
+	fd2 = raw_connect(s.port);
+	assert_true(run_until(raw_closed, &fd1));
+	assert_true(run_until(raw_closed, &fd2));
+	uv_update_time(&loop);
+	assert_true(uv_now(&loop) - t0 >= 200);
+	assert_true(tls_failed(&s));
+	close(fd1);
+	close(fd2);
+	node_stop(&p);
+	node_stop(&s);
+	drain();
+	srv_peer_tls_ctx_free(s.tls);
+}
+
 static void bad_tls_files_are_refused_naming_the_flag_and_file(void **state)
 {
 	struct srv_config cfg;
@@ -831,6 +862,8 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(
 	        a_client_certificate_with_another_common_name_is_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        connections_that_say_nothing_are_cut_after_the_hello_timeout, setup, teardown),
 	    cmocka_unit_test(bad_tls_files_are_refused_naming_the_flag_and_file),
 	};
 	int failed = cmocka_run_group_tests_name("server_peer", tests, NULL, NULL);
