@@ -47,6 +47,7 @@ struct node {
 	uint64_t removed;             /* is_removed answers yes for this id */
 	uint64_t gone_by;             /* on_gone */
 	unsigned hello_timeout_ms;    /* 0: the default */
+	int plain_listener;           /* with tls set: listen on http anyway */
 };
 
 static uv_loop_t loop;
@@ -127,7 +128,7 @@ static void node_start(struct node *nd, uint64_t id, unsigned port, uint64_t clu
 	/* Filled by hand: srv_url_parse refuses port 0, the test wants any. */
 	snprintf(l.url[0].host, sizeof l.url[0].host, "127.0.0.1");
 	l.url[0].port = (uint16_t)port;
-	l.url[0].tls = nd->tls != NULL;
+	l.url[0].tls = nd->tls != NULL && !nd->plain_listener;
 	assert_int_equal(srv_peer_transport_start(&loop, &cfg, &l, &nd->t, err, sizeof err), 0);
 	nd->port = srv_peer_transport_port(nd->t, 0);
 	assert_true(nd->port > 0);
@@ -155,7 +156,8 @@ static void connect_to(struct node *a, const struct node *b)
 	struct srv_url u;
 	char s[64];
 
-	snprintf(s, sizeof s, "%s://127.0.0.1:%u", b->tls ? "https" : "http", b->port);
+	snprintf(s, sizeof s, "%s://127.0.0.1:%u", b->tls && !b->plain_listener ? "https" : "http",
+	         b->port);
 	assert_int_equal(srv_url_parse(s, &u), 0);
 	assert_int_equal(srv_peer_add(a->t, b->id, &u), 0);
 }
@@ -656,6 +658,72 @@ static void plain_and_tls_do_not_talk_to_each_other(void **state)
 	srv_peer_tls_ctx_free(c.tls);
 }
 
+/* Per URL, as etcd: a member with TLS material dials an https peer with TLS
+ * and an http one plain, whatever its own listener is. */
+static void a_mixed_pair_talks_tls_one_way_and_plain_the_other(void **state)
+{
+	struct node a = {0}, b = {0};
+	struct srv_peer_stats st;
+
+	(void)state;
+	a.tls = tls_ctx("m1", "ca", 1, NULL);
+	a.plain_listener = 1;
+	b.tls = tls_ctx("m2", "ca", 1, NULL);
+	node_start(&a, 1, 0, CLUSTER);
+	node_start(&b, 2, 0, CLUSTER);
+	connect_to(&a, &b); /* https */
+	connect_to(&b, &a); /* http */
+	assert_true(run_until(is_up, &(struct want){.n = &a, .peer = 2}));
+	assert_true(run_until(is_up, &(struct want){.n = &b, .peer = 1}));
+	for (uint32_t i = 0; i < 100; i++) {
+		send_seq(&a, 2, i, 64);
+		send_seq(&b, 1, i, 64);
+	}
+	assert_true(run_until(got_frames, &(struct want){.n = &b, .count = 100}));
+	assert_true(run_until(got_frames, &(struct want){.n = &a, .count = 100}));
+	assert_int_equal(a.out_of_order + b.out_of_order, 0);
+	srv_peer_transport_stats(a.t, &st);
+	assert_int_equal(st.tls_failures, 0);
+	srv_peer_transport_stats(b.t, &st);
+	assert_int_equal(st.tls_failures, 0);
+	node_stop(&a);
+	node_stop(&b);
+	drain();
+	srv_peer_tls_ctx_free(a.tls);
+	srv_peer_tls_ctx_free(b.tls);
+}
+
+/* A peer port that accepts (the kernel's backlog) and never answers the
+ * ClientHello: the dialler gives up after SRV_PEER_TLS_HANDSHAKE_MS. */
+static void a_tls_handshake_without_an_answer_is_given_up(void **state)
+{
+	struct node a = {0}, mute = {.id = 2};
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof sa;
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	uint64_t t0;
+
+	(void)state;
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+	mute.port = ntohs(sa.sin_port);
+	a.tls = tls_ctx("m1", "ca", 1, NULL);
+	node_start(&a, 1, 0, CLUSTER);
+	uv_update_time(&loop);
+	t0 = uv_now(&loop);
+	dial(&a, &mute, "https");
+	assert_true(run_until(tls_failed, &a));
+	uv_update_time(&loop);
+	assert_true(uv_now(&loop) - t0 >= SRV_PEER_TLS_HANDSHAKE_MS);
+	assert_false(srv_peer_connected(a.t, 2));
+	node_stop(&a);
+	drain();
+	close(lfd);
+	srv_peer_tls_ctx_free(a.tls);
+}
+
 /* The dialler refuses b's certificate: a refusal with a reason, redialled,
  * never up, nothing delivered. */
 static void refused_server_certificate(const char *b_cert, const char *b_ca)
@@ -851,6 +919,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 	        a_lost_tls_peer_is_redialled_and_a_removed_one_is_told_so, setup, teardown),
 	    cmocka_unit_test_setup_teardown(plain_and_tls_do_not_talk_to_each_other, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(a_mixed_pair_talks_tls_one_way_and_plain_the_other,
+	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(a_tls_handshake_without_an_answer_is_given_up, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(a_certificate_from_another_ca_is_refused, setup,
 	                                    teardown),
