@@ -92,10 +92,12 @@ flags=(--name "$D_NAME" --data-dir "$MOOR_DATA_DIR"
 	--initial-advertise-peer-urls "$my_purl")
 
 if [[ $MOOR_TLS == true ]]; then
-	# etcd's flag names, which moord is to adopt. Until it has them, a
-	# TLS deployment must not silently run in clear text.
+	# etcd's flag names: https for clients and peers, client certificates
+	# required on both, one certificate (it must name every member's DNS
+	# name) for the client and the peer listener and for dialling peers.
+	# An older moord without peer TLS must not silently run in clear text.
 	if ! "$MOORD" --help 2>&1 | grep -q -- '--peer-cert-file'; then
-		die "MOOR_TLS=true but this moord has no TLS support yet (no --peer-cert-file); refusing to start without TLS"
+		die "MOOR_TLS=true but this moord has no peer TLS (no --peer-cert-file in its --help); refusing to start without TLS"
 	fi
 	t=${MOOR_TLS_DIR:-/etc/moor/tls}
 	flags+=(--cert-file "$t/tls.crt" --key-file "$t/tls.key" --trusted-ca-file "$t/ca.crt"

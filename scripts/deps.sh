@@ -8,7 +8,7 @@ PKGS=(
 	build-essential pkg-config clang clang-format libclang-rt-14-dev
 	libuv1-dev libprotobuf-c-dev protobuf-c-compiler librocksdb-dev
 	libssl-dev libmicrohttpd-dev libgnutls28-dev libjansson-dev libcurl4-openssl-dev
-	libcmocka-dev curl iproute2 procps
+	libcmocka-dev curl iproute2 procps openssl
 )
 # Extra packages a caller asks for (bench-compare adds etcd-server, say).
 PKGS+=("$@")

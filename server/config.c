@@ -81,6 +81,24 @@ static const struct flag flags[] = {
     {"client-cert-auth", "MOOR_CLIENT_CERT_AUTH", FLAG_BOOL, OFF(client_cert_auth), 0, NULL,
      "Require every client of an https:// client URL to present a certificate signed by "
      "a CA in --trusted-ca-file; the TLS handshake fails otherwise."},
+    {"peer-cert-file", "MOOR_PEER_CERT_FILE", FLAG_STRING, STR(peer_cert_file), "",
+     "Path to the peer TLS certificate (PEM; the chain may follow it). Presented both as "
+     "the server certificate of an https:// listen-peer-url and as the client certificate "
+     "when dialling peers whose URL is https://."},
+    {"peer-key-file", "MOOR_PEER_KEY_FILE", FLAG_STRING, STR(peer_key_file), "",
+     "Path to the peer TLS key (PEM, unencrypted)."},
+    {"peer-trusted-ca-file", "MOOR_PEER_TRUSTED_CA_FILE", FLAG_STRING, STR(peer_trusted_ca_file),
+     "",
+     "Path to the CA bundle (PEM) that peers' certificates are verified against (default: "
+     "the system's CAs for dialled peers)."},
+    {"peer-client-cert-auth", "MOOR_PEER_CLIENT_CERT_AUTH", FLAG_BOOL, OFF(peer_client_cert_auth),
+     0, NULL,
+     "Require every peer connecting to an https:// listen-peer-url to present a certificate "
+     "signed by a CA in --peer-trusted-ca-file; the TLS handshake fails otherwise."},
+    {"peer-cert-allowed-cn", "MOOR_PEER_CERT_ALLOWED_CN", FLAG_STRING, STR(peer_cert_allowed_cn),
+     "",
+     "With --peer-client-cert-auth: accept only peer client certificates whose Common Name "
+     "is this."},
     {"log-format", "MOOR_LOG_FORMAT", FLAG_LOG_FORMAT, OFF(log_format), 0, "text",
      "Log format: 'text' or 'json' (one line per event, to stderr)."},
     {"log-level", "MOOR_LOG_LEVEL", FLAG_LOG_LEVEL, OFF(log_level), 0, "info",
@@ -296,6 +314,48 @@ static const char *env_lookup(char **envp, const char *name)
 	return NULL;
 }
 
+/* An https peer URL of this member needs a certificate and key; client
+ * certificate checks need the CAs to check against. */
+static int check_peer_tls(const struct srv_config *cfg, char *err, size_t errlen)
+{
+	const struct srv_url_list *lists[] = {&cfg->listen_peer_urls,
+	                                      &cfg->initial_advertise_peer_urls};
+	const char *names[] = {"--listen-peer-urls", "--initial-advertise-peer-urls"};
+	int nocert = cfg->peer_cert_file[0] == '\0', nokey = cfg->peer_key_file[0] == '\0';
+
+	for (int l = 0; l < 2; l++)
+		for (int i = 0; i < lists[l]->n; i++)
+			if (lists[l]->url[i].tls && (nocert || nokey)) {
+				snprintf(err, errlen,
+				         "%s %s is https: it needs --peer-cert-file and "
+				         "--peer-key-file (%s missing)",
+				         names[l], lists[l]->url[i].text,
+				         nocert && nokey ? "both"
+				         : nocert        ? "--peer-cert-file"
+				                         : "--peer-key-file");
+				return MOOR_EINVAL;
+			}
+	if (nocert != nokey) {
+		snprintf(err, errlen, "%s is set without %s: give both or neither",
+		         nocert ? "--peer-key-file" : "--peer-cert-file",
+		         nocert ? "--peer-cert-file" : "--peer-key-file");
+		return MOOR_EINVAL;
+	}
+	if (cfg->peer_client_cert_auth && cfg->peer_trusted_ca_file[0] == '\0') {
+		snprintf(err, errlen,
+		         "--peer-client-cert-auth needs --peer-trusted-ca-file: the CA bundle that "
+		         "peer certificates are verified against");
+		return MOOR_EINVAL;
+	}
+	if (cfg->peer_cert_allowed_cn[0] && !cfg->peer_client_cert_auth) {
+		snprintf(err, errlen,
+		         "--peer-cert-allowed-cn needs --peer-client-cert-auth: without it peers "
+		         "present no certificate to check");
+		return MOOR_EINVAL;
+	}
+	return 0;
+}
+
 int srv_config_parse(struct srv_config *cfg, int argc, char **argv, char **envp, char *err,
                      size_t errlen)
 {
@@ -387,6 +447,8 @@ int srv_config_parse(struct srv_config *cfg, int argc, char **argv, char **envp,
 		         "certificates are verified against");
 		return MOOR_EINVAL;
 	}
+	if (check_peer_tls(cfg, err, errlen) != 0)
+		return MOOR_EINVAL;
 	if (cfg->election_timeout_ms < 5 * cfg->heartbeat_ms || cfg->election_timeout_ms > 50000) {
 		snprintf(err, errlen,
 		         "--election-timeout (%llu ms) must be at least 5 heartbeats (%llu ms) "

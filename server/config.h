@@ -63,6 +63,13 @@ struct srv_config {
 	char key_file[1024];        /* --key-file: its private key, PEM */
 	char trusted_ca_file[1024]; /* --trusted-ca-file: CAs for client certificates */
 	int client_cert_auth;       /* --client-cert-auth: require a verified client cert */
+	/* Peer TLS (etcd's flags): used on https:// listen-peer-urls and to
+	 * dial peers whose URL is https (see server/peer_tls.h). */
+	char peer_cert_file[1024];       /* --peer-cert-file: certificate chain, PEM */
+	char peer_key_file[1024];        /* --peer-key-file: its private key, PEM */
+	char peer_trusted_ca_file[1024]; /* --peer-trusted-ca-file: CAs for peers */
+	int peer_client_cert_auth;       /* --peer-client-cert-auth */
+	char peer_cert_allowed_cn[256];  /* --peer-cert-allowed-cn: "" any */
 	enum srv_log_format log_format;
 	enum moor_log_level log_level;
 	int help;    /* --help given: print usage, exit 0 */

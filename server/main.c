@@ -145,10 +145,20 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	if (srv_peer_tls_needed(&s->cfg)) {
+		rc = srv_peer_tls_load(&s->cfg, &s->peer_tls, err, sizeof err);
+		if (rc) {
+			moor_log(&s->log.logger, MOOR_LOG_ERROR, "server", "cannot start: %s", err);
+			srv_tls_free(&s->tls);
+			free(s);
+			return 1;
+		}
+	}
 	rc = srv_data_dir_open(s->cfg.data_dir, &s->lock_fd, err, sizeof err);
 	if (rc) {
 		moor_log(&s->log.logger, MOOR_LOG_ERROR, "server", "cannot start: %s", err);
 		srv_tls_free(&s->tls);
+		srv_peer_tls_ctx_free(s->peer_tls);
 		free(s);
 		return 1;
 	}
@@ -159,6 +169,7 @@ int main(int argc, char **argv)
 			         err);
 		close(s->lock_fd);
 		srv_tls_free(&s->tls);
+		srv_peer_tls_ctx_free(s->peer_tls);
 		free(s);
 		return rc ? 1 : 0;
 	}
@@ -174,6 +185,7 @@ int main(int argc, char **argv)
 	    .snapshot_count = s->cfg.snapshot_count,
 	    .quota_bytes = s->cfg.quota_backend_bytes,
 	    .election_ticks = (unsigned)(s->cfg.election_timeout_ms / s->cfg.heartbeat_ms),
+	    .peer_tls = s->peer_tls,
 	};
 	rc = srv_node_start(&no, &s->node, err, sizeof err);
 	if (rc) {
@@ -182,6 +194,7 @@ int main(int argc, char **argv)
 		uv_loop_close(&s->loop);
 		close(s->lock_fd);
 		srv_tls_free(&s->tls);
+		srv_peer_tls_ctx_free(s->peer_tls);
 		free(s);
 		return 1;
 	}
@@ -206,6 +219,7 @@ int main(int argc, char **argv)
 		uv_loop_close(&s->loop);
 		close(s->lock_fd);
 		srv_tls_free(&s->tls);
+		srv_peer_tls_ctx_free(s->peer_tls);
 		free(s);
 		return 1;
 	}
@@ -229,6 +243,7 @@ int main(int argc, char **argv)
 	moor_log(&s->log.logger, MOOR_LOG_INFO, "server", "stopped");
 	close(s->lock_fd);
 	srv_tls_free(&s->tls);
+	srv_peer_tls_ctx_free(s->peer_tls);
 	free(s);
 	return 0;
 }

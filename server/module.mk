@@ -20,6 +20,9 @@ $(eval $(call link_bin,$(BUILD)/bin/moor-watch-probe,$(call objs,tests/cluster/w
 SCRIPT_TESTS += tests/cluster/test_watch_stream.sh
 # TLS on the client listener; uses moorctl and the probe (with its TLS relay).
 SCRIPT_TESTS += tests/cluster/test_tls.sh
+# TLS between members (server/peer_tls.c): https peer URLs, snapshots over
+# TLS, a member from another CA refused.
+SCRIPT_TESTS += tests/cluster/test_peer_tls.sh
 
 # etcd's JSON gateway answer for answer against a real etcd (3.4, Debian's
 # etcd-server). In `make test` it compares when an etcd binary is there and

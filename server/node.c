@@ -1309,6 +1309,7 @@ int srv_node_start(const struct srv_node_options *opts, struct srv_node **out, c
 	pc.on_frame = on_peer_frame;
 	pc.self_url = cfg->initial_advertise_peer_urls.url[0].text;
 	pc.on_hello = on_peer_hello;
+	pc.tls = opts->peer_tls;
 	pc.ctx = n;
 	pc.logger = n->log;
 	rc = srv_peer_transport_start(n->loop, &pc, &cfg->listen_peer_urls, &n->peers, err, errlen);

@@ -86,6 +86,8 @@ struct srv_node_options {
 	uint64_t snapshot_count; /* applied entries between compactions, default 10000 */
 	uint64_t quota_bytes;    /* backend quota; 0: 2 GiB */
 	unsigned election_ticks; /* default 10 */
+	/* Peer TLS material (borrowed; outlives the node), or NULL. */
+	struct srv_peer_tls_ctx *peer_tls;
 };
 
 /*

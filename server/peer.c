@@ -1,6 +1,8 @@
 /*
  * The peer transport (see peer.h): outgoing connections that send, incoming
- * connections that receive, framed, bounded, redialled with backoff.
+ * connections that receive, framed, bounded, redialled with backoff; over
+ * TLS (peer_tls.c) where a URL is https, the bytes passing through a TLS
+ * session between the socket and the framing.
  */
 #include "server/peer.h"
 
@@ -19,6 +21,8 @@
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 2000
 #define READ_CHUNK (64 * 1024)
+/* Plaintext encrypted into one TLS write (at least one frame). */
+#define TLS_MAX_WRITE_BYTES (1u << 20)
 
 struct frame {
 	struct frame *next;
@@ -38,6 +42,7 @@ struct peer {
 	unsigned backoff_ms;
 	struct frame *qhead, *qtail;
 	size_t qbytes, qframes;
+	char last_refusal[640]; /* logged once at warn level, then at debug */
 };
 
 struct out_conn {
@@ -46,10 +51,13 @@ struct out_conn {
 	uv_write_t write_req;
 	struct srv_peer_transport *t;
 	struct peer *peer; /* NULL once the peer let go of it */
-	int connected, writing;
+	int connected;
+	int writing; /* writes in flight: 0 or 1 plain, any number over TLS */
 	struct frame *inflight;
 	uv_buf_t *bufs;
 	char rbuf[64];
+	struct srv_peer_tls *tls; /* NULL for a plain connection */
+	char *tbuf;               /* READ_CHUNK bytes of ciphertext, with tls */
 };
 
 struct in_conn {
@@ -60,7 +68,19 @@ struct in_conn {
 	size_t rlen, rcap;
 	int hello_ok, closing;
 	uint64_t from;
+	uint64_t accepted_ms; /* uv_now when accepted, for hello_timeout_ms */
 	char remote[64];
+	struct srv_peer_tls *tls; /* on an https listener */
+	uint8_t *tbuf;            /* READ_CHUNK bytes of ciphertext, with tls */
+	int tls_done;             /* handshake finished */
+};
+
+/* One write of ciphertext (over TLS the bytes are not the frames'). */
+struct tls_wreq {
+	uv_write_t req;
+	void *conn;
+	uv_buf_t buf;
+	char data[];
 };
 
 struct srv_peer_transport {
@@ -68,7 +88,10 @@ struct srv_peer_transport {
 	struct srv_peer_config cfg;
 	uv_tcp_t listeners[SRV_MAX_URLS];
 	unsigned ports[SRV_MAX_URLS];
+	int listener_tls[SRV_MAX_URLS];
 	int nlisteners;
+	uv_timer_t sweep; /* closes accepted connections that sent no hello */
+	int sweep_open;
 	struct peer *peers;
 	struct in_conn *ins;
 	int handles; /* open libuv handles; freed at zero once stopping */
@@ -108,6 +131,53 @@ static struct frame *frame_new(const void *data, size_t len)
 	return f;
 }
 
+/* Writes the ciphertext `tls` holds in one uv_write; cb frees the request.
+ * 0 (also when there was none), or a negative code; *count is incremented
+ * per write started. */
+static int tls_send(uv_stream_t *s, struct srv_peer_tls *tls, void *conn, uv_write_cb cb,
+                    int *count)
+{
+	size_t n = srv_peer_tls_pending(tls);
+	struct tls_wreq *w;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	w = malloc(sizeof *w + n);
+	if (!w)
+		return MOOR_ENOMEM;
+	w->conn = conn;
+	w->buf = uv_buf_init(w->data, (unsigned)srv_peer_tls_take(tls, w->data, n));
+	w->req.data = w;
+	rc = uv_write(&w->req, s, &w->buf, 1, cb);
+	if (rc < 0) {
+		free(w);
+		return rc;
+	}
+	if (count)
+		(*count)++;
+	return 0;
+}
+
+/* The last words before a close (an alert, the gone byte): written now if
+ * the socket takes them, else lost, as the plain gone byte may be. */
+static void tls_send_now(uv_stream_t *s, struct srv_peer_tls *tls)
+{
+	char b[4096];
+	size_t n;
+
+	while ((n = srv_peer_tls_take(tls, b, sizeof b)) > 0) {
+		uv_buf_t ub = uv_buf_init(b, (unsigned)n);
+		if (uv_try_write(s, &ub, 1) != (int)n)
+			break;
+	}
+}
+
+static const char *errtext(int rc)
+{
+	return rc == MOOR_ENOMEM ? "out of memory" : uv_strerror(rc);
+}
+
 static void queue_drop(struct peer *p)
 {
 	p->t->stats.frames_dropped += p->qframes;
@@ -127,6 +197,8 @@ static void on_out_closed(uv_handle_t *h)
 
 	frames_free(c->inflight);
 	free(c->bufs);
+	srv_peer_tls_free(c->tls);
+	free(c->tbuf);
 	free(c);
 	t->handles--;
 	maybe_free(t);
@@ -165,7 +237,74 @@ static void out_fail(struct out_conn *c, const char *why)
 		uv_close((uv_handle_t *)&c->tcp, on_out_closed);
 }
 
+/* A dialled connection refused before it was up (a TLS handshake that
+ * failed): said at warn level once per reason, then at debug level while
+ * it repeats on every redial. */
+static void out_refuse(struct out_conn *c, const char *why)
+{
+	struct peer *p = c->peer;
+
+	if (p) {
+		struct srv_peer_transport *t = p->t;
+		int same = strcmp(p->last_refusal, why) == 0;
+		moor_log(t->cfg.logger, same ? MOOR_LOG_DEBUG : MOOR_LOG_WARN, "peer",
+		         "cannot connect to peer %016llx at %s: %s", (unsigned long long)p->id,
+		         p->url.text, why);
+		snprintf(p->last_refusal, sizeof p->last_refusal, "%s", why);
+		if (c->tls)
+			t->stats.tls_failures++;
+	}
+	out_fail(c, why);
+}
+
 static void peer_flush(struct peer *p);
+
+static void on_tls_out_written(uv_write_t *req, int status)
+{
+	struct tls_wreq *w = req->data;
+	struct out_conn *c = w->conn;
+
+	free(w);
+	c->writing--;
+	if (status < 0) {
+		out_fail(c, uv_strerror(status));
+		return;
+	}
+	if (c->peer && !c->writing)
+		peer_flush(c->peer);
+}
+
+/* Over TLS: encrypts queued frames (up to TLS_MAX_WRITE_BYTES of them,
+ * freeing each) and writes the ciphertext in one uv_write. */
+static void peer_flush_tls(struct peer *p)
+{
+	struct out_conn *c = p->conn;
+	struct frame *f;
+	unsigned n = 0;
+	size_t bytes = 0;
+	int rc;
+
+	while ((f = p->qhead) && n < MAX_FRAMES_PER_WRITE &&
+	       (n == 0 || bytes + f->len <= TLS_MAX_WRITE_BYTES)) {
+		if (srv_peer_tls_write(c->tls, f->data, f->len) != 0) {
+			out_fail(c, srv_peer_tls_error(c->tls));
+			return;
+		}
+		p->qhead = f->next;
+		if (!p->qhead)
+			p->qtail = NULL;
+		p->qbytes -= f->len;
+		p->qframes--;
+		bytes += f->len;
+		n++;
+		free(f);
+	}
+	p->t->stats.frames_sent += n;
+	p->t->stats.writes++;
+	rc = tls_send((uv_stream_t *)&c->tcp, c->tls, c, on_tls_out_written, &c->writing);
+	if (rc < 0)
+		out_fail(c, errtext(rc));
+}
 
 static void on_written(uv_write_t *req, int status)
 {
@@ -193,6 +332,10 @@ static void peer_flush(struct peer *p)
 
 	if (!c || !c->connected || c->writing || !p->qhead)
 		return;
+	if (c->tls) {
+		peer_flush_tls(p);
+		return;
+	}
 	c->bufs = malloc(sizeof *c->bufs * MAX_FRAMES_PER_WRITE);
 	if (!c->bufs)
 		return; /* retried on the next send */
@@ -223,7 +366,90 @@ static void on_out_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct out_conn *c = h->data;
 	(void)suggested;
-	*buf = uv_buf_init(c->rbuf, sizeof c->rbuf);
+	if (c->tls)
+		*buf = uv_buf_init(c->tbuf, READ_CHUNK);
+	else
+		*buf = uv_buf_init(c->rbuf, sizeof c->rbuf);
+}
+
+static void out_gone(struct out_conn *c)
+{
+	struct srv_peer_transport *t = c->t;
+	uint64_t by = c->peer->id;
+
+	out_fail(c, "it says this member was removed from the cluster");
+	if (t->cfg.on_gone)
+		t->cfg.on_gone(t->cfg.ctx, by);
+}
+
+static void out_established(struct out_conn *c);
+static void on_out_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void on_handshake_timeout(uv_timer_t *timer)
+{
+	struct peer *p = timer->data;
+
+	if (p->conn && !p->conn->connected)
+		out_refuse(p->conn, "TLS handshake timed out");
+}
+
+/* The handshake with what arrived; the connection is up once it is done. */
+static void out_tls_progress(struct out_conn *c)
+{
+	int rc = srv_peer_tls_handshake(c->tls), wrc;
+
+	if (rc < 0) {
+		tls_send_now((uv_stream_t *)&c->tcp, c->tls); /* the alert */
+		out_refuse(c, srv_peer_tls_error(c->tls));
+		return;
+	}
+	wrc = tls_send((uv_stream_t *)&c->tcp, c->tls, c, on_tls_out_written, &c->writing);
+	if (wrc < 0) {
+		out_fail(c, errtext(wrc));
+		return;
+	}
+	if (rc == 1) {
+		uv_timer_stop(&c->peer->timer);
+		out_established(c);
+	}
+}
+
+/* Over TLS, the handshake, then (as on a plain connection) only the gone
+ * byte or the end. */
+static void out_tls_read(struct out_conn *c, ssize_t nread)
+{
+	uint8_t pb[64];
+	int r;
+
+	if (nread < 0) {
+		if (!c->connected)
+			out_refuse(c, nread == UV_EOF
+			                  ? "closed by the peer during the TLS handshake "
+			                    "(is its peer URL http://?)"
+			                  : uv_strerror((int)nread));
+		else
+			out_fail(c, nread == UV_EOF ? "closed by peer" : uv_strerror((int)nread));
+		return;
+	}
+	if (nread == 0 || !c->peer)
+		return;
+	if (srv_peer_tls_feed(c->tls, c->tbuf, (size_t)nread) != 0) {
+		out_fail(c, "out of memory");
+		return;
+	}
+	if (!c->connected) {
+		out_tls_progress(c);
+		if (!c->peer || !c->connected)
+			return;
+	}
+	while ((r = srv_peer_tls_read(c->tls, pb, sizeof pb)) > 0) {
+		if (pb[0] == SRV_PEER_GONE) {
+			out_gone(c);
+			return;
+		}
+	}
+	if (r < 0)
+		out_fail(c, srv_peer_tls_error(c->tls));
 }
 
 /* Peers never send on our outgoing connection: a read tells us it closed. */
@@ -231,12 +457,12 @@ static void on_out_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct out_conn *c = s->data;
 
+	if (c->tls) {
+		out_tls_read(c, nread);
+		return;
+	}
 	if (nread > 0 && (unsigned char)buf->base[0] == SRV_PEER_GONE && c->peer) {
-		struct srv_peer_transport *t = c->t;
-		uint64_t by = c->peer->id;
-		out_fail(c, "it says this member was removed from the cluster");
-		if (t->cfg.on_gone)
-			t->cfg.on_gone(t->cfg.ctx, by);
+		out_gone(c);
 		return;
 	}
 	if (nread < 0)
@@ -254,26 +480,15 @@ static int queue_push_front(struct peer *p, struct frame *f)
 	return 0;
 }
 
-static void on_connected(uv_connect_t *req, int status)
+/* The connection is up (TCP, and TLS if any): the hello goes first. */
+static void out_established(struct out_conn *c)
 {
-	struct out_conn *c = req->data;
 	struct peer *p = c->peer;
 	struct srv_peer_transport *t = c->t;
 	Moorraftpb__PeerHello hello = MOORRAFTPB__PEER_HELLO__INIT;
 	uint8_t hb[320];
 	struct frame *f;
 
-	if (!p) { /* removed while connecting */
-		if (!uv_is_closing((uv_handle_t *)&c->tcp))
-			uv_close((uv_handle_t *)&c->tcp, on_out_closed);
-		return;
-	}
-	if (status < 0) {
-		LOG(t, MOOR_LOG_DEBUG, "cannot reach peer %016llx at %s: %s",
-		    (unsigned long long)p->id, p->url.text, uv_strerror(status));
-		out_fail(c, uv_strerror(status));
-		return;
-	}
 	hello.version = SRV_PEER_PROTO_VERSION;
 	hello.cluster_id = t->cfg.cluster_id;
 	hello.from = t->cfg.self_id;
@@ -288,14 +503,54 @@ static void on_connected(uv_connect_t *req, int status)
 	}
 	c->connected = 1;
 	p->backoff_ms = BACKOFF_MIN_MS;
-	uv_tcp_nodelay(&c->tcp, 1);
-	uv_read_start((uv_stream_t *)&c->tcp, on_out_alloc, on_out_read);
+	p->last_refusal[0] = '\0';
+	if (!c->tls) {
+		uv_tcp_nodelay(&c->tcp, 1);
+		uv_read_start((uv_stream_t *)&c->tcp, on_out_alloc, on_out_read);
+	}
 	queue_push_front(p, f);
-	LOG(t, MOOR_LOG_INFO, "connected to peer %016llx at %s", (unsigned long long)p->id,
-	    p->url.text);
+	LOG(t, MOOR_LOG_INFO, "connected to peer %016llx at %s%s", (unsigned long long)p->id,
+	    p->url.text, c->tls ? " (TLS)" : "");
 	if (t->cfg.on_peer_state)
 		t->cfg.on_peer_state(t->cfg.ctx, p->id, 1);
-	peer_flush(p);
+	if (c->peer)
+		peer_flush(p);
+}
+
+static void on_connected(uv_connect_t *req, int status)
+{
+	struct out_conn *c = req->data;
+	struct peer *p = c->peer;
+	struct srv_peer_transport *t = c->t;
+
+	if (!p) { /* removed while connecting */
+		if (!uv_is_closing((uv_handle_t *)&c->tcp))
+			uv_close((uv_handle_t *)&c->tcp, on_out_closed);
+		return;
+	}
+	if (status < 0) {
+		LOG(t, MOOR_LOG_DEBUG, "cannot reach peer %016llx at %s: %s",
+		    (unsigned long long)p->id, p->url.text, uv_strerror(status));
+		out_fail(c, uv_strerror(status));
+		return;
+	}
+	if (!p->url.tls) {
+		out_established(c);
+		return;
+	}
+	if (!t->cfg.tls) {
+		out_refuse(c, "its peer URL is https and this member has no --peer-cert-file");
+		return;
+	}
+	c->tbuf = malloc(READ_CHUNK);
+	if (!c->tbuf || srv_peer_tls_new(t->cfg.tls, 0, p->url.host, &c->tls) != 0) {
+		out_fail(c, "out of memory");
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	uv_read_start((uv_stream_t *)&c->tcp, on_out_alloc, on_out_read);
+	uv_timer_start(&p->timer, on_handshake_timeout, SRV_PEER_TLS_HANDSHAKE_MS, 0);
+	out_tls_progress(c); /* the ClientHello */
 }
 
 static int resolve(const char *host, unsigned port, struct sockaddr_storage *ss)
@@ -472,6 +727,8 @@ static void on_in_closed(uv_handle_t *h)
 	struct srv_peer_transport *t = c->t;
 
 	free(c->rbuf);
+	srv_peer_tls_free(c->tls);
+	free(c->tbuf);
 	free(c);
 	t->handles--;
 	maybe_free(t);
@@ -484,9 +741,11 @@ static void in_close(struct in_conn *c, const char *why)
 	if (c->closing)
 		return;
 	c->closing = 1;
-	if (why)
-		LOG(t, MOOR_LOG_WARN, "closing peer connection from %s%s%016llx: %s", c->remote,
-		    c->hello_ok ? " member " : " ", (unsigned long long)c->from, why);
+	if (why && c->hello_ok)
+		LOG(t, MOOR_LOG_WARN, "closing peer connection from %s member %016llx: %s",
+		    c->remote, (unsigned long long)c->from, why);
+	else if (why)
+		LOG(t, MOOR_LOG_WARN, "closing peer connection from %s: %s", c->remote, why);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -496,25 +755,50 @@ static void in_close(struct in_conn *c, const char *why)
 	uv_close((uv_handle_t *)&c->tcp, on_in_closed);
 }
 
-static void on_in_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* Room for READ_CHUNK more bytes of frames in rbuf: 0 or MOOR_ENOMEM. */
+static int in_reserve(struct in_conn *c)
 {
-	struct in_conn *c = h->data;
-	(void)suggested;
-
 	if (c->rcap - c->rlen < READ_CHUNK) {
 		size_t cap = c->rcap ? c->rcap * 2 : 2 * READ_CHUNK;
 		uint8_t *b;
 		while (cap - c->rlen < READ_CHUNK)
 			cap *= 2;
 		b = realloc(c->rbuf, cap);
-		if (!b) {
-			*buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
-			return;
-		}
+		if (!b)
+			return MOOR_ENOMEM;
 		c->rbuf = b;
 		c->rcap = cap;
 	}
-	*buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
+	return 0;
+}
+
+static void on_in_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct in_conn *c = h->data;
+	(void)suggested;
+
+	if (c->tls)
+		*buf = uv_buf_init((char *)c->tbuf, READ_CHUNK);
+	else if (in_reserve(c) != 0)
+		*buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+	else
+		*buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
+}
+
+/* The one byte a member sends on a connection it accepted, just before
+ * closing it: written now or lost (over TLS, only once the handshake is
+ * done). */
+static void in_send_gone(struct in_conn *c)
+{
+	static char gone[1] = {(char)SRV_PEER_GONE};
+
+	if (c->tls) {
+		if (c->tls_done && srv_peer_tls_write(c->tls, gone, 1) == 0)
+			tls_send_now((uv_stream_t *)&c->tcp, c->tls);
+	} else {
+		uv_buf_t b = uv_buf_init(gone, 1);
+		uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+	}
 }
 
 static int check_hello(struct in_conn *c, const uint8_t *d, size_t n, char *why, size_t wl)
@@ -553,11 +837,9 @@ static int check_hello(struct in_conn *c, const uint8_t *d, size_t n, char *why,
 		snprintf(why, wl, "hello from invalid member id %016llx",
 		         (unsigned long long)h->from);
 	else if (t->cfg.is_removed && t->cfg.is_removed(t->cfg.ctx, h->from)) {
-		static char gone[1] = {(char)SRV_PEER_GONE};
-		uv_buf_t b = uv_buf_init(gone, 1);
 		snprintf(why, wl, "member %016llx was removed from the cluster",
 		         (unsigned long long)h->from);
-		uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+		in_send_gone(c);
 	} else
 		ok = 1;
 	if (ok) {
@@ -572,19 +854,13 @@ static int check_hello(struct in_conn *c, const uint8_t *d, size_t n, char *why,
 	return ok;
 }
 
-static void on_in_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* The whole frames in rbuf, in order: the hello, then frames for on_frame. */
+static void in_parse(struct in_conn *c)
 {
-	struct in_conn *c = s->data;
 	struct srv_peer_transport *t = c->t;
 	size_t off = 0;
 	char why[160];
 
-	(void)buf;
-	if (nread < 0) {
-		in_close(c, nread == UV_EOF ? NULL : uv_strerror((int)nread));
-		return;
-	}
-	c->rlen += (size_t)nread;
 	while (!c->closing && c->rlen - off >= 4) {
 		uint32_t len = moor_get_be32(c->rbuf + off);
 		if (len > t->cfg.max_frame_bytes) {
@@ -617,6 +893,83 @@ static void on_in_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 }
 
+static void on_tls_in_written(uv_write_t *req, int status)
+{
+	struct tls_wreq *w = req->data;
+	struct in_conn *c = w->conn;
+
+	free(w);
+	if (status < 0)
+		in_close(c, status == UV_ECANCELED ? NULL : uv_strerror(status));
+}
+
+/* Over TLS: the handshake, then the plaintext into rbuf, parsed as it
+ * comes so that rbuf holds at most one frame and a chunk. */
+static void in_tls_read(struct in_conn *c, size_t nread)
+{
+	int rc, wrc;
+
+	if (srv_peer_tls_feed(c->tls, c->tbuf, nread) != 0) {
+		in_close(c, "out of memory");
+		return;
+	}
+	if (!c->tls_done) {
+		rc = srv_peer_tls_handshake(c->tls);
+		if (rc < 0) {
+			tls_send_now((uv_stream_t *)&c->tcp, c->tls); /* the alert */
+			c->t->stats.tls_failures++;
+			in_close(c, srv_peer_tls_error(c->tls));
+			return;
+		}
+		wrc = tls_send((uv_stream_t *)&c->tcp, c->tls, c, on_tls_in_written, NULL);
+		if (wrc < 0) {
+			in_close(c, errtext(wrc));
+			return;
+		}
+		if (rc == 0)
+			return;
+		c->tls_done = 1;
+	}
+	for (;;) {
+		if (in_reserve(c) != 0) {
+			in_close(c, "out of memory");
+			return;
+		}
+		rc = srv_peer_tls_read(c->tls, c->rbuf + c->rlen, c->rcap - c->rlen);
+		if (rc == 0)
+			break;
+		if (rc < 0) {
+			in_close(c, srv_peer_tls_error(c->tls));
+			return;
+		}
+		c->rlen += (size_t)rc;
+		in_parse(c);
+		if (c->closing)
+			return;
+	}
+	wrc = tls_send((uv_stream_t *)&c->tcp, c->tls, c, on_tls_in_written, NULL);
+	if (wrc < 0)
+		in_close(c, errtext(wrc));
+}
+
+static void on_in_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct in_conn *c = s->data;
+
+	(void)buf;
+	if (nread < 0) {
+		in_close(c, nread == UV_EOF ? NULL : uv_strerror((int)nread));
+		return;
+	}
+	if (c->tls) {
+		if (nread > 0)
+			in_tls_read(c, (size_t)nread);
+		return;
+	}
+	c->rlen += (size_t)nread;
+	in_parse(c);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct srv_peer_transport *t = server->data;
@@ -630,6 +983,7 @@ static void on_connection(uv_stream_t *server, int status)
 	if (!c)
 		return;
 	c->t = t;
+	c->accepted_ms = uv_now(t->loop);
 	uv_tcp_init(t->loop, &c->tcp);
 	t->handles++;
 	c->tcp.data = c;
@@ -643,6 +997,13 @@ static void on_connection(uv_stream_t *server, int status)
 	}
 	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sl) == 0)
 		uv_ip_name((struct sockaddr *)&ss, c->remote, sizeof c->remote);
+	if (t->listener_tls[(uv_tcp_t *)server - t->listeners]) {
+		c->tbuf = malloc(READ_CHUNK);
+		if (!c->tbuf || srv_peer_tls_new(t->cfg.tls, 1, "", &c->tls) != 0) {
+			in_close(c, "out of memory");
+			return;
+		}
+	}
 	uv_read_start((uv_stream_t *)&c->tcp, on_in_alloc, on_in_read);
 }
 
@@ -653,11 +1014,31 @@ void srv_peer_evict(struct srv_peer_transport *t, uint64_t id)
 	for (; c; c = next) {
 		next = c->next;
 		if (c->hello_ok && c->from == id && !c->closing) {
-			static char gone[1] = {(char)SRV_PEER_GONE};
-			uv_buf_t b = uv_buf_init(gone, 1);
-			uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+			in_send_gone(c);
 			in_close(c, "it was removed from the cluster");
 		}
+	}
+}
+
+/* Every so often: an accepted connection still without a hello (a port
+ * scanner, a stalled handshake, a plain client that says nothing) is cut. */
+static void on_sweep(uv_timer_t *timer)
+{
+	struct srv_peer_transport *t = timer->data;
+	uint64_t now = uv_now(t->loop);
+	struct in_conn *c = t->ins, *next;
+	char why[96];
+
+	for (; c; c = next) {
+		next = c->next;
+		if (c->hello_ok || c->closing || now - c->accepted_ms < t->cfg.hello_timeout_ms)
+			continue;
+		snprintf(why, sizeof why, "%s within %u ms",
+		         c->tls && !c->tls_done ? "no TLS handshake" : "no hello",
+		         t->cfg.hello_timeout_ms);
+		if (c->tls && !c->tls_done)
+			t->stats.tls_failures++;
+		in_close(c, why);
 	}
 }
 
@@ -688,18 +1069,32 @@ int srv_peer_transport_start(uv_loop_t *loop, const struct srv_peer_config *cfg,
 		t->cfg.max_queue_bytes = 64u << 20;
 	if (!t->cfg.max_queue_frames)
 		t->cfg.max_queue_frames = 8192;
+	if (!t->cfg.hello_timeout_ms)
+		t->cfg.hello_timeout_ms = 10000;
 	MOOR_ASSERT(t->cfg.on_frame);
+	{
+		unsigned every = t->cfg.hello_timeout_ms / 4;
+		every = every < 10 ? 10 : every > 1000 ? 1000 : every;
+		uv_timer_init(loop, &t->sweep);
+		t->handles++;
+		t->sweep_open = 1;
+		t->sweep.data = t;
+		uv_timer_start(&t->sweep, on_sweep, every, every);
+	}
 	for (int i = 0; i < listen->n; i++) {
 		const struct srv_url *u = &listen->url[i];
 		uv_tcp_t *l = &t->listeners[i];
 		int sl = sizeof ss;
 
-		if (u->tls) {
-			snprintf(err, errlen, "cannot listen on %s: TLS is not supported yet",
+		if (u->tls && !cfg->tls) {
+			snprintf(err, errlen,
+			         "cannot listen on %s: https needs --peer-cert-file and "
+			         "--peer-key-file",
 			         u->text);
 			rc = MOOR_EINVAL;
 			goto fail;
 		}
+		t->listener_tls[i] = u->tls;
 		if (resolve(u->host, u->port, &ss) != 0) {
 			snprintf(err, errlen, "cannot resolve %s", u->text);
 			rc = MOOR_EINVAL;
@@ -751,5 +1146,10 @@ void srv_peer_transport_stop(struct srv_peer_transport *t)
 	for (int i = 0; i < t->nlisteners; i++)
 		uv_close((uv_handle_t *)&t->listeners[i], on_listener_closed);
 	t->nlisteners = 0;
+	if (t->sweep_open) {
+		t->sweep_open = 0;
+		uv_timer_stop(&t->sweep);
+		uv_close((uv_handle_t *)&t->sweep, on_listener_closed);
+	}
 	maybe_free(t);
 }

@@ -16,8 +16,18 @@
  * peer is not connected, a send is refused with MOOR_EUNAVAILABLE and the
  * frame dropped — raft retransmits, and a dead peer never grows memory.
  * Lost connections are redialled with exponential backoff (50 ms doubling to
- * 2 s). Outgoing connections bind to this member's own advertised host, so
- * tests can cut the links between two addresses.
+ * 2 s).
+ *
+ * TLS (cfg.tls, see peer_tls.h): an https:// listen URL accepts only TLS,
+ * and a peer whose URL is https:// is dialled with TLS; framing, batching,
+ * bounds and redials are the same over TLS. A dialled connection counts as
+ * connected (and takes frames) once its handshake is done, at most
+ * SRV_PEER_TLS_HANDSHAKE_MS after the TCP connect. A failed handshake
+ * closes that connection with a log line naming the peer and OpenSSL's
+ * reason; a dialled one is redialled with the backoff. An accepted
+ * connection, plain or TLS, that has not sent a valid hello within
+ * hello_timeout_ms is closed. Outgoing connections bind to this member's
+ * own advertised host, so tests can cut the links between two addresses.
  *
  * Threading: everything on the loop thread.
  */
@@ -26,6 +36,7 @@
 
 #include "common/log.h"
 #include "server/config.h"
+#include "server/peer_tls.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +46,8 @@
 /* The one byte a member ever sends back on a connection it accepted: "you
  * were removed from this cluster" (etcd's 410 Gone). */
 #define SRV_PEER_GONE 0x52
+/* The longest a dialled TLS handshake may take before it is given up. */
+#define SRV_PEER_TLS_HANDSHAKE_MS 5000
 
 struct srv_peer_transport;
 
@@ -51,6 +64,10 @@ struct srv_peer_config {
 	size_t max_frame_bytes;  /* default 16 MiB */
 	size_t max_queue_bytes;  /* per peer; default 64 MiB */
 	size_t max_queue_frames; /* per peer; default 8192 */
+	/* An accepted connection without a valid hello (over TLS: a finished
+	 * handshake and a hello) this long after it was accepted is closed;
+	 * default 10000. */
+	unsigned hello_timeout_ms;
 	/* A frame from `from`. Return 0, or non-zero to close that connection
 	 * (the frame did not decode, say). `data` lives only during the call. */
 	int (*on_frame)(void *ctx, uint64_t from, const uint8_t *data, size_t len);
@@ -66,6 +83,11 @@ struct srv_peer_config {
 	void (*on_gone)(void *ctx, uint64_t by);
 	/* A peer's outgoing connection came up (1) or went down (0). May be NULL. */
 	void (*on_peer_state)(void *ctx, uint64_t id, int connected);
+	/* Peer TLS (borrowed; outlives the transport). NULL: none, and then
+	 * an https listen URL is refused at start and a peer whose URL is
+	 * https cannot be dialled. With it, https listen URLs serve TLS and
+	 * peers are dialled with TLS or plain as their URL says. */
+	struct srv_peer_tls_ctx *tls;
 	void *ctx;
 	const struct moor_logger *logger;
 };
@@ -107,6 +129,7 @@ int srv_peer_connected(const struct srv_peer_transport *t, uint64_t id);
 /* Counters, for metrics and tests. */
 struct srv_peer_stats {
 	uint64_t frames_sent, frames_received, frames_dropped, writes, connections_refused;
+	uint64_t tls_failures; /* handshakes failed, either direction */
 };
 void srv_peer_transport_stats(const struct srv_peer_transport *t, struct srv_peer_stats *out);
 

@@ -22,6 +22,8 @@ struct srv_server {
 	uv_signal_t sig_term, sig_int;
 	struct srv_http *client_http;
 	struct srv_tls_creds tls; /* read at start when a client URL is https */
+	/* read at start when a peer URL is https or --peer-cert-file is given */
+	struct srv_peer_tls_ctx *peer_tls;
 	struct srv_node *node;
 	struct srv_api api;
 	uint64_t ready_commit; /* commit index learned at start; ready once applied */

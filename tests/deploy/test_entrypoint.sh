@@ -9,8 +9,9 @@
 # empty rejoining (stale entry removed, added as a learner, promoted), scale
 # 3 -> 5 and back 5 -> 3 through the preStop hook, a scaled-down member's
 # kept volume coming back under a NOSPACE alarm, an empty volume that must
-# not bootstrap over a cluster without a leader, and the refusals (a
-# hostname without an ordinal, TLS asked of a moord without it).
+# not bootstrap over a cluster without a leader, the refusals (a hostname
+# without an ordinal, TLS asked of a moord without it), and three pods with
+# MOOR_TLS=true (https for clients and peers, client certificates required).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -236,11 +237,70 @@ t_check "three members at the end" test "$(nmembers 2)" = 3
 MOOR_HOSTNAME=notastatefulsetpod bash "$ENTRY" 2>"$T_TMP/bad.log"
 rc=$?
 t_check "a hostname without an ordinal is refused with exit 1 (got $rc)" test "$rc" = 1
-MOOR_HOSTNAME=moor-1 MOOR_TLS=true MOOR_DATA_DIR=$T_TMP/tls bash "$ENTRY" 2>"$T_TMP/tls.log"
+printf '#!/bin/sh\necho "Usage: moord [flags]"\n' >"$T_TMP/old-moord"
+chmod +x "$T_TMP/old-moord"
+MOORD=$T_TMP/old-moord MOOR_HOSTNAME=moor-1 MOOR_TLS=true MOOR_DATA_DIR=$T_TMP/tls \
+	bash "$ENTRY" 2>"$T_TMP/tls.log"
 rc=$?
-t_check "MOOR_TLS=true with a moord that has no TLS is refused (exit $rc), not run in clear text" \
-	bash -c "[[ $rc == 1 ]] && grep -q 'no TLS support yet' '$T_TMP/tls.log'"
+t_check "MOOR_TLS=true with a moord without peer TLS is refused (exit $rc), not run in clear text" \
+	bash -c "[[ $rc == 1 ]] && grep -q 'has no peer TLS' '$T_TMP/tls.log'"
 
 [[ $T_FAILED -eq 0 ]] || show_logs
 for i in 0 1 2; do pod_stop "$i" TERM; done
+
+# ---- MOOR_TLS=true (the Kubernetes tls component): https for clients and
+# peers, client certificates required on both, from one certificate in
+# MOOR_TLS_DIR as cert-manager writes it (tls.crt, tls.key, ca.crt) naming
+# every member's DNS name and (test mode) address. Other ports than above.
+TD=$T_TMP/tls-dir
+mkdir -p "$TD"
+san=""
+for i in 0 1 2; do san+="${san:+,}DNS:moor-$i.moor-peers.test,IP:$prefix.$((i + 1))"; done
+printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$san" >"$TD/ext"
+{
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TD/ca.key" -out "$TD/ca.crt" -days 2 \
+		-subj /CN=moor-test-ca &&
+		openssl req -newkey rsa:2048 -nodes -keyout "$TD/tls.key" -out "$TD/tls.csr" -subj /CN=moor &&
+		openssl x509 -req -in "$TD/tls.csr" -CA "$TD/ca.crt" -CAkey "$TD/ca.key" -CAcreateserial \
+			-out "$TD/tls.crt" -days 2 -extfile "$TD/ext"
+} >"$TD/openssl.log" 2>&1
+t_check "openssl made the pods' certificate" test -s "$TD/tls.crt"
+TLS_ENV=(MOOR_TLS=true "MOOR_TLS_DIR=$TD" MOOR_CLIENT_PORT=12379 MOOR_PEER_PORT=12380)
+tls_pod_start() { # I
+	env MOOR_HOSTNAME="moor-$1" MOOR_DATA_DIR="$T_TMP/tls-$1/data" "${TLS_ENV[@]}" \
+		bash "$ENTRY" --snapshot-count 50 2>>"$T_TMP/tls-$1.log" &
+	P[$1]=$!
+	T_PIDS+=("${P[$1]}")
+}
+turl() { echo "https://$prefix.$(($1 + 1)):12379"; }
+tcurl() { curl -fsS -m 3 --cacert "$TD/ca.crt" --cert "$TD/tls.crt" --key "$TD/tls.key" "$@"; }
+tls_leader_of() { tcurl -X POST "$(turl "$1")/v3/maintenance/status" -d '{}' 2>/dev/null | sed -n 's/.*"leader":"\([0-9]*\)".*/\1/p'; }
+tls_agree() {
+	local a b c
+	a=$(tls_leader_of 0) b=$(tls_leader_of 1) c=$(tls_leader_of 2)
+	[[ -n $a && $a != 0 && $a == "$b" && $b == "$c" ]]
+}
+for i in 0 1 2; do tls_pod_start "$i"; done
+t_check "three pods with MOOR_TLS=true bootstrap and elect a leader over TLS" until_ok 30 tls_agree
+for i in 0 1 2; do
+	t_check "moor-$i dialled its peers at https URLs with TLS" \
+		test "$(grep -c "connected to peer [0-9a-f]* at https://$prefix.[0-9]:12380 (TLS)" "$T_TMP/tls-$i.log")" -ge 2
+done
+t_check "a write through moor-0 over https with the client certificate" \
+	bash -c "curl -fsS -m 5 --cacert '$TD/ca.crt' --cert '$TD/tls.crt' --key '$TD/tls.key' -X POST '$(turl 0)/v3/kv/put' -d '{\"key\":\"$(b64 tk)\",\"value\":\"$(b64 tv)\"}' | grep -q revision"
+t_check "is read through moor-2" until_ok 10 bash -c "curl -fsS -m 3 --cacert '$TD/ca.crt' --cert '$TD/tls.crt' --key '$TD/tls.key' -X POST '$(turl 2)/v3/kv/range' -d '{\"key\":\"$(b64 tk)\"}' | grep -q '$(b64 tv)'"
+t_check "a client without a certificate is refused" \
+	bash -c "! curl -fsS -m 3 -o /dev/null --cacert '$TD/ca.crt' '$(turl 1)/health' 2>/dev/null"
+PROBE=$root/deploy/probe.sh
+probe() { env MOOR_HOSTNAME="moor-$1" "${TLS_ENV[@]}" bash "$PROBE" "$2" 2>>"$T_TMP/probe.log"; }
+t_check "probe.sh /livez passes for moor-1 (the exec probe of the tls component)" probe 1 /livez
+t_check "probe.sh /readyz passes for moor-2 once it is ready" until_ok 10 probe 2 /readyz
+mkdir -p "$T_TMP/no-certs"
+t_check "probe.sh fails without the member's certificate" \
+	bash -c "! env MOOR_HOSTNAME=moor-1 ${TLS_ENV[*]} MOOR_TLS_DIR='$T_TMP/no-certs' bash '$PROBE' /livez 2>/dev/null"
+[[ $T_FAILED -eq 0 ]] || for i in 0 1 2; do echo "== tls-$i"; tail -n 15 "$T_TMP/tls-$i.log"; done
+for i in 0 1 2; do
+	pod_stop "$i" TERM
+	t_check "TLS pod moor-$i stops with exit 0 (got $T_RC)" test "$T_RC" = 0
+done
 t_done

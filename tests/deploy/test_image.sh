@@ -99,8 +99,8 @@ check "the entrypoint runs under tini" grep -q '^ENTRYPOINT \["/usr/bin/tini", "
 for f in $(grep '^COPY deploy/' "$DF" | tr ' ' '\n' | grep '^deploy/'); do
 	check "copied file $f exists and is executable" test -x "$f"
 done
-check "the image copies entrypoint, preStop hook and their library" \
-	grep -q '^COPY deploy/entrypoint.sh deploy/prestop.sh deploy/lib.sh /usr/local/lib/moor/$' "$DF"
+check "the image copies entrypoint, preStop hook, TLS probe and their library" \
+	grep -q '^COPY deploy/entrypoint.sh deploy/prestop.sh deploy/probe.sh deploy/lib.sh /usr/local/lib/moor/$' "$DF"
 
 # The entrypoint hands "moord ..." and "moorctl ..." straight through.
 out=$(MOORD=$BUILD/bin/moord bash deploy/entrypoint.sh moord --help 2>&1)
@@ -108,7 +108,7 @@ check "entrypoint 'moord --help' runs moord itself" grep -q 'Usage: moord' <<<"$
 out=$(MOORCTL=$BUILD/bin/moorctl bash deploy/entrypoint.sh moorctl --help 2>&1)
 check "entrypoint 'moorctl --help' runs moorctl itself" grep -q 'moorctl - a command line client' <<<"$out"
 if command -v shellcheck >/dev/null; then
-	check "shellcheck finds nothing in deploy/*.sh" shellcheck -x deploy/entrypoint.sh deploy/prestop.sh deploy/lib.sh
+	check "shellcheck finds nothing in deploy/*.sh" shellcheck -x deploy/entrypoint.sh deploy/prestop.sh deploy/probe.sh deploy/lib.sh
 fi
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

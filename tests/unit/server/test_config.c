@@ -155,6 +155,58 @@ static void https_client_urls_need_a_certificate_and_key(void **state)
 	assert_int_equal(c.client_cert_auth, 1);
 }
 
+static void https_peer_urls_need_a_peer_certificate_and_key(void **state)
+{
+	struct srv_config c;
+	char err[256];
+	char *env[] = {"MOOR_PEER_CERT_FILE=/e/c.pem",        "MOOR_PEER_KEY_FILE=/e/k.pem",
+	               "MOOR_PEER_TRUSTED_CA_FILE=/e/ca.pem", "MOOR_PEER_CLIENT_CERT_AUTH=true",
+	               "MOOR_PEER_CERT_ALLOWED_CN=m1",        NULL};
+
+	(void)state;
+	assert_int_equal(parse(&c, NULL, err, 2, "--listen-peer-urls", "https://127.0.0.1:1"),
+	                 MOOR_EINVAL);
+	assert_non_null(strstr(err, "--listen-peer-urls https://127.0.0.1:1 is https"));
+	assert_non_null(strstr(err, "--peer-cert-file and --peer-key-file (both missing)"));
+	/* the advertised URL alone is enough to need them */
+	assert_int_equal(parse(&c, NULL, err, 6, "--initial-advertise-peer-urls",
+	                       "https://127.0.0.1:1", "--initial-cluster",
+	                       "default=https://127.0.0.1:1", "--peer-cert-file", "/c.pem"),
+	                 MOOR_EINVAL);
+	assert_non_null(strstr(err, "--initial-advertise-peer-urls https://127.0.0.1:1 is https"));
+	assert_non_null(strstr(err, "(--peer-key-file missing)"));
+	assert_int_equal(parse(&c, NULL, err, 2, "--peer-key-file", "/k.pem"), MOOR_EINVAL);
+	assert_non_null(strstr(err, "--peer-key-file is set without --peer-cert-file"));
+	assert_int_equal(parse(&c, NULL, err, 5, "--listen-peer-urls", "https://127.0.0.1:1",
+	                       "--peer-cert-file", "/c.pem", "--peer-client-cert-auth"),
+	                 MOOR_EINVAL);
+	assert_non_null(strstr(err, "(--peer-key-file missing)"));
+	assert_int_equal(
+	    parse(&c, NULL, err, 3, "--peer-cert-file", "/c.pem", "--peer-client-cert-auth"),
+	    MOOR_EINVAL);
+	assert_int_equal(parse(&c, NULL, err, 5, "--peer-cert-file", "/c.pem", "--peer-key-file",
+	                       "/k.pem", "--peer-client-cert-auth"),
+	                 MOOR_EINVAL);
+	assert_non_null(strstr(err, "--peer-client-cert-auth needs --peer-trusted-ca-file"));
+	assert_int_equal(parse(&c, NULL, err, 2, "--peer-cert-allowed-cn", "m1"), MOOR_EINVAL);
+	assert_non_null(strstr(err, "--peer-cert-allowed-cn needs --peer-client-cert-auth"));
+	assert_int_equal(parse(&c, NULL, err, 5, "--listen-peer-urls", "https://127.0.0.1:1",
+	                       "--peer-cert-file", "/c.pem", "--peer-key-file=/k.pem"),
+	                 0);
+	assert_int_equal(c.listen_peer_urls.url[0].tls, 1);
+	assert_int_equal(c.initial_advertise_peer_urls.url[0].tls, 1);
+	assert_string_equal(c.peer_cert_file, "/c.pem");
+	assert_string_equal(c.peer_key_file, "/k.pem");
+	assert_int_equal(c.peer_client_cert_auth, 0);
+	/* all five from the environment */
+	assert_int_equal(parse(&c, env, err, 2, "--listen-peer-urls", "https://127.0.0.1:1"), 0);
+	assert_string_equal(c.peer_cert_file, "/e/c.pem");
+	assert_string_equal(c.peer_key_file, "/e/k.pem");
+	assert_string_equal(c.peer_trusted_ca_file, "/e/ca.pem");
+	assert_int_equal(c.peer_client_cert_auth, 1);
+	assert_string_equal(c.peer_cert_allowed_cn, "m1");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -164,6 +216,7 @@ int main(void)
 	    cmocka_unit_test(malformed_input_is_refused_with_a_message_naming_it),
 	    cmocka_unit_test(urls_are_parsed_strictly),
 	    cmocka_unit_test(https_client_urls_need_a_certificate_and_key),
+	    cmocka_unit_test(https_peer_urls_need_a_peer_certificate_and_key),
 	};
 	return cmocka_run_group_tests_name("server_config", tests, NULL, NULL);
 }

@@ -1,8 +1,12 @@
 /*
  * The peer transport between transports in one process on 127.0.0.1: order,
  * batching, reconnection, and every kind of bad peer (garbage, a wrong
- * cluster id, an oversized frame, an undecodable frame). Waits are bounded
- * loops over the libuv loop, never bare sleeps.
+ * cluster id, an oversized frame, an undecodable frame); then the same over
+ * TLS, and every kind of TLS mismatch (plain against TLS both ways, another
+ * CA, no client certificate, a certificate for another address or Common
+ * Name). The certificates are made by the openssl command in a temporary
+ * directory when the TLS tests start. Waits are bounded loops over the
+ * libuv loop, never bare sleeps.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +22,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -38,6 +43,11 @@ struct node {
 	uint64_t hello_from;
 	char hello_url[256];
 	uint64_t cluster_learned;
+	struct srv_peer_tls_ctx *tls; /* set before node_start: an https listener */
+	uint64_t removed;             /* is_removed answers yes for this id */
+	uint64_t gone_by;             /* on_gone */
+	unsigned hello_timeout_ms;    /* 0: the default */
+	int plain_listener;           /* with tls set: listen on http anyway */
 };
 
 static uv_loop_t loop;
@@ -79,6 +89,18 @@ static void on_state(void *ctx, uint64_t id, int up)
 		nd->up[id] = up;
 }
 
+static int is_removed(void *ctx, uint64_t from)
+{
+	struct node *nd = ctx;
+	return nd->removed != 0 && from == nd->removed;
+}
+
+static void on_gone(void *ctx, uint64_t by)
+{
+	struct node *nd = ctx;
+	nd->gone_by = by;
+}
+
 static void node_start(struct node *nd, uint64_t id, unsigned port, uint64_t cluster)
 {
 	struct srv_url_list l = {.n = 1};
@@ -91,6 +113,10 @@ static void node_start(struct node *nd, uint64_t id, unsigned port, uint64_t clu
 	    .on_peer_state = on_state,
 	    .on_hello = on_hello,
 	    .on_cluster_id = on_cluster,
+	    .is_removed = is_removed,
+	    .on_gone = on_gone,
+	    .tls = nd->tls,
+	    .hello_timeout_ms = nd->hello_timeout_ms,
 	    .ctx = nd,
 	};
 	char self_url[64];
@@ -102,6 +128,7 @@ static void node_start(struct node *nd, uint64_t id, unsigned port, uint64_t clu
 	/* Filled by hand: srv_url_parse refuses port 0, the test wants any. */
 	snprintf(l.url[0].host, sizeof l.url[0].host, "127.0.0.1");
 	l.url[0].port = (uint16_t)port;
+	l.url[0].tls = nd->tls != NULL && !nd->plain_listener;
 	assert_int_equal(srv_peer_transport_start(&loop, &cfg, &l, &nd->t, err, sizeof err), 0);
 	nd->port = srv_peer_transport_port(nd->t, 0);
 	assert_true(nd->port > 0);
@@ -113,12 +140,24 @@ static void node_stop(struct node *nd)
 	nd->t = NULL;
 }
 
+/* a dials b at scheme://127.0.0.1:port */
+static void dial(struct node *a, const struct node *b, const char *scheme)
+{
+	struct srv_url u;
+	char s[64];
+
+	snprintf(s, sizeof s, "%s://127.0.0.1:%u", scheme, b->port);
+	assert_int_equal(srv_url_parse(s, &u), 0);
+	assert_int_equal(srv_peer_add(a->t, b->id, &u), 0);
+}
+
 static void connect_to(struct node *a, const struct node *b)
 {
 	struct srv_url u;
 	char s[64];
 
-	snprintf(s, sizeof s, "http://127.0.0.1:%u", b->port);
+	snprintf(s, sizeof s, "%s://127.0.0.1:%u", b->tls && !b->plain_listener ? "https" : "http",
+	         b->port);
 	assert_int_equal(srv_url_parse(s, &u), 0);
 	assert_int_equal(srv_peer_add(a->t, b->id, &u), 0);
 }
@@ -409,6 +448,443 @@ static void a_joining_member_learns_who_called_and_then_only_answers_to_its_id(v
 	drain();
 }
 
+/* ---- TLS ---- */
+
+static char pki[64]; /* the temporary directory of the test certificates */
+
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void sh(const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof cmd, fmt, ap);
+	va_end(ap);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* NAME.pem and NAME.key, signed by CA, for the IP address SAN. */
+static void pki_sign(const char *name, const char *ca, const char *ip)
+{
+	sh("cd %s && printf 'subjectAltName=IP:%s\\nextendedKeyUsage=serverAuth,clientAuth\\n' "
+	   ">%s.ext && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+	   "-keyout %s.key -out %s.csr -subj /CN=%s >>openssl.log 2>&1 && openssl x509 -req -in "
+	   "%s.csr -CA %s.pem -CAkey %s.key -CAcreateserial -out %s.pem -days 2 -extfile %s.ext "
+	   ">>openssl.log 2>&1",
+	   pki, ip, name, name, name, name, name, ca, ca, name, name);
+}
+
+static int pki_setup(void **state)
+{
+	(void)state;
+	snprintf(pki, sizeof pki, "/tmp/moor-peer-tls.XXXXXX");
+	if (!mkdtemp(pki))
+		return -1;
+	for (int i = 0; i < 2; i++)
+		sh("cd %s && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+		   "-nodes -keyout %s.key -out %s.pem -days 2 -subj /CN=%s >>openssl.log 2>&1",
+		   pki, i ? "other-ca" : "ca", i ? "other-ca" : "ca", i ? "other-ca" : "ca");
+	pki_sign("m1", "ca", "127.0.0.1");
+	pki_sign("m2", "ca", "127.0.0.1");
+	pki_sign("elsewhere", "ca", "127.0.0.9");
+	pki_sign("stranger", "other-ca", "127.0.0.1");
+	return 0;
+}
+
+static int pki_teardown(void **state)
+{
+	(void)state;
+	sh("rm -rf %s", pki);
+	return 0;
+}
+
+/* A context from the test certificates: NAME's certificate and key (none
+ * when NULL), trusting CA, optionally requiring client certificates (with
+ * that Common Name when cn is not NULL). */
+static struct srv_peer_tls_ctx *tls_ctx(const char *name, const char *ca, int cca, const char *cn)
+{
+	static struct srv_config cfg;
+	struct srv_peer_tls_ctx *ctx = NULL;
+	char err[512] = "";
+
+	memset(&cfg, 0, sizeof cfg);
+	if (name) {
+		snprintf(cfg.peer_cert_file, sizeof cfg.peer_cert_file, "%s/%s.pem", pki, name);
+		snprintf(cfg.peer_key_file, sizeof cfg.peer_key_file, "%s/%s.key", pki, name);
+	}
+	snprintf(cfg.peer_trusted_ca_file, sizeof cfg.peer_trusted_ca_file, "%s/%s.pem", pki, ca);
+	cfg.peer_client_cert_auth = cca;
+	if (cn)
+		snprintf(cfg.peer_cert_allowed_cn, sizeof cfg.peer_cert_allowed_cn, "%s", cn);
+	if (srv_peer_tls_load(&cfg, &ctx, err, sizeof err) != 0)
+		fail_msg("srv_peer_tls_load: %s", err);
+	return ctx;
+}
+
+static int tls_failed(void *arg)
+{
+	struct srv_peer_stats st;
+	srv_peer_transport_stats(((struct node *)arg)->t, &st);
+	return st.tls_failures > 0;
+}
+
+static int gone_seen(void *arg)
+{
+	return ((struct node *)arg)->gone_by != 0;
+}
+
+static void frames_flow_both_ways_in_order_over_tls(void **state)
+{
+	struct node a = {0}, b = {0};
+	struct srv_peer_stats st;
+	static uint8_t big[200 * 1024];
+
+	(void)state;
+	a.tls = tls_ctx("m1", "ca", 1, NULL);
+	b.tls = tls_ctx("m2", "ca", 1, NULL);
+	node_start(&a, 1, 0, CLUSTER);
+	node_start(&b, 2, 0, CLUSTER);
+	connect_to(&a, &b);
+	connect_to(&b, &a);
+	assert_true(run_until(is_up, &(struct want){.n = &a, .peer = 2}));
+	assert_true(run_until(is_up, &(struct want){.n = &b, .peer = 1}));
+	for (uint32_t i = 0; i < 5000; i++)
+		send_seq(&a, 2, i, 100);
+	for (uint32_t i = 0; i < 10; i++)
+		send_seq(&b, 1, i, 8);
+	assert_true(run_until(got_frames, &(struct want){.n = &b, .count = 5000}));
+	assert_true(run_until(got_frames, &(struct want){.n = &a, .count = 10}));
+	/* frames larger than a TLS record (16 KiB) and than a read */
+	for (uint32_t i = 5000; i < 5020; i++) {
+		moor_put_be32(big, i);
+		assert_int_equal(srv_peer_send(a.t, 2, big, sizeof big), 0);
+		if (i % 5 == 4)
+			assert_true(run_until(got_frames,
+			                      &(struct want){.n = &b, .count = (uint64_t)i + 1}));
+	}
+	assert_int_equal(b.out_of_order, 0);
+	assert_int_equal(a.out_of_order, 0);
+	assert_int_equal(b.from_last, 1);
+	assert_int_equal(a.from_last, 2);
+	assert_string_equal(b.hello_url, "http://127.0.0.2:2380");
+	srv_peer_transport_stats(a.t, &st);
+	assert_int_equal(st.frames_sent, 5020 + 1); /* + the hello */
+	assert_true(st.writes < 200);               /* many frames per write */
+	assert_int_equal(st.tls_failures, 0);
+	node_stop(&a);
+	node_stop(&b);
+	drain();
+	srv_peer_tls_ctx_free(a.tls);
+	srv_peer_tls_ctx_free(b.tls);
+}
+
+static void a_lost_tls_peer_is_redialled_and_a_removed_one_is_told_so(void **state)
+{
+	struct node a = {0}, b = {0}, b2 = {0};
+	struct srv_peer_tls_ctx *ca = tls_ctx("m1", "ca", 1, NULL);
+
+	(void)state;
+	a.tls = b.tls = b2.tls = ca;
+	node_start(&a, 1, 0, CLUSTER);
+	node_start(&b, 2, 0, CLUSTER);
+	connect_to(&a, &b);
+	assert_true(run_until(is_up, &(struct want){.n = &a, .peer = 2}));
+	b2.removed = 1; /* the next incarnation of 2 says 1 was removed */
+	node_start(&b2, 2, 0, CLUSTER);
+	node_stop(&b);
+	assert_true(run_until(is_down, &(struct want){.n = &a, .peer = 2}));
+	connect_to(&a, &b2);
+	assert_true(run_until(gone_seen, &a));
+	assert_int_equal(a.gone_by, 2);
+	assert_int_equal(b2.received, 0);
+	node_stop(&a);
+	node_stop(&b2);
+	drain();
+	srv_peer_tls_ctx_free(ca);
+}
+
+/* Runs the loop for ~ms milliseconds. */
+static int never(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+static void run_for(int turns)
+{
+	uv_timer_t guard;
+	uv_timer_init(&loop, &guard);
+	for (int i = 0; i < turns; i++) {
+		uv_timer_start(&guard, on_guard, 5, 0);
+		uv_run(&loop, UV_RUN_ONCE);
+	}
+	uv_close((uv_handle_t *)&guard, NULL);
+	uv_run(&loop, UV_RUN_NOWAIT);
+	(void)never;
+}
+
+static void plain_and_tls_do_not_talk_to_each_other(void **state)
+{
+	struct node a = {0}, b = {0}, c = {0};
+	struct srv_peer_stats st;
+
+	(void)state;
+	b.tls = tls_ctx("m2", "ca", 1, NULL);
+	c.tls = tls_ctx("m1", "ca", 1, NULL);
+	node_start(&a, 1, 0, CLUSTER); /* plain */
+	node_start(&b, 2, 0, CLUSTER); /* TLS listener */
+	node_start(&c, 3, 0, CLUSTER); /* TLS, dials a plain port with https */
+	/* plain TCP to the TLS port: the hello is no ClientHello */
+	dial(&a, &b, "http");
+	assert_true(run_until(tls_failed, &b));
+	/* TLS to the plain port: the ClientHello is no frame */
+	dial(&c, &a, "https");
+	assert_true(run_until(tls_failed, &c));
+	run_for(50);
+	assert_int_equal(b.received, 0);
+	assert_int_equal(a.received, 0);
+	assert_int_equal(b.hello_from, 0);
+	assert_int_equal(a.hello_from, 0);
+	assert_false(srv_peer_connected(c.t, 1));
+	srv_peer_transport_stats(a.t, &st);
+	assert_int_equal(st.frames_received, 0);
+	node_stop(&a);
+	node_stop(&b);
+	node_stop(&c);
+	drain();
+	srv_peer_tls_ctx_free(b.tls);
+	srv_peer_tls_ctx_free(c.tls);
+}
+
+/* Per URL, as etcd: a member with TLS material dials an https peer with TLS
+ * and an http one plain, whatever its own listener is. */
+static void a_mixed_pair_talks_tls_one_way_and_plain_the_other(void **state)
+{
+	struct node a = {0}, b = {0};
+	struct srv_peer_stats st;
+
+	(void)state;
+	a.tls = tls_ctx("m1", "ca", 1, NULL);
+	a.plain_listener = 1;
+	b.tls = tls_ctx("m2", "ca", 1, NULL);
+	node_start(&a, 1, 0, CLUSTER);
+	node_start(&b, 2, 0, CLUSTER);
+	connect_to(&a, &b); /* https */
+	connect_to(&b, &a); /* http */
+	assert_true(run_until(is_up, &(struct want){.n = &a, .peer = 2}));
+	assert_true(run_until(is_up, &(struct want){.n = &b, .peer = 1}));
+	for (uint32_t i = 0; i < 100; i++) {
+		send_seq(&a, 2, i, 64);
+		send_seq(&b, 1, i, 64);
+	}
+	assert_true(run_until(got_frames, &(struct want){.n = &b, .count = 100}));
+	assert_true(run_until(got_frames, &(struct want){.n = &a, .count = 100}));
+	assert_int_equal(a.out_of_order + b.out_of_order, 0);
+	srv_peer_transport_stats(a.t, &st);
+	assert_int_equal(st.tls_failures, 0);
+	srv_peer_transport_stats(b.t, &st);
+	assert_int_equal(st.tls_failures, 0);
+	node_stop(&a);
+	node_stop(&b);
+	drain();
+	srv_peer_tls_ctx_free(a.tls);
+	srv_peer_tls_ctx_free(b.tls);
+}
+
+/* A peer port that accepts (the kernel's backlog) and never answers the
+ * ClientHello: the dialler gives up after SRV_PEER_TLS_HANDSHAKE_MS. */
+static void a_tls_handshake_without_an_answer_is_given_up(void **state)
+{
+	struct node a = {0}, mute = {.id = 2};
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof sa;
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	uint64_t t0;
+
+	(void)state;
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+	mute.port = ntohs(sa.sin_port);
+	a.tls = tls_ctx("m1", "ca", 1, NULL);
+	node_start(&a, 1, 0, CLUSTER);
+	uv_update_time(&loop);
+	t0 = uv_now(&loop);
+	dial(&a, &mute, "https");
+	assert_true(run_until(tls_failed, &a));
+	uv_update_time(&loop);
+	assert_true(uv_now(&loop) - t0 >= SRV_PEER_TLS_HANDSHAKE_MS);
+	assert_false(srv_peer_connected(a.t, 2));
+	node_stop(&a);
+	drain();
+	close(lfd);
+	srv_peer_tls_ctx_free(a.tls);
+}
+
+/* The dialler refuses b's certificate: a refusal with a reason, redialled,
+ * never up, nothing delivered. */
+static void refused_server_certificate(const char *b_cert, const char *b_ca)
+{
+	struct node a = {0}, b = {0};
+
+	a.tls = tls_ctx("m1", "ca", 1, NULL);
+	b.tls = tls_ctx(b_cert, b_ca, 0, NULL);
+	node_start(&a, 1, 0, CLUSTER);
+	node_start(&b, 2, 0, CLUSTER);
+	connect_to(&a, &b);
+	assert_true(run_until(tls_failed, &a));
+	run_for(50);
+	assert_false(srv_peer_connected(a.t, 2));
+	assert_int_equal(a.up[2], 0);
+	assert_int_equal(b.hello_from, 0);
+	assert_int_equal(b.received, 0);
+	node_stop(&a);
+	node_stop(&b);
+	drain();
+	srv_peer_tls_ctx_free(a.tls);
+	srv_peer_tls_ctx_free(b.tls);
+}
+
+static void a_certificate_from_another_ca_is_refused(void **state)
+{
+	(void)state;
+	refused_server_certificate("stranger", "other-ca");
+}
+
+static void a_certificate_for_another_address_is_refused(void **state)
+{
+	(void)state;
+	refused_server_certificate("elsewhere", "ca");
+}
+
+/* b requires client certificates: a dialler with the wrong one (or none)
+ * is cut off during or right after its handshake and delivers nothing. */
+static void refused_client(const char *a_cert, const char *allowed_cn)
+{
+	struct node a = {0}, b = {0};
+
+	a.tls = tls_ctx(a_cert, "ca", 0, NULL);
+	b.tls = tls_ctx("m2", "ca", 1, allowed_cn);
+	node_start(&a, 1, 0, CLUSTER);
+	node_start(&b, 2, 0, CLUSTER);
+	connect_to(&a, &b);
+	assert_true(run_until(tls_failed, &b));
+	run_for(50);
+	assert_int_equal(b.hello_from, 0);
+	assert_int_equal(b.received, 0);
+	node_stop(&a);
+	node_stop(&b);
+	drain();
+	srv_peer_tls_ctx_free(a.tls);
+	srv_peer_tls_ctx_free(b.tls);
+}
+
+static void a_client_without_a_certificate_is_refused_when_one_is_required(void **state)
+{
+	(void)state;
+	refused_client(NULL, NULL);
+}
+
+static void a_client_certificate_from_another_ca_is_refused(void **state)
+{
+	(void)state;
+	refused_client("stranger", NULL);
+}
+
+static void a_client_certificate_with_another_common_name_is_refused(void **state)
+{
+	struct node a = {0}, b = {0};
+
+	(void)state;
+	refused_client("elsewhere", "m1");
+	/* and the allowed name is taken */
+	a.tls = tls_ctx("m1", "ca", 0, NULL);
+	b.tls = tls_ctx("m2", "ca", 1, "m1");
+	node_start(&a, 1, 0, CLUSTER);
+	node_start(&b, 2, 0, CLUSTER);
+	connect_to(&a, &b);
+	assert_true(run_until(is_up, &(struct want){.n = &a, .peer = 2}));
+	send_seq(&a, 2, 0, 16);
+	assert_true(run_until(got_frames, &(struct want){.n = &b, .count = 1}));
+	node_stop(&a);
+	node_stop(&b);
+	drain();
+	srv_peer_tls_ctx_free(a.tls);
+	srv_peer_tls_ctx_free(b.tls);
+}
+
+/* A connection to a TLS port that never starts its handshake, and one to a
+ * plain port that never sends its hello, are cut after hello_timeout_ms. */
+static void connections_that_say_nothing_are_cut_after_the_hello_timeout(void **state)
+{
+	struct node p = {.hello_timeout_ms = 200}, s = {.hello_timeout_ms = 200};
+	uint64_t t0;
+	int fd1, fd2;
+
+	(void)state;
+	s.tls = tls_ctx("m2", "ca", 1, NULL);
+	node_start(&p, 1, 0, CLUSTER);
+	node_start(&s, 2, 0, CLUSTER);
+	uv_update_time(&loop);
+	t0 = uv_now(&loop);
+	fd1 = raw_connect(p.port);
+	fd2 = raw_connect(s.port);
+	assert_true(run_until(raw_closed, &fd1));
+	assert_true(run_until(raw_closed, &fd2));
+	uv_update_time(&loop);
+	assert_true(uv_now(&loop) - t0 >= 200);
+	assert_true(tls_failed(&s));
+	close(fd1);
+	close(fd2);
+	node_stop(&p);
+	node_stop(&s);
+	drain();
+	srv_peer_tls_ctx_free(s.tls);
+}
+
+static void bad_tls_files_are_refused_naming_the_flag_and_file(void **state)
+{
+	struct srv_config cfg;
+	struct srv_peer_tls_ctx *ctx = NULL;
+	char err[512];
+
+	(void)state;
+	memset(&cfg, 0, sizeof cfg);
+	snprintf(cfg.peer_cert_file, sizeof cfg.peer_cert_file, "%s/missing.pem", pki);
+	snprintf(cfg.peer_key_file, sizeof cfg.peer_key_file, "%s/m1.key", pki);
+	assert_true(srv_peer_tls_load(&cfg, &ctx, err, sizeof err) < 0);
+	assert_non_null(strstr(err, "--peer-cert-file"));
+	assert_non_null(strstr(err, "missing.pem: cannot read: No such file"));
+	/* a key given as the certificate */
+	snprintf(cfg.peer_cert_file, sizeof cfg.peer_cert_file, "%s/m1.key", pki);
+	assert_int_equal(srv_peer_tls_load(&cfg, &ctx, err, sizeof err), MOOR_EINVAL);
+	assert_non_null(strstr(err, "m1.key: not a PEM certificate"));
+	/* a certificate given as the key */
+	snprintf(cfg.peer_cert_file, sizeof cfg.peer_cert_file, "%s/m1.pem", pki);
+	snprintf(cfg.peer_key_file, sizeof cfg.peer_key_file, "%s/m1.pem", pki);
+	assert_int_equal(srv_peer_tls_load(&cfg, &ctx, err, sizeof err), MOOR_EINVAL);
+	assert_non_null(strstr(err, "--peer-key-file"));
+	assert_non_null(strstr(err, "m1.pem: not an unencrypted PEM private key"));
+	/* another certificate's key */
+	snprintf(cfg.peer_key_file, sizeof cfg.peer_key_file, "%s/m2.key", pki);
+	assert_int_equal(srv_peer_tls_load(&cfg, &ctx, err, sizeof err), MOOR_EINVAL);
+	assert_non_null(strstr(err, "the key does not match the certificate"));
+	/* a CA file without a certificate */
+	snprintf(cfg.peer_key_file, sizeof cfg.peer_key_file, "%s/m1.key", pki);
+	snprintf(cfg.peer_trusted_ca_file, sizeof cfg.peer_trusted_ca_file, "%s/m1.ext", pki);
+	assert_int_equal(srv_peer_tls_load(&cfg, &ctx, err, sizeof err), MOOR_EINVAL);
+	assert_non_null(strstr(err, "--peer-trusted-ca-file"));
+	assert_null(ctx);
+	/* all good */
+	snprintf(cfg.peer_trusted_ca_file, sizeof cfg.peer_trusted_ca_file, "%s/ca.pem", pki);
+	assert_int_equal(srv_peer_tls_load(&cfg, &ctx, err, sizeof err), 0);
+	assert_non_null(ctx);
+	srv_peer_tls_ctx_free(ctx);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -437,5 +913,32 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(a_full_queue_refuses_instead_of_growing, setup,
 	                                    teardown),
 	};
-	return cmocka_run_group_tests_name("server_peer", tests, NULL, NULL);
+	const struct CMUnitTest tls_tests[] = {
+	    cmocka_unit_test_setup_teardown(frames_flow_both_ways_in_order_over_tls, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(
+	        a_lost_tls_peer_is_redialled_and_a_removed_one_is_told_so, setup, teardown),
+	    cmocka_unit_test_setup_teardown(plain_and_tls_do_not_talk_to_each_other, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(a_mixed_pair_talks_tls_one_way_and_plain_the_other,
+	                                    setup, teardown),
+	    cmocka_unit_test_setup_teardown(a_tls_handshake_without_an_answer_is_given_up, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(a_certificate_from_another_ca_is_refused, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(a_certificate_for_another_address_is_refused, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(
+	        a_client_without_a_certificate_is_refused_when_one_is_required, setup, teardown),
+	    cmocka_unit_test_setup_teardown(a_client_certificate_from_another_ca_is_refused, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(
+	        a_client_certificate_with_another_common_name_is_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        connections_that_say_nothing_are_cut_after_the_hello_timeout, setup, teardown),
+	    cmocka_unit_test(bad_tls_files_are_refused_naming_the_flag_and_file),
+	};
+	int failed = cmocka_run_group_tests_name("server_peer", tests, NULL, NULL);
+	return failed +
+	       cmocka_run_group_tests_name("server_peer_tls", tls_tests, pki_setup, pki_teardown);
 }
