@@ -1014,10 +1014,6 @@ static int recover(struct srv_node *n, const struct wal_recovered *rec, char *er
 		n->joining = true;
 		goto load_log;
 	}
-	if (rc > 0 && (joined || n->cfg->initial_cluster_state == SRV_CLUSTER_EXISTING))
-		n->cluster_id = icluster; /* it joined: the id came from the cluster */
-	if (rc > 0 && joined)
-		n->id = imember; /* and so did the member's */
 	if (rc <= 0) {
 		snprintf(err, errlen,
 		         "data directory %s has a WAL but no readable identity file (%s): it was "
@@ -1025,15 +1021,20 @@ static int recover(struct srv_node *n, const struct wal_recovered *rec, char *er
 		         n->cfg->data_dir, rc == 0 ? "missing" : moor_strerror(rc));
 		return MOOR_ECORRUPT;
 	}
-	if (icluster != n->cluster_id || imember != n->id) {
+	/* With data, the cluster is the data's: --initial-cluster only served
+	 * to bootstrap (etcd ignores it too), and may have grown since. The
+	 * member must be the data's: its id came from the cluster when it
+	 * joined, or else from its peer URLs and the token, as now. */
+	n->cluster_id = icluster;
+	if (joined)
+		n->id = imember;
+	if (imember != n->id) {
 		snprintf(err, errlen,
-		         "data directory %s belongs to cluster %016llx member %016llx, but this "
-		         "member is %016llx of cluster %016llx (check --name, "
-		         "--initial-advertise-peer-urls, --initial-cluster, "
+		         "data directory %s belongs to member %016llx of cluster %016llx, but this "
+		         "member is %016llx (check --name, --initial-advertise-peer-urls, "
 		         "--initial-cluster-token)",
-		         n->cfg->data_dir, (unsigned long long)icluster,
-		         (unsigned long long)imember, (unsigned long long)n->id,
-		         (unsigned long long)n->cluster_id);
+		         n->cfg->data_dir, (unsigned long long)imember,
+		         (unsigned long long)icluster, (unsigned long long)n->id);
 		return MOOR_ECLUSTERMISMATCH;
 	}
 	rc = kv_meta_get(n->kv, "membership", &blob, &blen);

@@ -96,6 +96,6 @@ for i in "${alive[@]}"; do t_member_stop "$i" TERM; done
 wrong=$!
 t_wait_exit "$wrong" 20
 t_check "a data directory of another member is refused with exit 1 (got $T_RC)" test "$T_RC" = 1
-t_check "... naming the member it belongs to" grep -q "belongs to cluster" "$T_TMP/wrong.log"
+t_check "... naming the member it belongs to" grep -q "belongs to member" "$T_TMP/wrong.log"
 
 t_done
