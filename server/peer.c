@@ -102,6 +102,16 @@ struct srv_peer_transport {
 
 #define LOG(t, lvl, ...) moor_log((t)->cfg.logger, lvl, "peer", __VA_ARGS__)
 
+/* Before a TLS session is made: new certificate files are picked up. */
+static void tls_reload(struct srv_peer_transport *t)
+{
+	char msg[1200];
+	int r = srv_peer_tls_reload(t->cfg.tls, msg, sizeof msg);
+
+	if (r)
+		LOG(t, r > 0 ? MOOR_LOG_INFO : MOOR_LOG_WARN, "%s", msg);
+}
+
 static void maybe_free(struct srv_peer_transport *t)
 {
 	if (t->stopping && t->handles == 0)
@@ -543,6 +553,7 @@ static void on_connected(uv_connect_t *req, int status)
 		return;
 	}
 	c->tbuf = malloc(READ_CHUNK);
+	tls_reload(t);
 	if (!c->tbuf || srv_peer_tls_new(t->cfg.tls, 0, p->url.host, &c->tls) != 0) {
 		out_fail(c, "out of memory");
 		return;
@@ -999,6 +1010,7 @@ static void on_connection(uv_stream_t *server, int status)
 		uv_ip_name((struct sockaddr *)&ss, c->remote, sizeof c->remote);
 	if (t->listener_tls[(uv_tcp_t *)server - t->listeners]) {
 		c->tbuf = malloc(READ_CHUNK);
+		tls_reload(t);
 		if (!c->tbuf || srv_peer_tls_new(t->cfg.tls, 1, "", &c->tls) != 0) {
 			in_close(c, "out of memory");
 			return;

@@ -6,11 +6,14 @@
  */
 #include "server/peer_tls.h"
 
+#include "common/clock.h"
 #include "common/error.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
@@ -18,11 +21,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+struct file_id {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
 
 struct srv_peer_tls_ctx {
 	SSL_CTX *ssl;
 	int client_cert_auth;
 	char allowed_cn[256];
+	/* reloading: the flags it was made from (a copy) */
+	struct srv_config *cfg;
+	struct file_id ids[3]; /* cert, key, CA */
+	uint64_t checked_ms;
 };
 
 struct srv_peer_tls {
@@ -102,6 +117,72 @@ static int load_key(const struct srv_config *cfg, SSL_CTX *ssl, char *err, size_
 	return 0;
 }
 
+/* What a file is now (all zero when it cannot be looked at). */
+static struct file_id id_of(const char *path)
+{
+	struct file_id id = {0};
+	struct stat st;
+
+	if (path[0] && stat(path, &st) == 0) {
+		id.dev = st.st_dev;
+		id.ino = st.st_ino;
+		id.size = st.st_size;
+		id.mtime = st.st_mtim;
+	}
+	return id;
+}
+
+static void ids_of(const struct srv_config *cfg, struct file_id ids[3])
+{
+	ids[0] = id_of(cfg->peer_cert_file);
+	ids[1] = id_of(cfg->peer_key_file);
+	ids[2] = id_of(cfg->peer_trusted_ca_file);
+}
+
+static bool same_ids(const struct file_id *a, const struct file_id *b)
+{
+	for (int i = 0; i < 3; i++)
+		if (a[i].dev != b[i].dev || a[i].ino != b[i].ino || a[i].size != b[i].size ||
+		    a[i].mtime.tv_sec != b[i].mtime.tv_sec ||
+		    a[i].mtime.tv_nsec != b[i].mtime.tv_nsec)
+			return false;
+	return true;
+}
+
+int srv_peer_tls_reload(struct srv_peer_tls_ctx *ctx, char *msg, size_t msglen)
+{
+	struct srv_peer_tls_ctx *fresh = NULL;
+	struct file_id now_ids[3];
+	char err[512];
+	uint64_t now = moor_clock_mono_ms();
+
+	if (!ctx->cfg || now - ctx->checked_ms < 1000)
+		return 0;
+	ctx->checked_ms = now;
+	ids_of(ctx->cfg, now_ids);
+	if (same_ids(now_ids, ctx->ids))
+		return 0;
+	memcpy(ctx->ids, now_ids, sizeof ctx->ids); /* no retry until the next change */
+	if (srv_peer_tls_load(ctx->cfg, &fresh, err, sizeof err) != 0) {
+		snprintf(msg, msglen,
+		         "the peer TLS files changed but cannot be used (%s): keeping "
+		         "the previous ones",
+		         err);
+		return -1;
+	}
+	SSL_CTX_free(ctx->ssl); /* sessions made from it hold their own reference */
+	ctx->ssl = fresh->ssl;
+	fresh->ssl = NULL;
+	srv_peer_tls_ctx_free(fresh);
+	snprintf(msg, msglen,
+	         "reloaded --peer-cert-file %s, --peer-key-file %s%s%s: new "
+	         "connections use them",
+	         ctx->cfg->peer_cert_file, ctx->cfg->peer_key_file,
+	         ctx->cfg->peer_trusted_ca_file[0] ? " and --peer-trusted-ca-file " : "",
+	         ctx->cfg->peer_trusted_ca_file);
+	return 1;
+}
+
 int srv_peer_tls_load(const struct srv_config *cfg, struct srv_peer_tls_ctx **out, char *err,
                       size_t errlen)
 {
@@ -112,6 +193,12 @@ int srv_peer_tls_load(const struct srv_config *cfg, struct srv_peer_tls_ctx **ou
 		goto nomem;
 	c->client_cert_auth = cfg->peer_client_cert_auth;
 	snprintf(c->allowed_cn, sizeof c->allowed_cn, "%s", cfg->peer_cert_allowed_cn);
+	c->cfg = malloc(sizeof *c->cfg);
+	if (!c->cfg)
+		goto nomem;
+	memcpy(c->cfg, cfg, sizeof *cfg);
+	ids_of(cfg, c->ids); /* before reading: a change meanwhile is seen later */
+	c->checked_ms = moor_clock_mono_ms();
 	ERR_clear_error();
 	c->ssl = SSL_CTX_new(TLS_method());
 	if (!c->ssl)
@@ -179,6 +266,7 @@ void srv_peer_tls_ctx_free(struct srv_peer_tls_ctx *ctx)
 	if (!ctx)
 		return;
 	SSL_CTX_free(ctx->ssl);
+	free(ctx->cfg);
 	free(ctx);
 }
 

@@ -18,9 +18,11 @@
  * host check: a client certificate names a member, not the address it
  * dials from), and with --peer-cert-allowed-cn one with that Common Name.
  *
- * The files are read and checked once, at start (srv_peer_tls_load), so a
- * bad file stops moord with the flag and the file named. TLS 1.2 or newer;
- * no session resumption (connections are long-lived).
+ * The files are read and checked at start (srv_peer_tls_load), so a bad
+ * file stops moord with the flag and the file named; when any of them
+ * changes later (a rotated Secret), the next connection reloads them all
+ * (srv_peer_tls_reload). TLS 1.2 or newer; no session resumption
+ * (connections are long-lived).
  *
  * Threading: a context and its sessions are used on one thread (the loop).
  */
@@ -47,6 +49,16 @@ int srv_peer_tls_needed(const struct srv_config *cfg);
  */
 int srv_peer_tls_load(const struct srv_config *cfg, struct srv_peer_tls_ctx **out, char *err,
                       size_t errlen);
+
+/*
+ * At most once a second: when the certificate, key or CA file changed
+ * since it was read, reads them all again and, if they load, uses them for
+ * the sessions made from now on (sessions already made keep theirs).
+ * 0: nothing changed; 1: reloaded; -1: changed but not usable, the
+ * previous material kept (no retry until the files change again). msg
+ * says what happened in the last two cases.
+ */
+int srv_peer_tls_reload(struct srv_peer_tls_ctx *ctx, char *msg, size_t msglen);
 
 /* Frees a context; its sessions must have been freed before. NULL is fine. */
 void srv_peer_tls_ctx_free(struct srv_peer_tls_ctx *ctx);

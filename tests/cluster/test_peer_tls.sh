@@ -127,6 +127,31 @@ same=1
 for i in 2 3 4; do t_wait_eq 10 "$h" t_hashkv "$i" || same=0; done
 t_check "HashKV is equal on the four members" test "$same" = 1
 
+# ---- m1's peer certificate rotated under it (a Secret update): new peer
+# connections get the new one without a restart
+peer_serial() {
+	openssl s_client -connect "${C_HOST[1]}:${C_PPORT[1]}" -CAfile "$P/ca.pem" \
+		-cert "$P/m2.pem" -key "$P/m2.key" </dev/null 2>/dev/null |
+		openssl x509 -noout -serial 2>/dev/null
+}
+t_check "m1 serves its first peer certificate" \
+	test "$(peer_serial)" = "$(openssl x509 -noout -serial -in "$P/m1.pem")"
+cp "$P/m1.pem" "$P/m1-old.pem"
+member_cert 1 ca
+new_serial=$(openssl x509 -noout -serial -in "$P/m1.pem")
+t_check "a new certificate for m1 was made ($new_serial)" \
+	test "$new_serial" != "$(openssl x509 -noout -serial -in "$P/m1-old.pem")"
+t_check "new peer connections to m1 get the new certificate within 5 s" \
+	t_wait_eq 5 "$new_serial" peer_serial
+t_check "... and m1 logs the reload" grep -q "reloaded --peer-cert-file" "$T_TMP/m1.log"
+# (m2 restarts with --initial-cluster listing four members, not the three
+# it was bootstrapped with: with data, the cluster is the data's)
+t_member_stop 2 TERM
+start 2
+t_put 1 k4 v4 >/dev/null
+t_check "m2 restarted reconnects to m1 under the new certificate and catches up" \
+	t_wait_eq 10 v4 t_get 2 k4 true
+
 # ---- peer TLS settings refused at start ----
 H=${C_HOST[1]}
 start_bad() { # NAME FLAGS...: moord on m1's address; T_RC and $T_TMP/NAME.log
