@@ -542,14 +542,10 @@ int srv_http_start(uv_loop_t *loop, const struct srv_http_config *cfg, struct sr
 		struct MHD_OptionItem tls_opts[4];
 		int nt = 0;
 		if (cfg->urls->url[i].tls) {
-			MOOR_ASSERT(cfg->tls && cfg->tls->cert_pem && cfg->tls->key_pem);
+			MOOR_ASSERT(cfg->tls && cfg->tls->pairs);
 			flags |= MHD_USE_TLS;
 			/* the pair through a callback, so that it can be reloaded */
-			rc = srv_tls_serve(cfg->tls, cfg->logger, err, errlen);
-			if (rc) {
-				close(l->fd);
-				goto fail;
-			}
+			srv_tls_serve(cfg->tls, cfg->logger);
 			tls_opts[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
 			                                         (void *)srv_tls_cert_callback};
 			if (cfg->tls->client_cert_auth) {

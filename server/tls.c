@@ -112,76 +112,7 @@ static int check_key(const char *path, const char *pem, char *err, size_t errlen
 	return 0;
 }
 
-/* The key must belong to the certificate: GnuTLS checks it when both are
- * loaded into one credentials structure, as libmicrohttpd will do. */
-static int check_pair(const struct srv_config *cfg, const struct srv_tls_creds *c, char *err,
-                      size_t errlen)
-{
-	gnutls_certificate_credentials_t cred;
-	gnutls_datum_t cd = datum(c->cert_pem), kd = datum(c->key_pem);
-	int g;
-
-	if (gnutls_certificate_allocate_credentials(&cred) < 0)
-		return MOOR_ENOMEM;
-	g = gnutls_certificate_set_x509_key_mem(cred, &cd, &kd, GNUTLS_X509_FMT_PEM);
-	gnutls_certificate_free_credentials(cred);
-	if (g < 0) {
-		snprintf(err, errlen, "--cert-file %s and --key-file %s: %s", cfg->cert_file,
-		         cfg->key_file,
-		         g == GNUTLS_E_CERTIFICATE_KEY_MISMATCH
-		             ? "the key does not match the certificate"
-		             : gnutls_strerror(g));
-		return MOOR_EINVAL;
-	}
-	return 0;
-}
-
-int srv_tls_load(const struct srv_config *cfg, struct srv_tls_creds *out, char *err, size_t errlen)
-{
-	int rc;
-
-	memset(out, 0, sizeof *out);
-	out->client_cert_auth = cfg->client_cert_auth;
-	out->cert_file = cfg->cert_file;
-	out->key_file = cfg->key_file;
-	/* the files as they are before reading: a change during the read is
-	 * seen by the first reload check */
-	file_id(cfg->cert_file, &out->cert_id);
-	file_id(cfg->key_file, &out->key_id);
-	rc = read_file("--cert-file", cfg->cert_file, &out->cert_pem, err, errlen);
-	if (rc)
-		goto fail;
-	rc = check_certs("--cert-file", cfg->cert_file, out->cert_pem, err, errlen);
-	if (rc)
-		goto fail;
-	rc = read_file("--key-file", cfg->key_file, &out->key_pem, err, errlen);
-	if (rc)
-		goto fail;
-	rc = check_key(cfg->key_file, out->key_pem, err, errlen);
-	if (rc)
-		goto fail;
-	rc = check_pair(cfg, out, err, errlen);
-	if (rc)
-		goto fail;
-	if (cfg->trusted_ca_file[0]) {
-		rc =
-		    read_file("--trusted-ca-file", cfg->trusted_ca_file, &out->ca_pem, err, errlen);
-		if (rc)
-			goto fail;
-		rc = check_certs("--trusted-ca-file", cfg->trusted_ca_file, out->ca_pem, err,
-		                 errlen);
-		if (rc)
-			goto fail;
-	}
-	return 0;
-fail:
-	if (rc == MOOR_ENOMEM)
-		snprintf(err, errlen, "out of memory reading the TLS files");
-	srv_tls_free(out);
-	return rc;
-}
-
-/* ---- the pair served, and its reloading ---- */
+/* ---- the pair served ---- */
 
 #define MAX_CHAIN 16
 
@@ -240,6 +171,62 @@ static int pair_parse(const char *cert_pem, const char *key_pem, struct srv_tls_
 	return 0;
 }
 
+int srv_tls_load(const struct srv_config *cfg, struct srv_tls_creds *out, char *err, size_t errlen)
+{
+	char *cert = NULL, *key = NULL;
+	char why[256];
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	out->client_cert_auth = cfg->client_cert_auth;
+	out->cert_file = cfg->cert_file;
+	out->key_file = cfg->key_file;
+	/* the files as they are before reading: a change during the read is
+	 * seen by the first reload check */
+	file_id(cfg->cert_file, &out->cert_id);
+	file_id(cfg->key_file, &out->key_id);
+	rc = read_file("--cert-file", cfg->cert_file, &cert, err, errlen);
+	if (rc)
+		goto fail;
+	rc = check_certs("--cert-file", cfg->cert_file, cert, err, errlen);
+	if (rc)
+		goto fail;
+	rc = read_file("--key-file", cfg->key_file, &key, err, errlen);
+	if (rc)
+		goto fail;
+	rc = check_key(cfg->key_file, key, err, errlen);
+	if (rc)
+		goto fail;
+	rc = pair_parse(cert, key, &out->pairs, why, sizeof why);
+	if (rc == MOOR_EINVAL)
+		snprintf(err, errlen, "--cert-file %s and --key-file %s: %s", cfg->cert_file,
+		         cfg->key_file, why);
+	if (rc)
+		goto fail;
+	if (cfg->trusted_ca_file[0]) {
+		rc =
+		    read_file("--trusted-ca-file", cfg->trusted_ca_file, &out->ca_pem, err, errlen);
+		if (rc)
+			goto fail;
+		rc = check_certs("--trusted-ca-file", cfg->trusted_ca_file, out->ca_pem, err,
+		                 errlen);
+		if (rc)
+			goto fail;
+	}
+	free(cert);
+	free(key);
+	return 0;
+fail:
+	if (rc == MOOR_ENOMEM)
+		snprintf(err, errlen, "out of memory reading the TLS files");
+	free(cert);
+	free(key);
+	srv_tls_free(out);
+	return rc;
+}
+
+/* ---- reloading ---- */
+
 static int file_id(const char *path, struct srv_file_id *id)
 {
 	struct stat st;
@@ -262,25 +249,11 @@ static bool same_id(const struct srv_file_id *a, const struct srv_file_id *b)
 /* One set of credentials per process: the callback has no context. */
 static struct srv_tls_creds *served;
 
-int srv_tls_serve(struct srv_tls_creds *c, const struct moor_logger *log, char *err, size_t errlen)
+void srv_tls_serve(struct srv_tls_creds *c, const struct moor_logger *log)
 {
-	char why[256];
-	int rc;
-
-	if (c->pairs) {
-		served = c;
-		return 0;
-	}
-	rc = pair_parse(c->cert_pem, c->key_pem, &c->pairs, why, sizeof why);
-	if (rc) {
-		snprintf(err, errlen, "--cert-file %s and --key-file %s: %s",
-		         c->cert_file ? c->cert_file : "", c->key_file ? c->key_file : "", why);
-		return rc;
-	}
 	c->log = log;
 	c->checked_ms = moor_clock_mono_ms();
 	served = c;
-	return 0;
 }
 
 /* At most once a second: when either file changed since it was read,
@@ -349,10 +322,8 @@ void srv_tls_free(struct srv_tls_creds *c)
 		c->pairs = p->older;
 		pair_free(p);
 	}
-	free(c->cert_pem);
-	free(c->key_pem);
 	free(c->ca_pem);
-	c->cert_pem = c->key_pem = c->ca_pem = NULL;
+	c->ca_pem = NULL;
 }
 
 void srv_tls_session_require_client_cert(void *session)

@@ -30,8 +30,6 @@
  * refused at start. */
 #define SRV_TLS_MAX_FILE_BYTES (1u << 20)
 
-/* The PEM texts, NUL-terminated, as libmicrohttpd takes them. ca_pem is NULL
- * without --trusted-ca-file. Owned by the struct; srv_tls_free. */
 struct srv_tls_pair; /* a parsed certificate chain and key (tls.c) */
 
 struct srv_file_id {
@@ -39,9 +37,10 @@ struct srv_file_id {
 	int64_t mtime_ns;
 };
 
+/* What srv_tls_load read: the certificate and key parsed (pairs), the CA
+ * PEM text, NUL-terminated, as libmicrohttpd takes it (NULL without
+ * --trusted-ca-file). Owned by the struct; srv_tls_free. */
 struct srv_tls_creds {
-	char *cert_pem;
-	char *key_pem;
 	char *ca_pem;
 	int client_cert_auth;
 	/* reloading: the files, what they were when last read, the pairs
@@ -68,12 +67,10 @@ int srv_tls_load(const struct srv_config *cfg, struct srv_tls_creds *out, char *
 /* Frees what srv_tls_load filled; safe on a zeroed struct and twice. */
 void srv_tls_free(struct srv_tls_creds *c);
 
-/*
- * Makes `c` (loaded, outliving the server) the credentials that
- * srv_tls_cert_callback serves, reloading logged to `log`; one set per
- * process. 0, or MOOR_EINVAL / MOOR_ENOMEM with the reason in err.
- */
-int srv_tls_serve(struct srv_tls_creds *c, const struct moor_logger *log, char *err, size_t errlen);
+/* Makes `c` (loaded, outliving the server) the credentials that
+ * srv_tls_cert_callback serves, reloads logged to `log`; one set per
+ * process. */
+void srv_tls_serve(struct srv_tls_creds *c, const struct moor_logger *log);
 
 /* libmicrohttpd's MHD_OPTION_HTTPS_CERT_CALLBACK (a GnuTLS
  * gnutls_certificate_retrieve_function2): the current pair, after

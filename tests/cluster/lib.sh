@@ -233,3 +233,20 @@ t_wait_eq() {
 	done
 	return 1
 }
+
+# ---- test certificates, made by openssl in T_PKI (a folder of T_TMP) ----
+T_PKI=$T_TMP/pki
+t_pki() { mkdir -p "$T_PKI" && openssl "$@" >>"$T_PKI/openssl.log" 2>&1; }
+# t_pki_ca NAME CN: a self-signed CA, $T_PKI/NAME.pem and NAME.key
+t_pki_ca() {
+	t_pki req -x509 -newkey rsa:2048 -nodes -keyout "$T_PKI/$1.key" -out "$T_PKI/$1.pem" \
+		-days 2 -subj "/CN=$2"
+}
+# t_pki_sign NAME CA EXTFILE: $T_PKI/NAME.pem (CN=NAME) and NAME.key, signed
+# by CA with the x509v3 extensions in EXTFILE
+t_pki_sign() {
+	t_pki req -newkey rsa:2048 -nodes -keyout "$T_PKI/$1.key" -out "$T_PKI/$1.csr" \
+		-subj "/CN=$1" &&
+		t_pki x509 -req -in "$T_PKI/$1.csr" -CA "$T_PKI/$2.pem" -CAkey "$T_PKI/$2.key" \
+			-CAcreateserial -out "$T_PKI/$1.pem" -days 2 -extfile "$3"
+}

@@ -17,24 +17,18 @@ t_cluster_init 5
 FULL=${C_CLUSTER//http:/https:}
 t_peer_url() { echo "https://${C_HOST[$1]}:${C_PPORT[$1]}"; }
 C_CLUSTER=$(echo "$FULL" | cut -d, -f1-3)
-P=$T_TMP/pki
-mkdir -p "$P"
+P=$T_PKI
 
 # ---- certificates: a CA and members m1..m4 signed by it; another CA and
 # m5 signed by that one. Each certificate is good for both ends of a peer
 # connection (serverAuth and clientAuth), as etcd's peer certificates are.
-pki() { openssl "$@" >>"$P/openssl.log" 2>&1; }
-pki req -x509 -newkey rsa:2048 -nodes -keyout "$P/ca.key" -out "$P/ca.pem" -days 2 \
-	-subj /CN=moor-peer-ca
-pki req -x509 -newkey rsa:2048 -nodes -keyout "$P/other-ca.key" -out "$P/other-ca.pem" \
-	-days 2 -subj /CN=moor-other-ca
+t_pki_ca ca moor-peer-ca
+t_pki_ca other-ca moor-other-ca
 # member I CA: $P/mI.pem and $P/mI.key for 127.x.y.I
 member_cert() {
 	printf 'subjectAltName=IP:%s\nextendedKeyUsage=serverAuth,clientAuth\n' \
 		"${C_HOST[$1]}" >"$P/m$1.ext"
-	pki req -newkey rsa:2048 -nodes -keyout "$P/m$1.key" -out "$P/m$1.csr" -subj "/CN=m$1" &&
-		pki x509 -req -in "$P/m$1.csr" -CA "$P/$2.pem" -CAkey "$P/$2.key" -CAcreateserial \
-			-out "$P/m$1.pem" -days 2 -extfile "$P/m$1.ext"
+	t_pki_sign "m$1" "$2" "$P/m$1.ext"
 }
 for i in 1 2 3 4; do member_cert "$i" ca; done
 member_cert 5 other-ca

@@ -14,25 +14,17 @@ cp "${PROBE:-$BUILD/bin/moor-watch-probe}" "$T_TMP/probe" && PROBE=$T_TMP/probe
 
 t_cluster_init 3
 H=${C_HOST[1]}
-P=$T_TMP/pki
-mkdir -p "$P"
+P=$T_PKI
 
 # ---- certificates: a CA, a server certificate for the three members'
 # addresses, a client certificate; another CA with its own client.
-pki() { openssl "$@" >>"$P/openssl.log" 2>&1; }
-pki req -x509 -newkey rsa:2048 -nodes -keyout "$P/ca.key" -out "$P/ca.pem" -days 2 \
-	-subj /CN=moor-test-ca
-pki req -x509 -newkey rsa:2048 -nodes -keyout "$P/other-ca.key" -out "$P/other-ca.pem" \
-	-days 2 -subj /CN=moor-other-ca
+t_pki_ca ca moor-test-ca
+t_pki_ca other-ca moor-other-ca
 printf 'subjectAltName=IP:%s,IP:%s,IP:%s\nextendedKeyUsage=serverAuth\n' \
 	"${C_HOST[1]}" "${C_HOST[2]}" "${C_HOST[3]}" >"$P/server.ext"
 printf 'extendedKeyUsage=clientAuth\n' >"$P/client.ext"
 # sign NAME CA EXT: NAME.key and NAME.pem signed by CA
-sign() {
-	pki req -newkey rsa:2048 -nodes -keyout "$P/$1.key" -out "$P/$1.csr" -subj "/CN=$1" &&
-		pki x509 -req -in "$P/$1.csr" -CA "$P/$2.pem" -CAkey "$P/$2.key" -CAcreateserial \
-			-out "$P/$1.pem" -days 2 -extfile "$P/$3"
-}
+sign() { t_pki_sign "$1" "$2" "$P/$3"; }
 sign server ca server.ext
 sign client ca client.ext
 sign stranger other-ca client.ext
