@@ -11,6 +11,7 @@
 #include "server/gateway_errors.h"
 #include "server/lessor.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -375,42 +376,30 @@ static void do_member_list(struct call *c)
 	call_free(c);
 }
 
-static void do_hashkv(struct call *c)
+/* HashKV, and Hash: etcd's Hash covers its whole bbolt file and is "for
+ * testing only"; ours is HashKV's at the current revision (the CRC32C of
+ * the key space), which is what compares members. */
+static void do_hash(struct call *c)
 {
-	Etcdserverpb__HashKVResponse r = ETCDSERVERPB__HASH_KVRESPONSE__INIT;
 	Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-	int64_t rev = ((Etcdserverpb__HashKVRequest *)c->msg)->revision;
+	bool hashkv = c->route->rpc == SRV_RPC_HASHKV;
+	int64_t rev = hashkv ? ((Etcdserverpb__HashKVRequest *)c->msg)->revision : 0;
 	uint32_t hash;
 	int64_t compact_rev, hash_rev;
 	int rc = kv_hash_kv(srv_node_kv(c->api->node), rev, &hash, &compact_rev, &hash_rev);
 
 	if (rc) {
 		reply_error(c, rc);
-	} else {
+	} else if (hashkv) {
+		Etcdserverpb__HashKVResponse r = ETCDSERVERPB__HASH_KVRESPONSE__INIT;
 		r.header = &h;
 		fill_header(c, &h);
 		r.hash = hash;
 		r.compact_revision = compact_rev;
 		r.hash_revision = hash_rev;
 		reply_msg(c, &r.base);
-	}
-	call_free(c);
-}
-
-/* etcd's Hash covers its whole bbolt file and is "for testing only"; ours
- * is the CRC32C of the key space at the current revision (HashKV's), which
- * is what compares members: equal stores, equal hashes. */
-static void do_hash(struct call *c)
-{
-	Etcdserverpb__HashResponse r = ETCDSERVERPB__HASH_RESPONSE__INIT;
-	Etcdserverpb__ResponseHeader h = ETCDSERVERPB__RESPONSE_HEADER__INIT;
-	uint32_t hash;
-	int64_t compact_rev, hash_rev;
-	int rc = kv_hash_kv(srv_node_kv(c->api->node), 0, &hash, &compact_rev, &hash_rev);
-
-	if (rc) {
-		reply_error(c, rc);
 	} else {
+		Etcdserverpb__HashResponse r = ETCDSERVERPB__HASH_RESPONSE__INIT;
 		h.revision = hash_rev;
 		r.header = &h;
 		fill_header(c, &h);
@@ -530,8 +519,6 @@ int srv_api_handle(struct srv_api *api, struct srv_req *req)
 		do_member_list(c);
 		return 0;
 	case SRV_RPC_HASHKV:
-		do_hashkv(c);
-		return 0;
 	case SRV_RPC_HASH:
 		do_hash(c);
 		return 0;
