@@ -795,8 +795,6 @@ static void node_pump(struct srv_node *n)
 
 /* ---- start-up ---- */
 
-static int identity_write(const char *dir, uint64_t cluster, uint64_t member, bool joined);
-
 static int peer_is_removed(void *ctx, uint64_t from)
 {
 	struct srv_node *n = ctx;
