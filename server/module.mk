@@ -8,11 +8,11 @@ MOORD_LDLIBS := -luv -lmicrohttpd -lgnutls -ljansson -lprotobuf-c -lrocksdb -lss
 BINS += $(BUILD)/bin/moord
 $(eval $(call link_bin,$(BUILD)/bin/moord,$(call objs,server/main.c) $(MOORD_LIBS),$(MOORD_LDLIBS)))
 
-SCRIPT_TESTS += tests/cluster/test_moord_start.sh tests/cluster/test_cluster_basic.sh tests/cluster/test_cluster_watch_lease.sh tests/cluster/test_cluster_membership.sh tests/cluster/test_cluster_quota.sh tests/cluster/test_readme.sh tests/cluster/test_restore.sh tests/cluster/test_stop_inflight.sh
+SCRIPT_TESTS += tests/cluster/test_moord_start.sh tests/cluster/test_cluster_basic.sh tests/cluster/test_cluster_watch_lease.sh tests/cluster/test_cluster_membership.sh tests/cluster/test_cluster_quota.sh tests/cluster/test_readme.sh tests/cluster/test_restore.sh tests/cluster/test_stop_inflight.sh tests/cluster/test_peer_names.sh
 UNIT_SERVER_TESTS := $(BUILD)/tests/unit_server_config $(BUILD)/tests/unit_server_peer
 .PHONY: test-server
 test-server: $(BUILD)/bin/moord $(UNIT_SERVER_TESTS)
-	@BUILD=$(BUILD) tests/run.sh $(UNIT_SERVER_TESTS) tests/cluster/test_moord_start.sh tests/cluster/test_cluster_basic.sh tests/cluster/test_cluster_watch_lease.sh tests/cluster/test_cluster_membership.sh tests/cluster/test_cluster_quota.sh tests/cluster/test_readme.sh tests/cluster/test_restore.sh tests/cluster/test_stop_inflight.sh
+	@BUILD=$(BUILD) tests/run.sh $(UNIT_SERVER_TESTS) tests/cluster/test_moord_start.sh tests/cluster/test_cluster_basic.sh tests/cluster/test_cluster_watch_lease.sh tests/cluster/test_cluster_membership.sh tests/cluster/test_cluster_quota.sh tests/cluster/test_readme.sh tests/cluster/test_restore.sh tests/cluster/test_stop_inflight.sh tests/cluster/test_peer_names.sh
 
 # The probe of the bidirectional watch stream, used by test_watch_stream.sh.
 BINS += $(BUILD)/bin/moor-watch-probe

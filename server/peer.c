@@ -12,6 +12,7 @@
 #include "proto/raft.pb-c.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,9 @@ struct out_conn {
 	char rbuf[64];
 	struct srv_peer_tls *tls; /* NULL for a plain connection */
 	char *tbuf;               /* READ_CHUNK bytes of ciphertext, with tls */
+	uv_getaddrinfo_t gai;     /* a name being resolved off the loop */
+	int resolving;            /* gai in flight: its callback closes tcp */
+	struct sockaddr_storage dst;
 };
 
 struct in_conn {
@@ -243,6 +247,10 @@ static void out_fail(struct out_conn *c, const char *why)
 	}
 	c->peer = NULL;
 	c->connected = 0;
+	if (c->resolving) {
+		uv_cancel((uv_req_t *)&c->gai); /* its callback closes tcp */
+		return;
+	}
 	if (!uv_is_closing((uv_handle_t *)&c->tcp))
 		uv_close((uv_handle_t *)&c->tcp, on_out_closed);
 }
@@ -564,16 +572,25 @@ static void on_connected(uv_connect_t *req, int status)
 	out_tls_progress(c); /* the ClientHello */
 }
 
+/* A numeric address (no name lookup) into ss; false for a name. */
+static bool numeric_addr(const char *host, unsigned port, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof *ss);
+	return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0 ||
+	       uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0;
+}
+
+/* Blocking; only at start-up (listeners), never on the loop once it runs. */
 static int resolve(const char *host, unsigned port, struct sockaddr_storage *ss)
 {
 	struct addrinfo hints = {0}, *ai;
 	char ps[8];
 
+	if (numeric_addr(host, port, ss))
+		return 0;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_NUMERICSERV;
 	snprintf(ps, sizeof ps, "%u", port);
-	/* Blocking for names; peer URLs are numeric in tests and resolved
-	 * once per dial, not per message. */
 	if (getaddrinfo(host, ps, &hints, &ai) != 0)
 		return MOOR_EINVAL;
 	memcpy(ss, ai->ai_addr, ai->ai_addrlen);
@@ -581,18 +598,109 @@ static int resolve(const char *host, unsigned port, struct sockaddr_storage *ss)
 	return 0;
 }
 
+/* Names are looked up on libuv's thread pool: a slow or unreachable DNS
+ * server (a peer's pod not yet published, say) must not stall the loop
+ * that runs raft. The destination first, then the address to bind. */
+static void dial_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai);
+
+static void dial_lookup(struct out_conn *c, const char *host, unsigned port, int family)
+{
+	struct addrinfo hints = {0};
+	char ps[8];
+	int rc;
+
+	hints.ai_family = family;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	snprintf(ps, sizeof ps, "%u", port);
+	c->gai.data = c;
+	rc = uv_getaddrinfo(c->t->loop, &c->gai, dial_resolved, host, ps, &hints);
+	if (rc < 0) {
+		out_fail(c, uv_strerror(rc));
+		return;
+	}
+	c->resolving = 1;
+}
+
+static void dial_connect(struct out_conn *c, const struct sockaddr_storage *src)
+{
+	int rc;
+
+	if (src) {
+		rc = uv_tcp_bind(&c->tcp, (const struct sockaddr *)src, 0);
+		if (rc < 0) {
+			out_fail(c, uv_strerror(rc));
+			return;
+		}
+	}
+	rc = uv_tcp_connect(&c->connect_req, &c->tcp, (struct sockaddr *)&c->dst, on_connected);
+	if (rc < 0)
+		out_fail(c, uv_strerror(rc));
+}
+
+/* With c->dst known: bind to the advertised address when there is one
+ * (so that tests can cut links between addresses), then connect. */
+static void dial_source(struct out_conn *c)
+{
+	const char *bind_host = c->t->cfg.bind_host;
+	struct sockaddr_storage src;
+
+	if (!bind_host) {
+		dial_connect(c, NULL);
+		return;
+	}
+	if (numeric_addr(bind_host, 0, &src)) {
+		dial_connect(c, &src);
+		return;
+	}
+	dial_lookup(c, bind_host, 0, c->dst.ss_family); /* an address to reach dst from */
+}
+
+static void dial_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *ai)
+{
+	struct out_conn *c = req->data;
+	struct peer *p = c->peer;
+	int source = c->dst.ss_family != 0; /* the destination was known */
+	struct sockaddr_storage src;
+
+	c->resolving = 0;
+	if (status == 0)
+		memcpy(source ? &src : &c->dst, ai->ai_addr, ai->ai_addrlen);
+	uv_freeaddrinfo(ai);
+	if (!p) { /* let go of while resolving */
+		if (!uv_is_closing((uv_handle_t *)&c->tcp))
+			uv_close((uv_handle_t *)&c->tcp, on_out_closed);
+		return;
+	}
+	if (source) {
+		/* the own name not resolving is no reason not to dial */
+		if (status != 0)
+			LOG(c->t, MOOR_LOG_DEBUG, "cannot resolve %s to bind to: %s",
+			    c->t->cfg.bind_host, uv_strerror(status));
+		dial_connect(c, status == 0 ? &src : NULL);
+		return;
+	}
+	if (status != 0) {
+		LOG(c->t, MOOR_LOG_DEBUG, "cannot resolve peer %016llx at %s: %s",
+		    (unsigned long long)p->id, p->url.text, uv_strerror(status));
+		out_fail(c, "cannot resolve host");
+		return;
+	}
+	dial_source(c);
+}
+
 static void peer_dial(struct peer *p)
 {
 	struct srv_peer_transport *t = p->t;
-	struct sockaddr_storage dst, src;
 	struct out_conn *c;
-	int rc;
 
 	if (t->stopping || p->conn)
 		return;
 	c = calloc(1, sizeof *c);
-	if (!c)
-		goto retry;
+	if (!c) {
+		uv_timer_start(&p->timer, on_backoff, p->backoff_ms, 0);
+		return;
+	}
 	c->t = t;
 	c->peer = p;
 	uv_tcp_init(t->loop, &c->tcp);
@@ -600,23 +708,12 @@ static void peer_dial(struct peer *p)
 	c->tcp.data = c;
 	c->connect_req.data = c;
 	p->conn = c;
-	if (resolve(p->url.host, p->url.port, &dst) != 0) {
-		out_fail(c, "cannot resolve host");
-		return;
+	if (numeric_addr(p->url.host, p->url.port, &c->dst))
+		dial_source(c);
+	else {
+		memset(&c->dst, 0, sizeof c->dst);
+		dial_lookup(c, p->url.host, p->url.port, AF_UNSPEC);
 	}
-	if (t->cfg.bind_host && resolve(t->cfg.bind_host, 0, &src) == 0) {
-		rc = uv_tcp_bind(&c->tcp, (struct sockaddr *)&src, 0);
-		if (rc < 0) {
-			out_fail(c, uv_strerror(rc));
-			return;
-		}
-	}
-	rc = uv_tcp_connect(&c->connect_req, &c->tcp, (struct sockaddr *)&dst, on_connected);
-	if (rc < 0)
-		out_fail(c, uv_strerror(rc));
-	return;
-retry:
-	uv_timer_start(&p->timer, on_backoff, p->backoff_ms, 0);
 }
 
 static void on_timer_closed(uv_handle_t *h)
