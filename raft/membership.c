@@ -253,7 +253,10 @@ int raft_propose_conf_change(struct raft *r, const struct raft_conf_change *cc)
 		return MOOR_EPENDINGCONF;
 	if ((rc = conf_check(r, cc)))
 		return rc;
-	if (cc->type == RAFT_CONF_PROMOTE && raft_pr_get(r, cc->node_id)->match < r->log.committed)
+	/* As etcd: a learner is ready once it holds 90% of the committed log;
+	 * asking for all of it would refuse most promotions under load. */
+	if (cc->type == RAFT_CONF_PROMOTE &&
+	    raft_pr_get(r, cc->node_id)->match * 10 < r->log.committed * 9)
 		return MOOR_ELEARNERNOTREADY;
 	raft_conf_change_encode(cc, buf);
 	e.type = RAFT_ENTRY_CONF_CHANGE;

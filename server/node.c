@@ -725,6 +725,7 @@ static void on_tick(uv_timer_t *t)
 	sweep(n);
 	node_pump(n);
 	publish_self(n);
+	node_promote_refusals_propose(n);
 	node_leases_tick(n);
 	node_snap_pump(n);
 	node_snap_maybe_compact(n);

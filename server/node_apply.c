@@ -298,6 +298,8 @@ static int apply_request(struct srv_node *n, uint64_t index, const Moorpb__Inter
 			if (!m || !m->in_conf)
 				return MOOR_EMEMBERNOTFOUND;
 			return m->learner ? 0 : MOOR_EINVAL;
+		case MOORPB__MEMBER_CHANGE__KIND__PROMOTE_REFUSED:
+			return 0; /* no change: node_member_change_effect answers */
 		case MOORPB__MEMBER_CHANGE__KIND__UPDATE:
 			if (!m || !m->in_conf)
 				return MOOR_EMEMBERNOTFOUND;

@@ -180,6 +180,9 @@ struct srv_node {
 
 	/* membership changes */
 	struct conf_wait *conf_q; /* raft conf changes to propose (leader) */
+	/* learners raft would not promote, to say so through the log */
+	uint64_t refused_promotes[8];
+	int n_refused_promotes;
 	struct member_waiter *mwait;
 	bool was_member, removed;
 	bool joining; /* started empty with --initial-cluster-state existing */
@@ -246,6 +249,7 @@ void node_leases_tick(struct srv_node *n);
 void node_member_change_effect(struct srv_node *n, const Moorpb__MemberChange *c, int rc);
 void node_member_waiters_check(struct srv_node *n, uint64_t now_ms);
 void node_conf_changes_propose(struct srv_node *n);
+void node_promote_refusals_propose(struct srv_node *n);
 int64_t node_lease_effect(struct srv_node *n, const Moorpb__InternalRequest *r, int rc);
 int node_leases_load(struct srv_node *n);
 void node_reads_release(struct srv_node *n);

@@ -17,10 +17,16 @@
 
 #define LOG(n, lvl, ...) moor_log((n)->log, lvl, "member", __VA_ARGS__)
 
+static void node_member_waiters_refuse(struct srv_node *n, uint64_t id, int want, int rc);
+
 void node_member_change_effect(struct srv_node *n, const Moorpb__MemberChange *c, int rc)
 {
 	struct conf_wait *w;
 
+	if (rc == 0 && c->kind == MOORPB__MEMBER_CHANGE__KIND__PROMOTE_REFUSED) {
+		node_member_waiters_refuse(n, c->id, SRV_MEMBER_VOTER, MOOR_ELEARNERNOTREADY);
+		return;
+	}
 	if (rc || n->role != RAFT_LEADER || c->kind == MOORPB__MEMBER_CHANGE__KIND__UPDATE)
 		return;
 	w = calloc(1, sizeof *w);
@@ -46,6 +52,39 @@ void node_member_change_effect(struct srv_node *n, const Moorpb__MemberChange *c
 	*tail = w;
 }
 
+static void on_refusal_applied(void *ctx, int rc, void *resp, int64_t aux)
+{
+	(void)ctx;
+	(void)rc;
+	(void)aux;
+	kv_response_free(resp);
+}
+
+/* Raft would not promote a learner that has not caught up: say so through
+ * the log, so that whichever member took the promote answers at once
+ * (etcd's "can only promote a learner member which is in sync with
+ * leader") instead of waiting for a change that will not come. From the
+ * tick, outside node_pump (srv_node_propose pumps). */
+void node_promote_refusals_propose(struct srv_node *n)
+{
+	for (int i = 0; i < n->n_refused_promotes; i++) {
+		Moorpb__InternalRequest ir = MOORPB__INTERNAL_REQUEST__INIT;
+		Moorpb__MemberChange mc = MOORPB__MEMBER_CHANGE__INIT;
+		uint64_t id = n->refused_promotes[i];
+		int rc;
+
+		mc.kind = MOORPB__MEMBER_CHANGE__KIND__PROMOTE_REFUSED;
+		mc.id = id;
+		ir.request_case = MOORPB__INTERNAL_REQUEST__REQUEST_MEMBER_CHANGE;
+		ir.member_change = &mc;
+		rc = srv_node_propose(n, &ir, on_refusal_applied, NULL);
+		if (rc) /* the client's wait times out instead */
+			LOG(n, MOOR_LOG_WARN, "cannot tell that promoting %016llx was refused: %s",
+			    (unsigned long long)id, moor_strerror(rc));
+	}
+	n->n_refused_promotes = 0;
+}
+
 /* From node_pump, outside a ready batch: one change at a time; a change
  * that must wait for the previous one stays queued until its deadline. */
 void node_conf_changes_propose(struct srv_node *n)
@@ -61,6 +100,10 @@ void node_conf_changes_propose(struct srv_node *n)
 		if (rc)
 			LOG(n, MOOR_LOG_WARN, "configuration change for %016llx not proposed: %s",
 			    (unsigned long long)w->cc.node_id, moor_strerror(rc));
+		if (rc == MOOR_ELEARNERNOTREADY &&
+		    n->n_refused_promotes < (int)(sizeof n->refused_promotes /
+		                                  sizeof n->refused_promotes[0]))
+			n->refused_promotes[n->n_refused_promotes++] = w->cc.node_id;
 		n->conf_q = w->next;
 		free(w);
 	}
@@ -90,6 +133,23 @@ void node_member_waiters_check(struct srv_node *n, uint64_t now_ms)
 		else if (now_ms && now_ms >= w->deadline_ms)
 			rc = MOOR_ETIMEOUT;
 		if (rc == 1) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		w->cb(w->ctx, rc);
+		free(w);
+	}
+}
+
+/* Completes with rc every waiter for member id reaching state want. */
+static void node_member_waiters_refuse(struct srv_node *n, uint64_t id, int want, int rc)
+{
+	struct member_waiter **pp = &n->mwait;
+
+	while (*pp) {
+		struct member_waiter *w = *pp;
+		if (w->id != id || w->want != want) {
 			pp = &w->next;
 			continue;
 		}

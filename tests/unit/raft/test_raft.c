@@ -954,6 +954,41 @@ static void promoting_a_learner_that_lags_is_refused(void **state)
 	fx_free(&f);
 }
 
+static void promoting_a_learner_within_ten_percent_of_the_commit_index_is_allowed(void **state)
+{
+	struct fx f;
+	uint64_t c;
+
+	(void)state;
+	fx_init(&f, 3, false, false);
+	elect(&f, 1);
+	fx_add_empty(&f, 4);
+	assert_int_equal(conf(&f, 1, RAFT_CONF_ADD_LEARNER, 4), 0);
+	fx_settle(&f);
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(fx_propose_str(&f, 1, "x"), 0);
+	fx_settle(&f);
+	assert_int_equal(fx_status(&f, 4).last_index, fx_status(&f, 1).commit);
+	/* cut off, the learner falls behind by 10% and one entry, then less */
+	fx_isolate(&f, 4, true);
+	c = fx_status(&f, 1).commit;
+	while (fx_status(&f, 4).last_index * 10 >= fx_status(&f, 1).commit * 9) {
+		assert_int_equal(fx_propose_str(&f, 1, "y"), 0);
+		fx_settle(&f);
+	}
+	assert_true(fx_status(&f, 1).commit > c);
+	assert_int_equal(conf(&f, 1, RAFT_CONF_PROMOTE, 4), MOOR_ELEARNERNOTREADY);
+	fx_isolate(&f, 4, false);
+	fx_tick(&f, 1, 1);
+	fx_settle(&f);
+	fx_isolate(&f, 4, true);
+	assert_int_equal(fx_propose_str(&f, 1, "z"), 0);
+	fx_settle(&f);
+	assert_true(fx_status(&f, 4).last_index < fx_status(&f, 1).commit);
+	assert_int_equal(conf(&f, 1, RAFT_CONF_PROMOTE, 4), 0);
+	fx_free(&f);
+}
+
 static void a_leader_removing_itself_no_longer_counts_itself_or_takes_proposals(void **state)
 {
 	struct fx f;
@@ -1388,6 +1423,7 @@ int main(void)
 	        a_configuration_takes_effect_when_appended_and_is_undone_when_truncated),
 	    cmocka_unit_test(a_second_configuration_change_waits_until_the_first_is_applied),
 	    cmocka_unit_test(promoting_a_learner_that_lags_is_refused),
+	    cmocka_unit_test(promoting_a_learner_within_ten_percent_of_the_commit_index_is_allowed),
 	    cmocka_unit_test(
 	        a_leader_that_removes_itself_hands_over_and_steps_down_once_the_change_is_applied),
 	    cmocka_unit_test(a_leader_removing_itself_no_longer_counts_itself_or_takes_proposals),
