@@ -2,7 +2,8 @@
  * kv microbenchmark: apply throughput in batches of 1, 100 and 1000 puts
  * (8-32 byte keys, 256-byte values), current single-key ranges, 1000-key
  * prefix ranges, ranges at an old revision, txns (compare mod_revision then
- * put), and reopen time and resident memory with 1,000,000 keys (measured in
+ * put), watch catch-up from the store (kv_history_read over the last
+ * 1,000,000 revisions, with and without prev_kv), and reopen time and resident memory with 1,000,000 keys (measured in
  * a freshly executed process). Prints one table. Uses a temp dir in /tmp,
  * removed at the end. Single-threaded: figures are per core.
  *
@@ -179,6 +180,31 @@ static struct rate prefix_reads(struct kv *kv, uint64_t nkeys, long n)
 	return t_rate((double)n);
 }
 
+/* Watch catch-up from the store: every revision from `from` to the
+ * current one through kv_history_read, 1000 events per read (as the
+ * server's catch-up reads), with or without prev_kv; *events counts them. */
+static struct rate history_reads(struct kv *kv, int64_t from, bool prev_kv, long *events)
+{
+	struct kv_history h;
+	int64_t rev = from;
+	int rc;
+
+	*events = 0;
+	t_start();
+	for (;;) {
+		if ((rc = kv_history_read(kv, rev, 1000, prev_kv, &h)) != 0)
+			die("history", rc);
+		*events += (long)h.n_events;
+		rev = h.next_rev;
+		if (h.n_events == 0 || rev > h.revision) {
+			kv_history_free(&h);
+			break;
+		}
+		kv_history_free(&h);
+	}
+	return t_rate((double)*events);
+}
+
 /* Txns: if mod_revision(key) == known then put; batches of 100. */
 static struct rate txns(struct kv *kv, long n)
 {
@@ -273,7 +299,8 @@ int main(int argc, char **argv)
 {
 	uint64_t nkeys = 1000000;
 	char dir[] = "/tmp/moor-kv-bench-XXXXXX", path[64], cmd[256];
-	struct rate r1, r100, r1000, reads, prefix, old, txn;
+	struct rate r1, r100, r1000, reads, prefix, old, txn, hist, hist_prev;
+	long hist_n, hist_prev_n;
 	double open_s = 0;
 	long rss = 0;
 	long long rev_seen = 0;
@@ -341,6 +368,11 @@ int main(int argc, char **argv)
 	prefix = prefix_reads(kv, nkeys, 2000);
 	old = point_reads(kv, 110000 < nkeys ? 110000 : nkeys, 200000, mid_rev);
 	txn = txns(kv, 200000);
+	kv_status(kv, &st);
+	hist = history_reads(kv, st.revision - 1000000 > 1 ? st.revision - 1000000 : 1, false,
+	                     &hist_n);
+	hist_prev = history_reads(kv, st.revision - 1000000 > 1 ? st.revision - 1000000 : 1, true,
+	                          &hist_prev_n);
 	kv_close(kv);
 
 	snprintf(cmd, sizeof cmd, "/proc/%d/exe --reopen %s %llu", (int)getpid(), path,
@@ -362,6 +394,10 @@ int main(int argc, char **argv)
 	ROW("1000-key prefix range", prefix);
 	ROW("single-key range, old revision", old);
 	ROW("txn (compare mod_revision + put), batch 100", txn);
+	printf("watch catch-up from the store, %ld events:\n", hist_n);
+	ROW("  history events read, 1000 per read", hist);
+	(void)hist_prev_n;
+	ROW("  ... with prev_kv", hist_prev);
 	printf("%-46s %12.3f\n", "reopen with all keys, seconds", open_s);
 	printf("%-46s %12.1f\n", "resident memory after reopen + 1000 reads, MiB", rss / 1024.0);
 	printf("%-46s %12lld\n", "revision after reopen", rev_seen);
