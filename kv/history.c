@@ -93,6 +93,8 @@ int kv_history_read(struct kv *kv, int64_t from_rev, size_t max_events, bool wan
 	struct kv_view v;
 	struct kv_arena *ar = NULL;
 	rocksdb_iterator_t *it = NULL, *pit = NULL;
+	rocksdb_readoptions_t *sro = NULL;
+	unsigned char ub[17];
 	struct kv_kbuf k;
 	size_t cap = 0;
 	int64_t last_main = 0;
@@ -118,7 +120,14 @@ int kv_history_read(struct kv *kv, int64_t from_rev, size_t max_events, bool wan
 	}
 	out->arena_ = ar;
 	kv_kbuf_init(&k);
-	it = rocksdb_create_iterator(kv->db, v.ro);
+	/* the scan stops at the current revision: RocksDB need not look past */
+	sro = rocksdb_readoptions_create();
+	ub[0] = KV_P_HIST;
+	moor_put_be64(ub + 1, (uint64_t)v.rev + 1);
+	memset(ub + 9, 0, 8);
+	rocksdb_readoptions_set_snapshot(sro, v.snap);
+	rocksdb_readoptions_set_iterate_upper_bound(sro, (char *)ub, sizeof ub);
+	it = sro ? rocksdb_create_iterator(kv->db, sro) : NULL;
 	pit = want_prev ? rocksdb_create_iterator(kv->db, v.ro) : NULL;
 	rc = kv_key_hist(kv->alloc, &k, (struct kv_rev){from_rev, 0});
 	if (rc || !it || (want_prev && !pit)) {
@@ -190,6 +199,8 @@ out_k:
 out:
 	if (it)
 		rocksdb_iter_destroy(it);
+	if (sro)
+		rocksdb_readoptions_destroy(sro);
 	if (pit)
 		rocksdb_iter_destroy(pit);
 	kv_view_close(&v);
