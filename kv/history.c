@@ -23,45 +23,51 @@ static int iter_err(struct kv *kv, rocksdb_iterator_t *it)
 	return err ? kv_rocks_err(kv, err, "kv: iterating") : 0;
 }
 
-/* The previous version of rec's key (before rec), if it is a live value. */
-static int prev_of(struct kv_view *v, rocksdb_iterator_t *it, const struct kv_rec *rec,
+/*
+ * The previous version of the key rec changed, if it was a live value. A
+ * change that superseded a live version P wrote g<rec's revision><P> -> key
+ * (write.c), so `git`, walking the garbage table in step with the history
+ * scan, names P without a seek into the key index; P's record is then one
+ * point get. (A delete at main revision m also wrote g<m+1,0><itself>: an
+ * entry at the same place for the same key names a tombstone, which is no
+ * previous value.)
+ */
+static int prev_of(struct kv_view *v, rocksdb_iterator_t *git, const struct kv_rec *rec,
                    struct kv_arena *ar, Mvccpb__KeyValue **out)
 {
-	const struct moor_alloc *a = v->kv->alloc;
-	struct kv_kbuf pfx, t, hk;
+	struct kv_kbuf hk;
 	size_t kl, vl;
 	const char *ik, *iv;
 	char *raw = NULL, *err = NULL;
 	struct kv_rec prev;
+	struct kv_rev victim = {0, 0};
+	bool found = false;
 	int rc;
 
 	*out = NULL;
-	kv_kbuf_init(&pfx);
-	kv_kbuf_init(&t);
-	kv_kbuf_init(&hk);
-	rc = kv_key_index_prefix(a, &pfx, rec->key, rec->key_len);
-	if (rc == 0)
-		rc = kv_key_index(a, &t, rec->key, rec->key_len, rec->mod);
-	if (rc)
-		goto out;
-	rocksdb_iter_seek_for_prev(it, (char *)t.p, t.len);
-	if (rocksdb_iter_valid(it)) {
-		ik = rocksdb_iter_key(it, &kl);
-		if (kl == t.len && memcmp(ik, t.p, t.len) == 0)
-			rocksdb_iter_prev(it);
-	}
-	if (!rocksdb_iter_valid(it))
-		goto out;
-	ik = rocksdb_iter_key(it, &kl);
-	if (kl != pfx.len + 16 || memcmp(ik, pfx.p, pfx.len) != 0)
-		goto out;
-	iv = rocksdb_iter_value(it, &vl);
-	if (vl != 1 || (iv[0] & KV_REC_TOMB))
-		goto out;
-	struct kv_rev r = {(int64_t)moor_get_be64((const unsigned char *)ik + pfx.len),
-	                   (int64_t)moor_get_be64((const unsigned char *)ik + pfx.len + 8)};
+	for (; rocksdb_iter_valid(git); rocksdb_iter_next(git)) {
+		ik = rocksdb_iter_key(git, &kl);
+		if (kl != 33 || ik[0] != KV_P_GARBAGE)
+			break;
+		const unsigned char *u = (const unsigned char *)ik;
+		struct kv_rev at = {(int64_t)moor_get_be64(u + 1), (int64_t)moor_get_be64(u + 9)};
 
-	rc = kv_key_hist(a, &hk, r);
+		if (at.main > rec->mod.main || (at.main == rec->mod.main && at.sub > rec->mod.sub))
+			break; /* a later event's: stay on it */
+		if (at.main != rec->mod.main || at.sub != rec->mod.sub)
+			continue;
+		iv = rocksdb_iter_value(git, &vl);
+		if (vl == rec->key_len && memcmp(iv, rec->key, vl) == 0) {
+			victim = (struct kv_rev){(int64_t)moor_get_be64(u + 17),
+			                         (int64_t)moor_get_be64(u + 25)};
+			found = true;
+			break;
+		}
+	}
+	if (!found)
+		return 0;
+	kv_kbuf_init(&hk);
+	rc = kv_key_hist(v->kv->alloc, &hk, victim);
 	if (rc)
 		goto out;
 	raw = rocksdb_get(v->kv->db, v->ro, (char *)hk.p, hk.len, &vl, &err);
@@ -70,20 +76,23 @@ static int prev_of(struct kv_view *v, rocksdb_iterator_t *it, const struct kv_re
 		goto out;
 	}
 	if (!raw)
-		goto out;
+		goto out; /* compacted */
 	rc = kv_rec_decode(raw, vl, &prev);
+	if (rc == 0 && (prev.key_len != rec->key_len || memcmp(prev.key, rec->key, prev.key_len) != 0))
+		rc = MOOR_ECORRUPT;
 	if (rc) {
-		rc = kv_fail(v->kv, rc, "kv: corrupt history record");
+		rc = kv_fail(v->kv, rc, "kv: corrupt history record %lld.%lld",
+		             (long long)victim.main, (long long)victim.sub);
 		goto out;
 	}
+	if (prev.flags & KV_REC_TOMB)
+		goto out;
 	*out = kv_arena_kv(ar, &prev, false);
 	if (!*out)
 		rc = MOOR_ENOMEM;
 out:
 	rocksdb_free(raw);
-	kv_kbuf_free(a, &pfx);
-	kv_kbuf_free(a, &t);
-	kv_kbuf_free(a, &hk);
+	kv_kbuf_free(v->kv->alloc, &hk);
 	return rc;
 }
 
@@ -129,7 +138,11 @@ int kv_history_read(struct kv *kv, int64_t from_rev, size_t max_events, bool wan
 	rocksdb_readoptions_set_iterate_upper_bound(sro, (char *)ub, sizeof ub);
 	it = sro ? rocksdb_create_iterator(kv->db, sro) : NULL;
 	pit = want_prev ? rocksdb_create_iterator(kv->db, v.ro) : NULL;
-	rc = kv_key_hist(kv->alloc, &k, (struct kv_rev){from_rev, 0});
+	rc = kv_key_garbage(kv->alloc, &k, (struct kv_rev){from_rev, 0}, (struct kv_rev){0, 0});
+	if (rc == 0 && pit)
+		rocksdb_iter_seek(pit, (char *)k.p, k.len);
+	if (rc == 0)
+		rc = kv_key_hist(kv->alloc, &k, (struct kv_rev){from_rev, 0});
 	if (rc || !it || (want_prev && !pit)) {
 		rc = rc ? rc : MOOR_ENOMEM;
 		goto out_k;
@@ -193,6 +206,8 @@ int kv_history_read(struct kv *kv, int64_t from_rev, size_t max_events, bool wan
 		last_main = main;
 	}
 	rc = iter_err(kv, it);
+	if (rc == 0 && pit)
+		rc = iter_err(kv, pit);
 	out->next_rev = early ? last_main + 1 : (from_rev > v.rev ? from_rev : v.rev + 1);
 out_k:
 	kv_kbuf_free(kv->alloc, &k);

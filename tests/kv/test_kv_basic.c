@@ -527,6 +527,45 @@ static void a_history_read_never_splits_a_revision(void **state)
 	kv_history_free(&h);
 }
 
+/* prev_kv in history comes from the garbage table (history.c); a delete at
+ * revision m also leaves an entry at (m+1, 0) for its own tombstone, which
+ * must not pass for the previous value of a key written at m+1. */
+static void history_prev_kv_is_the_live_version_before_each_change(void **state)
+{
+	struct fx *f = *state;
+	struct kv_history h;
+	int64_t r0 = revision(f);
+
+	assert_int_equal(put(f, "a", "1", 0), 0); /* r0+1 */
+	assert_int_equal(put(f, "b", "1", 0), 0); /* r0+2 */
+	assert_int_equal(del(f, "a", ""), 0);     /* r0+3: a's tombstone entry at r0+4 */
+	assert_int_equal(put(f, "a", "2", 0), 0); /* r0+4: created again, no prev */
+	assert_int_equal(put(f, "b", "2", 0), 0); /* r0+5: prev b=1 */
+	assert_int_equal(put(f, "a", "3", 0), 0); /* r0+6: prev a=2 */
+	assert_int_equal(kv_history_read(f->kv, r0 + 1, 0, true, &h), 0);
+	assert_int_equal(h.n_events, 6);
+	assert_null(h.events[0]->prev_kv);
+	assert_null(h.events[1]->prev_kv);
+	assert_int_equal(h.events[2]->type, MVCCPB__EVENT__EVENT_TYPE__DELETE);
+	assert_non_null(h.events[2]->prev_kv);
+	assert_memory_equal(h.events[2]->prev_kv->value.data, "1", 1);
+	assert_int_equal(h.events[2]->prev_kv->mod_revision, r0 + 1);
+	assert_null(h.events[3]->prev_kv);
+	assert_non_null(h.events[4]->prev_kv);
+	assert_memory_equal(h.events[4]->prev_kv->key.data, "b", 1);
+	assert_int_equal(h.events[4]->prev_kv->mod_revision, r0 + 2);
+	assert_non_null(h.events[5]->prev_kv);
+	assert_memory_equal(h.events[5]->prev_kv->value.data, "2", 1);
+	assert_int_equal(h.events[5]->prev_kv->version, 1);
+	kv_history_free(&h);
+	/* from the middle: the garbage scan starts where the history scan does */
+	assert_int_equal(kv_history_read(f->kv, r0 + 5, 0, true, &h), 0);
+	assert_int_equal(h.n_events, 2);
+	assert_int_equal(h.events[0]->prev_kv->mod_revision, r0 + 2);
+	assert_int_equal(h.events[1]->prev_kv->mod_revision, r0 + 4);
+	kv_history_free(&h);
+}
+
 static void a_snapshot_restore_replaces_the_whole_state(void **state)
 {
 	struct fx *f = *state;
@@ -1055,6 +1094,7 @@ int main(void)
 	    T(revoking_a_lease_deletes_its_keys_in_one_revision),
 	    T(compaction_removes_superseded_history_and_keeps_the_latest_versions),
 	    T(a_history_read_never_splits_a_revision),
+	    T(history_prev_kv_is_the_live_version_before_each_change),
 	    T(a_snapshot_restore_replaces_the_whole_state),
 	    T(a_restore_interrupted_at_any_step_opens_old_or_new_state),
 	    T(meta_records_commit_with_the_batch_and_survive_reopen),
