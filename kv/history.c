@@ -78,7 +78,8 @@ static int prev_of(struct kv_view *v, rocksdb_iterator_t *git, const struct kv_r
 	if (!raw)
 		goto out; /* compacted */
 	rc = kv_rec_decode(raw, vl, &prev);
-	if (rc == 0 && (prev.key_len != rec->key_len || memcmp(prev.key, rec->key, prev.key_len) != 0))
+	if (rc == 0 &&
+	    (prev.key_len != rec->key_len || memcmp(prev.key, rec->key, prev.key_len) != 0))
 		rc = MOOR_ECORRUPT;
 	if (rc) {
 		rc = kv_fail(v->kv, rc, "kv: corrupt history record %lld.%lld",

@@ -101,8 +101,8 @@ void node_conf_changes_propose(struct srv_node *n)
 			LOG(n, MOOR_LOG_WARN, "configuration change for %016llx not proposed: %s",
 			    (unsigned long long)w->cc.node_id, moor_strerror(rc));
 		if (rc == MOOR_ELEARNERNOTREADY &&
-		    n->n_refused_promotes < (int)(sizeof n->refused_promotes /
-		                                  sizeof n->refused_promotes[0]))
+		    n->n_refused_promotes <
+		        (int)(sizeof n->refused_promotes / sizeof n->refused_promotes[0]))
 			n->refused_promotes[n->n_refused_promotes++] = w->cc.node_id;
 		n->conf_q = w->next;
 		free(w);

@@ -3,9 +3,9 @@
  * (8-32 byte keys, 256-byte values), current single-key ranges, 1000-key
  * prefix ranges, ranges at an old revision, txns (compare mod_revision then
  * put), watch catch-up from the store (kv_history_read over the last
- * 1,000,000 revisions, with and without prev_kv), and reopen time and resident memory with 1,000,000 keys (measured in
- * a freshly executed process). Prints one table. Uses a temp dir in /tmp,
- * removed at the end. Single-threaded: figures are per core.
+ * 1,000,000 revisions, with and without prev_kv), and reopen time and resident memory with
+ * 1,000,000 keys (measured in a freshly executed process). Prints one table. Uses a temp dir in
+ * /tmp, removed at the end. Single-threaded: figures are per core.
  *
  *   bench_kv [keys]      (default 1000000)
  */
