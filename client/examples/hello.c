@@ -18,12 +18,14 @@ int main(int argc, char **argv)
 	printf("%.*s at revision %lld\n", (int)r->kvs[0].value_len, r->kvs[0].value,
 	       (long long)r->header.revision);
 	struct moor_watch_opts from_next = {.start_revision = r->header.revision + 1};
-	moor_watch_start(c, "greeting", 8, &from_next, &w); /* poll mode: no callback given */
-	moor_put(c, "greeting", 8, "goodbye", 7, NULL, NULL);
-	if (moor_watch_next(w, 5000, &ev) == 0 && ev->n_events > 0)
-		printf("watched: %.*s\n", (int)ev->events[0].kv.value_len, ev->events[0].kv.value);
-	moor_watch_response_free(ev);
-	moor_watch_stop(w);
+	if (moor_watch_start(c, "greeting", 8, &from_next, &w) == 0) { /* poll mode: no callback */
+		moor_put(c, "greeting", 8, "goodbye", 7, NULL, NULL);
+		if (moor_watch_next(w, 5000, &ev) == 0 && ev->n_events > 0)
+			printf("watched: %.*s\n", (int)ev->events[0].kv.value_len,
+			       ev->events[0].kv.value);
+		moor_watch_response_free(ev);
+		moor_watch_stop(w);
+	}
 	moor_response_free(r);
 	moor_client_close(c);
 	return 0;

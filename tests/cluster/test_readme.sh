@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's curl examples, run as printed against a 3-member cluster
+# The README's curl examples and its C program, run as printed against a 3-member cluster
 # (only the addresses are changed: make run's 127.0.0.1:2379/22379/32379
 # become this test's members), each checked for what it must answer.
 set -u
@@ -37,5 +37,16 @@ t_check "the lock answered its key mylock/1da3" grep -q '"key":"bXlsb2NrLzFkYTM=
 t_check "the unlock through another member answered a header" grep -q '"header":{"cluster_id"' "$T_TMP/out.12"
 t_check "the campaign answered the leader key" grep -q '"leader":{"name":"ZWw=","key":"ZWwvMWRhMw=="' "$T_TMP/out.13"
 t_check "the leader, asked on a third member, holds the campaign's value" grep -q '"value":"bTE="' "$T_TMP/out.14"
+# the README's C program: the example it names, and it builds and runs
+sed -n '/^```c readme-test$/,/^```$/p' "$readme" | sed '1d;$d' >"$T_TMP/hello.c"
+t_check "the README's C program is client/examples/hello.c" \
+	bash -c "sed -n '/^#include \"client\/moor.h\"/,\$p' '$(dirname "$0")/../../client/examples/hello.c' | cmp -s - '$T_TMP/hello.c'"
+root=$(cd "$(dirname "$0")/../.." && pwd)
+t_check "... it compiles against libmoor" \
+	cc -std=c11 -Wall -Werror -I"$root" -o "$T_TMP/hello" "$T_TMP/hello.c" \
+	"$BUILD/lib/libmoor.a" -lcurl -lprotobuf-c -lpthread
+timeout 30 "$T_TMP/hello" "$(t_url 2)" >"$T_TMP/hello.out" 2>&1
+t_check "... and puts, gets and watches: it prints hello and the watched goodbye" \
+	bash -c "grep -q '^hello at revision [0-9]*$' '$T_TMP/hello.out' && grep -q '^watched: goodbye$' '$T_TMP/hello.out'"
 for i in 1 2 3; do t_member_stop "$i" TERM; done
 t_done
