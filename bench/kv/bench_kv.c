@@ -345,6 +345,25 @@ int main(int argc, char **argv)
 		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 		return 0;
 	}
+	if (argc == 3 && strcmp(argv[1], "--history") == 0) {
+		/* watch catch-up from the store alone, for profiling */
+		struct rate r;
+		long n;
+
+		nkeys = strtoull(argv[2], NULL, 0);
+		if (!mkdtemp(dir))
+			die("mkdtemp", MOOR_EINVAL);
+		snprintf(path, sizeof path, "%s/kv", dir);
+		kv = open_store(path);
+		load(kv, 0, nkeys, 1000);
+		kv_flush(kv, NULL);
+		r = history_reads(kv, 1, getenv("PREV_KV") != NULL, &n);
+		printf("history events/s: %.0f (%.0f per CPU-second), %ld events\n", r.wall, r.cpu,
+		       n);
+		kv_close(kv);
+		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		return 0;
+	}
 	if (argc > 1)
 		nkeys = strtoull(argv[1], NULL, 0);
 	if (nkeys < 20000)
