@@ -313,40 +313,11 @@ int main(int argc, char **argv)
 		cache_bytes = strtoull(getenv("MOOR_KV_CACHE_MB"), NULL, 0) << 20;
 	if (argc == 4 && strcmp(argv[1], "--reopen") == 0)
 		return reopen_child(argv[2], strtoull(argv[3], NULL, 0));
-	if (argc == 3 && strcmp(argv[1], "--puts") == 0) {
-		/* puts alone, for profiling */
-		nkeys = strtoull(argv[2], NULL, 0);
-		if (!mkdtemp(dir))
-			die("mkdtemp", MOOR_EINVAL);
-		snprintf(path, sizeof path, "%s/kv", dir);
-		kv = open_store(path);
-		struct rate r = load(kv, 0, nkeys, 1000);
-
-		printf("puts/s applied, batches of 1000: %.0f (%.0f per CPU-second)\n", r.wall,
-		       r.cpu);
-		kv_close(kv);
-		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-		return 0;
-	}
-	if (argc == 3 && strcmp(argv[1], "--reads") == 0) {
-		/* current single-key reads alone, for profiling */
-		struct rate r;
-
-		nkeys = strtoull(argv[2], NULL, 0);
-		if (!mkdtemp(dir))
-			die("mkdtemp", MOOR_EINVAL);
-		snprintf(path, sizeof path, "%s/kv", dir);
-		kv = open_store(path);
-		load(kv, 0, nkeys, 1000);
-		kv_flush(kv, NULL);
-		r = point_reads(kv, nkeys, 1000000, 0);
-		printf("single-key range/s: %.0f (%.0f per CPU-second)\n", r.wall, r.cpu);
-		kv_close(kv);
-		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-		return 0;
-	}
-	if (argc == 3 && strcmp(argv[1], "--history") == 0) {
-		/* watch catch-up from the store alone, for profiling */
+	if (argc == 3 && (strcmp(argv[1], "--puts") == 0 || strcmp(argv[1], "--reads") == 0 ||
+	                  strcmp(argv[1], "--history") == 0)) {
+		/* one measure alone, for profiling: puts in batches of 1000;
+		 * current single-key reads; watch catch-up from revision 1
+		 * (PREV_KV=1 in the environment: with prev_kv) */
 		struct rate r;
 		long n;
 
@@ -355,11 +326,20 @@ int main(int argc, char **argv)
 			die("mkdtemp", MOOR_EINVAL);
 		snprintf(path, sizeof path, "%s/kv", dir);
 		kv = open_store(path);
-		load(kv, 0, nkeys, 1000);
-		kv_flush(kv, NULL);
-		r = history_reads(kv, 1, getenv("PREV_KV") != NULL, &n);
-		printf("history events/s: %.0f (%.0f per CPU-second), %ld events\n", r.wall, r.cpu,
-		       n);
+		r = load(kv, 0, nkeys, 1000);
+		if (strcmp(argv[1], "--puts") == 0) {
+			printf("puts/s applied, batches of 1000: %.0f (%.0f per CPU-second)\n",
+			       r.wall, r.cpu);
+		} else if (strcmp(argv[1], "--reads") == 0) {
+			kv_flush(kv, NULL);
+			r = point_reads(kv, nkeys, 1000000, 0);
+			printf("single-key range/s: %.0f (%.0f per CPU-second)\n", r.wall, r.cpu);
+		} else {
+			kv_flush(kv, NULL);
+			r = history_reads(kv, 1, getenv("PREV_KV") != NULL, &n);
+			printf("history events/s: %.0f (%.0f per CPU-second), %ld events\n", r.wall,
+			       r.cpu, n);
+		}
 		kv_close(kv);
 		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 		return 0;
