@@ -135,14 +135,16 @@ int kv_history_read(struct kv *kv, int64_t from_rev, size_t max_events, bool wan
 	 * the block cache's hot ones for (and not inserting them is most of
 	 * the gain: bench_kv --history, 0.53-0.65 -> 0.91-1.06 million events
 	 * per CPU-second). */
-	sro = rocksdb_readoptions_create();
 	ub[0] = KV_P_HIST;
 	moor_put_be64(ub + 1, (uint64_t)v.rev + 1);
 	memset(ub + 9, 0, 8);
-	rocksdb_readoptions_set_snapshot(sro, v.snap);
-	rocksdb_readoptions_set_iterate_upper_bound(sro, (char *)ub, sizeof ub);
-	rocksdb_readoptions_set_fill_cache(sro, 0);
-	it = sro ? rocksdb_create_iterator(kv->db, sro) : NULL;
+	sro = rocksdb_readoptions_create(); /* outlives `it`: it holds ub */
+	if (sro) {
+		rocksdb_readoptions_set_snapshot(sro, v.snap);
+		rocksdb_readoptions_set_iterate_upper_bound(sro, (char *)ub, sizeof ub);
+		rocksdb_readoptions_set_fill_cache(sro, 0);
+		it = rocksdb_create_iterator(kv->db, sro);
+	}
 	pit = want_prev ? rocksdb_create_iterator(kv->db, v.ro) : NULL;
 	rc = kv_key_garbage(kv->alloc, &k, (struct kv_rev){from_rev, 0}, (struct kv_rev){0, 0});
 	if (rc == 0 && pit)

@@ -364,7 +364,8 @@ int raft_conf_change_decode(const void *data, size_t len, struct raft_conf_chang
  * member), MOOR_EMEMBERNOTFOUND (removing or promoting a non-member),
  * MOOR_EINVAL (promoting a voter, removing the last voter, id 0),
  * MOOR_ELEARNERNOTREADY (promoting a learner whose log holds less than 90%
- * of the commit index, etcd's rule), MOOR_ETOOLARGE (RAFT_MAX_MEMBERS reached), MOOR_ENOMEM.
+ * of the commit index, etcd's rule), MOOR_ETOOLARGE (RAFT_MAX_MEMBERS
+ * reached), MOOR_ENOMEM.
  */
 int raft_propose_conf_change(struct raft *r, const struct raft_conf_change *cc);
 
