@@ -254,7 +254,7 @@ int raft_propose_conf_change(struct raft *r, const struct raft_conf_change *cc)
 	if ((rc = conf_check(r, cc)))
 		return rc;
 	/* As etcd: a learner is ready once it holds 90% of the committed log;
-	 * asking for all of it would refuse most promotions under load. */
+	 * asking for all of it refuses whenever appends to it are in flight. */
 	if (cc->type == RAFT_CONF_PROMOTE &&
 	    raft_pr_get(r, cc->node_id)->match * 10 < r->log.committed * 9)
 		return MOOR_ELEARNERNOTREADY;
