@@ -190,8 +190,16 @@ static int key_claim(moor_session *s, const char *pfx, const char *key, const vo
 		rc = moor_txn_get(t, MOOR_TXN_THEN, pfx, strlen(pfx), &first);
 	if (rc == 0)
 		rc = moor_txn_get(t, MOOR_TXN_ELSE, pfx, strlen(pfx), &first);
-	if (rc == 0)
-		rc = moor_txn_commit(s->c, t, &r);
+	/* The claim is idempotent (the key is this session's alone): when a
+	 * member dies with its outcome, asking again settles it - the second
+	 * try finds the key if the first one made it. */
+	if (rc == 0) {
+		int tries = 0;
+
+		do
+			rc = moor_txn_commit(s->c, t, &r);
+		while (rc == MOOR_EINDETERMINATE && ++tries < 5);
+	}
 	moor_txn_free(t);
 	if (rc)
 		return rc;

@@ -42,8 +42,10 @@ sed -n '/^```c readme-test$/,/^```$/p' "$readme" | sed '1d;$d' >"$T_TMP/hello.c"
 t_check "the README's C program is client/examples/hello.c" \
 	bash -c "sed -n '/^#include \"client\/moor.h\"/,\$p' '$(dirname "$0")/../../client/examples/hello.c' | cmp -s - '$T_TMP/hello.c'"
 root=$(cd "$(dirname "$0")/../.." && pwd)
+san=() # a libmoor built for make sanitize needs the sanitizers' runtimes
+nm "$BUILD/lib/libmoor.a" 2>/dev/null | grep -q __asan_init && san=(-fsanitize=address,undefined)
 t_check "... it compiles against libmoor" \
-	cc -std=c11 -Wall -Werror -I"$root" -o "$T_TMP/hello" "$T_TMP/hello.c" \
+	cc -std=c11 -Wall -Werror "${san[@]}" -I"$root" -o "$T_TMP/hello" "$T_TMP/hello.c" \
 	"$BUILD/lib/libmoor.a" -lcurl -lprotobuf-c -lpthread
 timeout 30 "$T_TMP/hello" "$(t_url 2)" >"$T_TMP/hello.out" 2>&1
 t_check "... and puts, gets and watches: it prints hello and the watched goodbye" \
