@@ -48,13 +48,13 @@ t_check "the member list shows it as a learner" \
 	bash -c "curl -fsS -X POST '$(t_url 2)/v3/cluster/member/list' -d '{}' | grep -q '\"ID\":\"$id4\",\"peerURLs\":\\[\"$(t_peer_url 4)\"\\],\"isLearner\":true'"
 # not started yet, the learner has none of the log: a promote through any
 # member is refused at once with etcd's error, not left to time out
+# (before, the member waited for a change that never came and answered a
+# timeout, not this error)
 for i in 1 2 3; do
-	s=$(date +%s%N)
 	code=$(curl -s -m 10 -o "$T_TMP/promote.out" -w '%{http_code}' -X POST \
 		"$(t_url "$i")/v3/cluster/member/promote" -d "{\"ID\":\"$id4\"}")
-	ms=$((($(date +%s%N) - s) / 1000000))
-	t_check "promoting a learner that has not caught up, through m$i: refused (HTTP $code, $ms ms)" \
-		bash -c "[[ $code == 400 && $ms -lt 5000 ]] && grep -q 'can only promote a learner member which is in sync with leader' '$T_TMP/promote.out'"
+	t_check "promoting a learner that has not caught up, through m$i: refused (HTTP $code)" \
+		bash -c "[[ $code == 400 ]] && grep -q 'can only promote a learner member which is in sync with leader' '$T_TMP/promote.out'"
 done
 C_CLUSTER=$(echo "$FULL" | cut -d, -f1-4)
 t_member_start 4 --snapshot-count 50 --initial-cluster-state existing
